@@ -1,0 +1,118 @@
+"""Idempotent consumers: handle each event id once per consumer group, whatever the bus and
+the outbox redeliver (both are at-least-once).
+
+The marker row is written in the same transaction as the consumer's state change, so
+"handled" and "marked handled" commit together: a crash before commit leaves neither and the
+redelivery is handled; a redelivery after commit finds the marker and is skipped.
+
+    processed = processed_events_table(metadata)       # in the consumer service's schema
+    dedupe = Deduplicator(processed, group="passport")
+
+    async def on_event(event: Event) -> None:
+        await handle_once(db, dedupe, event, apply_to_timeline)
+
+    await run_consumer(bus.subscribe([...], group="passport", consumer=name), on_event)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import structlog
+from sqlalchemy import Column, DateTime, MetaData, String, Table, delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import Executable
+
+from services.kit.clock import Clock, SystemClock
+from services.kit.db import Database
+from services.kit.events.base import Event, Subscription
+
+__all__ = ["Deduplicator", "handle_once", "processed_events_table", "run_consumer"]
+
+log = structlog.get_logger(__name__)
+
+
+def processed_events_table(metadata: MetaData, name: str = "processed_events") -> Table:
+    """Markers of handled events, in the consuming service's schema."""
+    return Table(
+        name,
+        metadata,
+        Column("consumer_group", String(200), primary_key=True),
+        Column("event_id", String(64), primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+class Deduplicator:
+    """Remembers which event ids a consumer group has handled."""
+
+    def __init__(self, table: Table, *, group: str, clock: Clock | None = None) -> None:
+        self.table = table
+        self.group = group
+        self.clock = clock or SystemClock()
+
+    async def first_time(self, session: AsyncSession, event: Event) -> bool:
+        """Mark `event` handled in the caller's transaction; False if it already was.
+        Concurrent duplicates are safe: the primary key lets one insert win."""
+        values = {
+            "consumer_group": self.group,
+            "event_id": event.id,
+            "processed_at": self.clock.now(),
+        }
+        stmt: Executable
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = pg_insert(self.table).values(values).on_conflict_do_nothing()
+        else:
+            stmt = sqlite_insert(self.table).values(values).on_conflict_do_nothing()
+        result = await session.execute(stmt)
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
+    async def purge(self, session: AsyncSession, before: datetime) -> int:
+        """Forget markers older than `before` (older than any redelivery can be)."""
+        result = await session.execute(
+            delete(self.table).where(
+                self.table.c.consumer_group == self.group, self.table.c.processed_at < before
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def handle_once(
+    db: Database,
+    dedupe: Deduplicator,
+    event: Event,
+    handler: Callable[[AsyncSession, Event], Awaitable[None]],
+) -> bool:
+    """Run `handler(session, event)` in one transaction with the marker, unless this event
+    was handled before. Returns whether the handler ran."""
+    async with db.transaction() as session:
+        if not await dedupe.first_time(session, event):
+            log.info("duplicate event skipped", event_id=event.id, group=dedupe.group)
+            return False
+        await handler(session, event)
+    return True
+
+
+async def run_consumer(
+    subscription: Subscription, handler: Callable[[Event], Awaitable[object]]
+) -> None:
+    """Feed every delivery to `handler`: ack on success, nack with the error otherwise (so it
+    is retried, then dead-lettered). Ends when the subscription is closed."""
+    async with subscription:
+        async for delivery in subscription:
+            try:
+                await handler(delivery.event)
+            except Exception as exc:
+                log.warning(
+                    "event handler failed",
+                    topic=delivery.event.topic,
+                    event_id=delivery.event.id,
+                    attempt=delivery.attempt,
+                    error=repr(exc),
+                )
+                await delivery.nack(f"{type(exc).__name__}: {exc}")
+            else:
+                await delivery.ack()

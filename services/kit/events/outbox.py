@@ -1,0 +1,208 @@
+"""Transactional outbox: an event is published if and only if its state change committed.
+
+A service writes the event into its own `outbox` table in the same transaction as the
+change (`enqueue`). An `OutboxRelay` reads committed, unpublished rows in order, publishes
+them and marks them published. A rollback leaves no row, so nothing is published.
+
+Delivery is at-least-once: if the relay dies after publishing and before its mark commits,
+the next pass publishes the same rows again (same `Event.id`). Consumers therefore dedupe
+by event id - `services.kit.events.dedupe.Deduplicator` does it in the consumer's own
+transaction. Several relays may run (one per replica): on PostgreSQL each claims its batch
+with `FOR UPDATE SKIP LOCKED`; on SQLite the write lock of `Database.transaction()`
+serializes them. Order is by commit-time sequence within one relay; concurrent relays may
+interleave batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.clock import Clock, SystemClock
+from services.kit.db import Database
+from services.kit.events.base import Event, EventBus
+
+__all__ = ["OutboxRelay", "enqueue", "outbox_table"]
+
+log = structlog.get_logger(__name__)
+
+
+def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
+    """The outbox table of one service, in that service's schema (its `metadata`)."""
+    table = Table(
+        name,
+        metadata,
+        # SQLite only autoincrements INTEGER PRIMARY KEY.
+        Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+        Column("event_id", String(64), nullable=False, unique=True),
+        Column("topic", String(200), nullable=False),
+        Column("key", String(200), nullable=False),
+        Column("payload", JSON, nullable=False),
+        Column("occurred_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+    )
+    # What the relay scans: unpublished rows in order.
+    unpublished = table.c.published_at.is_(None)
+    Index(
+        f"ix_{name}_unpublished",
+        table.c.seq,
+        postgresql_where=unpublished,
+        sqlite_where=unpublished,
+    )
+    return table
+
+
+async def enqueue(session: AsyncSession, table: Table, event: Event) -> None:
+    """Record `event` in the outbox, inside the caller's transaction."""
+    await session.execute(
+        insert(table).values(
+            event_id=event.id,
+            topic=event.topic,
+            key=event.key,
+            payload=event.payload,
+            occurred_at=event.occurred_at.astimezone(UTC),
+        )
+    )
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows. `relay_once()` for one batch; `run(stop)` loops."""
+
+    def __init__(
+        self,
+        db: Database,
+        table: Table,
+        bus: EventBus,
+        *,
+        batch_size: int = 100,
+        poll_interval: float = 0.2,
+        clock: Clock | None = None,
+    ) -> None:
+        self.db = db
+        self.table = table
+        self.bus = bus
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.clock = clock or SystemClock()
+        self._nudged = False
+        self._nudge: asyncio.Event | None = None
+
+    def notify(self) -> None:
+        """Relay now instead of at the next poll (call after committing an enqueue)."""
+        self._nudged = True
+        if self._nudge is not None:
+            self._nudge.set()
+
+    async def relay_once(self) -> int:
+        """Publish up to `batch_size` unpublished events; returns how many were published.
+        If publishing fails part-way, the ones already sent are marked and the error raised."""
+        t = self.table
+        query = (
+            select(t.c.seq, t.c.event_id, t.c.topic, t.c.key, t.c.payload, t.c.occurred_at)
+            .where(t.c.published_at.is_(None))
+            .order_by(t.c.seq)
+            .limit(self.batch_size)
+        )
+        if self.db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        error: Exception | None = None
+        published: list[int] = []
+        async with self.db.transaction() as session:
+            rows = (await session.execute(query)).all()
+            for row in rows:
+                try:
+                    await self.bus.publish(_event(row))
+                except Exception as exc:
+                    error = exc
+                    break
+                published.append(row.seq)
+            # Mark what went out even when a later publish failed: fewer duplicates.
+            if published:
+                await self._mark_published(session, published)
+        if error is not None:
+            raise error
+        return len(published)
+
+    async def _mark_published(self, session: AsyncSession, seqs: list[int]) -> None:
+        await session.execute(
+            update(self.table)
+            .where(self.table.c.seq.in_(seqs))
+            .values(published_at=self.clock.now())
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until `stop` is set: drain, then wait `poll_interval` (or until stopped).
+        Errors are logged and retried with backoff; they never end the loop."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                sent = await self.relay_once()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("outbox relay failed", table=str(self.table), failures=failures)
+                sent = 0
+            if sent >= self.batch_size:
+                continue  # more may be waiting
+            if self._nudged and not failures:
+                self._nudged = False
+                continue
+            await self._sleep(stop, self.poll_interval * min(2**failures, 50))
+
+    async def _sleep(self, stop: asyncio.Event, delay: float) -> None:
+        """Wait `delay`, or less if stopped or notified."""
+        self._nudge = nudge = asyncio.Event()
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(nudge.wait())]
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._nudge = None
+            self._nudged = False
+            for w in waits:
+                w.cancel()
+
+    async def purge_published(self, before: datetime) -> int:
+        """Delete rows published before `before` (keep some for forensics); returns count."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                delete(self.table).where(self.table.c.published_at < before)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def pending(self) -> int:
+        """Unpublished rows (a health metric: it should hover near zero)."""
+        query = select(func.count()).where(self.table.c.published_at.is_(None))
+        async with self.db.session() as session:
+            return int((await session.execute(query)).scalar_one())
+
+
+def _event(row: object) -> Event:
+    occurred_at: datetime = row.occurred_at  # type: ignore[attr-defined]
+    if occurred_at.tzinfo is None:  # SQLite returns naive datetimes; we stored UTC
+        occurred_at = occurred_at.replace(tzinfo=UTC)
+    return Event(
+        topic=row.topic,  # type: ignore[attr-defined]
+        key=row.key,  # type: ignore[attr-defined]
+        payload=row.payload,  # type: ignore[attr-defined]
+        id=row.event_id,  # type: ignore[attr-defined]
+        occurred_at=occurred_at,
+    )

@@ -1,0 +1,1 @@
+"""gRPC runtime: hosts betterproto services on grpcio asyncio, with typed clients."""

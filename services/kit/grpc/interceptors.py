@@ -1,0 +1,224 @@
+"""Server interceptors: request ids, access logs + metrics, error mapping, authentication.
+
+Each interceptor is an async context manager around the handler's behaviour, applied by
+one shared wrapper (`AroundInterceptor`) to unary and server-streaming RPCs alike. The
+host installs them outermost first: request id, observe, errors, auth; so an
+authentication failure is mapped to UNAUTHENTICATED and then logged with its code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import grpc
+import structlog
+from grpc.aio import AbortError
+
+from services.kit import errors
+from services.kit.auth import TokenVerifier, acting_as, bearer_token
+from services.kit.grpc.errors import to_grpc_status
+from services.kit.metrics import GRPC_HANDLED, GRPC_LATENCY
+
+log = structlog.get_logger("keiko.grpc")
+
+REQUEST_ID_HEADER = "x-request-id"
+FORWARDED_FOR_HEADER = "x-forwarded-for"
+# Peers allowed to say who the real client is (the gateway runs next to the services).
+TRUSTED_PROXIES = frozenset({"127.0.0.1", "::1"})
+
+_client_address: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "keiko_client_address", default=""
+)
+
+
+def client_address() -> str:
+    """IP of the caller of the current RPC: the peer, or the client a trusted proxy
+    (the gateway) forwarded. Used for per-address rate limits; never for authorization."""
+    return _client_address.get()
+
+
+def _peer_ip(peer: str | None) -> str:
+    """'ipv4:10.0.0.5:51234' / 'ipv6:[::1]:51234' -> the address."""
+    if not peer:
+        return ""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv6":
+        return rest.rpartition("]")[0].lstrip("[")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    return rest
+
+
+Around = Callable[
+    [grpc.HandlerCallDetails, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]
+]
+
+
+def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
+    for item_key, value in context.invocation_metadata() or ():
+        if item_key == key:
+            return value if isinstance(value, str) else value.decode()
+    return None
+
+
+class AroundInterceptor(grpc.aio.ServerInterceptor):
+    """Runs `around(details, context)` as a context manager around every unary or
+    server-streaming behaviour (only of `methods`, full names, when given). Other
+    cardinalities (reflection's bidi stream) pass through."""
+
+    def __init__(self, around: Around, *, methods: Collection[str] | None = None) -> None:
+        self._around = around
+        self._methods = frozenset(methods) if methods is not None else None
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or (
+            self._methods is not None and handler_call_details.method not in self._methods
+        ):
+            return handler
+        around = self._around
+        if handler.unary_unary is not None:
+            inner_unary = handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                async with around(handler_call_details, context):
+                    return await inner_unary(request, context)
+
+            return handler._replace(unary_unary=unary)  # type: ignore[attr-defined]
+        if handler.unary_stream is not None:
+            inner_stream = handler.unary_stream
+            if not inspect.isasyncgenfunction(inner_stream):
+                # Write-API style (`await context.write(...)`), e.g. grpc.health Watch:
+                # grpcio forbids mixing it with yields, so keep it a coroutine.
+                async def write_stream(request: Any, context: grpc.aio.ServicerContext) -> None:
+                    async with around(handler_call_details, context):
+                        await inner_stream(request, context)
+
+                return handler._replace(unary_stream=write_stream)  # type: ignore[attr-defined]
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                async with around(handler_call_details, context):
+                    async for response in inner_stream(request, context):
+                        yield response
+
+            return handler._replace(unary_stream=stream)  # type: ignore[attr-defined]
+        return handler
+
+
+def request_id_interceptor() -> grpc.aio.ServerInterceptor:
+    """Adopt the caller's x-request-id or make one; bind it to every log line of the RPC."""
+
+    @asynccontextmanager
+    async def around(
+        details: grpc.HandlerCallDetails, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[None]:
+        request_id = metadata_value(context, REQUEST_ID_HEADER) or uuid.uuid4().hex
+        if len(request_id) > 128 or not request_id.isprintable():
+            request_id = uuid.uuid4().hex
+        await context.send_initial_metadata(((REQUEST_ID_HEADER, request_id),))
+        address = _peer_ip(context.peer())
+        forwarded = metadata_value(context, FORWARDED_FOR_HEADER)
+        if forwarded and address in TRUSTED_PROXIES:
+            address = forwarded.split(",")[0].strip()[:64]
+        token = _client_address.set(address)
+        try:
+            with structlog.contextvars.bound_contextvars(request_id=request_id):
+                yield
+        finally:
+            _client_address.reset(token)
+
+    return AroundInterceptor(around)
+
+
+def observe_interceptor() -> grpc.aio.ServerInterceptor:
+    """One structured access-log line and the Prometheus metrics per RPC."""
+
+    @asynccontextmanager
+    async def around(
+        details: grpc.HandlerCallDetails, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[None]:
+        service, _, method = details.method.lstrip("/").rpartition("/")
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            yield
+        except AbortError:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        except asyncio.CancelledError:  # the client went away (e.g. a closed stream)
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except BaseException:
+            code = grpc.StatusCode.INTERNAL
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            GRPC_LATENCY.labels(service, method).observe(elapsed)
+            GRPC_HANDLED.labels(service, method, code.name).inc()
+            log.info(
+                "rpc",
+                method=details.method,
+                code=code.name,
+                duration_ms=round(elapsed * 1000, 3),
+            )
+
+    return AroundInterceptor(around)
+
+
+def error_interceptor() -> grpc.aio.ServerInterceptor:
+    """Domain errors become their status; anything else is our bug: INTERNAL, masked."""
+
+    @asynccontextmanager
+    async def around(
+        details: grpc.HandlerCallDetails, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[None]:
+        try:
+            yield
+        except AbortError:
+            raise
+        except errors.DomainError as error:
+            status = to_grpc_status(error)
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        except Exception:
+            log.exception("rpc failed", method=details.method)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+    return AroundInterceptor(around)
+
+
+def auth_interceptor(
+    verifier: TokenVerifier, public_methods: Collection[str]
+) -> grpc.aio.ServerInterceptor:
+    """Verify the bearer token of every RPC not in `public_methods` (full method names)
+    and bind the caller's Principal; public RPCs still see a caller when one is given."""
+
+    public = frozenset(public_methods)
+
+    @asynccontextmanager
+    async def around(
+        details: grpc.HandlerCallDetails, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[None]:
+        authorization = metadata_value(context, "authorization")
+        if details.method in public and authorization is None:
+            with acting_as(None):
+                yield
+            return
+        principal = verifier.verify(bearer_token(authorization))
+        with (
+            acting_as(principal),
+            structlog.contextvars.bound_contextvars(user_id=principal.user_id),
+        ):
+            yield
+
+    return AroundInterceptor(around)

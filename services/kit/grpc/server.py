@@ -1,0 +1,125 @@
+"""A grpcio asyncio server hosting any set of Keiko services.
+
+Adds standard health checking (grpc.health.v1, one status per hosted service plus the
+overall "" entry) and server reflection from the committed descriptor set. Shutdown is
+graceful: health turns NOT_SERVING first so load balancers drain, then in-flight RPCs
+get a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+
+import grpc
+from betterproto.grpc.grpclib_server import ServiceBase
+from google.protobuf import descriptor_pb2, descriptor_pool
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+from services.kit.auth import TokenVerifier
+from services.kit.grpc import adapter, interceptors
+
+HEALTH_METHODS = frozenset(
+    {"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch", "/grpc.health.v1.Health/List"}
+)
+REFLECTION_METHODS = frozenset(
+    {
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    }
+)
+
+
+def public_methods_of(servicer: ServiceBase) -> set[str]:
+    """Full method names a servicer declares callable without an access token."""
+    declared: frozenset[str] = getattr(servicer, "public_methods", frozenset())
+    return {m.full_name for m in adapter.describe(servicer) if m.name in declared}
+
+
+def descriptor_pool_from(descriptor_set: bytes) -> descriptor_pool.DescriptorPool:
+    """Keiko's descriptors plus health and reflection, so reflection can describe them all."""
+    files = list(descriptor_pb2.FileDescriptorSet.FromString(descriptor_set).file)
+    for module in (health_pb2, reflection_pb2):
+        files.append(descriptor_pb2.FileDescriptorProto.FromString(module.DESCRIPTOR.serialized_pb))
+    pool = descriptor_pool.DescriptorPool()
+    added: set[str] = set()
+    for file in files:
+        if file.name not in added:
+            pool.Add(file)
+            added.add(file.name)
+    return pool
+
+
+class GrpcHost:
+    """Hosts servicers on one port. `start()` binds and returns the port."""
+
+    def __init__(
+        self,
+        servicers: Sequence[ServiceBase],
+        *,
+        token_verifier: TokenVerifier,
+        descriptor_set: bytes,
+        address: str = "127.0.0.1:50051",
+        extra_public_methods: Iterable[str] = (),
+        max_message_bytes: int = 16 * 1024 * 1024,
+    ) -> None:
+        self.servicers = list(servicers)
+        self.service_names = sorted(
+            {name for s in self.servicers for name in adapter.service_names(s)}
+        )
+        public = set(HEALTH_METHODS | REFLECTION_METHODS) | set(extra_public_methods)
+        for servicer in self.servicers:
+            public |= public_methods_of(servicer)
+        self._server = grpc.aio.server(
+            interceptors=[
+                interceptors.request_id_interceptor(),
+                interceptors.observe_interceptor(),
+                interceptors.error_interceptor(),
+                interceptors.auth_interceptor(token_verifier, public),
+                # A servicer may add its own (e.g. learning's LRS Basic auth), innermost.
+                *(i for servicer in self.servicers for i in getattr(servicer, "interceptors", ())),
+            ],
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        for servicer in self.servicers:
+            self._server.add_generic_rpc_handlers(adapter.generic_handlers(servicer))
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        self._pool = descriptor_pool_from(descriptor_set)
+        reflection.enable_server_reflection(
+            [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME],
+            self._server,
+            pool=self._pool,
+        )
+        self._address = address
+        self.port = 0
+
+    async def start(self) -> int:
+        self.port = self._server.add_insecure_port(self._address)
+        if self.port == 0:
+            raise OSError(f"cannot bind gRPC server to {self._address}")
+        await self._server.start()
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        return self.port
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._server.stop(grace)
+
+    async def wait_for_termination(self) -> None:
+        await self._server.wait_for_termination()
+
+    async def _set_health(self, status: int) -> None:
+        for name in ["", *self.service_names]:
+            await self.health.set(name, status)
+
+
+async def serve_forever(host: GrpcHost, stop: asyncio.Event, grace: float = 5.0) -> None:
+    await host.start()
+    await stop.wait()
+    await host.stop(grace)

@@ -1,0 +1,278 @@
+"""Outbox + relay + idempotent consumer on the engines of the current pass."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.clock import FixedClock
+from services.kit.db import NAMING_CONVENTION, Database
+from services.kit.events import Event, EventBus, Subscription
+from services.kit.events.dedupe import (
+    Deduplicator,
+    handle_once,
+    processed_events_table,
+    run_consumer,
+)
+from services.kit.events.outbox import OutboxRelay, enqueue, outbox_table
+
+TOPIC = "orders.order_placed"
+GUARD_S = 15.0
+
+# Producer service "orders": its state and its outbox share one schema.
+orders_md = MetaData(schema="orders", naming_convention=NAMING_CONVENTION)
+orders = Table(
+    "orders",
+    orders_md,
+    Column("id", String(40), primary_key=True),
+    Column("amount", Integer, nullable=False),
+)
+orders_outbox = outbox_table(orders_md)
+
+# Consumer service "billing": its state and its dedupe markers.
+billing_md = MetaData(schema="billing", naming_convention=NAMING_CONVENTION)
+totals = Table(
+    "totals",
+    billing_md,
+    Column("id", Integer, primary_key=True),
+    Column("amount", Integer, nullable=False),
+    Column("orders", Integer, nullable=False),
+)
+processed = processed_events_table(billing_md)
+
+pytestmark = pytest.mark.schemas("orders", "billing")
+
+
+@pytest.fixture
+async def db(database: Database) -> Database:
+    await database.create_all(orders_md, billing_md)
+    async with database.transaction() as s:
+        await s.execute(insert(totals).values(id=1, amount=0, orders=0))
+    return database
+
+
+async def place_order(db: Database, order_id: str, amount: int, *, fail: bool = False) -> Event:
+    """The producer's use case: state change and event in one transaction."""
+    event = Event(TOPIC, key=order_id, payload={"order_id": order_id, "amount": amount})
+    async with db.transaction() as s:
+        await s.execute(insert(orders).values(id=order_id, amount=amount))
+        await enqueue(s, orders_outbox, event)
+        if fail:
+            raise RuntimeError("payment declined")
+    return event
+
+
+async def add_to_total(session: AsyncSession, event: Event) -> None:
+    """The consumer's state change: not idempotent by itself."""
+    await session.execute(
+        update(totals).values(
+            amount=totals.c.amount + event.payload["amount"], orders=totals.c.orders + 1
+        )
+    )
+
+
+async def received(sub: Subscription, bus: EventBus, count: int) -> list[Event]:
+    """The next `count` events, then proof that nothing else is queued: a sentinel published
+    now must be the very next delivery."""
+    events = []
+    for _ in range(count):
+        delivery = await asyncio.wait_for(anext(sub), GUARD_S)
+        events.append(delivery.event)
+        await delivery.ack()
+    sentinel = Event(TOPIC, key="sentinel", payload={})
+    await bus.publish(sentinel)
+    after = await asyncio.wait_for(anext(sub), GUARD_S)
+    await after.ack()
+    assert after.event.id == sentinel.id, f"unexpected extra event {after.event}"
+    return events
+
+
+async def test_rolled_back_transaction_publishes_nothing(db: Database, event_bus: EventBus) -> None:
+    relay = OutboxRelay(db, orders_outbox, event_bus)
+    with pytest.raises(RuntimeError, match="declined"):
+        await place_order(db, "o-1", 10, fail=True)
+
+    assert await relay.relay_once() == 0
+    async with db.session() as s:
+        assert (await s.execute(select(orders))).all() == []
+    async with event_bus.subscribe([TOPIC], group="billing", consumer="c") as sub:
+        assert await received(sub, event_bus, 0) == []
+
+
+async def test_committed_transaction_publishes_exactly_once_in_order(
+    db: Database, event_bus: EventBus
+) -> None:
+    relay = OutboxRelay(db, orders_outbox, event_bus, batch_size=2)
+    placed = [await place_order(db, f"o-{i}", i) for i in range(5)]
+
+    assert [await relay.relay_once() for _ in range(4)] == [2, 2, 1, 0]
+    assert await relay.pending() == 0
+    async with event_bus.subscribe([TOPIC], group="billing", consumer="c") as sub:
+        assert await received(sub, event_bus, 5) == placed
+
+
+async def test_relay_crash_after_publish_republishes_and_consumer_dedupes(
+    db: Database, event_bus: EventBus, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relay = OutboxRelay(db, orders_outbox, event_bus, clock=clock)
+    event = await place_order(db, "o-1", 25)
+
+    async def crash(*_args: object) -> None:
+        raise ConnectionError("relay lost its database after publishing")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(relay, "_mark_published", crash)
+        with pytest.raises(ConnectionError):
+            await relay.relay_once()
+    assert await relay.pending() == 1  # not marked: the next pass publishes it again
+    assert await relay.relay_once() == 1
+    assert await relay.relay_once() == 0
+
+    dedupe = Deduplicator(processed, group="billing", clock=clock)
+    async with event_bus.subscribe([TOPIC], group="billing", consumer="c") as sub:
+        copies = await received(sub, event_bus, 2)
+    assert copies == [event, event]  # at-least-once: the same event, same id, twice
+    assert [await handle_once(db, dedupe, e, add_to_total) for e in copies] == [True, False]
+    async with db.session() as s:
+        assert (await s.execute(select(totals.c.amount, totals.c.orders))).one() == (25, 1)
+
+
+async def test_failing_handler_rolls_back_its_marker_so_the_retry_runs(
+    db: Database, clock: FixedClock
+) -> None:
+    dedupe = Deduplicator(processed, group="billing", clock=clock)
+    event = Event(TOPIC, key="o-1", payload={"order_id": "o-1", "amount": 5})
+
+    async def broken(session: AsyncSession, ev: Event) -> None:
+        await add_to_total(session, ev)
+        raise RuntimeError("crash mid-handler")
+
+    with pytest.raises(RuntimeError):
+        await handle_once(db, dedupe, event, broken)
+    assert await handle_once(db, dedupe, event, add_to_total) is True
+    async with db.session() as s:
+        assert (await s.execute(select(totals.c.amount))).scalar_one() == 5
+
+    async with db.transaction() as s:
+        assert await dedupe.purge(s, clock.now() + timedelta(seconds=1)) == 1
+
+
+async def test_concurrent_relays_publish_each_event_once(db: Database, event_bus: EventBus) -> None:
+    placed = [await place_order(db, f"o-{i}", i) for i in range(30)]
+    relays = [OutboxRelay(db, orders_outbox, event_bus, batch_size=4) for _ in range(3)]
+
+    async def drain(relay: OutboxRelay) -> int:
+        total = 0
+        while sent := await relay.relay_once():
+            total += sent
+        return total
+
+    counts = await asyncio.gather(*(drain(r) for r in relays))
+    assert sum(counts) == 30
+    async with event_bus.subscribe([TOPIC], group="billing", consumer="c") as sub:
+        got = await received(sub, event_bus, 30)
+    assert sorted(e.id for e in got) == sorted(e.id for e in placed)
+
+
+async def test_run_relays_until_stopped_and_consumer_applies_once(
+    db: Database, event_bus: EventBus, clock: FixedClock
+) -> None:
+    relay = OutboxRelay(db, orders_outbox, event_bus, poll_interval=0.01)
+    dedupe = Deduplicator(processed, group="billing", clock=clock)
+    stop = asyncio.Event()
+    relay_task = asyncio.create_task(relay.run(stop))
+    applied = asyncio.Queue[Event]()
+
+    async def on_event(event: Event) -> None:
+        if await handle_once(db, dedupe, event, add_to_total):
+            applied.put_nowait(event)
+
+    sub = event_bus.subscribe([TOPIC], group="billing", consumer="c")
+    consumer_task = asyncio.create_task(run_consumer(sub, on_event))
+    try:
+        await place_order(db, "o-1", 7)
+        await place_order(db, "o-2", 8)
+        got = [await asyncio.wait_for(applied.get(), GUARD_S) for _ in range(2)]
+        assert [e.key for e in got] == ["o-1", "o-2"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(relay_task, GUARD_S)
+        await sub.close()
+        await asyncio.wait_for(consumer_task, GUARD_S)
+    async with db.session() as s:
+        assert (await s.execute(select(totals.c.amount, totals.c.orders))).one() == (15, 2)
+
+
+async def test_consumer_handler_errors_are_nacked_and_retried(event_bus_url: str) -> None:
+    from services.kit.events import event_bus_from_url
+
+    bus = event_bus_from_url(event_bus_url, retry_delay=0.01)
+    calls: list[int] = []
+    done = asyncio.Event()
+
+    async def flaky(event: Event) -> None:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("downstream down")
+        done.set()
+
+    try:
+        await bus.publish(Event(TOPIC, key="o-1", payload={}))
+        sub = bus.subscribe([TOPIC], group="billing", consumer="c")
+        task = asyncio.create_task(run_consumer(sub, flaky))
+        await asyncio.wait_for(done.wait(), GUARD_S)
+        await sub.close()
+        await asyncio.wait_for(task, GUARD_S)
+        assert len(calls) == 3
+        assert await bus.pending_count(TOPIC, "billing") == 0
+    finally:
+        await bus.close()
+
+
+async def test_purge_published_keeps_unpublished_rows(
+    db: Database, event_bus: EventBus, clock: FixedClock
+) -> None:
+    relay = OutboxRelay(db, orders_outbox, event_bus, clock=clock)
+    await place_order(db, "o-1", 1)
+    await relay.relay_once()
+    await place_order(db, "o-2", 2)
+
+    assert await relay.purge_published(clock.now() + timedelta(seconds=1)) == 1
+    assert await relay.pending() == 1
+    async with db.session() as s:
+        keys = (await s.execute(select(orders_outbox.c.key))).scalars().all()
+    assert keys == ["o-2"]
+
+
+def test_outbox_event_times_are_utc() -> None:
+    event = Event(
+        TOPIC,
+        key="k",
+        payload={},
+        occurred_at=datetime(2026, 1, 1, 12, tzinfo=UTC).astimezone(),
+    )
+    assert event.to_fields()["occurred_at"].endswith("+00:00")
+
+
+async def test_notify_relays_without_waiting_for_the_poll(
+    db: Database, event_bus: EventBus
+) -> None:
+    # A poll interval far longer than the guard: only notify() can get the event out in time.
+    relay = OutboxRelay(db, orders_outbox, event_bus, poll_interval=3600)
+    stop = asyncio.Event()
+    async with event_bus.subscribe([TOPIC], group="billing", consumer="c") as sub:
+        relay_task = asyncio.create_task(relay.run(stop))
+        try:
+            for order in ("o-1", "o-2"):
+                event = await place_order(db, order, 1)
+                relay.notify()
+                delivery = await asyncio.wait_for(anext(sub), GUARD_S)
+                assert delivery.event == event
+                await delivery.ack()
+        finally:
+            stop.set()
+            await asyncio.wait_for(relay_task, GUARD_S)
