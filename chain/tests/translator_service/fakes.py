@@ -1,0 +1,112 @@
+"""TEST DOUBLE: an in-memory interaction_anchor with the :class:`AnchorChain` interface.
+
+It enforces the contract's rules that matter to the engine (a batch id and a root are
+anchored once, the leaf count is non-zero), numbers blocks, emits ``BatchAnchored``
+events and pages them with continuation tokens. Faults: ``down`` (every call raises a
+connection error) and ``lose_ack`` (the next send is applied, then its answer is lost).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chain.client import AnchoredBatch, ChainEvent, EventPage, TxResult
+from chain.translator.felts import encode_short_string
+
+
+class ChainDown(ConnectionRefusedError):
+    pass
+
+
+@dataclass
+class FakeAnchorChain:
+    operator: int = 0x0A11CE
+    down: bool = False
+    lose_ack: bool = False
+    block: int = 0
+    batches: dict[int, AnchoredBatch] = field(default_factory=dict)
+    roots: set[int] = field(default_factory=set)
+    log: list[ChainEvent] = field(default_factory=list)
+    sends: int = 0
+    applied: int = 0
+
+    def _check(self) -> None:
+        if self.down:
+            raise ChainDown("connection refused (fake chain is down)")
+
+    async def anchor_batch(
+        self, batch_id: int, root: int, leaf_count: int, domain: str | int
+    ) -> TxResult:
+        self._check()
+        self.sends += 1
+        tx_hash = 0x7000 + self.sends
+        self.block += 1
+        if batch_id in self.batches or root in self.roots or leaf_count == 0:
+            reason = (
+                "batch id already used" if batch_id in self.batches else "root already anchored"
+            )
+            return TxResult(tx_hash, self.block, "REVERTED", reason, 1)
+        domain_felt = encode_short_string(domain) if isinstance(domain, str) else domain
+        self.batches[batch_id] = AnchoredBatch(
+            batch_id, root, leaf_count, str(domain), self.operator, self.block, 1_700_000_000
+        )
+        self.roots.add(root)
+        self.applied += 1
+        event = ChainEvent(
+            contract="interaction_anchor",
+            name="BatchAnchored",
+            from_address=0xA,
+            values={
+                "batch_id": batch_id,
+                "root": root,
+                "leaf_count": leaf_count,
+                "domain": domain_felt,
+                "operator": self.operator,
+            },
+            keys=[1, batch_id, root],
+            data=[leaf_count, domain_felt, self.operator],
+            block_number=self.block,
+            tx_hash=tx_hash,
+        )
+        self.log.append(event)
+        if self.lose_ack:
+            self.lose_ack = False
+            raise TimeoutError("the receipt never came back (fake lost ack)")
+        return TxResult(tx_hash, self.block, "SUCCEEDED", None, 1, [event])
+
+    async def get_batch(self, batch_id: int) -> AnchoredBatch | None:
+        self._check()
+        return self.batches.get(batch_id)
+
+    async def is_root_anchored(self, root: int) -> bool:
+        self._check()
+        return root in self.roots
+
+    async def events(
+        self,
+        name: str | None = None,
+        *,
+        keys: list[list[int]] | None = None,
+        from_block: int = 0,
+        to_block: int | str | None = None,
+        chunk_size: int = 100,
+        continuation_token: str | None = None,
+    ) -> EventPage:
+        self._check()
+        top = self.block if to_block is None or isinstance(to_block, str) else to_block
+        matching = [
+            e
+            for e in self.log
+            if (name is None or e.name == name)
+            and e.block_number is not None
+            and from_block <= e.block_number <= top
+            and (not keys or all(not k or e.keys[i + 1] in k for i, k in enumerate(keys)))
+        ]
+        start = int(continuation_token or 0)
+        page = matching[start : start + chunk_size]
+        nxt = start + chunk_size
+        return EventPage(page, str(nxt) if nxt < len(matching) else None)
+
+    async def block_number(self) -> int:
+        self._check()
+        return self.block

@@ -1,0 +1,296 @@
+"""The anchoring engine and the chain watcher against an in-memory chain (test double)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from chain.tests.translator_service.conftest import new_record
+from chain.tests.translator_service.fakes import FakeAnchorChain
+from chain.translator.anchoring import AnchoringEngine, EngineSettings
+from chain.translator.batching import BackoffPolicy, BatchPolicy, BreakerState, Domain
+from chain.translator.merkle import verify_inclusion
+from chain.translator.storage import (
+    ANCHORED,
+    FAILED,
+    PENDING,
+    SEALED,
+    SUBMITTED,
+    TOPIC_ANCHOR_FAILED,
+    TOPIC_BATCH_ANCHORED,
+    TOPIC_INTERACTION_ANCHORED,
+    ChainStore,
+    outbox,
+)
+from chain.translator.watcher import ChainWatcher
+from services.kit.clock import FixedClock
+
+
+def settings(**overrides: object) -> EngineSettings:
+    base: dict[str, object] = {
+        "policy": BatchPolicy(max_leaves=4, max_wait=timedelta(milliseconds=500)),
+        "backoff": BackoffPolicy(
+            initial=timedelta(seconds=1), multiplier=2.0, max_delay=timedelta(seconds=30), jitter=0
+        ),
+        "confirm_timeout": timedelta(seconds=30),
+        "breaker_failure_threshold": 2,
+        "breaker_reset_timeout": timedelta(seconds=10),
+    }
+    base.update(overrides)
+    return EngineSettings(**base)  # type: ignore[arg-type]
+
+
+def engine_for(
+    store: ChainStore, chain: FakeAnchorChain, clock: FixedClock, **overrides: object
+) -> AnchoringEngine:
+    return AnchoringEngine(store, chain, clock, settings(**overrides), rng=random.Random(7))
+
+
+async def queue(store: ChainStore, n: int, start: int = 0, learner: str = "ana") -> None:
+    for i in range(start, start + n):
+        await store.insert_record(new_record(i, learner))
+
+
+async def outbox_topics(store: ChainStore) -> dict[str, int]:
+    async with store.db.session() as s:
+        rows = (
+            await s.execute(select(outbox.c.topic, func.count()).group_by(outbox.c.topic))
+        ).all()
+    return {topic: count for topic, count in rows}
+
+
+async def assert_each_anchored_once(store: ChainStore, chain: FakeAnchorChain, n: int) -> None:
+    rows = [await store.get_record(Domain.LEARNING, f"rec-{i}") for i in range(n)]
+    assert all(r is not None and r.status == ANCHORED for r in rows)
+    # Every record sits in exactly one anchored batch, whose root is the chain's.
+    seen: dict[int, int] = {}
+    for r in rows:
+        assert r is not None and r.batch_id is not None and r.proof is not None
+        on_chain = chain.batches[r.batch_id]
+        assert r.root == on_chain.root and r.block == on_chain.block_number
+        assert verify_inclusion(
+            r.leaf, r.leaf_index or 0, r.proof, on_chain.root, leaf_count=on_chain.leaf_count
+        )
+        seen[r.leaf] = seen.get(r.leaf, 0) + 1
+    assert set(seen.values()) == {1}
+    assert sum(b.leaf_count for b in chain.batches.values()) == n
+    assert chain.applied == len(chain.batches)
+
+
+async def test_batches_close_at_n_leaves_or_after_t(store: ChainStore, clock: FixedClock) -> None:
+    chain = FakeAnchorChain()
+    engine = engine_for(store, chain, clock)
+    await queue(store, 10)
+    sealed = await engine.seal_ready()
+    assert [b.leaf_count for b in sealed] == [4, 4]
+    assert await store.unbatched_count() == 2
+    clock.advance(timedelta(milliseconds=499))
+    assert await engine.seal_ready() == []
+    clock.advance(timedelta(milliseconds=1))
+    sealed += await engine.seal_ready()
+    assert [b.leaf_count for b in sealed] == [4, 4, 2]
+    assert len({b.batch_id for b in sealed}) == 3
+    # Each record got its batch, index and a proof reaching the batch root.
+    for batch in sealed:
+        members = await store.records_of_batch(batch.batch_id)
+        assert [m.leaf_index for m in members] == list(range(batch.leaf_count))
+        for m in members:
+            assert m.proof is not None and m.status == PENDING
+            assert verify_inclusion(
+                m.leaf, m.leaf_index or 0, m.proof, batch.root, leaf_count=batch.leaf_count
+            )
+
+
+async def test_anchor_then_confirm_from_events_publishes_once(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    chain = FakeAnchorChain()
+    engine = engine_for(store, chain, clock)
+    watcher = ChainWatcher(store, chain, chunk_size=2)
+    await queue(store, 10)
+    await engine.step(force=True)
+    assert chain.sends == 3
+    assert {b.state for b in await store.list_batches()} == {SUBMITTED}
+    record = await store.get_record(Domain.LEARNING, "rec-0")
+    assert record is not None and record.status == PENDING and record.tx_hash is not None
+    # The watcher pages through the events (chunk 2, 3 events) and confirms all three.
+    assert await watcher.catch_up() == 3
+    await assert_each_anchored_once(store, chain, 10)
+    batch = (await store.list_batches())[0]
+    assert batch.confirmed_by == "event" and batch.tx_hash == chain.log[0].tx_hash
+    # Replaying events (a crash before the cursor moved) announces nothing twice.
+    assert await watcher.catch_up() == 0
+    assert await outbox_topics(store) == {TOPIC_INTERACTION_ANCHORED: 10, TOPIC_BATCH_ANCHORED: 3}
+    cursor = await watcher.cursor()
+    assert cursor.from_block == chain.block + 1 and cursor.continuation_token is None
+
+
+async def test_watcher_resumes_from_persisted_continuation(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    chain = FakeAnchorChain()
+    engine = engine_for(store, chain, clock)
+    await queue(store, 12)
+    await engine.step(force=True)
+    first = ChainWatcher(store, chain, chunk_size=1)
+    assert await first.poll_once() == (1, True)
+    cursor = await first.cursor()
+    assert cursor.continuation_token is not None and cursor.to_block == chain.block
+    # A new process continues from the stored token rather than rescanning.
+    second = ChainWatcher(store, chain, chunk_size=1)
+    assert await second.catch_up() == 2
+    await assert_each_anchored_once(store, chain, 12)
+
+
+async def test_outage_backoff_and_breaker_then_exactly_once(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    chain = FakeAnchorChain(down=True)
+    engine = engine_for(store, chain, clock)
+    await queue(store, 12)
+    await engine.step()
+    # Two transport failures open the breaker; the third batch is not even tried.
+    assert engine.breaker.state is BreakerState.OPEN
+    batches = await store.list_batches()
+    assert [b.attempts for b in batches] == [1, 1, 0]
+    assert batches[0].next_attempt_at == clock.now() + timedelta(seconds=1)
+    assert batches[0].last_error is not None and "refused" in batches[0].last_error
+    status = engine.status()
+    assert status.breaker.state is BreakerState.OPEN and status.last_error
+
+    # Backoff elapsed but the breaker is still open: nothing goes out.
+    clock.advance(timedelta(seconds=2))
+    await engine.send_due()
+    assert [b.attempts for b in await store.list_batches()] == [1, 1, 0]
+
+    # More records arrive during the outage: they are queued, nothing is lost.
+    await queue(store, 4, start=12)
+    await engine.seal_ready()
+    assert len(await store.list_batches()) == 4
+
+    # After the reset timeout one probe goes through, fails, and the breaker reopens.
+    clock.advance(timedelta(seconds=9))
+    await engine.send_due()
+    assert engine.breaker.state is BreakerState.OPEN
+    assert [b.attempts for b in await store.list_batches()] == [2, 1, 0, 0]
+    second = (await store.list_batches())[0]
+    assert second.next_attempt_at == clock.now() + timedelta(seconds=2)  # doubled
+
+    # The chain comes back: the next probe succeeds, the breaker closes, all go out.
+    chain.down = False
+    clock.advance(timedelta(seconds=11))
+    await engine.send_due()
+    assert engine.breaker.state is BreakerState.CLOSED
+    await engine.send_due()
+    assert {b.state for b in await store.list_batches()} == {SUBMITTED}
+    await ChainWatcher(store, chain).catch_up()
+    await assert_each_anchored_once(store, chain, 16)
+
+
+async def test_crash_between_seal_and_send_then_restart(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    chain = FakeAnchorChain()
+    crashed = engine_for(store, chain, clock)
+    await queue(store, 8)
+    await crashed.seal_ready()  # the process dies here: sealed, nothing sent
+    del crashed
+    assert {b.state for b in await store.list_batches()} == {SEALED}
+    restarted = engine_for(store, chain, clock)
+    await restarted.step()
+    assert chain.sends == 2
+    await ChainWatcher(store, chain).catch_up()
+    await assert_each_anchored_once(store, chain, 8)
+
+
+async def test_send_landed_but_ack_lost_is_reconciled_not_resent(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    chain = FakeAnchorChain(lose_ack=True)
+    engine = engine_for(store, chain, clock)
+    await queue(store, 4)
+    await engine.step()
+    batch = (await store.list_batches())[0]
+    assert batch.state == SEALED and batch.attempts == 1 and chain.applied == 1
+    # A restarted engine (or the retry) checks get_batch first and confirms from chain.
+    clock.advance(timedelta(seconds=1))
+    restarted = engine_for(store, chain, clock)
+    await restarted.send_due()
+    assert chain.sends == 1  # never sent twice
+    batch = (await store.list_batches())[0]
+    assert batch.state == ANCHORED and batch.confirmed_by == "chain_state"
+    assert batch.tx_hash == chain.log[0].tx_hash  # found through the event
+    await assert_each_anchored_once(store, chain, 4)
+    # The watcher then sees the event of an already anchored batch: nothing new.
+    assert await ChainWatcher(store, chain).catch_up() == 0
+    assert await outbox_topics(store) == {TOPIC_INTERACTION_ANCHORED: 4, TOPIC_BATCH_ANCHORED: 1}
+
+
+async def test_submitted_batch_unconfirmed_is_rechecked_not_resent(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    chain = FakeAnchorChain()
+    engine = engine_for(store, chain, clock)
+    await queue(store, 4)
+    await engine.step()
+    assert (await store.list_batches())[0].state == SUBMITTED
+    clock.advance(timedelta(seconds=31))  # no watcher ran: the engine re-checks the chain
+    await engine.send_due()
+    assert chain.sends == 1
+    assert (await store.list_batches())[0].state == ANCHORED
+
+
+async def test_exhausted_attempts_fail_visibly_then_retry(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    chain = FakeAnchorChain(down=True)
+    policy = BackoffPolicy(initial=timedelta(seconds=1), jitter=0, max_attempts=2)
+    engine = engine_for(store, chain, clock, backoff=policy, breaker_failure_threshold=10)
+    await queue(store, 4)
+    await engine.step()
+    clock.advance(timedelta(seconds=5))
+    await engine.send_due()
+    batch = (await store.list_batches())[0]
+    assert batch.state == FAILED and batch.last_error and "gave up after 2" in batch.last_error
+    record = await store.get_record(Domain.LEARNING, "rec-0")
+    assert record is not None and record.status == FAILED and record.failure_reason
+    assert (await outbox_topics(store)) == {TOPIC_ANCHOR_FAILED: 4}
+    # FAILED -> PENDING on retry; the batch keeps its id and root.
+    chain.down = False
+    assert await engine.retry_failed(batch.batch_id)
+    await engine.send_due()
+    await ChainWatcher(store, chain).catch_up()
+    await assert_each_anchored_once(store, chain, 4)
+
+
+async def test_batch_id_taken_on_chain_with_another_root_fails(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    chain = FakeAnchorChain()
+    engine = engine_for(store, chain, clock)
+    await queue(store, 4)
+    [batch] = await engine.seal_ready()
+    await chain.anchor_batch(batch.batch_id, 0x1234, 1, "learning")  # someone else's
+    await engine.send_due()
+    row = await store.get_batch(batch.batch_id)
+    assert row is not None and row.state == FAILED and "another root" in (row.last_error or "")
+
+
+@pytest.mark.parametrize("replicas", [2])
+async def test_two_replicas_seal_and_send_disjoint_batches(
+    store: ChainStore, clock: FixedClock, replicas: int
+) -> None:
+    chain = FakeAnchorChain()
+    engines = [engine_for(store, chain, clock) for _ in range(replicas)]
+    await queue(store, 8)
+    sealed = [b for e in engines for b in await e.seal_ready()]
+    assert len(sealed) == 2 and sealed[0].batch_id != sealed[1].batch_id
+    # Both engines look for due batches at once: each batch is claimed by one of them.
+    await asyncio.gather(*(e.send_due() for e in engines))
+    assert chain.sends == 2
+    await ChainWatcher(store, chain).catch_up()
+    await assert_each_anchored_once(store, chain, 8)

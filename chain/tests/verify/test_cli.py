@@ -1,0 +1,297 @@
+"""``keiko passport verify`` against a real Keikochain dev node (a child process).
+
+One small batch of real signed interactions is anchored with the chain client (leaves
+and Merkle tree from the translator core); the export is written to a file (and served
+over HTTP for the gateway path). The good passport passes; tampering with a statement,
+a signature, a proof sibling or a root makes verification fail and name the entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import http.server
+import io
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+
+from chain.client import KeikoChain
+from chain.node.process import NodeProcess
+from chain.tests.node.conftest import devchain, node  # noqa: F401  (fixtures)
+from chain.tests.node.harness import DevChain
+from chain.translator.batching import Domain
+from chain.verify import AnchorProof, PassportExport, build_entry
+from chain.verify.cli import CliError, export_url, main
+from services.kit.clock import FixedClock
+from services.kit.db import Database
+from services.passport.tests.factories import Batch, batch, interaction
+
+
+@dataclass
+class Anchored:
+    document: dict[str, Any]
+    entry_ids: list[str]
+    rpc_url: str
+    deployment: Path
+    anchor_address: str
+    batch: Batch
+
+
+@pytest.fixture(scope="module")
+def anchored(node: NodeProcess, devchain: DevChain) -> Anchored:  # noqa: F811
+    key = SigningKey.generate()
+    start = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    items = [interaction(key, "ana", start + timedelta(minutes=i)) for i in range(3)]
+    built = batch(items)
+
+    async def anchor() -> tuple[int, int]:
+        account = devchain.accounts[0]
+        chain = await KeikoChain.connect(
+            node.rpc_url,
+            account.address,
+            account.private_key,
+            node.deployment_file,
+            poll_interval=0.05,
+        )
+        try:
+            result = await chain.anchor.anchor_batch(
+                built.batch_id, built.tree.root, built.tree.leaf_count, "learning"
+            )
+        finally:
+            await chain.close()
+        assert result.succeeded and result.block_number is not None
+        return result.tx_hash, result.block_number
+
+    tx_hash, block = asyncio.run(anchor())
+    export = PassportExport(
+        passport_id="passport-ana",
+        generated_at=start + timedelta(days=1),
+        entries=tuple(
+            build_entry(
+                item.statement_id,
+                item.statement,
+                item.signature,
+                item.public_key,
+                AnchorProof.from_inclusion(
+                    built.batch_id, Domain.LEARNING, built.tree.proof(i), tx_hash, block
+                ),
+            )
+            for i, item in enumerate(items)
+        ),
+    )
+    return Anchored(
+        export.to_json(),
+        [i.statement_id for i in items],
+        node.rpc_url,
+        node.deployment_file,
+        hex(devchain.address("interaction_anchor")),
+        Batch(built.batch_id, built.tree, items, block, tx_hash),
+    )
+
+
+def run_cli(args: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(args, out=out)
+    return code, out.getvalue()
+
+
+def write(tmp_path: Path, document: dict[str, Any], name: str = "export.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_good_passport_passes(anchored: Anchored, tmp_path: Path) -> None:
+    path = write(tmp_path, anchored.document)
+    code, out = run_cli(
+        [str(path), "--rpc", anchored.rpc_url, "--deployment", str(anchored.deployment)]
+    )
+    assert code == 0, out
+    assert "3 verified" in out and "0 failed" in out
+    # The same with only the contract address, and as JSON.
+    code, out = run_cli(
+        [
+            str(path),
+            "--rpc",
+            anchored.rpc_url,
+            "--anchor-address",
+            anchored.anchor_address,
+            "--json",
+        ]
+    )
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["ok"] and report["counts"]["verified"] == 3
+
+
+def _tamper_statement(doc: dict[str, Any]) -> None:
+    doc["entries"][1]["statement"]["result"]["score"]["scaled"] = 1.0
+
+
+def _tamper_signature(doc: dict[str, Any]) -> None:
+    sig = doc["entries"][1]["signature"]
+    doc["entries"][1]["signature"] = ("0" if sig[0] != "0" else "1") + sig[1:]
+
+
+def _tamper_proof(doc: dict[str, Any]) -> None:
+    proof = doc["entries"][1]["anchor"]["proof"]
+    proof[0] = hex(int(proof[0], 16) ^ 1)
+
+
+def _tamper_root(doc: dict[str, Any]) -> None:
+    doc["entries"][1]["anchor"]["root"] = hex(int(doc["entries"][1]["anchor"]["root"], 16) ^ 1)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        (_tamper_statement, "statement does not match signature"),
+        (_tamper_signature, "signature invalid"),
+        (_tamper_proof, "proof does not reach root"),
+        (_tamper_root, "batch root mismatch"),
+    ],
+)
+def test_tampering_fails_naming_the_entry(
+    anchored: Anchored, tmp_path: Path, tamper: Any, reason: str
+) -> None:
+    doc = copy.deepcopy(anchored.document)
+    tamper(doc)
+    path = write(tmp_path, doc)
+    code, out = run_cli(
+        [str(path), "--rpc", anchored.rpc_url, "--deployment", str(anchored.deployment)]
+    )
+    assert code == 1, out
+    bad = anchored.entry_ids[1]
+    fail_lines = [line for line in out.splitlines() if "[FAIL]" in line]
+    assert len(fail_lines) == 1 and bad in fail_lines[0], out
+    assert reason in out
+    assert "2 verified" in out
+
+
+def test_unknown_batch_on_chain_fails(anchored: Anchored, tmp_path: Path) -> None:
+    doc = copy.deepcopy(anchored.document)
+    doc["entries"][0]["anchor"]["batch_id"] = hex(
+        int(doc["entries"][0]["anchor"]["batch_id"], 16) + 1
+    )
+    code, out = run_cli(
+        [
+            str(write(tmp_path, doc)),
+            "--rpc",
+            anchored.rpc_url,
+            "--deployment",
+            str(anchored.deployment),
+        ]
+    )
+    assert code == 1 and "root not anchored on chain" in out and anchored.entry_ids[0] in out
+
+
+@pytest.fixture
+def served(anchored: Anchored, tmp_path: Path) -> Iterator[str]:
+    """The export at the gateway's URLs (a plain HTTP server in a thread)."""
+    root = tmp_path / "site"
+    for rel in ("passports/passport-ana/export.json", "share/tok-123/export.json"):
+        target = root / rel
+        target.parent.mkdir(parents=True)
+        target.write_text(json.dumps(anchored.document))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_fetches_from_the_gateway(anchored: Anchored, served: str) -> None:
+    common = ["--rpc", anchored.rpc_url, "--deployment", str(anchored.deployment)]
+    code, out = run_cli(["passport-ana", "--gateway", served, *common])
+    assert code == 0 and "3 verified" in out, out
+    code, out = run_cli([f"{served}/verify/share/tok-123", *common])
+    assert code == 0, out
+    code, _ = run_cli(["someone-else", "--gateway", served, *common])
+    assert code == 2
+
+
+def test_export_urls_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gw = "http://gw:8000/"
+    assert export_url("abc", gw) == "http://gw:8000/passports/abc/export.json"
+    assert export_url("https://k.app/verify/share/T0k", gw) == "https://k.app/share/T0k/export.json"
+    assert export_url("https://k.app/verify/abc", gw) == "https://k.app/passports/abc/export.json"
+    with pytest.raises(CliError):
+        export_url("https://k.app/elsewhere", gw)
+    code, _ = run_cli(
+        [
+            str(tmp_path / "missing.json"),
+            "--rpc",
+            "http://127.0.0.1:1/rpc",
+            "--anchor-address",
+            "0x1",
+        ]
+    )
+    assert code == 2 and "missing.json" in capsys.readouterr().err
+    bad = write(tmp_path, {"format": "other"})
+    code, _ = run_cli([str(bad), "--rpc", "http://127.0.0.1:1/rpc", "--anchor-address", "0x1"])
+    assert code == 2 and "format" in capsys.readouterr().err
+    code, _ = run_cli([str(bad), "--rpc", "http://127.0.0.1:1/rpc"])
+    assert code == 2 and "--deployment" in capsys.readouterr().err
+
+
+@pytest.mark.schemas("passport")
+async def test_through_the_passport_service_and_gateway_routes(
+    anchored: Anchored, migrated_database: Database, clock: FixedClock
+) -> None:
+    """The real path: events -> passport service -> gRPC -> the gateway's export route ->
+    the CLI; and the service's own VerifyPassport reading the dev node's contract."""
+    from starlette.applications import Starlette
+
+    from gateway.tests.test_verify_page import serving
+    from gateway.verify_page import verify_routes
+    from services.api.keiko.passport import v1 as pb
+    from services.kit.grpc.client import stub
+    from services.kit.grpc.testing import running_server, token_pair
+    from services.passport.domain import DEFAULT_PUBLIC, PrivacySettings
+    from services.passport.service import PassportService
+    from services.passport.servicer import PassportServicer, chain_reader_factory
+    from services.passport.tests.conftest import ANA, consume
+    from services.passport.tests.factories import recorded_event
+
+    service = PassportService(
+        migrated_database,
+        clock,
+        chain_reader=chain_reader_factory(anchored.rpc_url, anchored.deployment),
+    )
+    items = anchored.batch.items
+    await consume(service, *(recorded_event(i) for i in items), *anchored.batch.events())
+    await service.update_privacy(ANA, PrivacySettings(True, DEFAULT_PUBLIC, DEFAULT_PUBLIC))
+    passport_id = (await service.own_passport(ANA)).id
+    _, verifier = token_pair(clock)
+    async with running_server([PassportServicer(service)], token_verifier=verifier) as channel:
+        reply = await stub(pb.PassportServiceStub, channel).verify_passport(
+            pb.VerifyPassportRequest(passport_id=passport_id)
+        )
+        assert (reply.verified_count, reply.failed_count) == (3, 0)
+        assert all(e.root_on_chain for e in reply.entries)
+        app = Starlette(routes=verify_routes(channel, chain_rpc_url=anchored.rpc_url))
+        async with serving(app) as url:
+            args = [passport_id, "--gateway", url, "--rpc", anchored.rpc_url]
+            code, out = await asyncio.to_thread(
+                run_cli, [*args, "--deployment", str(anchored.deployment)]
+            )
+            assert code == 0 and "3 verified" in out, out
+            import httpx
+
+            async with httpx.AsyncClient(base_url=url) as http:
+                receipt = await http.get(f"/verify/tx/{hex(anchored.batch.tx_hash)}")
+            assert receipt.status_code == 200, receipt.text
+            assert receipt.json()["transaction_hash"] == hex(anchored.batch.tx_hash)

@@ -1,0 +1,364 @@
+"""The anchoring engine: seals batches from queued records and anchors them, once each.
+
+**Durability.** Records are queued in the database (``chain.records``) before
+SubmitForAnchoring answers. :meth:`AnchoringEngine.seal_ready` closes a batch when a
+domain has ``max_leaves`` unbatched records or its oldest one waited ``max_wait``
+(:class:`~chain.translator.batching.BatchPolicy`); sealing allocates the batch id from the
+database sequence and assigns records, indexes and proofs in one transaction
+(:meth:`ChainStore.seal_batch`). A crash before that commit leaves the records unbatched;
+after it, the sealed batch is durable and will be sent.
+
+**Exactly once.** Before every send (first or retry) the engine asks the chain
+``get_batch(batch_id)``: if the batch is there with our root (an earlier send landed and
+its acknowledgement was lost, or another replica sent it), it is confirmed from chain
+state and never re-sent; with another root the batch is FAILED (the id was taken). The
+contract itself refuses a reused batch id or root, so a duplicate send cannot anchor
+twice. A batch whose transaction succeeded is ``submitted``; the chain watcher
+(:mod:`chain.translator.watcher`) turns it ``anchored`` from the ``BatchAnchored`` event,
+and if it has not after ``confirm_timeout`` the engine re-checks chain state (and re-sends
+only if the chain does not have it).
+
+**Retries.** A failed attempt (node unreachable, timeout, transaction refused or
+reverted) is retried after :class:`~chain.translator.batching.BackoffPolicy` delays,
+durably (``next_attempt_at``). Transport failures feed a
+:class:`~chain.translator.batching.CircuitBreaker`; while it is open nothing is sent. With
+``max_attempts`` set, a batch that exhausts them is FAILED with the last reason and can
+be retried (FAILED -> PENDING) with :meth:`AnchoringEngine.retry_failed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+
+from chain.client import CallFailed, ExecutionFailed
+from chain.translator.batching import (
+    BackoffPolicy,
+    BatchPolicy,
+    BreakerSnapshot,
+    BreakerState,
+    CircuitBreaker,
+)
+from chain.translator.felts import felt_to_hex
+from chain.translator.metrics import (
+    ATTEMPT_FAILURES,
+    BATCHES_CONFIRMED,
+    BATCHES_SEALED,
+    BATCHES_SENT,
+    BREAKER_STATE,
+    SEND_SECONDS,
+)
+from chain.translator.ports import BATCH_ANCHORED, AnchorChain
+from chain.translator.storage import (
+    SEALED,
+    AnchorConfirmation,
+    BatchRow,
+    ChainStore,
+)
+from services.kit.clock import Clock
+
+log = structlog.get_logger("keiko.chain.anchoring")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    policy: BatchPolicy = field(default_factory=BatchPolicy)
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    # A submitted batch the watcher has not confirmed after this is re-checked on chain.
+    confirm_timeout: timedelta = timedelta(seconds=30)
+    # Upper bound of one anchor_batch call (sign, send, wait for the receipt).
+    send_timeout: float = 120.0
+    # Idle wait of the run loop between passes (it wakes early on notify()).
+    poll_interval: float = 0.1
+    # Passes woken by notify() are at least this far apart: a burst of submissions costs
+    # one pass, not one per record.
+    min_pass_interval: float = 0.02
+    batches_per_pass: int = 16
+    breaker_failure_threshold: int = 3
+    breaker_reset_timeout: timedelta = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """What GetChainInfo and operators see of the engine."""
+
+    breaker: BreakerSnapshot
+    last_error: str | None
+    last_error_at: datetime | None
+    batches_sent: int
+    batches_confirmed: int
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, ExecutionFailed | CallFailed):
+        text = exc.reason
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+class AnchoringEngine:
+    def __init__(
+        self,
+        store: ChainStore,
+        chain: AnchorChain,
+        clock: Clock,
+        settings: EngineSettings | None = None,
+        *,
+        rng: random.Random | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.chain = chain
+        self.clock = clock
+        self.settings = settings or EngineSettings()
+        self.rng = rng or random.Random()
+        self.breaker = CircuitBreaker(
+            clock,
+            failure_threshold=self.settings.breaker_failure_threshold,
+            reset_timeout=self.settings.breaker_reset_timeout,
+            on_transition=self._breaker_moved,
+        )
+        self._on_change = on_change
+        self._nudge = asyncio.Event()
+        self._last_error: str | None = None
+        self._last_error_at: datetime | None = None
+        self._sent = 0
+        self._confirmed = 0
+
+    # -- status -------------------------------------------------------------------------
+
+    def status(self) -> EngineStatus:
+        return EngineStatus(
+            breaker=self.breaker.snapshot(),
+            last_error=self._last_error,
+            last_error_at=self._last_error_at,
+            batches_sent=self._sent,
+            batches_confirmed=self._confirmed,
+        )
+
+    def notify(self) -> None:
+        """A record was queued: run a pass now rather than at the next poll."""
+        self._nudge.set()
+
+    def _breaker_moved(self, previous: object, target: object) -> None:
+        log.warning("chain circuit breaker", previous=str(previous), state=str(target))
+        BREAKER_STATE.state(str(target))
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
+
+    # -- sealing ------------------------------------------------------------------------
+
+    async def seal_ready(self, *, force: bool = False) -> list[BatchRow]:
+        """Seal every batch the policy closes now (``force``: also partial ones)."""
+        sealed: list[BatchRow] = []
+        policy = self.settings.policy
+        now = self.clock.now()
+        waiting = await self.store.unbatched_by_domain()  # a cheap read before any lock
+        for domain, (count, oldest) in waiting.items():
+            if not (force or count >= policy.max_leaves or now >= oldest + policy.max_wait):
+                continue
+            while True:
+                batch = await self.store.seal_batch(domain, self.settings.policy, force=force)
+                if batch is None:
+                    break
+                log.info(
+                    "batch sealed",
+                    batch_id=felt_to_hex(batch.batch_id),
+                    leaves=batch.leaf_count,
+                    domain=domain.value,
+                )
+                BATCHES_SEALED.labels(domain.value).inc()
+                sealed.append(batch)
+        return sealed
+
+    # -- sending ------------------------------------------------------------------------
+
+    async def send_due(self) -> int:
+        """Check/send every due batch while the breaker allows; returns batches handled."""
+        if self.breaker.state is BreakerState.OPEN:
+            return 0
+        lease = timedelta(seconds=self.settings.send_timeout + 30)
+        claimed = await self.store.claim_due_batches(self.settings.batches_per_pass, lease)
+        handled = 0
+        for position, batch in enumerate(claimed):
+            if not self.breaker.allow():
+                await self.store.release([b.batch_id for b in claimed[position:]])
+                break
+            await self._process(batch)
+            handled += 1
+        return handled
+
+    async def _process(self, batch: BatchRow) -> None:
+        try:
+            on_chain = await self.chain.get_batch(batch.batch_id)
+        except Exception as exc:
+            await self._failure(batch, exc, transport=True)
+            return
+        if on_chain is not None:
+            self.breaker.record_success()
+            if on_chain.root == batch.root:
+                tx_hash = batch.tx_hash
+                if tx_hash is None:
+                    tx_hash = await self._find_tx(batch.batch_id, on_chain.block_number)
+                confirmation = AnchorConfirmation(
+                    batch.batch_id, batch.root, on_chain.block_number, tx_hash
+                )
+                if await self.store.confirm([confirmation], "chain_state"):
+                    self._confirmed += 1
+                    BATCHES_CONFIRMED.labels("chain_state").inc()
+                    log.info("batch confirmed from chain state", batch_id=hex(batch.batch_id))
+                    self._changed()
+            else:
+                reason = (
+                    f"batch id {felt_to_hex(batch.batch_id)} is anchored on chain with "
+                    f"another root {felt_to_hex(on_chain.root)}"
+                )
+                log.error("batch id conflict", batch_id=hex(batch.batch_id), reason=reason)
+                if await self.store.mark_failed(batch.batch_id, reason):
+                    self._changed()
+            return
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(
+                self.chain.anchor_batch(
+                    batch.batch_id, batch.root, batch.leaf_count, batch.domain.value
+                ),
+                self.settings.send_timeout,
+            )
+        except ExecutionFailed as exc:
+            # The node answered: the chain is up, the transaction would revert.
+            self.breaker.record_success()
+            await self._failure(batch, exc, transport=False)
+            return
+        except Exception as exc:
+            await self._failure(batch, exc, transport=True)
+            return
+        self.breaker.record_success()
+        SEND_SECONDS.observe(time.perf_counter() - started)
+        if not result.succeeded:
+            await self._failure(
+                batch, RuntimeError(f"reverted: {result.revert_reason}"), transport=False
+            )
+            return
+        self._sent += 1
+        BATCHES_SENT.inc()
+        check_at = self.clock.now() + self.settings.confirm_timeout
+        await self.store.mark_submitted(
+            batch.batch_id, result.tx_hash, result.block_number, check_at
+        )
+        log.info(
+            "batch anchored (awaiting event)",
+            batch_id=hex(batch.batch_id),
+            tx_hash=hex(result.tx_hash),
+            block=result.block_number,
+        )
+
+    async def _find_tx(self, batch_id: int, block: int) -> int | None:
+        """The transaction that anchored ``batch_id`` (its BatchAnchored event)."""
+        try:
+            page = await self.chain.events(
+                BATCH_ANCHORED, keys=[[batch_id]], from_block=block, to_block=block
+            )
+        except Exception as exc:
+            log.warning("cannot read the anchoring event", error=describe_error(exc))
+            return None
+        for event in page.events:
+            if event["batch_id"] == batch_id:
+                return event.tx_hash
+        return None
+
+    async def _failure(self, batch: BatchRow, exc: BaseException, *, transport: bool) -> None:
+        reason = describe_error(exc)
+        ATTEMPT_FAILURES.labels("transport" if transport else "chain").inc()
+        if transport:
+            self.breaker.record_failure()
+        self._last_error, self._last_error_at = reason, self.clock.now()
+        attempts = batch.attempts + 1
+        backoff = self.settings.backoff
+        if backoff.exhausted(attempts):
+            await self.store.record_failure(batch.batch_id, error=reason, next_attempt_at=None)
+            if await self.store.mark_failed(
+                batch.batch_id, f"gave up after {attempts} attempts: {reason}"
+            ):
+                self._changed()
+            log.error("batch failed", batch_id=hex(batch.batch_id), reason=reason)
+            return
+        next_at = backoff.next_attempt_at(attempts, self.clock.now(), self.rng)
+        await self.store.record_failure(batch.batch_id, error=reason, next_attempt_at=next_at)
+        log.warning(
+            "anchoring attempt failed",
+            batch_id=hex(batch.batch_id),
+            attempt=attempts,
+            retry_at=next_at.isoformat(),
+            reason=reason,
+        )
+
+    async def retry_failed(self, batch_id: int) -> bool:
+        """FAILED -> PENDING for one batch; it is re-checked and re-sent on the next pass."""
+        done = await self.store.retry_failed(batch_id)
+        if done:
+            self.notify()
+        return done
+
+    # -- loop ---------------------------------------------------------------------------
+
+    async def step(self, *, force: bool = False) -> None:
+        await self.seal_ready(force=force)
+        await self.send_due()
+
+    async def _wait_hint(self) -> float:
+        """Seconds until something is due (a batch deadline or a retry), capped."""
+        wait = self.settings.poll_interval
+        now = self.clock.now()
+        candidates: list[datetime] = []
+        oldest = await self.store.oldest_unbatched_at()
+        if oldest is not None:
+            candidates.append(oldest + self.settings.policy.max_wait)
+        due = await self.store.next_due_at()
+        if due is not None:
+            candidates.append(due)
+        retry_at = self.breaker.retry_at
+        if retry_at is not None:
+            candidates = [max(c, retry_at) for c in candidates]
+        if candidates:
+            wait = min(wait, max(0.0, (min(candidates) - now).total_seconds()))
+        return max(wait, 0.005)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Seal and send until ``stop`` is set. Errors are logged and never end the loop."""
+        log.info("anchoring engine started", policy=str(self.settings.policy))
+        failures = 0
+        while not stop.is_set():
+            self._nudge.clear()
+            try:
+                await self.step()
+                wait = await self._wait_hint()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("anchoring pass failed", failures=failures)
+                wait = min(5.0, self.settings.poll_interval * 2**failures)
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._nudge.wait())]
+            try:
+                await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await w
+            if self._nudge.is_set() and not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.min_pass_interval)
+        log.info("anchoring engine stopped")
+
+
+__all__ = ["SEALED", "AnchoringEngine", "EngineSettings", "EngineStatus", "describe_error"]

@@ -1,0 +1,4 @@
+from chain.translator.storage import metadata
+from services.kit.migrations import run_env
+
+run_env(metadata)

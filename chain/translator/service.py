@@ -1,0 +1,714 @@
+"""The chain translator's application service: signing, queuing, status, proofs, chain reads.
+
+**Who may call what** (the principal comes from the verified access token):
+
+* *trusted callers*: Keiko's services, whose tokens carry the role ``service``
+  (:data:`SERVICE_ROLE`), and admins. They act for any learner.
+* *learners*: SignInteraction, SubmitForAnchoring, GetAnchorStatus and WatchAnchors for
+  their own ``learner_id`` only (the record's learner must be the caller).
+* RegisterHumanity: trusted callers only (the identity service, after it has checked the
+  proof of humanity); a learner cannot register a commitment of its own making.
+* public (no token): GetChainInfo, GetInclusionProof, VerifyInclusion,
+  GetHumanityRegistration (verifiers must not have to trust Keiko).
+
+**leaf_data of SubmitForAnchoring**, two kinds:
+
+* *signed statement* (format ``keiko.anchor.v1``, required for the ``learning`` domain):
+  the RFC 8785 canonical JSON of ``{"learner_id": str, "statement": {...},
+  "signature": "<128 hex>", "public_key": "<64 hex>"}`` (:func:`anchor_leaf_data` builds
+  it). The translator checks that the bytes are canonical, that the Ed25519 signature is
+  valid over the statement's canonical bytes, and that the public key is the learner's
+  (their custodial key or their registered key); the leaf is ``keiko.leaf.v1`` of (sha256
+  of the statement, signature, public key) (:mod:`chain.translator.leaves`), the same
+  leaf the passport verifier recomputes. Only the statement's hash is stored here.
+* *unsigned record* (reputation, marketplace, governance; trusted callers only): any
+  bytes, typically the canonical JSON of the record; the leaf is ``keiko.record.v1``
+  (:func:`record_leaf`): ``poseidon_hash_many([short string 'keiko.record.v1',
+  H[0:16], H[16:32]])`` with ``H = sha256(leaf_data)`` (felts as in
+  :mod:`chain.translator.felts`), so a record's sha256 digest is what the chain commits to.
+
+**Humanity registrations.** The humanity registry allows ONE registration per calling
+account (``register`` records ``get_caller_address()``): the translator's operator
+account can therefore not register learners itself. The translator holds a pool of
+registrant accounts (dev node: genesis accounts 1..N-1; production:
+``KEIKO_CHAIN_REGISTRANT_ACCOUNTS``) and dedicates one account to each registered user,
+persistently (``chain.humanity.account``), so "one human, one account, one key" holds on
+chain. When the pool is exhausted RegisterHumanity answers FAILED_PRECONDITION; deploying a
+fresh account per learner needs DEPLOY_ACCOUNT, which the dev node does not support yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+
+from chain.client import ExecutionFailed, KeikoChain, TransactionRejected
+from chain.client.deployment import ANCHOR, GOVERNANCE, REGISTRY
+from chain.translator.anchoring import AnchoringEngine, EngineStatus, describe_error
+from chain.translator.batching import Domain
+from chain.translator.felts import (
+    bytes_to_felts,
+    decode_short_string,
+    encode_short_string,
+    felt_to_hex,
+    parse_felt,
+)
+from chain.translator.keys import KeyVault, inspect_record
+from chain.translator.leaves import leaf_from_hash, statement_hash
+from chain.translator.merkle import MAX_DEPTH, verify_inclusion
+from chain.translator.ports import BATCH_ANCHORED, AnchorChain, ChainAccount, ChainConnection
+from chain.translator.poseidon import hash_many
+from chain.translator.signing import (
+    PUBLIC_KEY_BYTES,
+    SIGNATURE_BYTES,
+    canonical_bytes,
+    check_device_signature,
+    decode_hex,
+    verify,
+)
+from chain.translator.storage import (
+    ANCHORED,
+    FAILED,
+    BatchRow,
+    ChainStore,
+    DuplicateRecord,
+    HumanityRow,
+    NewRecord,
+    RecordRow,
+)
+from services.kit.auth import Principal
+from services.kit.db import is_unique_violation
+from services.kit.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+    ValidationError,
+)
+
+log = structlog.get_logger("keiko.chain.service")
+
+SERVICE_ROLE = "service"
+MAX_ID_CHARS = 200
+MAX_LEAF_DATA_BYTES = 256 * 1024
+RECORD_CACHE_SIZE = 10_000
+CONTRACT_NAMES = {ANCHOR: "anchor", REGISTRY: "humanity_registry", GOVERNANCE: "governance"}
+
+KeyLookup = Callable[[str], Awaitable[bytes | None]]
+
+
+def is_trusted(principal: Principal) -> bool:
+    return principal.has_role(SERVICE_ROLE) or principal.is_admin
+
+
+def require_trusted(principal: Principal) -> None:
+    if not is_trusted(principal):
+        raise PermissionDenied("only Keiko services may call this")
+
+
+def require_for_learner(principal: Principal, learner_id: str) -> None:
+    if not is_trusted(principal) and principal.user_id != learner_id:
+        raise PermissionDenied("a learner may act only on their own records")
+
+
+def _text(value: object, field: str, max_chars: int = MAX_ID_CHARS) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(field, "is required")
+    if len(value) > max_chars:
+        raise ValidationError(field, f"must be at most {max_chars} characters")
+    return value
+
+
+def anchor_leaf_data(
+    learner_id: str, statement: Mapping[str, Any], signature: bytes, public_key: bytes
+) -> bytes:
+    """The ``leaf_data`` of SubmitForAnchoring for a signed statement."""
+    return canonical_bytes(
+        {
+            "learner_id": learner_id,
+            "statement": dict(statement),
+            "signature": signature.hex(),
+            "public_key": public_key.hex(),
+        },
+        "leaf_data",
+    )
+
+
+RECORD_LEAF_ENCODING = "keiko.record.v1"
+ENVELOPE_MEMBERS = frozenset({"learner_id", "statement", "signature", "public_key"})
+
+
+def record_leaf(data: bytes) -> int:
+    """The ``keiko.record.v1`` leaf of an unsigned record (see the module docstring)."""
+    digest = hashlib.sha256(data).digest()
+    return hash_many([encode_short_string(RECORD_LEAF_ENCODING), *bytes_to_felts(digest)])
+
+
+def is_signed_envelope(leaf_data: bytes) -> bool:
+    """Does ``leaf_data`` look like a ``keiko.anchor.v1`` signed-statement envelope?"""
+    try:
+        body = json.loads(leaf_data)
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(body, dict) and set(body) == ENVELOPE_MEMBERS
+
+
+@dataclass(frozen=True)
+class SignedInteraction:
+    signature: bytes
+    public_key: bytes
+    leaf: int
+    device_signed: bool
+
+
+@dataclass(frozen=True)
+class ParsedLeafData:
+    learner_id: str
+    statement_sha256: bytes
+    signature: bytes
+    public_key: bytes
+    leaf: int
+
+
+def parse_leaf_data(leaf_data: bytes) -> ParsedLeafData:
+    """Decode and check a ``keiko.anchor.v1`` envelope (signature verified)."""
+    if not leaf_data:
+        raise ValidationError("leaf_data", "is required")
+    if len(leaf_data) > MAX_LEAF_DATA_BYTES:
+        raise ValidationError("leaf_data", f"must be at most {MAX_LEAF_DATA_BYTES} bytes")
+    raw = canonical_bytes(leaf_data, "leaf_data")
+    body = json.loads(raw)
+    unknown = set(body) - {"learner_id", "statement", "signature", "public_key"}
+    if unknown:
+        raise ValidationError(f"leaf_data.{sorted(unknown)[0]}", "unknown member")
+    learner_id = _text(body.get("learner_id"), "leaf_data.learner_id")
+    statement = body.get("statement")
+    if not isinstance(statement, dict):
+        raise ValidationError("leaf_data.statement", "must be a JSON object")
+    signature = decode_hex(body.get("signature"), "leaf_data.signature", SIGNATURE_BYTES)
+    public_key = decode_hex(body.get("public_key"), "leaf_data.public_key", PUBLIC_KEY_BYTES)
+    canonical = canonical_bytes(statement, "leaf_data.statement")
+    verify(canonical, signature, public_key).raise_for_failure("leaf_data.signature")
+    digest = statement_hash(canonical)
+    return ParsedLeafData(
+        learner_id, digest, signature, public_key, leaf_from_hash(digest, signature, public_key)
+    )
+
+
+@dataclass(frozen=True)
+class InclusionCheck:
+    proof_valid: bool
+    root_on_chain: bool
+    block: int
+    tx_hash: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class ContractEntry:
+    name: str
+    address: int
+    class_hash: int | None
+
+
+@dataclass(frozen=True)
+class ChainInfo:
+    chain_id: str
+    rpc_url: str
+    contracts: list[ContractEntry]
+    latest_block: int
+    translator_address: int | None
+    engine: EngineStatus
+
+
+@dataclass(frozen=True)
+class HumanityRegistration:
+    registered: bool
+    public_key: bytes | None
+    block: int
+    tx_hash: int | None
+
+
+class RegistrantPool:
+    """Registrant accounts, one per registered user (see the module docstring)."""
+
+    def __init__(
+        self, accounts: Sequence[ChainAccount], rpc_url: str, deployment_file: Any
+    ) -> None:
+        self.accounts = list(accounts)
+        self.rpc_url = rpc_url
+        self.deployment_file = deployment_file
+
+    def pick(self, used: set[int]) -> ChainAccount | None:
+        return next((a for a in self.accounts if a.address not in used), None)
+
+    def account(self, address: int) -> ChainAccount | None:
+        return next((a for a in self.accounts if a.address == address), None)
+
+    async def connect(self, account: ChainAccount) -> KeikoChain:
+        return await KeikoChain.connect(
+            self.rpc_url,
+            account.address,
+            account.private_key,
+            self.deployment_file,
+            poll_interval=0.05,
+        )
+
+
+class ChainTranslator:
+    def __init__(
+        self,
+        store: ChainStore,
+        vault: KeyVault | Callable[[], KeyVault],
+        chain: AnchorChain,
+        engine: AnchoringEngine,
+        *,
+        connection: ChainConnection | None = None,
+        registrants: RegistrantPool | None = None,
+        key_lookup: KeyLookup | None = None,
+        public_rpc_url: str = "",
+    ) -> None:
+        self.store = store
+        self._vault = vault
+        self.chain = chain
+        self.engine = engine
+        self.connection = connection
+        self.registrants = registrants
+        self._key_lookup = key_lookup
+        self.public_rpc_url = public_rpc_url or (connection.rpc_url if connection else "")
+        self._records: dict[str, bytes] = {}
+
+    # -- keys -----------------------------------------------------------------------------
+
+    @property
+    def vault(self) -> KeyVault:
+        """The custodial key vault, loaded on first use (a provider may raise
+        FailedPrecondition when no KEK is configured: only custodial signing needs it)."""
+        if not isinstance(self._vault, KeyVault):
+            self._vault = self._vault()
+        return self._vault
+
+    async def custodial_record(self, learner_id: str, *, create: bool) -> bytes | None:
+        """The learner's wrapped key record (still encrypted: caching it is harmless)."""
+        record = self._records.get(learner_id)
+        if record is None:
+            record = await self.store.get_key_record(learner_id)
+        if record is None and create:
+            generated = self.vault.generate(learner_id)
+            record = await self.store.put_key_record(
+                learner_id, generated.record, generated.public_key
+            )
+        if record is not None:
+            if len(self._records) >= RECORD_CACHE_SIZE:
+                self._records.pop(next(iter(self._records)))
+            self._records[learner_id] = record
+        return record
+
+    async def registered_key(self, learner_id: str) -> bytes | None:
+        key = await self.store.registered_key(learner_id)
+        if key is None and self._key_lookup is not None:
+            key = await self._key_lookup(learner_id)
+        return key
+
+    async def is_learner_key(self, learner_id: str, public_key: bytes) -> bool:
+        """Is ``public_key`` the learner's custodial key or their registered key?"""
+        record = await self.custodial_record(learner_id, create=False)
+        if record is not None and inspect_record(record).public_key == public_key:
+            return True
+        return await self.registered_key(learner_id) == public_key
+
+    # -- signing --------------------------------------------------------------------------
+
+    async def sign_interaction(
+        self,
+        principal: Principal,
+        learner_id: str,
+        canonical_statement_json: str,
+        device: tuple[str, str] | None = None,
+    ) -> SignedInteraction:
+        learner_id = _text(learner_id, "learner_id")
+        require_for_learner(principal, learner_id)
+        if not canonical_statement_json:
+            raise ValidationError("canonical_statement_json", "is required")
+        canonical = canonical_bytes(
+            canonical_statement_json.encode("utf-8"), "canonical_statement_json"
+        )
+        if device is not None:
+            signature = decode_hex(device[0], "device_signature.signature_hex", SIGNATURE_BYTES)
+            public_key = decode_hex(device[1], "device_signature.public_key_hex", PUBLIC_KEY_BYTES)
+            registered = await self.registered_key(learner_id)
+            check_device_signature(canonical, signature, public_key, registered).raise_for_failure(
+                "device_signature"
+            )
+            device_signed = True
+        else:
+            record = await self.custodial_record(learner_id, create=True)
+            assert record is not None
+            signature = self.vault.sign(record, learner_id, canonical)
+            public_key = self.vault.public_key(record)
+            device_signed = False
+        leaf = leaf_from_hash(statement_hash(canonical), signature, public_key)
+        return SignedInteraction(signature, public_key, leaf, device_signed)
+
+    # -- anchoring ------------------------------------------------------------------------
+
+    async def submit(
+        self, principal: Principal, domain: Domain, record_id: str, leaf_data: bytes
+    ) -> RecordRow:
+        record_id = _text(record_id, "record_id")
+        if not leaf_data:
+            raise ValidationError("leaf_data", "is required")
+        if len(leaf_data) > MAX_LEAF_DATA_BYTES:
+            raise ValidationError("leaf_data", f"must be at most {MAX_LEAF_DATA_BYTES} bytes")
+        if domain is not Domain.LEARNING and not is_signed_envelope(leaf_data):
+            require_trusted(principal)  # unsigned records come from Keiko's services only
+            return await self.queue_record(domain, record_id, leaf_data)
+        parsed = parse_leaf_data(leaf_data)
+        require_for_learner(principal, parsed.learner_id)
+        if not await self.is_learner_key(parsed.learner_id, parsed.public_key):
+            raise ValidationError(
+                "leaf_data.public_key", "is not the learner's custodial or registered key"
+            )
+        return await self._queue(
+            NewRecord(
+                domain=domain,
+                record_id=record_id,
+                learner_id=parsed.learner_id,
+                statement_sha256=parsed.statement_sha256,
+                signature=parsed.signature,
+                public_key=parsed.public_key,
+                leaf=parsed.leaf,
+            )
+        )
+
+    async def _queue(self, new: NewRecord, failure: str | None = None) -> RecordRow:
+        """Insert, idempotently: the same key with the same leaf returns the stored row."""
+        try:
+            row = await self.store.insert_record(new, failure=failure)
+        except DuplicateRecord as dup:
+            existing = dup.existing
+            if existing.leaf != new.leaf or existing.learner_id != new.learner_id:
+                raise AlreadyExists(
+                    f"record {new.domain.value}/{new.record_id} was submitted with other leaf data"
+                ) from None
+            return existing
+        if failure is None:
+            self.engine.notify()
+        return row
+
+    async def queue_record(
+        self, domain: Domain, record_id: str, data: bytes, learner_id: str = ""
+    ) -> RecordRow:
+        """Queue an unsigned record (``keiko.record.v1`` leaf); for trusted callers."""
+        return await self._queue(
+            NewRecord(
+                domain=domain,
+                record_id=_text(record_id, "record_id"),
+                learner_id=learner_id,
+                statement_sha256=hashlib.sha256(data).digest(),
+                signature=b"",
+                public_key=b"",
+                leaf=record_leaf(data),
+            )
+        )
+
+    async def queue_statement(
+        self,
+        learner_id: str,
+        record_id: str,
+        statement: Mapping[str, Any],
+        device: tuple[str, str] | None = None,
+    ) -> RecordRow:
+        """Sign (custodial) or check (device) a learner's statement and queue its leaf;
+        for trusted callers (the event intake). A device signature by a key that is not
+        the learner's registered key is stored FAILED with the reason (visible, never
+        anchored); a malformed one raises ``ValidationError``."""
+        learner_id = _text(learner_id, "learner_id")
+        canonical = canonical_bytes(statement, "statement")
+        digest = statement_hash(canonical)
+        failure: str | None = None
+        if device is not None:
+            signature = decode_hex(device[0], "device_signature.signature_hex", SIGNATURE_BYTES)
+            public_key = decode_hex(device[1], "device_signature.public_key_hex", PUBLIC_KEY_BYTES)
+            registered = await self.registered_key(learner_id)
+            check = check_device_signature(canonical, signature, public_key, registered)
+            if not check.ok:
+                assert check.reason is not None
+                failure = f"device signature rejected: {check.reason.value}"
+        else:
+            record = await self.custodial_record(learner_id, create=True)
+            assert record is not None
+            signature = self.vault.sign(record, learner_id, canonical)
+            public_key = inspect_record(record).public_key
+        return await self._queue(
+            NewRecord(
+                domain=Domain.LEARNING,
+                record_id=_text(record_id, "record_id"),
+                learner_id=learner_id,
+                statement_sha256=digest,
+                signature=signature,
+                public_key=public_key,
+                leaf=leaf_from_hash(digest, signature, public_key),
+            ),
+            failure,
+        )
+
+    async def record(
+        self, principal: Principal | None, domain: Domain, record_id: str
+    ) -> RecordRow:
+        record_id = _text(record_id, "record_id")
+        row = await self.store.get_record(domain, record_id)
+        if row is None or (principal is not None and not self._may_read(principal, row)):
+            raise NotFound(f"no record {domain.value}/{record_id}")
+        return row
+
+    @staticmethod
+    def _may_read(principal: Principal, row: RecordRow) -> bool:
+        return is_trusted(principal) or principal.user_id == row.learner_id
+
+    async def inclusion_proof(self, domain: Domain, record_id: str) -> tuple[RecordRow, BatchRow]:
+        row = await self.record(None, domain, record_id)
+        if row.batch_id is None or row.proof is None:
+            raise FailedPrecondition(f"record {domain.value}/{record_id} is not batched yet")
+        batch = await self.store.get_batch(row.batch_id)
+        assert batch is not None
+        return row, batch
+
+    async def batch(self, batch_id_text: str) -> BatchRow:
+        batch_id = parse_felt(batch_id_text, "batch_id")
+        batch = await self.store.get_batch(batch_id)
+        if batch is None:
+            raise NotFound(f"no batch {batch_id_text}")
+        return batch
+
+    async def verify_inclusion(
+        self,
+        leaf_text: str,
+        leaf_index: int,
+        siblings_text: Sequence[str],
+        root_text: str,
+        batch_id_text: str,
+    ) -> InclusionCheck:
+        """Check a proof against the root READ FROM CHAIN (never from our database)."""
+        leaf = parse_felt(leaf_text, "proof.leaf")
+        if len(siblings_text) > MAX_DEPTH:
+            raise ValidationError("proof.siblings", f"at most {MAX_DEPTH} siblings")
+        siblings = [parse_felt(s, f"proof.siblings[{i}]") for i, s in enumerate(siblings_text)]
+        root = parse_felt(root_text, "proof.merkle_root") if root_text else None
+        batch_id = parse_felt(batch_id_text, "proof.batch_id") if batch_id_text else None
+        if root is None and batch_id is None:
+            raise ValidationError("proof.merkle_root", "merkle_root or batch_id is required")
+        try:
+            if batch_id is not None:
+                on_chain = await self.chain.get_batch(batch_id)
+                if on_chain is None:
+                    return InclusionCheck(
+                        False, False, 0, None, "batch id is not anchored on chain"
+                    )
+                if root is not None and root != on_chain.root:
+                    return InclusionCheck(
+                        False, False, 0, None, "the proof's root is not the batch's root on chain"
+                    )
+                valid = verify_inclusion(
+                    leaf, leaf_index, siblings, on_chain.root, leaf_count=on_chain.leaf_count
+                )
+                tx = await self._anchor_tx(batch_id, on_chain.block_number)
+                reason = "" if valid else "the leaf does not reach the on-chain root"
+                return InclusionCheck(valid, True, on_chain.block_number, tx, reason)
+            assert root is not None
+            valid = verify_inclusion(leaf, leaf_index, siblings, root)
+            anchored = await self.chain.is_root_anchored(root)
+        except (ValidationError, FailedPrecondition):
+            raise
+        except Exception as exc:
+            raise Unavailable(f"chain unreachable: {describe_error(exc)}") from None
+        reasons = []
+        if not valid:
+            reasons.append("the leaf does not reach the root")
+        if not anchored:
+            reasons.append("the root is not anchored on chain")
+        return InclusionCheck(valid, anchored, 0, None, "; ".join(reasons))
+
+    async def _anchor_tx(self, batch_id: int, block: int) -> int | None:
+        ours = await self.store.get_batch(batch_id)
+        if ours is not None and ours.tx_hash is not None and ours.state == ANCHORED:
+            return ours.tx_hash
+        page = await self.chain.events(
+            BATCH_ANCHORED, keys=[[batch_id]], from_block=block, to_block=block
+        )
+        return next((e.tx_hash for e in page.events if e["batch_id"] == batch_id), None)
+
+    # -- chain info -----------------------------------------------------------------------
+
+    async def chain_info(self) -> ChainInfo:
+        contracts: list[ContractEntry] = []
+        chain_id = ""
+        address: int | None = None
+        latest = 0
+        if self.connection is not None:
+            deployment = self.connection.deployment()
+            if deployment is not None:
+                for name, ref in deployment.contracts.items():
+                    contracts.append(
+                        ContractEntry(CONTRACT_NAMES.get(name, name), ref.address, ref.class_hash)
+                    )
+                if deployment.chain_id is not None:
+                    chain_id = _chain_id_text(deployment.chain_id)
+            if self.connection.account is not None:
+                address = self.connection.account.address
+        try:
+            latest = await self.chain.block_number()
+        except Exception as exc:
+            log.info("chain info: latest block unavailable", error=describe_error(exc))
+        return ChainInfo(
+            chain_id=chain_id,
+            rpc_url=self.public_rpc_url,
+            contracts=contracts,
+            latest_block=latest,
+            translator_address=address,
+            engine=self.engine.status(),
+        )
+
+    # -- humanity -------------------------------------------------------------------------
+
+    async def register_humanity(
+        self,
+        principal: Principal,
+        user_id: str,
+        commitment_text: str,
+        public_key_text: str,
+        request_id: str,
+    ) -> HumanityRow:
+        require_trusted(principal)
+        user_id = _text(user_id, "user_id")
+        commitment = parse_felt(commitment_text, "commitment")
+        if commitment == 0:
+            raise ValidationError("commitment", "must not be zero")
+        public_key = decode_hex(public_key_text, "ed25519_public_key", PUBLIC_KEY_BYTES)
+        if not any(public_key):
+            raise ValidationError("ed25519_public_key", "must not be zero")
+        existing = await self.store.humanity_by_commitment(commitment)
+        if existing is not None and existing.state == FAILED:
+            await self.store.delete_humanity(existing.commitment)  # a new attempt
+            existing = None
+        if existing is not None:
+            if existing.user_id == user_id and existing.public_key == public_key.hex():
+                # A retry (same user, commitment and key): resume or return the outcome.
+                return await self._finish_registration(existing)
+            raise AlreadyExists("the commitment is already registered")
+        previous = await self.store.humanity_by_user(user_id)
+        if previous is not None and previous.state == FAILED:
+            await self.store.delete_humanity(previous.commitment)
+        elif previous is not None:
+            raise AlreadyExists(f"user {user_id} already registered a humanity commitment")
+        if self.registrants is None:
+            raise FailedPrecondition("no registrant accounts are configured")
+        used = await self.store.used_accounts()
+        account = self.registrants.pick(used)
+        if account is None:
+            raise FailedPrecondition("no free registrant account for a new humanity registration")
+        try:
+            row = await self.store.insert_humanity(
+                commitment, user_id, public_key, account.address, request_id or None
+            )
+        except IntegrityError as exc:
+            if is_unique_violation(exc):
+                raise AlreadyExists(
+                    "a concurrent registration took this commitment or user"
+                ) from None
+            raise
+        return await self._finish_registration(row)
+
+    async def _finish_registration(self, row: HumanityRow) -> HumanityRow:
+        if row.state in (ANCHORED, FAILED):
+            return row
+        assert self.registrants is not None
+        account = self.registrants.account(row.account)
+        if account is None:
+            raise FailedPrecondition("the registrant account of this user is not configured")
+        try:
+            chain = await self.registrants.connect(account)
+        except Exception as exc:
+            raise Unavailable(f"chain unreachable: {describe_error(exc)}") from None
+        try:
+            registry = chain.registry
+            if await registry.account_by_commitment(row.commitment) == row.account:
+                # An earlier attempt landed (its answer was lost): do not send again.
+                tx_hash, block = await self._registration_tx(chain, row)
+                await self.store.finish_humanity(
+                    row.commitment, state=ANCHORED, tx_hash=tx_hash, block=block
+                )
+            else:
+                result = await registry.register(row.commitment, bytes.fromhex(row.public_key))
+                if result.succeeded:
+                    await self.store.finish_humanity(
+                        row.commitment,
+                        state=ANCHORED,
+                        tx_hash=result.tx_hash,
+                        block=result.block_number,
+                    )
+                else:
+                    await self.store.finish_humanity(
+                        row.commitment, state=FAILED, reason=str(result.revert_reason)
+                    )
+        except ExecutionFailed as exc:
+            await self.store.finish_humanity(row.commitment, state=FAILED, reason=exc.reason)
+            if "commitment already used" in exc.reason or "key already used" in exc.reason:
+                raise AlreadyExists(exc.reason) from None
+            raise FailedPrecondition(f"the registry refused: {exc.reason}") from None
+        except TransactionRejected as exc:
+            raise Unavailable(f"the chain refused the transaction: {exc.message}") from None
+        except (OSError, TimeoutError) as exc:
+            raise Unavailable(f"chain unreachable: {describe_error(exc)}") from None
+        finally:
+            await chain.close()
+        done = await self.store.humanity_by_commitment(row.commitment)
+        assert done is not None
+        if done.state == ANCHORED:
+            await self.store.set_registered_key(
+                done.user_id, bytes.fromhex(done.public_key), "humanity_registry"
+            )
+        return done
+
+    @staticmethod
+    async def _registration_tx(chain: KeikoChain, row: HumanityRow) -> tuple[int | None, int]:
+        page = await chain.registry.events(
+            "Registered", keys=[[row.account], [row.commitment]], from_block=0
+        )
+        for event in page.events:
+            return event.tx_hash, event.block_number or 0
+        return None, 0
+
+    async def humanity_registration(self, commitment_text: str) -> HumanityRegistration:
+        """Read from chain only (the public registry and its ``Registered`` event)."""
+        commitment = parse_felt(commitment_text, "commitment")
+        if self.connection is None:
+            raise Unavailable("no chain connection")
+        try:
+            chain = await self.connection.get()
+            account = await chain.registry.account_by_commitment(commitment)
+            key = None if account is None else await chain.registry.get_key(account)
+            if account is None:
+                return HumanityRegistration(False, None, 0, None)
+            page = await chain.registry.events(
+                "Registered", keys=[[account], [commitment]], from_block=0
+            )
+        except Exception as exc:
+            raise Unavailable(f"chain unreachable: {describe_error(exc)}") from None
+        event = page.events[0] if page.events else None
+        block = event.block_number or 0 if event is not None else 0
+        return HumanityRegistration(True, key, block, None if event is None else event.tx_hash)
+
+
+def _chain_id_text(chain_id: int) -> str:
+    try:
+        return decode_short_string(chain_id, "chain_id")
+    except ValidationError:
+        return felt_to_hex(chain_id)

@@ -1,0 +1,408 @@
+"""The keiko.chain.v1.ChainService gRPC servicer: decode, authorize, call, encode.
+
+Authorization rules are in :mod:`chain.translator.service`. Public RPCs (no token):
+GetChainInfo, GetInclusionProof, VerifyInclusion, GetHumanityRegistration. The governance
+RPCs are not overridden: the host answers UNIMPLEMENTED for them.
+
+:func:`build_chain_servicer` wires the whole translator into a :class:`ServiceRuntime`:
+the chain connection, the key vault, the store, and four background jobs:
+``chain.anchoring`` (the engine), ``chain.watcher`` (the event follower), ``chain.outbox``
+(the relay publishing ``chain.*`` events) and ``chain.intake`` (the consumer of the domain
+events the translator anchors, :mod:`chain.translator.intake`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chain.translator.anchoring import AnchoringEngine, EngineSettings
+from chain.translator.batching import BackoffPolicy, BatchPolicy, Domain
+from chain.translator.felts import felt_to_hex
+from chain.translator.intake import AnchorIntake
+from chain.translator.keys import ENV_KEK, ENV_KEK_PREVIOUS, KeyVault
+from chain.translator.ports import ChainConnection, ClientAnchorChain, chain_config_from_env
+from chain.translator.service import (
+    ChainTranslator,
+    RegistrantPool,
+    is_trusted,
+)
+from chain.translator.storage import (
+    ANCHORED,
+    FAILED,
+    TOPIC_ANCHOR_FAILED,
+    TOPIC_INTERACTION_ANCHORED,
+    BatchRow,
+    ChainStore,
+    RecordRow,
+    outbox,
+)
+from chain.translator.watcher import ChainWatcher
+from services.api.keiko.chain import v1 as pb
+from services.api.keiko.common import v1 as common
+from services.kit.auth import current_principal
+from services.kit.errors import FailedPrecondition, ValidationError
+from services.kit.events import Event
+from services.kit.events.fanout import EventFanout
+from services.kit.events.outbox import OutboxRelay
+from services.kit.runtime import BackgroundJob, ServiceRuntime
+
+# Domain values and proto enum members share names (LEARNING, ...).
+_TO_PB_DOMAIN: dict[Domain, pb.AnchorDomain] = {
+    d: pb.AnchorDomain.from_string(d.name) for d in Domain
+}
+_FROM_PB_DOMAIN = {int(v): k for k, v in _TO_PB_DOMAIN.items()}
+_TO_PB_STATUS: dict[str, common.AnchorStatus] = {
+    "pending": common.AnchorStatus.from_string("PENDING"),
+    ANCHORED: common.AnchorStatus.from_string("ANCHORED"),
+    FAILED: common.AnchorStatus.from_string("FAILED"),
+}
+_UNSPECIFIED_STATUS = common.AnchorStatus.from_string("UNSPECIFIED")
+
+
+def domain_from_pb(value: int, field: str = "domain") -> Domain:
+    try:
+        return _FROM_PB_DOMAIN[int(value)]
+    except (KeyError, ValueError):
+        raise ValidationError(field, "must be a known anchor domain") from None
+
+
+def _hex(value: int | None) -> str:
+    return "" if value is None else felt_to_hex(value)
+
+
+def anchor_state(row: RecordRow) -> common.AnchorState:
+    return common.AnchorState(
+        status=_TO_PB_STATUS[row.status],
+        batch_id=_hex(row.batch_id),
+        merkle_root=_hex(row.root),
+        leaf_index=row.leaf_index or 0,
+        block_number=row.block or 0,
+        tx_hash=_hex(row.tx_hash),
+        failure_reason=row.failure_reason or "",
+        anchored_at=row.anchored_at,  # type: ignore[arg-type]
+    )
+
+
+def batch_to_pb(batch: BatchRow) -> pb.Batch:
+    return pb.Batch(
+        id=felt_to_hex(batch.batch_id),
+        domain=_TO_PB_DOMAIN[batch.domain],
+        merkle_root=felt_to_hex(batch.root),
+        leaf_count=batch.leaf_count,
+        status=_TO_PB_STATUS[batch.status],
+        created_at=batch.created_at,
+        submitted_at=batch.submitted_at,  # type: ignore[arg-type]
+        anchored_at=batch.anchored_at,  # type: ignore[arg-type]
+        block_number=batch.block or 0,
+        tx_hash=_hex(batch.tx_hash),
+        failure_reason=(batch.last_error or "") if batch.state == FAILED else "",
+    )
+
+
+def _event_anchor_state(payload: Mapping[str, Any], occurred_at: datetime) -> common.AnchorState:
+    status = payload.get("status", ANCHORED)
+    return common.AnchorState(
+        status=_TO_PB_STATUS.get(status, _UNSPECIFIED_STATUS),
+        batch_id=str(payload.get("batch_id") or ""),
+        merkle_root=str(payload.get("root") or ""),
+        leaf_index=int(payload.get("leaf_index") or 0),
+        block_number=int(payload.get("block") or 0),
+        tx_hash=str(payload.get("tx_hash") or ""),
+        failure_reason=str(payload.get("failure_reason") or ""),
+        anchored_at=occurred_at if status == ANCHORED else None,  # type: ignore[arg-type]
+    )
+
+
+class ChainServicer(pb.ChainServiceBase):
+    public_methods = frozenset(
+        {"GetChainInfo", "GetInclusionProof", "VerifyInclusion", "GetHumanityRegistration"}
+    )
+
+    def __init__(self, translator: ChainTranslator, fanout: EventFanout | None = None) -> None:
+        self.translator = translator
+        self.fanout = fanout
+
+    async def sign_interaction(
+        self, sign_interaction_request: pb.SignInteractionRequest
+    ) -> pb.SignInteractionResponse:
+        request = sign_interaction_request
+        device = None
+        if request.device_signature.signature_hex or request.device_signature.public_key_hex:
+            device = (
+                request.device_signature.signature_hex,
+                request.device_signature.public_key_hex,
+            )
+        signed = await self.translator.sign_interaction(
+            current_principal(), request.learner_id, request.canonical_statement_json, device
+        )
+        return pb.SignInteractionResponse(
+            signature_hex=signed.signature.hex(),
+            public_key_hex=signed.public_key.hex(),
+            leaf=felt_to_hex(signed.leaf),
+            device_signed=signed.device_signed,
+        )
+
+    async def submit_for_anchoring(
+        self, submit_for_anchoring_request: pb.SubmitForAnchoringRequest
+    ) -> pb.SubmitForAnchoringResponse:
+        request = submit_for_anchoring_request
+        row = await self.translator.submit(
+            current_principal(),
+            domain_from_pb(request.domain),
+            request.record_id,
+            request.leaf_data,
+        )
+        return pb.SubmitForAnchoringResponse(anchor=anchor_state(row), leaf=felt_to_hex(row.leaf))
+
+    async def get_anchor_status(
+        self, get_anchor_status_request: pb.GetAnchorStatusRequest
+    ) -> pb.GetAnchorStatusResponse:
+        request = get_anchor_status_request
+        row = await self.translator.record(
+            current_principal(), domain_from_pb(request.domain), request.record_id
+        )
+        return pb.GetAnchorStatusResponse(anchor=anchor_state(row))
+
+    async def get_inclusion_proof(
+        self, get_inclusion_proof_request: pb.GetInclusionProofRequest
+    ) -> pb.GetInclusionProofResponse:
+        request = get_inclusion_proof_request
+        row, batch = await self.translator.inclusion_proof(
+            domain_from_pb(request.domain), request.record_id
+        )
+        assert row.batch_id is not None and row.proof is not None
+        proof = common.InclusionProof(
+            leaf=felt_to_hex(row.leaf),
+            leaf_index=row.leaf_index or 0,
+            siblings=[felt_to_hex(s) for s in row.proof],
+            merkle_root=felt_to_hex(batch.root),
+            batch_id=felt_to_hex(row.batch_id),
+        )
+        anchored = batch.state == ANCHORED
+        return pb.GetInclusionProofResponse(
+            proof=proof,
+            block_number=(batch.block or 0) if anchored else 0,
+            tx_hash=_hex(batch.tx_hash) if anchored else "",
+        )
+
+    async def verify_inclusion(
+        self, verify_inclusion_request: pb.VerifyInclusionRequest
+    ) -> pb.VerifyInclusionResponse:
+        proof = verify_inclusion_request.proof
+        check = await self.translator.verify_inclusion(
+            proof.leaf, proof.leaf_index, list(proof.siblings), proof.merkle_root, proof.batch_id
+        )
+        return pb.VerifyInclusionResponse(
+            proof_valid=check.proof_valid,
+            root_on_chain=check.root_on_chain,
+            block_number=check.block,
+            tx_hash=_hex(check.tx_hash),
+            reason=check.reason,
+        )
+
+    async def get_batch(self, get_batch_request: pb.GetBatchRequest) -> pb.GetBatchResponse:
+        current_principal()  # any authenticated caller: batch data is public on chain
+        batch = await self.translator.batch(get_batch_request.batch_id)
+        return pb.GetBatchResponse(batch=batch_to_pb(batch))
+
+    async def watch_anchors(
+        self, watch_anchors_request: pb.WatchAnchorsRequest
+    ) -> AsyncIterator[pb.WatchAnchorsResponse]:
+        principal = current_principal()
+        request = watch_anchors_request
+        domain = None
+        if request.domain != pb.AnchorDomain.UNSPECIFIED:
+            domain = domain_from_pb(request.domain)
+        if request.record_id and domain is None:
+            raise ValidationError("domain", "is required when record_id is given")
+        if self.fanout is None:
+            raise FailedPrecondition("anchor watching is not available in this process")
+        trusted = is_trusted(principal)
+
+        def visible(event: Event) -> bool:
+            payload = event.payload
+            if not trusted and payload.get("learner_id") != principal.user_id:
+                return False
+            if domain is not None and payload.get("domain") != domain.value:
+                return False
+            return not request.record_id or payload.get("record_id") == request.record_id
+
+        topics = [TOPIC_INTERACTION_ANCHORED, TOPIC_ANCHOR_FAILED]
+        async with self.fanout.listen(topics, visible) as events:
+            async for event in events:
+                payload = event.payload
+                yield pb.WatchAnchorsResponse(
+                    event=pb.AnchorEvent(
+                        domain=_TO_PB_DOMAIN[Domain(payload["domain"])],
+                        record_id=str(payload["record_id"]),
+                        anchor=_event_anchor_state(payload, event.occurred_at),
+                    )
+                )
+
+    async def register_humanity(
+        self, register_humanity_request: pb.RegisterHumanityRequest
+    ) -> pb.RegisterHumanityResponse:
+        request = register_humanity_request
+        row = await self.translator.register_humanity(
+            current_principal(),
+            request.user_id,
+            request.commitment,
+            request.ed25519_public_key,
+            request.request_id,
+        )
+        return pb.RegisterHumanityResponse(
+            tx_hash=_hex(row.tx_hash), status=_TO_PB_STATUS.get(row.state, _UNSPECIFIED_STATUS)
+        )
+
+    async def get_humanity_registration(
+        self, get_humanity_registration_request: pb.GetHumanityRegistrationRequest
+    ) -> pb.GetHumanityRegistrationResponse:
+        found = await self.translator.humanity_registration(
+            get_humanity_registration_request.commitment
+        )
+        return pb.GetHumanityRegistrationResponse(
+            registered=found.registered,
+            ed25519_public_key=found.public_key.hex() if found.public_key else "",
+            block_number=found.block,
+            tx_hash=_hex(found.tx_hash),
+        )
+
+    async def get_chain_info(
+        self, get_chain_info_request: pb.GetChainInfoRequest
+    ) -> pb.GetChainInfoResponse:
+        info = await self.translator.chain_info()
+        return pb.GetChainInfoResponse(
+            chain_id=info.chain_id,
+            rpc_url=info.rpc_url,
+            contracts=[
+                pb.ContractInfo(
+                    name=c.name, address=felt_to_hex(c.address), class_hash=_hex(c.class_hash)
+                )
+                for c in info.contracts
+            ],
+            latest_block=info.latest_block,
+            translator_address=_hex(info.translator_address),
+        )
+
+
+# -- composition ------------------------------------------------------------------------------
+
+
+class TranslatorSettings(BaseSettings):
+    """Tuning knobs, environment ``KEIKO_CHAIN_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="KEIKO_CHAIN_", extra="ignore")
+
+    batch_max_leaves: int = 256
+    batch_max_wait_ms: int = 500
+    retry_initial_ms: int = 500
+    retry_max_delay_s: float = 60.0
+    retry_max_attempts: int | None = None
+    breaker_failure_threshold: int = 3
+    breaker_reset_s: float = 10.0
+    confirm_timeout_s: float = 30.0
+    send_timeout_s: float = 120.0
+    watcher_start_block: int = 0
+    watcher_poll_ms: int = 200
+    # The RPC URL verifiers are told to use (GetChainInfo); default: the one we use.
+    public_rpc_url: str = ""
+
+    def engine(self) -> EngineSettings:
+        return EngineSettings(
+            policy=BatchPolicy.of(self.batch_max_leaves, self.batch_max_wait_ms),
+            backoff=BackoffPolicy(
+                initial=timedelta(milliseconds=self.retry_initial_ms),
+                max_delay=timedelta(seconds=self.retry_max_delay_s),
+                max_attempts=self.retry_max_attempts,
+            ),
+            confirm_timeout=timedelta(seconds=self.confirm_timeout_s),
+            send_timeout=self.send_timeout_s,
+            breaker_failure_threshold=self.breaker_failure_threshold,
+            breaker_reset_timeout=timedelta(seconds=self.breaker_reset_s),
+        )
+
+
+KEK_FILE = Path("keys") / "chain-kek.b64"
+
+
+def load_vault(
+    data_dir: Path, *, embedded: bool, environ: Mapping[str, str] | None = None
+) -> KeyVault:
+    """``KEIKO_KEK`` (+ ``KEIKO_KEK_PREVIOUS``) from the environment; on the embedded
+    default, a KEK generated once into ``<data dir>/keys/chain-kek.b64`` (mode 0600).
+    Production (not embedded) without ``KEIKO_KEK`` refuses to start."""
+    env = dict(os.environ if environ is None else environ)
+    if env.get(ENV_KEK, "").strip():
+        return KeyVault.from_env(env)
+    if not embedded:
+        raise FailedPrecondition(f"{ENV_KEK} is required outside the embedded default")
+    path = data_dir / KEK_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(KeyVault.new_kek())
+    return KeyVault.from_env(
+        {ENV_KEK: path.read_text().strip(), ENV_KEK_PREVIOUS: env.get(ENV_KEK_PREVIOUS, "")}
+    )
+
+
+def build_chain_servicer(runtime: ServiceRuntime) -> ChainServicer:
+    """The translator on ``runtime``, with its four background jobs registered."""
+    settings = runtime.settings
+    tuning = TranslatorSettings()
+    config = chain_config_from_env(
+        data_dir=settings.data_dir,
+        rpc_url=settings.chain_rpc_url,
+        node_host=settings.chain_node_host,
+        node_port=settings.chain_node_port,
+    )
+    connection = ChainConnection(config.rpc_url, config.account, config.deployment_file)
+    anchor_chain = ClientAnchorChain(connection)
+    store = ChainStore(runtime.database, runtime.clock)
+    relay = OutboxRelay(runtime.database, outbox, runtime.event_bus, clock=runtime.clock)
+    engine = AnchoringEngine(
+        store, anchor_chain, runtime.clock, tuning.engine(), on_change=relay.notify
+    )
+    watcher = ChainWatcher(
+        store,
+        anchor_chain,
+        start_block=tuning.watcher_start_block,
+        poll_interval=tuning.watcher_poll_ms / 1000,
+        on_change=relay.notify,
+    )
+    translator = ChainTranslator(
+        store,
+        lambda: load_vault(settings.data_dir, embedded=settings.embedded_database),
+        anchor_chain,
+        engine,
+        connection=connection,
+        registrants=RegistrantPool(config.registrants, config.rpc_url, config.deployment_file),
+        public_rpc_url=tuning.public_rpc_url or config.rpc_url,
+    )
+    users = {"chain.anchoring": engine.run, "chain.watcher": watcher.run}
+    running = set(users)
+
+    def closing(name: str, job: BackgroundJob) -> BackgroundJob:
+        async def run(stop: asyncio.Event) -> None:
+            try:
+                await job(stop)
+            finally:
+                running.discard(name)
+                if not running:  # the last chain user closes the HTTP session
+                    await connection.close()
+
+        return run
+
+    for name, job in users.items():
+        runtime.run_in_background(name, closing(name, job))
+    runtime.run_in_background("chain.outbox", relay.run)
+    runtime.run_in_background("chain.intake", AnchorIntake(translator).job(runtime.event_bus))
+    return ChainServicer(translator, runtime.fanout)

@@ -1,0 +1,304 @@
+"""The public passport export: the document an independent verifier checks.
+
+Produced by the passport service (``build_entry`` / :class:`PassportExport`), consumed by
+the CLI verifier and the public page (:func:`parse_export`). Everything in it is public;
+nothing in it is trusted: the verifier recomputes every hash and reads every root from
+the chain.
+
+Format ``keiko.passport.export`` version 1 (JSON, UTF-8)::
+
+    {
+      "format": "keiko.passport.export",
+      "version": 1,
+      "passport_id": "<string>",
+      "learner_id": "<string>",                 # optional
+      "generated_at": "<RFC 3339 UTC timestamp>",
+      "leaf_encoding": "keiko.leaf.v1",         # chain.translator.leaves
+      "tree_encoding": "keiko.merkle.v1",       # chain.translator.merkle
+      "entries": [
+        {
+          "entry_id": "<string, e.g. the xAPI statement id>",
+          "statement": { ...the xAPI statement exactly as signed... },
+          "statement_sha256": "<64 hex>",       # sha256 of the RFC 8785 bytes
+          "signature": "<128 hex>",             # Ed25519 over the RFC 8785 bytes
+          "public_key": "<64 hex>",             # Ed25519 public key
+          "leaf": "0x<hex felt>",               # optional, recomputed by verifiers
+          "anchor": null | {                    # null while not yet anchored
+            "batch_id": "0x<hex felt>",
+            "domain": "learning",               # Cairo short string of the batch
+            "leaf_index": <int>,
+            "proof": ["0x<hex felt>", ...],     # siblings, leaf level first
+            "root": "0x<hex felt>",             # informative: verifiers use the chain's
+            "tx_hash": "0x<hex felt>",
+            "block": <int>
+          }
+        }
+      ]
+    }
+
+Felts are ``0x`` hexadecimal strings; byte strings (hash, signature, key) are plain
+lowercase hex without prefix. Unknown top-level or entry members are ignored (forward
+compatible); a different ``format`` or ``version`` is rejected. A malformed entry does
+not make the whole document unreadable: it is reported as that entry's failure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from chain.translator.batching import Domain
+from chain.translator.felts import felt_to_hex, parse_felt
+from chain.translator.leaves import LEAF_ENCODING, compute_leaf, statement_hash
+from chain.translator.merkle import MAX_DEPTH, TREE_ENCODING, InclusionProof
+from chain.translator.signing import (
+    PUBLIC_KEY_BYTES,
+    SIGNATURE_BYTES,
+    StatementInput,
+    canonical_bytes,
+    decode_hex,
+)
+from services.kit.errors import ValidationError
+
+EXPORT_FORMAT = "keiko.passport.export"
+EXPORT_VERSION = 1
+MAX_EXPORT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorProof:
+    """Where an entry's leaf was anchored and the proof that puts it there."""
+
+    batch_id: int
+    domain: Domain
+    leaf_index: int
+    proof: tuple[int, ...]
+    root: int
+    tx_hash: int
+    block: int
+
+    @classmethod
+    def from_inclusion(
+        cls, batch_id: int, domain: Domain, proof: InclusionProof, tx_hash: int, block: int
+    ) -> AnchorProof:
+        return cls(batch_id, domain, proof.index, proof.siblings, proof.root, tx_hash, block)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batch_id": felt_to_hex(self.batch_id),
+            "domain": self.domain.value,
+            "leaf_index": self.leaf_index,
+            "proof": [felt_to_hex(s) for s in self.proof],
+            "root": felt_to_hex(self.root),
+            "tx_hash": felt_to_hex(self.tx_hash),
+            "block": self.block,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ExportEntry:
+    """One passport entry as exported."""
+
+    entry_id: str
+    statement: Mapping[str, Any]
+    statement_sha256: bytes
+    signature: bytes
+    public_key: bytes
+    anchor: AnchorProof | None
+    leaf: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "entry_id": self.entry_id,
+            "statement": self.statement,
+            "statement_sha256": self.statement_sha256.hex(),
+            "signature": self.signature.hex(),
+            "public_key": self.public_key.hex(),
+        }
+        if self.leaf is not None:
+            out["leaf"] = felt_to_hex(self.leaf)
+        out["anchor"] = None if self.anchor is None else self.anchor.to_json()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedEntry:
+    """An entry the parser could not read; the verifier reports it as failed."""
+
+    entry_id: str | None
+    field: str
+    reason: str
+
+
+ParsedEntry = ExportEntry | MalformedEntry
+
+
+@dataclass(frozen=True, slots=True)
+class PassportExport:
+    passport_id: str
+    generated_at: datetime
+    entries: tuple[ParsedEntry, ...]
+    learner_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "passport_id": self.passport_id,
+        }
+        if self.learner_id is not None:
+            out["learner_id"] = self.learner_id
+        out |= {
+            "generated_at": _format_time(self.generated_at),
+            "leaf_encoding": LEAF_ENCODING,
+            "tree_encoding": TREE_ENCODING,
+            "entries": [],
+        }
+        for entry in self.entries:
+            if isinstance(entry, MalformedEntry):
+                raise ValidationError("entries", "cannot export a malformed entry")
+            out["entries"].append(entry.to_json())
+        return out
+
+    def dumps(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_json(), indent=indent, ensure_ascii=False)
+
+
+def build_entry(
+    entry_id: str,
+    statement: StatementInput,
+    signature: bytes,
+    public_key: bytes,
+    anchor: AnchorProof | None,
+) -> ExportEntry:
+    """Build an export entry (the passport service's side); computes hash and leaf."""
+    if not isinstance(entry_id, str) or not entry_id:
+        raise ValidationError("entry_id", "must be a non-empty string")
+    canonical = canonical_bytes(statement)
+    parsed = json.loads(canonical)
+    return ExportEntry(
+        entry_id=entry_id,
+        statement=parsed,
+        statement_sha256=statement_hash(canonical),
+        signature=bytes(signature),
+        public_key=bytes(public_key),
+        anchor=anchor,
+        leaf=compute_leaf(canonical, signature, public_key),
+    )
+
+
+def _format_time(when: datetime) -> str:
+    if when.tzinfo is None:
+        raise ValidationError("generated_at", "must be timezone-aware")
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(value: object, field: str) -> datetime:
+    if not isinstance(value, str):
+        raise ValidationError(field, "must be an RFC 3339 timestamp")
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(field, "must be an RFC 3339 timestamp") from None
+    if when.tzinfo is None:
+        raise ValidationError(field, "must carry a UTC offset")
+    return when
+
+
+def _require_str(obj: Mapping[str, Any], key: str, field: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValidationError(field, "must be a non-empty string")
+    return value
+
+
+def _require_int(obj: Mapping[str, Any], key: str, field: str) -> int:
+    value = obj.get(key)
+    if type(value) is not int or value < 0:
+        raise ValidationError(field, "must be a non-negative integer")
+    return value
+
+
+def _parse_anchor(raw: object, field: str) -> AnchorProof | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ValidationError(field, "must be an object or null")
+    proof_raw = raw.get("proof")
+    if not isinstance(proof_raw, Sequence) or isinstance(proof_raw, str | bytes):
+        raise ValidationError(f"{field}.proof", "must be a list of felts")
+    if len(proof_raw) > MAX_DEPTH:
+        raise ValidationError(f"{field}.proof", f"at most {MAX_DEPTH} siblings")
+    return AnchorProof(
+        batch_id=parse_felt(raw.get("batch_id"), f"{field}.batch_id"),
+        domain=Domain.parse(raw.get("domain"), f"{field}.domain"),
+        leaf_index=_require_int(raw, "leaf_index", f"{field}.leaf_index"),
+        proof=tuple(parse_felt(s, f"{field}.proof[{i}]") for i, s in enumerate(proof_raw)),
+        root=parse_felt(raw.get("root"), f"{field}.root"),
+        tx_hash=parse_felt(raw.get("tx_hash"), f"{field}.tx_hash"),
+        block=_require_int(raw, "block", f"{field}.block"),
+    )
+
+
+def _parse_entry(raw: object, position: int) -> ParsedEntry:
+    prefix = f"entries[{position}]"
+    entry_id: str | None = None
+    try:
+        if not isinstance(raw, Mapping):
+            raise ValidationError(prefix, "must be an object")
+        entry_id = _require_str(raw, "entry_id", f"{prefix}.entry_id")
+        statement = raw.get("statement")
+        if not isinstance(statement, Mapping):
+            raise ValidationError(f"{prefix}.statement", "must be a JSON object")
+        leaf_raw = raw.get("leaf")
+        return ExportEntry(
+            entry_id=entry_id,
+            statement=statement,
+            statement_sha256=decode_hex(
+                raw.get("statement_sha256"), f"{prefix}.statement_sha256", 32
+            ),
+            signature=decode_hex(raw.get("signature"), f"{prefix}.signature", SIGNATURE_BYTES),
+            public_key=decode_hex(raw.get("public_key"), f"{prefix}.public_key", PUBLIC_KEY_BYTES),
+            anchor=_parse_anchor(raw.get("anchor"), f"{prefix}.anchor"),
+            leaf=None if leaf_raw is None else parse_felt(leaf_raw, f"{prefix}.leaf"),
+        )
+    except ValidationError as exc:
+        return MalformedEntry(entry_id=entry_id, field=exc.field, reason=exc.reason)
+
+
+def parse_export(document: str | bytes | Mapping[str, Any]) -> PassportExport:
+    """Parse an export document. Raises ``ValidationError`` if the document as a whole
+    is unusable; malformed entries become :class:`MalformedEntry` items."""
+    if isinstance(document, str | bytes | bytearray):
+        if len(document) > MAX_EXPORT_BYTES:
+            raise ValidationError("document", "is too large")
+        try:
+            data = json.loads(document)
+        except (UnicodeDecodeError, ValueError):
+            raise ValidationError("document", "is not valid JSON") from None
+    else:
+        data = document
+    if not isinstance(data, Mapping):
+        raise ValidationError("document", "must be a JSON object")
+    if data.get("format") != EXPORT_FORMAT:
+        raise ValidationError("format", f"must be {EXPORT_FORMAT!r}")
+    if data.get("version") != EXPORT_VERSION:
+        raise ValidationError("version", f"unsupported version {data.get('version')!r}")
+    for key, expected in (("leaf_encoding", LEAF_ENCODING), ("tree_encoding", TREE_ENCODING)):
+        if data.get(key, expected) != expected:
+            raise ValidationError(key, f"unsupported encoding {data.get(key)!r}")
+    entries = data.get("entries")
+    if not isinstance(entries, Sequence) or isinstance(entries, str | bytes):
+        raise ValidationError("entries", "must be a list")
+    learner_id = data.get("learner_id")
+    if learner_id is not None and not isinstance(learner_id, str):
+        raise ValidationError("learner_id", "must be a string")
+    return PassportExport(
+        passport_id=_require_str(data, "passport_id", "passport_id"),
+        generated_at=_parse_time(data.get("generated_at"), "generated_at"),
+        entries=tuple(_parse_entry(raw, i) for i, raw in enumerate(entries)),
+        learner_id=learner_id,
+    )
