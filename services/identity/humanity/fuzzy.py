@@ -1,0 +1,156 @@
+"""Code-offset fuzzy extractor over binary BCH codes (``galois``).
+
+``gen(w)`` draws random messages ``m``, encodes them to BCH codewords ``c`` and
+publishes the offset ``c XOR w`` (the helper data); ``rep(w', offset)`` decodes
+``offset XOR w' = c XOR (w XOR w')`` and gets ``m`` back whenever ``w'`` differs from
+``w`` in at most ``t`` bits per codeword. Long feature vectors are split into several
+codewords of length ``n`` (blocks); every block must decode.
+
+Erasures (bits the new capture cannot see: eyelids, reflections, missing genotype
+calls) are handled with the classical two-trial method for binary codes: decode once
+with every erased bit set to 0 and once set to 1. One of the two trials has at most
+``e/2`` wrong erased bits, so a block with ``v`` errors and ``e`` erasures decodes
+whenever ``2v + e <= 2t``. Each block keeps every distinct successful trial; the
+caller checks the combinations against a hash (:mod:`.pipeline`).
+
+``galois`` builds the code tables and JIT-compiles its decoder with numba on first use
+(several seconds per process): :func:`warm_up` does that up front. Decoding is pinned to
+one numba thread: on a shared 2-core host numba's thread pool made batches 10-100x
+slower through oversubscription.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BchParams:
+    n: int
+    k: int
+    blocks: int
+
+    @property
+    def bits(self) -> int:
+        return self.n * self.blocks
+
+    @property
+    def message_bits(self) -> int:
+        return self.k * self.blocks
+
+
+@functools.cache
+def _code(n: int, k: int):  # type: ignore[no-untyped-def]
+    import galois  # imported lazily: the import and the tables take seconds
+
+    return galois.BCH(n, k)
+
+
+def correctable(params: BchParams) -> int:
+    """``t``: errors per block the code corrects (``2v + e <= 2t`` with erasures)."""
+    return int(_code(params.n, params.k).t)
+
+
+def _decode(params: BchParams, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decode rows of ``words`` (uint8 0/1, shape (rows, n)) -> (messages, errors).
+
+    ``errors`` is -1 for a row the decoder could not correct.
+    """
+    import galois
+    import numba
+
+    numba.set_num_threads(1)
+    code = _code(params.n, params.k)
+    messages, errors = code.decode(galois.GF2(words), output="message", errors=True)
+    return np.asarray(messages, np.uint8), np.asarray(errors, np.int64)
+
+
+def warm_up(*codes: BchParams) -> None:
+    """Build the codes and compile the decoder now rather than on the first request."""
+    for params in codes:
+        zero = np.zeros((1, params.n), np.uint8)
+        _decode(params, zero)
+
+
+def gen(params: BchParams, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Code-offset generation. ``features``: uint8 0/1 of length ``params.bits``.
+
+    Returns ``(messages, offset)``: the random messages (uint8 bits, ``blocks x k``)
+    and the public offset (uint8 bits, ``params.bits``).
+    """
+    import galois
+
+    if features.shape != (params.bits,):
+        raise ValueError(f"expected {params.bits} feature bits, got {features.shape}")
+    code = _code(params.n, params.k)
+    raw = np.frombuffer(secrets.token_bytes(params.message_bits), np.uint8) & 1
+    messages = raw.reshape(params.blocks, params.k).copy()
+    codewords = np.asarray(code.encode(galois.GF2(messages)), np.uint8).ravel()
+    offset = codewords ^ features
+    codewords.fill(0)
+    return messages, offset
+
+
+@dataclass
+class Trials:
+    """Per candidate alignment, per block: the distinct messages that decoded."""
+
+    candidates: list[list[list[bytes]]]
+
+    def combinations(self, alignment: int, limit: int = 16) -> Iterator[bytes]:
+        """Concatenated block messages (as bytes of 0/1 bits), at most ``limit``."""
+        blocks = self.candidates[alignment]
+        if any(not options for options in blocks):
+            return
+        yield from itertools.islice(
+            (b"".join(parts) for parts in itertools.product(*blocks)), limit
+        )
+
+
+def rep_trials(
+    params: BchParams, offset: np.ndarray, candidates: Sequence[tuple[np.ndarray, np.ndarray]]
+) -> Trials:
+    """Decode ``offset XOR w'`` for each candidate ``(w' bits, known mask)``.
+
+    The candidates are alternative readings of the new capture (e.g. rotations); all
+    of them are decoded in one batch, with the two erasure fills.
+    """
+    rows = []
+    for bits, known in candidates:
+        for fill in (0, 1):
+            filled = np.where(known, bits, np.uint8(fill)).astype(np.uint8)
+            rows.append((offset ^ filled).reshape(params.blocks, params.n))
+            filled.fill(0)
+    words = np.concatenate(rows, axis=0)
+    messages, errors = _decode(params, words)
+    words.fill(0)
+    messages = messages.reshape(len(candidates), 2, params.blocks, params.k)
+    errors = errors.reshape(len(candidates), 2, params.blocks)
+    out: list[list[list[bytes]]] = []
+    for a in range(len(candidates)):
+        per_block: list[list[bytes]] = []
+        for b in range(params.blocks):
+            options: list[tuple[int, bytes]] = []
+            for fill in (0, 1):
+                if errors[a, fill, b] >= 0:
+                    message = messages[a, fill, b].tobytes()
+                    if all(message != m for _, m in options):
+                        options.append((int(errors[a, fill, b]), message))
+            per_block.append([m for _, m in sorted(options)])
+        out.append(per_block)
+    messages.fill(0)
+    return Trials(out)
+
+
+def pack(bits: np.ndarray) -> bytes:
+    return np.packbits(bits.astype(np.uint8)).tobytes()
+
+
+def unpack(data: bytes, count: int) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(data, np.uint8))[:count].copy()

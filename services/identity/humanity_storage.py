@@ -1,0 +1,228 @@
+"""Proof-of-humanity persistence: one enrollment per user and the identity outbox.
+
+The tables join the identity schema's ``metadata`` (``services.identity.storage``), so the
+one alembic history of schema ``identity`` creates them. Stored per enrollment: the fuzzy
+extractor's helper data (public but sensitive: see docs/humanity.md, never logged, never
+on chain), the commitment and the Ed25519 public key, and the state of the on-chain
+registration. No image, genome, iris code, genotype or secret key is stored.
+
+Registration states: ``pending`` (not yet accepted on chain: no chain configured, the
+chain or translator unreachable, or a transaction in flight; the registration job
+retries), ``registered`` (accepted on chain: ``registry_tx_hash`` set) and ``failed``
+(refused by the chain for good; ``registration_error`` says why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    select,
+    update,
+)
+from sqlalchemy.engine import CursorResult, Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.identity.storage import metadata
+from services.kit.events.outbox import outbox_table
+
+PENDING = "pending"
+REGISTERED = "registered"
+FAILED = "failed"
+REGISTRATION_STATES = (PENDING, REGISTERED, FAILED)
+
+
+def _ts(name: str, nullable: bool = False) -> Column[Any]:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+humanity_enrollments = Table(
+    "humanity_enrollments",
+    metadata,
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    # Public id of the stored helper data (EnrollHumanityResponse.helper_data_id).
+    Column("id", String(36), nullable=False, unique=True),
+    Column("helper_data", LargeBinary, nullable=False),
+    # 0x-prefixed lowercase hex felt (the registry's commitment).
+    Column("commitment", String(66), nullable=False, unique=True),
+    # 64 lowercase hex characters.
+    Column("ed25519_public_key", String(64), nullable=False, unique=True),
+    Column("request_id", String(128), nullable=True),
+    Column("registration_state", String(16), nullable=False),
+    Column("registry_tx_hash", String(66), nullable=False, default=""),
+    Column("registration_attempts", Integer, nullable=False, default=0),
+    Column("registration_error", String(500), nullable=False, default=""),
+    _ts("next_attempt_at", nullable=True),
+    _ts("enrolled_at"),
+    _ts("registered_at", nullable=True),
+    _ts("updated_at"),
+    Index(None, "registration_state", "next_attempt_at"),
+)
+
+# The identity service's transactional outbox (identity.humanity_verified, ...).
+outbox = outbox_table(metadata)
+
+
+@dataclass(frozen=True)
+class EnrollmentRecord:
+    """One stored enrollment. ``helper_data`` is sensitive: never log or return it."""
+
+    id: str
+    user_id: str
+    helper_data: bytes = field(repr=False)
+    commitment: str
+    ed25519_public_key: str
+    request_id: str | None
+    registration_state: str
+    registry_tx_hash: str
+    registration_attempts: int
+    registration_error: str
+    next_attempt_at: datetime | None
+    enrolled_at: datetime
+    registered_at: datetime | None
+    updated_at: datetime
+
+    @property
+    def registered_on_chain(self) -> bool:
+        return self.registration_state == REGISTERED
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _record(row: Row[Any]) -> EnrollmentRecord:
+    enrolled_at = _utc(row.enrolled_at)
+    updated_at = _utc(row.updated_at)
+    assert enrolled_at is not None and updated_at is not None
+    return EnrollmentRecord(
+        id=row.id,
+        user_id=row.user_id,
+        helper_data=bytes(row.helper_data),
+        commitment=row.commitment,
+        ed25519_public_key=row.ed25519_public_key,
+        request_id=row.request_id,
+        registration_state=row.registration_state,
+        registry_tx_hash=row.registry_tx_hash,
+        registration_attempts=int(row.registration_attempts),
+        registration_error=row.registration_error,
+        next_attempt_at=_utc(row.next_attempt_at),
+        enrolled_at=enrolled_at,
+        registered_at=_utc(row.registered_at),
+        updated_at=updated_at,
+    )
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount) if isinstance(result, CursorResult) else 0
+
+
+class HumanityRepository:
+    """Queries and writes of the enrollment table, within the caller's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def get(self, user_id: str) -> EnrollmentRecord | None:
+        t = humanity_enrollments
+        row = (await self.s.execute(select(t).where(t.c.user_id == user_id))).first()
+        return _record(row) if row else None
+
+    async def helpers(self) -> list[tuple[str, bytes]]:
+        """``(user_id, helper_data)`` of every enrollment (the duplicate check's store)."""
+        t = humanity_enrollments
+        rows = await self.s.execute(
+            select(t.c.user_id, t.c.helper_data).order_by(t.c.enrolled_at, t.c.user_id)
+        )
+        return [(str(uid), bytes(blob)) for uid, blob in rows]
+
+    async def insert(self, record: EnrollmentRecord) -> None:
+        await self.s.execute(
+            humanity_enrollments.insert().values(
+                user_id=record.user_id,
+                id=record.id,
+                helper_data=record.helper_data,
+                commitment=record.commitment,
+                ed25519_public_key=record.ed25519_public_key,
+                request_id=record.request_id,
+                registration_state=record.registration_state,
+                registry_tx_hash=record.registry_tx_hash,
+                registration_attempts=record.registration_attempts,
+                registration_error=record.registration_error,
+                next_attempt_at=record.next_attempt_at,
+                enrolled_at=record.enrolled_at,
+                registered_at=record.registered_at,
+                updated_at=record.updated_at,
+            )
+        )
+
+    async def mark_registered(self, user_id: str, tx_hash: str, now: datetime) -> bool:
+        """Pending -> registered. False when it was not pending (another replica won)."""
+        t = humanity_enrollments
+        result = await self.s.execute(
+            update(t)
+            .where(t.c.user_id == user_id, t.c.registration_state == PENDING)
+            .values(
+                registration_state=REGISTERED,
+                registry_tx_hash=tx_hash,
+                registration_error="",
+                next_attempt_at=None,
+                registered_at=now,
+                updated_at=now,
+                registration_attempts=t.c.registration_attempts + 1,
+            )
+        )
+        return _rowcount(result) == 1
+
+    async def record_attempt(
+        self,
+        user_id: str,
+        *,
+        state: str,
+        error: str,
+        tx_hash: str,
+        next_attempt_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        """An attempt that did not register: still pending (retry at ``next_attempt_at``)
+        or failed for good."""
+        t = humanity_enrollments
+        await self.s.execute(
+            update(t)
+            .where(t.c.user_id == user_id, t.c.registration_state == PENDING)
+            .values(
+                registration_state=state,
+                registration_error=error[:500],
+                registry_tx_hash=tx_hash,
+                next_attempt_at=next_attempt_at,
+                updated_at=now,
+                registration_attempts=t.c.registration_attempts + 1,
+            )
+        )
+
+    async def due(self, now: datetime, limit: int) -> Sequence[EnrollmentRecord]:
+        """Pending registrations whose next attempt is due, oldest first."""
+        t = humanity_enrollments
+        rows = await self.s.execute(
+            select(t)
+            .where(
+                t.c.registration_state == PENDING,
+                (t.c.next_attempt_at.is_(None)) | (t.c.next_attempt_at <= now),
+            )
+            .order_by(t.c.enrolled_at, t.c.user_id)
+            .limit(limit)
+        )
+        return [_record(row) for row in rows.all()]
