@@ -1,0 +1,280 @@
+"""Atomic learning interactions and the xAPI statements they become.
+
+* question -> verb `asked`; object `.../question/<id>` (type `question`); no result.
+* answer -> `answered`; object: the question answered, `.../question/<question_id>`
+  (type `question`); result: response, success?, score?.
+* exercise -> `completed` when `completed` is true, else `attempted`; object
+  `.../exercise/<id>` (type `performance`); result: completion, success?, score?, duration?.
+* discussion -> `commented`; object: the thread, `.../discussion/<thread_id>`
+  (Keiko type `discussion`); result: response (the contribution).
+* evaluation -> `scored`; object `.../evaluation/<id>` (type `assessment`); result: score,
+  completion=true, success?, duration?.
+* feedback -> `commented`; object `.../feedback/<id>` (Keiko type `feedback`); result:
+  response, score?; `context.statement` points at the reviewed statement when given.
+
+(`...` is `https://keiko.network/xapi/activities`; ADL verbs are
+`http://adlnet.gov/expapi/verbs/<verb>`, ADL types `http://adlnet.gov/expapi/activities/<type>`,
+Keiko types `https://keiko.network/xapi/activity-types/<type>`.) ADL has no activity type
+for a discussion thread or a piece of feedback, hence Keiko's own.
+
+The statement id is deterministic, UUID v5 of `keiko:interaction:<kind>:<id>:<learner id>`
+in `INTERACTION_NAMESPACE`, so a retried recording produces the same statement.
+Every statement is passed through `validate_statement` before it is returned.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from services.kit.clock import Clock
+from services.kit.errors import ValidationError
+from services.learning import hierarchy as h
+from services.learning.hierarchy import HierarchyContext, InteractionKind
+from services.learning.xapi import formats, vocab
+from services.learning.xapi.validation import validate_score, validate_statement
+from services.learning.xapi.version import XAPIVersion, coerce_version
+
+INTERACTION_NAMESPACE = uuid.UUID("6f1d3c2e-5b0a-5f4e-9c51-6b6569b06b31")
+MAX_TEXT = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """An xAPI score. `scaled` in [-1, 1]; `raw` within [min, max]; `min` < `max`."""
+
+    raw: float | None = None
+    min: float | None = None
+    max: float | None = None
+    scaled: float | None = None
+
+    def to_xapi(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in ("scaled", "raw", "min", "max"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    id: str
+    text: str
+    kind = InteractionKind.QUESTION
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    id: str
+    question_id: str
+    response: str
+    success: bool | None = None
+    score: Score | None = None
+    kind = InteractionKind.ANSWER
+
+
+@dataclass(frozen=True, slots=True)
+class Exercise:
+    id: str
+    title: str
+    completed: bool
+    success: bool | None = None
+    score: Score | None = None
+    duration: timedelta | None = None
+    kind = InteractionKind.EXERCISE
+
+
+@dataclass(frozen=True, slots=True)
+class Discussion:
+    id: str
+    thread_id: str
+    text: str
+    title: str | None = None
+    kind = InteractionKind.DISCUSSION
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    id: str
+    title: str
+    score: Score
+    success: bool | None = None
+    duration: timedelta | None = None
+    kind = InteractionKind.EVALUATION
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """Feedback on a learner's work; `about_statement_id` names the statement it reviews."""
+
+    id: str
+    text: str
+    about_statement_id: str | None = None
+    score: Score | None = None
+    kind = InteractionKind.FEEDBACK
+
+
+Interaction = Question | Answer | Exercise | Discussion | Evaluation | Feedback
+
+# kind -> (verb IRI, activity type IRI) ; exercise's verb depends on `completed`.
+INTERACTION_XAPI: dict[InteractionKind, tuple[str, str]] = {
+    InteractionKind.QUESTION: (vocab.VERB_ASKED, vocab.TYPE_QUESTION),
+    InteractionKind.ANSWER: (vocab.VERB_ANSWERED, vocab.TYPE_QUESTION),
+    InteractionKind.EXERCISE: (vocab.VERB_COMPLETED, vocab.TYPE_PERFORMANCE),
+    InteractionKind.DISCUSSION: (vocab.VERB_COMMENTED, vocab.TYPE_KEIKO_DISCUSSION),
+    InteractionKind.EVALUATION: (vocab.VERB_SCORED, vocab.TYPE_ASSESSMENT),
+    InteractionKind.FEEDBACK: (vocab.VERB_COMMENTED, vocab.TYPE_KEIKO_FEEDBACK),
+}
+
+
+def interaction_statement_id(kind: InteractionKind, interaction_id: str, learner_id: str) -> str:
+    return str(
+        uuid.uuid5(INTERACTION_NAMESPACE, f"keiko:interaction:{kind}:{interaction_id}:{learner_id}")
+    )
+
+
+def _text(value: object, path: str, *, max_len: int = MAX_TEXT) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(path, "must be a non-empty string")
+    if len(value) > max_len:
+        raise ValidationError(path, f"must be at most {max_len} characters")
+    return value
+
+
+def _duration(value: timedelta, path: str) -> str:
+    if value < timedelta(0):
+        raise ValidationError(path, "must not be negative")
+    return formats.format_duration(value)
+
+
+def _score(score: Score, path: str) -> dict[str, Any]:
+    for key in ("scaled", "raw", "min", "max"):
+        value = getattr(score, key)
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ValidationError(f"{path}.{key}", "must be a finite number")
+    out = score.to_xapi()
+    if not out:
+        raise ValidationError(path, "must have at least one of scaled, raw, min, max")
+    return validate_score(out, path)
+
+
+def _activity(iri: str, type_iri: str, lang: str, name: str | None = None) -> dict[str, Any]:
+    definition: dict[str, Any] = {"type": type_iri}
+    if name:
+        definition["name"] = {lang: name}
+    return {"objectType": "Activity", "id": iri, "definition": definition}
+
+
+def _object_and_result(
+    interaction: Interaction, lang: str
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    kind = interaction.kind
+    verb, type_iri = INTERACTION_XAPI[kind]
+    result: dict[str, Any] = {}
+    path = f"interaction.{kind.value}"
+    if isinstance(interaction, Question):
+        text = _text(interaction.text, f"{path}.text")
+        obj = _activity(h.activity_iri("question", interaction.id), type_iri, lang)
+        obj["definition"]["description"] = {lang: text}
+    elif isinstance(interaction, Answer):
+        h.check_id(interaction.question_id, f"{path}.question_id")
+        obj = _activity(h.activity_iri("question", interaction.question_id), type_iri, lang)
+        result["response"] = _text(interaction.response, f"{path}.response")
+        if interaction.success is not None:
+            result["success"] = interaction.success
+        if interaction.score is not None:
+            result["score"] = _score(interaction.score, f"{path}.score")
+    elif isinstance(interaction, Exercise):
+        title = _text(interaction.title, f"{path}.title", max_len=h.MAX_TITLE)
+        obj = _activity(h.activity_iri("exercise", interaction.id), type_iri, lang, title)
+        verb = vocab.VERB_COMPLETED if interaction.completed else vocab.VERB_ATTEMPTED
+        result["completion"] = interaction.completed
+        if interaction.success is not None:
+            result["success"] = interaction.success
+        if interaction.score is not None:
+            result["score"] = _score(interaction.score, f"{path}.score")
+        if interaction.duration is not None:
+            result["duration"] = _duration(interaction.duration, f"{path}.duration")
+    elif isinstance(interaction, Discussion):
+        h.check_id(interaction.thread_id, f"{path}.thread_id")
+        topic = interaction.title
+        if topic is not None:
+            topic = _text(topic, f"{path}.title", max_len=h.MAX_TITLE)
+        obj = _activity(h.activity_iri("discussion", interaction.thread_id), type_iri, lang, topic)
+        result["response"] = _text(interaction.text, f"{path}.text")
+    elif isinstance(interaction, Evaluation):
+        title = _text(interaction.title, f"{path}.title", max_len=h.MAX_TITLE)
+        obj = _activity(h.activity_iri("evaluation", interaction.id), type_iri, lang, title)
+        result["score"] = _score(interaction.score, f"{path}.score")
+        result["completion"] = True
+        if interaction.success is not None:
+            result["success"] = interaction.success
+        if interaction.duration is not None:
+            result["duration"] = _duration(interaction.duration, f"{path}.duration")
+    else:
+        about = interaction.about_statement_id
+        if about is not None and not formats.is_uuid(about):
+            raise ValidationError(f"{path}.about_statement_id", "must be a statement id (UUID)")
+        obj = _activity(h.activity_iri("feedback", interaction.id), type_iri, lang)
+        result["response"] = _text(interaction.text, f"{path}.text")
+        if interaction.score is not None:
+            result["score"] = _score(interaction.score, f"{path}.score")
+    return verb, obj, result
+
+
+def build_statement(
+    interaction: Interaction,
+    learner: str,
+    hierarchy: HierarchyContext | None,
+    clock: Clock,
+    *,
+    version: XAPIVersion | str = XAPIVersion.V1_0_3,
+    learner_name: str | None = None,
+) -> dict[str, Any]:
+    """The xAPI statement of `learner` (a Keiko user id) performing `interaction`.
+
+    Enforces the hierarchy's rules first (allowed interaction kinds per container,
+    PermissionDenied for non-participants, FailedPrecondition after a session's end),
+    then validates the statement with `validate_statement` and returns the normalized
+    statement (without `stored`, which the LRS sets).
+    """
+    if not isinstance(
+        interaction, Question | Answer | Exercise | Discussion | Evaluation | Feedback
+    ):
+        raise ValidationError(
+            "interaction", f"unknown interaction type {type(interaction).__name__}"
+        )
+    api_version = coerce_version(version)
+    kind = interaction.kind
+    h.check_id(interaction.id, f"interaction.{kind.value}.id")
+    actor = h.keiko_agent(h.check_id(learner, "learner"), learner_name)
+    where = hierarchy if hierarchy is not None else HierarchyContext()
+    now = clock.now()
+    where.ensure_can_record(learner, kind, now)
+    verb, obj, result = _object_and_result(interaction, where.language)
+
+    context = where.to_xapi_context()
+    context.setdefault("extensions", {})[vocab.EXT_INTERACTION_KIND] = kind.value
+    if isinstance(interaction, Feedback) and interaction.about_statement_id is not None:
+        context["statement"] = {"objectType": "StatementRef", "id": interaction.about_statement_id}
+
+    statement: dict[str, Any] = {
+        "id": interaction_statement_id(kind, interaction.id, learner),
+        "actor": actor,
+        "verb": {"id": verb, "display": {"en-US": verb.rsplit("/", 1)[-1]}},
+        "object": obj,
+        "context": context,
+        "timestamp": formats.format_timestamp(now),
+        "version": api_version.value,
+    }
+    if result:
+        statement["result"] = result
+    return validate_statement(statement, version=api_version).statement
