@@ -1,0 +1,4 @@
+from services.kit.migrations import run_env
+from services.marketplace.storage import metadata
+
+run_env(metadata)
