@@ -1,0 +1,1 @@
+"""The Strawberry GraphQL gateway: HTTP + WebSocket subscriptions, calling services over gRPC."""

@@ -1,0 +1,60 @@
+"""Runs the gateway's ASGI app under uvicorn, inside the caller's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import grpc
+import uvicorn
+
+from keiko.settings import Settings
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the platform owns SIGINT/SIGTERM and
+    stops the gateway itself, after health has turned NOT_SERVING."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[int]:
+    from gateway.app import create_app
+    from gateway.schema import build_schema
+
+    # Yields the bound HTTP port (settings.http_port may be 0 for "any free port").
+    channel = grpc.aio.insecure_channel(settings.gateway_target)
+    app = create_app(
+        build_schema(
+            max_depth=settings.graphql_max_depth, max_aliases=settings.graphql_max_aliases
+        ),
+        channel,
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        ws="websockets-sansio",
+    )
+    server = _EmbeddedServer(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            await task  # surfaces the bind error
+            raise OSError(f"gateway failed to start on {settings.http_host}:{settings.http_port}")
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+        await channel.close()
