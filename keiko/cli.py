@@ -1,0 +1,102 @@
+"""The `keiko` command: serve, migrate, chain node."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from keiko import registry
+from keiko.settings import Settings
+from services.kit.logging import configure_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keiko", description="Keiko learning network backend")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser(
+        "serve", help="run the services, the GraphQL gateway and (embedded) the chain node"
+    )
+    serve.add_argument(
+        "--service",
+        action="append",
+        dest="services",
+        metavar="NAME",
+        help="host only this service (repeatable); the shape for running replicas. "
+        f"One of: {', '.join(registry.SERVICES)}",
+    )
+    serve.add_argument("--no-gateway", action="store_true", help="do not start GraphQL")
+    serve.add_argument(
+        "--no-chain", action="store_true", help="do not start the embedded Keikochain node"
+    )
+
+    migrate = commands.add_parser("migrate", help="apply every service's database migrations")
+    migrate.add_argument("--service", action="append", dest="services", metavar="NAME")
+
+    chain = commands.add_parser("chain", help="Keikochain tools")
+    chain_commands = chain.add_subparsers(dest="chain_command", required=True)
+    chain_commands.add_parser(
+        "node", help="run the embedded Keikochain dev node alone", add_help=False
+    )
+    passport = commands.add_parser("passport", help="Life-Learning Passport tools")
+    passport_commands = passport.add_subparsers(dest="passport_command", required=True)
+    passport_commands.add_parser(
+        "verify",
+        help="verify a passport (id or share link) against the chain, without trusting Keiko",
+        add_help=False,
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["passport", "verify"]:
+        from chain.verify.cli import main as verify_main
+
+        return verify_main(argv[2:])
+    if argv[:2] == ["chain", "node"]:
+        from chain.node.service import main as node_main
+
+        return node_main(argv[2:])
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    if args.command == "serve":
+        from keiko.platform import serve
+
+        hosted = registry.resolve(args.services)
+        alone = bool(args.services)
+        asyncio.run(
+            serve(
+                settings,
+                hosted,
+                with_gateway=not args.no_gateway and not alone,
+                with_chain=not args.no_chain and not alone,
+            )
+        )
+        return 0
+    if args.command == "migrate":
+        from keiko.platform import migrate
+        from services.kit.db import Database
+
+        definitions = registry.resolve(args.services)
+
+        async def run() -> list[str]:
+            database = Database(
+                settings.resolved_database_url, schemas=[d.name for d in definitions]
+            )
+            try:
+                return await migrate(database, definitions)
+            finally:
+                await database.dispose()
+
+        done = asyncio.run(run())
+        print(f"migrated: {', '.join(done) or 'nothing to migrate'}")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

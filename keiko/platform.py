@@ -1,0 +1,219 @@
+"""Runs Keiko: any set of services on one gRPC port, optionally the GraphQL gateway,
+and on the embedded default the Keikochain dev node in its own process.
+
+Start-up order: keys → chain node → database (+ migrations on the embedded default) →
+event bus → gRPC host → gateway. Shutdown runs it backwards, turning health
+NOT_SERVING first so load balancers drain before connections close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+import structlog
+
+from gateway.server import running_gateway
+from keiko.registry import ServiceDefinition
+from keiko.runtime import ServiceRuntime
+from keiko.settings import Settings
+from services.api import DESCRIPTOR_SET_PATH
+from services.kit.auth import TokenVerifier, load_or_create_signing_key, public_key_pem
+from services.kit.clock import SystemClock
+from services.kit.db import Database
+from services.kit.events import event_bus_from_url
+from services.kit.events.fanout import EventFanout
+from services.kit.grpc import adapter
+from services.kit.grpc.server import GrpcHost
+from services.kit.migrations import upgrade
+
+log = structlog.get_logger("keiko")
+
+
+@dataclass
+class RunningPlatform:
+    grpc_port: int
+    http_port: int | None
+    chain_rpc_url: str | None
+    services: list[str]
+    host: GrpcHost
+    settings: Settings
+    notes: list[str] = field(default_factory=list)
+
+
+def jwt_keys(settings: Settings, hosts_identity: bool) -> tuple[bytes | None, bytes]:
+    """(private key if this process issues tokens, public key every service verifies with)."""
+    if settings.jwt_public_key_file and not hosts_identity:
+        return None, settings.jwt_public_key_file.read_bytes()
+    private = load_or_create_signing_key(settings.jwt_key_path)
+    return private, public_key_pem(private)
+
+
+async def migrate(database: Database, definitions: list[ServiceDefinition]) -> list[str]:
+    """Apply every hosted service's migrations; returns the services migrated."""
+    await database.create_schemas()
+    done = []
+    for definition in definitions:
+        if definition.migrations_dir is not None:
+            await upgrade(database, definition.name, definition.migrations_dir)
+            done.append(definition.name)
+    return done
+
+
+@asynccontextmanager
+async def _chain_node(settings: Settings) -> AsyncIterator[str]:
+    """The embedded Keikochain node in its own process (the Cairo VM is CPU-bound); yields
+    its RPC URL."""
+    from chain.node.process import astart_node_process
+
+    data_dir = settings.data_dir / "chain"
+    node = await astart_node_process(
+        data_dir,
+        settings.chain_node_host,
+        settings.chain_node_port or None,
+        log_path=data_dir / "node.log",
+    )
+    try:
+        yield node.rpc_url
+    finally:
+        await node.astop()
+
+
+@asynccontextmanager
+async def _background_jobs(runtime: ServiceRuntime) -> AsyncIterator[None]:
+    """Run the services' jobs (outbox relays, consumers); stop them after the host."""
+    stop = asyncio.Event()
+    tasks = {name: asyncio.create_task(job(stop), name=name) for name, job in runtime.jobs.items()}
+    try:
+        yield
+    finally:
+        stop.set()
+        done, pending = await asyncio.wait(tasks.values(), timeout=10) if tasks else (set(), set())
+        for task in pending:
+            task.cancel()
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.error(
+                    "background job failed", job=task.get_name(), error=repr(task.exception())
+                )
+
+
+def with_concrete_ports(settings: Settings) -> Settings:
+    """Port 0 ("any free port") resolved up front: services derive URLs from the ports
+    when they are built (share links, the translator's address), before anything binds."""
+    updates = {}
+    for name, host in (("grpc_port", settings.grpc_host), ("http_port", settings.http_host)):
+        if getattr(settings, name) == 0:
+            with socket.socket() as probe:
+                probe.bind((host, 0))
+                updates[name] = probe.getsockname()[1]
+    return settings.model_copy(update=updates) if updates else settings
+
+
+@asynccontextmanager
+async def running_platform(
+    settings: Settings,
+    definitions: list[ServiceDefinition],
+    *,
+    with_gateway: bool = True,
+    with_chain: bool = True,
+) -> AsyncIterator[RunningPlatform]:
+    names = [d.name for d in definitions]
+    settings = with_concrete_ports(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    async with AsyncExitStack() as stack:
+        if with_chain and not settings.chain_rpc_url:
+            node_url = await stack.enter_async_context(_chain_node(settings))
+            # Every service reads the chain from settings: point them at the node we run
+            # (its deployment.json is in <data dir>/chain, where services look by default).
+            settings = settings.model_copy(update={"chain_rpc_url": node_url})
+
+        private_pem, public_pem = jwt_keys(settings, "identity" in names)
+        clock = SystemClock()
+        database = Database(settings.resolved_database_url, schemas=names)
+        stack.push_async_callback(database.dispose)
+        notes = []
+        if settings.embedded_database:
+            migrated = await migrate(database, definitions)
+            notes.append(f"migrations applied: {', '.join(migrated) or 'none'}")
+        bus = event_bus_from_url(settings.event_bus_url)
+        stack.push_async_callback(bus.close)
+        fanout = EventFanout(bus, name="keiko")
+        stack.push_async_callback(fanout.close)
+
+        runtime = ServiceRuntime(
+            settings=settings,
+            database=database,
+            event_bus=bus,
+            clock=clock,
+            token_verifier=TokenVerifier(public_pem, clock),
+            jwt_private_key_pem=private_pem,
+            fanout=fanout,
+        )
+        host = GrpcHost(
+            [d.build(runtime) for d in definitions],
+            token_verifier=runtime.token_verifier,
+            descriptor_set=DESCRIPTOR_SET_PATH.read_bytes(),
+            address=settings.grpc_address,
+        )
+        await stack.enter_async_context(_background_jobs(runtime))
+        grpc_port = await host.start()
+        stack.push_async_callback(host.stop, settings.shutdown_grace_seconds)
+
+        http_port = None
+        if with_gateway:
+            http_port = await stack.enter_async_context(running_gateway(settings))
+        yield RunningPlatform(
+            grpc_port, http_port, settings.chain_rpc_url or None, names, host, settings, notes
+        )
+
+
+def banner(
+    platform: RunningPlatform, definitions: list[ServiceDefinition], settings: Settings
+) -> str:
+    lines = ["Keiko is running"]
+    lines.append(f"  gRPC      {settings.grpc_host}:{platform.grpc_port}  (health, reflection)")
+    for servicer in platform.host.servicers:
+        methods = adapter.describe(servicer)
+        service = methods[0].service if methods else type(servicer).__name__
+        done = sum(m.implemented for m in methods)
+        lines.append(f"    - {service:<40} {done}/{len(methods)} RPCs implemented")
+    if platform.http_port is not None:
+        base = f"http://{settings.http_host}:{platform.http_port}"
+        lines.append(
+            f"  GraphQL   {base}/graphql  (GraphiQL in a browser; ws: graphql-transport-ws)"
+        )
+        lines.append(f"  ops       {base}/healthz  {base}/readyz  {base}/metrics")
+    if platform.chain_rpc_url:
+        lines.append(f"  chain     {platform.chain_rpc_url}  (Starknet JSON-RPC)")
+    lines.append(f"  database  {settings.resolved_database_url.split('@')[-1]}")
+    lines.append(f"  events    {settings.event_bus_url.split('@')[-1]}")
+    lines.extend(f"  {note}" for note in platform.notes)
+    lines.append("Ctrl-C stops (health turns NOT_SERVING first).")
+    return "\n".join(lines)
+
+
+async def serve(
+    settings: Settings,
+    definitions: list[ServiceDefinition],
+    *,
+    with_gateway: bool,
+    with_chain: bool,
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with running_platform(
+        settings, definitions, with_gateway=with_gateway, with_chain=with_chain
+    ) as platform:
+        print(banner(platform, definitions, settings), file=sys.stdout, flush=True)
+        await stop.wait()
+        log.info("shutting down")

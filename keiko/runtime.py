@@ -1,0 +1,35 @@
+"""What a running Keiko process shares with the services it hosts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from keiko.settings import Settings
+from services.kit.auth import TokenVerifier
+from services.kit.clock import Clock
+from services.kit.db import Database
+from services.kit.events import EventBus
+from services.kit.events.fanout import EventFanout
+from services.kit.runtime import BackgroundJob
+
+
+@dataclass
+class ServiceRuntime:
+    """The platform's implementation of services.kit.runtime.ServiceRuntime."""
+
+    settings: Settings
+    database: Database
+    event_bus: EventBus
+    clock: Clock
+    token_verifier: TokenVerifier
+    # Only a process hosting identity holds the signing key (see services.kit.auth).
+    jwt_private_key_pem: bytes | None
+    # Shared by every Watch* RPC of the process: one bus subscription per topic.
+    fanout: EventFanout
+    jobs: dict[str, BackgroundJob] = field(default_factory=dict)
+
+    def run_in_background(self, name: str, job: BackgroundJob) -> None:
+        """Start `job(stop)` with the platform; it must return soon after `stop` is set."""
+        if name in self.jobs:
+            raise ValueError(f"background job {name!r} registered twice")
+        self.jobs[name] = job

@@ -1,0 +1,85 @@
+"""`keiko serve` as `make run` starts it: a real process with the embedded chain node."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_banner(process: subprocess.Popen[str], timeout: float = 180) -> list[str]:
+    """Lines printed until the end of the start-up banner."""
+    deadline = time.monotonic() + timeout
+    lines: list[str] = []
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            if process.poll() is not None:
+                raise AssertionError(f"keiko serve exited early: {lines}")
+            continue
+        lines.append(line.rstrip())
+        if line.startswith("Ctrl-C stops"):
+            return lines
+    raise AssertionError(f"no banner within {timeout} s: {lines}")
+
+
+def test_keiko_serve_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
+    grpc_port, http_port, chain_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "KEIKO_DATA_DIR": str(tmp_path / "data"),
+        "KEIKO_DATABASE_URL": "",
+        "KEIKO_EVENT_BUS_URL": "memory://",
+        "KEIKO_CHAIN_RPC_URL": "",
+        "KEIKO_GRPC_PORT": str(grpc_port),
+        "KEIKO_HTTP_PORT": str(http_port),
+        "KEIKO_CHAIN_NODE_PORT": str(chain_port),
+        "KEIKO_LOG_LEVEL": "WARNING",
+        "KEIKO_HUMANITY_WARM_UP": "false",  # no enrollment here: skip the decoder's JIT
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keiko", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        banner = "\n".join(wait_for_banner(process))
+        assert f"127.0.0.1:{grpc_port}" in banner
+        assert f"http://127.0.0.1:{http_port}/graphql" in banner
+        assert f"http://127.0.0.1:{chain_port}/rpc" in banner
+
+        ready = httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=10)
+        assert (ready.status_code, ready.json()) == (200, {"status": "serving"})
+        chain_id = httpx.post(
+            f"http://127.0.0.1:{chain_port}/rpc",
+            json={"jsonrpc": "2.0", "id": 1, "method": "starknet_chainId", "params": []},
+            timeout=10,
+        ).json()
+        assert chain_id["result"].startswith("0x")
+        deployment = json.loads((tmp_path / "data" / "chain" / "deployment.json").read_text())
+        assert {"interaction_anchor", "humanity_registry", "governance"} <= set(
+            deployment["contracts"]
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        exit_code = process.wait(timeout=60)
+    assert exit_code == 0
