@@ -254,8 +254,74 @@ END $$;
 """
 
 
+# -- hangs ----------------------------------------------------------------------------------
+
+# pytest-timeout shows thread stacks only; in an asyncio test the stuck coroutine is what
+# matters, so the engine fixtures print every task's stack this long before the timeout.
+HANG_REPORT_MARGIN_S = 20.0
+
+
+def _test_timeout(item: pytest.Item) -> float | None:
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0])
+    try:
+        value = item.config.getini("timeout")
+    except ValueError:  # pytest-timeout not installed
+        return None
+    return float(value) if value else None
+
+
+def _await_chain(awaitable: object) -> list[str]:
+    """Where a suspended coroutine waits, outermost first, through every `await`."""
+    lines: list[str] = []
+    while awaitable is not None:
+        frame = next(
+            (
+                getattr(awaitable, a)
+                for a in ("cr_frame", "ag_frame", "gi_frame")
+                if hasattr(awaitable, a)
+            ),
+            None,
+        )
+        if frame is not None:
+            code = frame.f_code
+            lines.append(f"    {code.co_filename}:{frame.f_lineno} in {code.co_qualname}")
+        awaitable = next(
+            (
+                getattr(awaitable, a)
+                for a in ("cr_await", "ag_await", "gi_yieldfrom")
+                if hasattr(awaitable, a)
+            ),
+            None,
+        )
+    return lines
+
+
+def _print_task_stacks(nodeid: str) -> None:
+    tasks = asyncio.all_tasks()
+    print(f"\n--- {nodeid}: still running near its timeout; {len(tasks)} asyncio tasks ---")
+    for task in tasks:
+        print(f"--- {task!r}", *_await_chain(task.get_coro()), sep="\n")
+
+
 @pytest.fixture
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+async def _hang_report(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    limit = _test_timeout(request.node)
+    if limit is None or limit <= HANG_REPORT_MARGIN_S:
+        yield
+        return
+    handle = asyncio.get_running_loop().call_later(
+        limit - HANG_REPORT_MARGIN_S, _print_task_stacks, request.node.nodeid
+    )
+    try:
+        yield
+    finally:
+        handle.cancel()
+
+
+@pytest.fixture
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path, _hang_report: None) -> str:
     """URL of an empty database for this test: a SQLite file, or the session's PostgreSQL
     database with every schema dropped first."""
     if test_backend() == "real":
@@ -301,7 +367,7 @@ async def migrated_database(database: Database) -> Database:
 
 
 @pytest.fixture
-async def event_bus_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+async def event_bus_url(request: pytest.FixtureRequest, _hang_report: None) -> AsyncIterator[str]:
     """URL of an event bus nobody else uses: a private in-process broker, or Redis with a
     per-test key prefix (its keys are deleted after the test). Build buses with special
     options from it: `event_bus_from_url(event_bus_url, retry_delay=0.05)`."""
