@@ -313,4 +313,13 @@ class EventBus(Protocol):
         """Deliveries of `topic` to `group` not acknowledged yet."""
         ...
 
+    async def groups(self, topic: str) -> list[str]:
+        """Names of the consumer groups of `topic`, sorted."""
+        ...
+
+    async def delete_group(self, topic: str, group: str) -> None:
+        """Drop `group` from `topic` with its pending entries (no-op if it is missing).
+        For groups that only one process ever reads, such as a fan-out's."""
+        ...
+
     async def close(self) -> None: ...

@@ -127,5 +127,11 @@ class EventFanout:
         for task in self._pumps.values():
             task.cancel()
         await asyncio.gather(*self._pumps.values(), return_exceptions=True)
+        # The group is this process's alone: left behind, it would only pile up on Redis.
+        for topic in self._subscriptions:
+            try:
+                await self._bus.delete_group(topic, self._group)
+            except Exception:  # shutting down: a leftover group is harmless
+                log.warning("fan-out group not deleted", topic=topic, group=self._group)
         self._pumps.clear()
         self._subscriptions.clear()

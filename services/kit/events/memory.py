@@ -144,6 +144,12 @@ class MemoryEventBus:
         grp = self._broker.stream(topic).groups.get(group)
         return len(grp.pending) if grp else 0
 
+    async def groups(self, topic: str) -> list[str]:
+        return sorted(self._broker.stream(topic).groups)
+
+    async def delete_group(self, topic: str, group: str) -> None:
+        self._broker.stream(topic).groups.pop(group, None)
+
     async def close(self) -> None:
         if self._closed:
             return

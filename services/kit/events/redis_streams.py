@@ -154,6 +154,25 @@ class RedisEventBus:
             raise
         return int(summary["pending"])
 
+    async def groups(self, topic: str) -> list[str]:
+        try:
+            rows: Any = await self.redis.xinfo_groups(self.stream_key(topic))
+        except ResponseError as exc:
+            if "no such key" in str(exc).lower():
+                return []
+            raise
+        return sorted(row["name"] for row in rows)
+
+    async def delete_group(self, topic: str, group: str) -> None:
+        # XGROUP DESTROY answers 0 for a missing group; a missing stream is not an error
+        # either (XINFO would say "no such key").
+        with contextlib.suppress(ResponseError):
+            await _retrying(
+                "xgroup destroy",
+                lambda: self.redis.xgroup_destroy(self.stream_key(topic), group),
+                stop=stop_after_delay(OPERATION_RETRY_S),
+            )
+
     async def close(self) -> None:
         if self._closed:
             return

@@ -82,6 +82,25 @@ async def test_each_group_gets_every_event(event_bus: EventBus) -> None:
         assert got == [e.id for e in sent]
 
 
+async def test_a_deleted_group_is_gone_and_starts_over_if_used_again(
+    event_bus: EventBus,
+) -> None:
+    assert await event_bus.groups(TOPIC) == []  # no stream yet: no groups, no error
+    first = _event(1)
+    await event_bus.publish(first)
+    for group in ("reputation", "passport"):
+        async with event_bus.subscribe([TOPIC], group=group, consumer="c1") as sub:
+            await (await _next(sub)).ack()
+    assert await event_bus.groups(TOPIC) == ["passport", "reputation"]
+    await event_bus.delete_group(TOPIC, "passport")
+    await event_bus.delete_group(TOPIC, "passport")  # twice: harmless
+    await event_bus.delete_group("identity.nothing_here", "passport")  # no stream: harmless
+    assert await event_bus.groups(TOPIC) == ["reputation"]
+    # a group created again under the same name reads from the start again
+    async with event_bus.subscribe([TOPIC], group="passport", consumer="c1") as sub:
+        assert (await _next(sub)).event.id == first.id
+
+
 async def test_one_subscription_reads_several_topics(event_bus: EventBus) -> None:
     await event_bus.publish(_event(1, TOPIC))
     await event_bus.publish(_event(2, OTHER))

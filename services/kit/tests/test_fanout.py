@@ -38,9 +38,13 @@ async def test_two_processes_each_see_every_event(event_bus: EventBus) -> None:
         ):
             await event_bus.publish(Event("passport.updated", key="p1", payload={}))
             assert (await next_event(one)).key == (await next_event(two)).key == "p1"
+            groups = await event_bus.groups("passport.updated")
+            assert len(groups) == 2 and all(g.startswith("watch.a.") for g in groups)
     finally:
         await first.close()
         await second.close()
+    # each process's group goes with it instead of piling up on the bus
+    assert await event_bus.groups("passport.updated") == []
 
 
 async def test_a_watcher_that_falls_behind_is_cut_off(event_bus: EventBus) -> None:
