@@ -181,6 +181,15 @@ async def test_record_anchor_subscribe_verify_and_detect_tampering(
         other = next(b for b in sorted(batches) if b != entry["anchor"]["batch_id"])
         entry["anchor"]["batch_id"] = other
 
+    def transaction(entry: dict[str, Any]) -> None:
+        # Name the real anchor transaction of another batch: on chain, but not this anchor.
+        mine = entry["anchor"]
+        entry["anchor"]["tx_hash"] = next(
+            e["anchor"]["tx_hash"]
+            for e in document["entries"]
+            if e.get("anchor") and e["anchor"]["tx_hash"] != mine["tx_hash"]
+        )
+
     # (tamper, the failure reasons it may be reported with: the first check it breaks)
     tampers = {
         "statement": (
@@ -194,6 +203,7 @@ async def test_record_anchor_subscribe_verify_and_detect_tampering(
             anchor_batch,
             {"batch root mismatch", "proof does not reach root", "anchor block mismatch"},
         ),
+        "transaction": (transaction, {"anchor transaction mismatch"}),
     }
     for position, (name, (tamper, reasons)) in enumerate(tampers.items()):
         victim = ids[position * 17 + 3]

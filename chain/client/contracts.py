@@ -68,6 +68,10 @@ class ContractBinding:
     async def invoke(self, function: str, *args: Any, **kwargs: Any) -> TxResult:
         return await self.chain.execute(self.prepare(function, *args, **kwargs))
 
+    async def transaction_events(self, tx_hash: int) -> TxResult | None:
+        """A transaction's receipt with its Keiko events decoded; None if unknown."""
+        return await self.chain.receipt(tx_hash)
+
     async def view(self, function: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
         from chain.client.core import KeikoChain
 

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 BUILD_DIR = Path(__file__).resolve().parents[2] / "contracts" / "build"
 
 # Starknet JSON-RPC error codes the client reacts to.
+TXN_HASH_NOT_FOUND = 29
 CONTRACT_ERROR = 40
 TRANSACTION_EXECUTION_ERROR = 41
 INVALID_TRANSACTION_NONCE = 52
@@ -389,6 +390,22 @@ class KeikoChain:
             )
         except TransactionRevertedError:
             receipt = await self.client.get_transaction_receipt(tx_hash)
+        return self._summary(tx_hash, receipt)
+
+    async def receipt(self, tx_hash: int) -> TxResult | None:
+        """The transaction's receipt now, summarized; None if the node does not know the
+        hash (or has not included it in a block yet)."""
+        try:
+            receipt = await self.client.get_transaction_receipt(tx_hash)
+        except ClientError as err:
+            if err.code == TXN_HASH_NOT_FOUND:
+                return None
+            raise self._translate(err) from err
+        if getattr(receipt, "block_number", None) is None:
+            return None
+        return self._summary(tx_hash, receipt)
+
+    def _summary(self, tx_hash: int, receipt: TransactionReceipt) -> TxResult:
         reverted = receipt.execution_status == TransactionExecutionStatus.REVERTED
         return TxResult(
             tx_hash=tx_hash,

@@ -17,6 +17,7 @@ from chain.verify.export import (
 )
 from chain.verify.reader import (
     AnchorContractReader,
+    AnchorTransaction,
     AsyncChainReader,
     BatchInfo,
     ChainReader,
@@ -38,6 +39,7 @@ __all__ = [
     "EXPORT_VERSION",
     "AnchorContractReader",
     "AnchorProof",
+    "AnchorTransaction",
     "AsyncChainReader",
     "BatchInfo",
     "ChainReader",

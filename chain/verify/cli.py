@@ -9,7 +9,8 @@ The public export (``keiko.passport.export`` v1) is fetched from the gateway
 (``/passports/<id>/export.json`` or ``/share/<token>/export.json``) or read from a local
 file. Every Ed25519 signature and Merkle inclusion proof is checked, and every batch root
 is READ FROM THE CHAIN through starknet-py at ``--rpc`` (the export's own roots are only
-compared, never trusted). Exit codes: 0 all entries verified, 1 an entry failed (named in
+compared, never trusted), and each anchor's transaction receipt must show that very
+batch anchored, in the batch's block. Exit codes: 0 all entries verified, 1 an entry failed (named in
 the report), 2 usage or fetch errors.
 
 The anchoring contract's address comes from ``--anchor-address`` or a deployment file

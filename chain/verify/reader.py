@@ -4,13 +4,20 @@ The real reader is the chain client's ``interaction_anchor`` binding
 (``chain.client.contracts.AnchorContract``, starknet-py against any JSON-RPC endpoint):
 wrap it in :class:`AnchorContractReader` to get an :class:`AsyncChainReader`. Its
 ``get_batch`` must return None for an unknown batch id (the contract panics with
-``'unknown batch'``), never raise.
+``'unknown batch'``), never raise; so must ``anchor_transaction`` for a transaction hash
+the chain does not know.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from chain.client.core import TxResult
+
+# The interaction_anchor event of an anchored batch.
+BATCH_ANCHORED = "BatchAnchored"
 
 
 class BatchInfo(NamedTuple):
@@ -25,12 +32,26 @@ class BatchInfo(NamedTuple):
     block: int
 
 
+class AnchorTransaction(NamedTuple):
+    """A transaction as the chain's receipt tells it: its block, whether it succeeded,
+    and the ``(batch_id, root)`` of each ``BatchAnchored`` event the anchor contract
+    emitted in it."""
+
+    block: int
+    succeeded: bool
+    anchors: frozenset[tuple[int, int]]
+
+
 @runtime_checkable
 class ChainReader(Protocol):
     def is_root_anchored(self, root: int) -> bool: ...
 
     def get_batch(self, batch_id: int) -> BatchInfo | tuple[int, int, int | str, int] | None:
         """The anchored batch, or None if no batch has this id."""
+        ...
+
+    def anchor_transaction(self, tx_hash: int) -> AnchorTransaction | None:
+        """The transaction's receipt, or None if the chain has no such transaction."""
         ...
 
 
@@ -42,20 +63,32 @@ class AsyncChainReader(Protocol):
         self, batch_id: int
     ) -> BatchInfo | tuple[int, int, int | str, int] | None: ...
 
+    async def anchor_transaction(self, tx_hash: int) -> AnchorTransaction | None: ...
+
 
 class InMemoryChainReader:
     """A dict-backed :class:`ChainReader` (tests, demos). Counts its reads."""
 
-    def __init__(self, batches: Iterable[tuple[int, BatchInfo]] = ()) -> None:
+    def __init__(self, batches: Iterable[tuple[int, BatchInfo, int]] = ()) -> None:
         self._batches: dict[int, BatchInfo] = {}
         self._roots: set[int] = set()
+        self._transactions: dict[int, AnchorTransaction] = {}
         self.reads = 0
-        for batch_id, info in batches:
-            self.add_batch(batch_id, info)
+        for batch_id, info, tx_hash in batches:
+            self.add_batch(batch_id, info, tx_hash)
 
-    def add_batch(self, batch_id: int, info: BatchInfo) -> None:
+    def add_batch(self, batch_id: int, info: BatchInfo, tx_hash: int | None = None) -> None:
+        """Record the batch, and with ``tx_hash`` a successful transaction in its block
+        that anchored it (added to that transaction's anchors if it is known)."""
         self._batches[batch_id] = info
         self._roots.add(info.root)
+        if tx_hash is not None:
+            known = self._transactions.get(tx_hash)
+            anchors = (known.anchors if known else frozenset()) | {(batch_id, info.root)}
+            self._transactions[tx_hash] = AnchorTransaction(info.block, True, anchors)
+
+    def add_transaction(self, tx_hash: int, transaction: AnchorTransaction) -> None:
+        self._transactions[tx_hash] = transaction
 
     def is_root_anchored(self, root: int) -> bool:
         self.reads += 1
@@ -65,13 +98,22 @@ class InMemoryChainReader:
         self.reads += 1
         return self._batches.get(batch_id)
 
+    def anchor_transaction(self, tx_hash: int) -> AnchorTransaction | None:
+        self.reads += 1
+        return self._transactions.get(tx_hash)
+
 
 class _AnchorViews(Protocol):
     """The part of the chain client's anchor binding the adapter uses."""
 
+    @property
+    def address(self) -> int: ...
+
     async def get_batch(self, batch_id: int) -> Any: ...
 
     async def is_root_anchored(self, root: int) -> bool: ...
+
+    async def transaction_events(self, tx_hash: int) -> TxResult | None: ...
 
 
 class AnchorContractReader:
@@ -95,3 +137,14 @@ class AnchorContractReader:
             domain=batch.domain,
             block=int(batch.block_number),
         )
+
+    async def anchor_transaction(self, tx_hash: int) -> AnchorTransaction | None:
+        tx = await self._contract.transaction_events(tx_hash)
+        if tx is None or tx.block_number is None:  # unknown, or not in a block yet
+            return None
+        anchors = frozenset(
+            (int(event["batch_id"]), int(event["root"]))
+            for event in tx.events
+            if event.name == BATCH_ANCHORED and event.from_address == self._contract.address
+        )
+        return AnchorTransaction(tx.block_number, tx.status == "SUCCEEDED", anchors)

@@ -9,7 +9,10 @@ For every entry the verifier, trusting nothing in the document:
 4. reads the batch from the chain (``get_batch(batch_id)``: root, leaf count, domain,
    block) and checks the inclusion proof (``keiko.merkle.v1``) against **the root read
    from the chain**, pinned to the chain's leaf count; the export's own root is only
-   compared with it, and checked with ``is_root_anchored``.
+   compared with it, and checked with ``is_root_anchored``;
+5. reads the receipt of the transaction the export names (``anchor_transaction``): it
+   must have succeeded, in the batch's block, and emitted ``BatchAnchored`` for this
+   batch id and root, so the hash a reader looks up in an explorer is the real anchor.
 
 Each entry gets a report: ``verified``, ``unanchored`` (allowed only with
 ``require_anchored=False``) or ``failed`` with every problem found, each a named
@@ -39,7 +42,7 @@ from chain.verify.export import (
     PassportExport,
     parse_export,
 )
-from chain.verify.reader import AsyncChainReader, BatchInfo, ChainReader
+from chain.verify.reader import AnchorTransaction, AsyncChainReader, BatchInfo, ChainReader
 from services.kit.errors import ValidationError
 
 
@@ -58,6 +61,7 @@ class Failure(StrEnum):
     ROOT_NOT_ANCHORED = "root not anchored on chain"
     BATCH_DOMAIN_MISMATCH = "batch domain mismatch"
     BLOCK_MISMATCH = "anchor block mismatch"
+    TX_MISMATCH = "anchor transaction mismatch"
     INDEX_OUT_OF_RANGE = "leaf index outside the batch"
     PROOF_FAILED = "proof does not reach root"
 
@@ -170,6 +174,7 @@ class VerificationReport:
 class _ChainFacts:
     batches: dict[int, BatchInfo | str | None] = field(default_factory=dict)  # str = error
     roots: dict[int, bool | str] = field(default_factory=dict)
+    transactions: dict[int, AnchorTransaction | str | None] = field(default_factory=dict)
 
 
 def _read_error(exc: Exception) -> str:
@@ -194,12 +199,29 @@ def _normalize_batch(raw: object) -> BatchInfo | str | None:
     return BatchInfo(root, leaf_count, domain, block)
 
 
+def _normalize_transaction(raw: object) -> AnchorTransaction | str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, tuple) or len(raw) != 3:
+        return "reader returned a malformed transaction"
+    block, succeeded, anchors = raw
+    if type(block) is not int or block < 0 or not isinstance(succeeded, bool):
+        return "reader returned a malformed transaction"
+    if not isinstance(anchors, frozenset | set):
+        return "reader returned malformed transaction events"
+    return AnchorTransaction(block, succeeded, frozenset(anchors))
+
+
 def _anchored_entries(export: PassportExport) -> list[ExportEntry]:
     return [e for e in export.entries if isinstance(e, ExportEntry) and e.anchor is not None]
 
 
 def _batch_ids(export: PassportExport) -> list[int]:
     return sorted({e.anchor.batch_id for e in _anchored_entries(export) if e.anchor})
+
+
+def _tx_hashes(export: PassportExport) -> list[int]:
+    return sorted({e.anchor.tx_hash for e in _anchored_entries(export) if e.anchor})
 
 
 def _roots_to_check(export: PassportExport, facts: _ChainFacts) -> list[int]:
@@ -220,6 +242,11 @@ def _read_sync(export: PassportExport, reader: ChainReader) -> _ChainFacts:
             facts.roots[root] = bool(reader.is_root_anchored(root))
         except Exception as exc:
             facts.roots[root] = _read_error(exc)
+    for tx_hash in _tx_hashes(export):
+        try:
+            facts.transactions[tx_hash] = _normalize_transaction(reader.anchor_transaction(tx_hash))
+        except Exception as exc:
+            facts.transactions[tx_hash] = _read_error(exc)
     return facts
 
 
@@ -243,9 +270,44 @@ async def _read_async(
             except Exception as exc:
                 facts.roots[value] = _read_error(exc)
 
-    await asyncio.gather(*(batch(b) for b in _batch_ids(export)))
+    async def transaction(tx_hash: int) -> None:
+        async with limit:
+            try:
+                facts.transactions[tx_hash] = _normalize_transaction(
+                    await reader.anchor_transaction(tx_hash)
+                )
+            except Exception as exc:
+                facts.transactions[tx_hash] = _read_error(exc)
+
+    await asyncio.gather(
+        *(batch(b) for b in _batch_ids(export)), *(transaction(t) for t in _tx_hashes(export))
+    )
     await asyncio.gather(*(root(r) for r in _roots_to_check(export, facts)))
     return facts
+
+
+def _transaction_problem(
+    tx_hash: int, batch_id: int, batch: BatchInfo, facts: _ChainFacts
+) -> Problem | None:
+    """Whether the named transaction is the one that anchored this batch in its block."""
+    tx = facts.transactions.get(tx_hash)
+    name = f"transaction {hex(tx_hash)}"
+    if isinstance(tx, str):
+        return Problem(Failure.CHAIN_READ_FAILED, f"{name}: {tx}")
+    if tx is None:
+        return Problem(Failure.TX_MISMATCH, f"{name} is not on the chain")
+    if not tx.succeeded:
+        return Problem(Failure.TX_MISMATCH, f"{name} reverted")
+    if tx.block != batch.block:
+        return Problem(
+            Failure.TX_MISMATCH, f"{name} is in block {tx.block}, the batch in {batch.block}"
+        )
+    if (batch_id, batch.root) not in tx.anchors:
+        return Problem(
+            Failure.TX_MISMATCH,
+            f"{name} did not anchor batch {hex(batch_id)} with root {hex(batch.root)}",
+        )
+    return None
 
 
 # -- per-entry evaluation ----------------------------------------------------------------
@@ -376,6 +438,9 @@ def _check_entry(
                     f"export says block {anchor.block}, chain says {batch.block}",
                 )
             )
+        tx_problem = _transaction_problem(anchor.tx_hash, anchor.batch_id, batch, facts)
+        if tx_problem is not None:
+            problems.append(tx_problem)
         depth = depth_for(batch.leaf_count)
         if anchor.leaf_index >= batch.leaf_count:
             problems.append(

@@ -134,7 +134,7 @@ async def test_timeline_connection_with_batched_verification(gw: Gw) -> None:
     anchored = batch(items[:4])
     await consume(gw.service, *(recorded_event(i) for i in items), *anchored.events())
     gw.service.chain_reader = reader_factory(
-        InMemoryChainReader([(anchored.batch_id, anchored.info())])
+        InMemoryChainReader([(anchored.batch_id, anchored.info(), anchored.tx_hash)])
     )
     ana = gw.token("ana")
     first = await gw.live.graphql(PASSPORT, {"first": 3}, token=ana)

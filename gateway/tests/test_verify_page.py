@@ -75,7 +75,7 @@ async def site(migrated_database: Database, clock: FixedClock) -> AsyncIterator[
             .where(entries.c.statement_id == items[1].statement_id)
             .values(statement_json=recorded_event(items[3]).payload["statement_json"])
         )
-    chain = InMemoryChainReader([(anchored.batch_id, anchored.info())])
+    chain = InMemoryChainReader([(anchored.batch_id, anchored.info(), anchored.tx_hash)])
     service.chain_reader = reader_factory(chain)
     public = Disclosure.build("d", [], [], True, False, True)
     await service.update_privacy(ANA, PrivacySettings(True, public, public))

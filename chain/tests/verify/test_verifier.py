@@ -11,12 +11,15 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
+from chain.client.core import TxResult
+from chain.client.events import ChainEvent
 from chain.translator.batching import Batcher, BatchPolicy, Domain, SealedBatch
 from chain.translator.felts import FELT_PRIME
 from chain.translator.leaves import compute_leaf
 from chain.translator.signing import public_key_of, sign
 from chain.verify import (
     AnchorProof,
+    AnchorTransaction,
     BatchInfo,
     EntryStatus,
     Failure,
@@ -33,6 +36,7 @@ from services.kit.errors import ValidationError
 
 KEY = SigningKey(bytes(range(32)))
 GENERATED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+ANCHOR_ADDRESS = 0xA11C
 
 
 def statement(i: int) -> dict[str, Any]:
@@ -68,7 +72,9 @@ def make_passport(
         sealed = SealedBatch.build(batch.batch_id, batch.domain, leaves)
         tx_hash = 0x7000 + block
         reader.add_batch(
-            batch.batch_id, BatchInfo(sealed.root, sealed.leaf_count, Domain.LEARNING.felt, block)
+            batch.batch_id,
+            BatchInfo(sealed.root, sealed.leaf_count, Domain.LEARNING.felt, block),
+            tx_hash,
         )
         for i, proof in zip(batch.items, sealed.proofs, strict=True):
             anchor = AnchorProof.from_inclusion(batch.batch_id, batch.domain, proof, tx_hash, block)
@@ -89,8 +95,8 @@ def test_good_passport_verifies() -> None:
     assert report.ok
     assert len(report.verified) == 10 and not report.failed
     assert report.passport_id == "passport-ana" and report.learner_id == "ana"
-    # one chain read per distinct batch and per distinct root: 3 batches, 3 roots
-    assert reader.reads == 6
+    # one chain read per distinct batch, root and transaction: 3 of each
+    assert reader.reads == 9
     text = render_text(report)
     assert "RESULT: VERIFIED" in text and "stmt-0" in text and "stmt-9" in text
     assert "batch learning/3  leaf 1  block 102" in text
@@ -221,6 +227,34 @@ def test_index_domain_and_block_mismatches() -> None:
     assert len(report.verified) == 6
 
 
+def test_the_named_transaction_must_be_the_one_that_anchored_the_batch() -> None:
+    document, reader = make_passport()
+    entries = document["entries"]
+    batch_id = int(entries[0]["anchor"]["batch_id"], 16)
+    assert all(int(e["anchor"]["batch_id"], 16) == batch_id for e in entries[:4])
+    batch = reader.get_batch(batch_id)
+    assert batch is not None
+    anchors = frozenset({(batch_id, batch.root)})
+    reader.add_transaction(0xBAD, AnchorTransaction(batch.block, False, anchors))
+    reader.add_transaction(0xB10C, AnchorTransaction(batch.block + 7, True, anchors))
+    other = frozenset({(batch_id + 1, batch.root), (batch_id, batch.root + 1)})
+    reader.add_transaction(0xE15E, AnchorTransaction(batch.block, True, other))
+    for entry, tx_hash in zip(entries, ("0xdead", "0xbad", "0xb10c", "0xe15e"), strict=False):
+        entry["anchor"]["tx_hash"] = tx_hash
+    report = verify_passport(document, reader)
+    reason = "anchor transaction mismatch"
+    assert {e.entry_id: str(e.problems[0]) for e in report.failed} == {
+        "stmt-0": f"{reason}: transaction 0xdead is not on the chain",
+        "stmt-1": f"{reason}: transaction 0xbad reverted",
+        "stmt-2": f"{reason}: transaction 0xb10c is in block {batch.block + 7}, "
+        f"the batch in {batch.block}",
+        "stmt-3": f"{reason}: transaction 0xe15e did not anchor batch {hex(batch_id)} "
+        f"with root {hex(batch.root)}",
+    }
+    assert all(len(e.problems) == 1 for e in report.failed)
+    assert len(report.verified) == 6
+
+
 def test_moving_a_proof_to_another_index_fails() -> None:
     document, reader = make_passport()
     a, b = document["entries"][0]["anchor"], document["entries"][1]["anchor"]
@@ -263,6 +297,9 @@ class BrokenReader:
     def get_batch(self, batch_id: int) -> BatchInfo | None:
         raise ConnectionError("connection refused")
 
+    def anchor_transaction(self, tx_hash: int) -> AnchorTransaction | None:
+        raise ConnectionError("connection refused")
+
 
 def test_chain_outage_fails_entries_with_a_reason() -> None:
     document, _ = make_passport(2, 2)
@@ -282,6 +319,10 @@ class AsyncReader:
     async def get_batch(self, batch_id: int) -> BatchInfo | None:
         await asyncio.sleep(0)
         return self.inner.get_batch(batch_id)
+
+    async def anchor_transaction(self, tx_hash: int) -> AnchorTransaction | None:
+        await asyncio.sleep(0)
+        return self.inner.anchor_transaction(tx_hash)
 
 
 def test_async_verification() -> None:
@@ -374,6 +415,31 @@ def test_anchor_contract_adapter() -> None:
 
         async def is_root_anchored(self, root: int) -> bool:
             return reader.is_root_anchored(root)
+
+        address = ANCHOR_ADDRESS
+
+        async def transaction_events(self, tx_hash: int) -> TxResult | None:
+            tx = reader.anchor_transaction(tx_hash)
+            if tx is None:
+                return None
+            events = [
+                ChainEvent(
+                    "interaction_anchor",
+                    name,
+                    from_address,
+                    {"batch_id": batch_id, "root": root},
+                    [],
+                    [],
+                )
+                for batch_id, root in tx.anchors
+                # the same event from another contract, another event: both ignored
+                for name, from_address in (
+                    ("BatchAnchored", ANCHOR_ADDRESS),
+                    ("BatchAnchored", ANCHOR_ADDRESS + 1),
+                    ("RecordAnchored", ANCHOR_ADDRESS),
+                )
+            ]
+            return TxResult(tx_hash, tx.block, "SUCCEEDED", None, 0, events)
 
     adapter = AnchorContractReader(FakeAnchorContract())
     report = asyncio.run(averify_passport(document, adapter))

@@ -169,7 +169,7 @@ def batch(items: Sequence[Interaction], *, block: int = 7, batch_id: int | None 
 
 
 def reader_for(*batches: Batch) -> InMemoryChainReader:
-    return InMemoryChainReader((b.batch_id, b.info()) for b in batches)
+    return InMemoryChainReader((b.batch_id, b.info(), b.tx_hash) for b in batches)
 
 
 def minutes(n: int) -> timedelta:

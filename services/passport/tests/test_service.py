@@ -11,7 +11,13 @@ from datetime import timedelta
 import pytest
 from nacl.signing import SigningKey
 
-from chain.verify import AsyncChainReader, BatchInfo, InMemoryChainReader, verify_passport
+from chain.verify import (
+    AnchorTransaction,
+    AsyncChainReader,
+    BatchInfo,
+    InMemoryChainReader,
+    verify_passport,
+)
 from services.kit.clock import FixedClock
 from services.kit.errors import FailedPrecondition, NotFound, Unauthenticated, ValidationError
 from services.passport.domain import FULL, Disclosure, Level, PrivacySettings, group_entries
@@ -38,6 +44,9 @@ class AsyncReader:
 
     async def get_batch(self, batch_id: int) -> BatchInfo | None:
         return self.inner.get_batch(batch_id)
+
+    async def anchor_transaction(self, tx_hash: int) -> AnchorTransaction | None:
+        return self.inner.anchor_transaction(tx_hash)
 
 
 def reader_factory(inner: InMemoryChainReader) -> ChainReaderFactory:

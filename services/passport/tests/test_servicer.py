@@ -273,7 +273,7 @@ async def test_verify_passport_and_entry(harness: Harness, ana_key: SigningKey) 
     await consume(harness.service, *(recorded_event(i) for i in items), *anchored.events())
     # The chain knows the batch; one root is tampered in Keiko's database afterwards:
     # verification still reads the chain's root and reports the mismatch.
-    chain = InMemoryChainReader([(anchored.batch_id, anchored.info())])
+    chain = InMemoryChainReader([(anchored.batch_id, anchored.info(), anchored.tx_hash)])
     harness.service.chain_reader = reader_factory(chain)
     ana = harness.client("ana")
     created = await ana.create_share_link(pb.CreateShareLinkRequest())
