@@ -311,6 +311,24 @@ class ChainTranslator:
             self._records[learner_id] = record
         return record
 
+    async def rewrap_custodial_keys(self, *, page_size: int = 200) -> tuple[int, int]:
+        """Move every custodial key record to the current KEK, after a KEK rotation; the
+        key pairs do not change. Returns ``(records checked, records re-wrapped)``. Safe to
+        run again or from several replicas at once (each swap is compare-and-set)."""
+        checked = rewrapped = 0
+        after = ""
+        while page := await self.store.key_records_after(after, page_size):
+            for learner_id, record in page:
+                checked += 1
+                if not self.vault.needs_rewrap(record):
+                    continue
+                new = self.vault.rewrap(record, learner_id)
+                if await self.store.replace_key_record(learner_id, record, new):
+                    rewrapped += 1
+                self._records.pop(learner_id, None)
+            after = page[-1][0]
+        return checked, rewrapped
+
     async def registered_key(self, learner_id: str) -> bytes | None:
         key = await self.store.registered_key(learner_id)
         if key is None and self._key_lookup is not None:

@@ -5,10 +5,11 @@ GetChainInfo, GetInclusionProof, VerifyInclusion, GetHumanityRegistration. The g
 RPCs are not overridden: the host answers UNIMPLEMENTED for them.
 
 :func:`build_chain_servicer` wires the whole translator into a :class:`ServiceRuntime`:
-the chain connection, the key vault, the store, and four background jobs:
+the chain connection, the key vault, the store, and five background jobs:
 ``chain.anchoring`` (the engine), ``chain.watcher`` (the event follower), ``chain.outbox``
-(the relay publishing ``chain.*`` events) and ``chain.intake`` (the consumer of the domain
-events the translator anchors, :mod:`chain.translator.intake`).
+(the relay publishing ``chain.*`` events), ``chain.intake`` (the consumer of the domain
+events the translator anchors, :mod:`chain.translator.intake`) and ``chain.key_rewrap``
+(once at start: custodial keys still wrapped under a previous KEK move to the current one).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import structlog
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chain.translator.anchoring import AnchoringEngine, EngineSettings
@@ -52,6 +54,8 @@ from services.kit.events import Event
 from services.kit.events.fanout import EventFanout
 from services.kit.events.outbox import OutboxRelay
 from services.kit.runtime import BackgroundJob, ServiceRuntime
+
+log = structlog.get_logger("keiko.chain.servicer")
 
 # Domain values and proto enum members share names (LEARNING, ...).
 _TO_PB_DOMAIN: dict[Domain, pb.AnchorDomain] = {
@@ -354,8 +358,29 @@ def load_vault(
     )
 
 
+def key_rewrap_job(translator: ChainTranslator) -> BackgroundJob:
+    """Once at start, re-wrap custodial keys left under a previous KEK (after a rotation),
+    and say when the previous KEKs are no longer needed."""
+
+    async def run(_stop: asyncio.Event) -> None:
+        try:
+            checked, rewrapped = await translator.rewrap_custodial_keys()
+        except Exception:  # a vault without a KEK, a database outage: retried next start
+            log.exception("chain.key_rewrap_failed")
+            return
+        if rewrapped:
+            log.info(
+                "chain.keys_rewrapped",
+                checked=checked,
+                rewrapped=rewrapped,
+                note=f"every custodial key is under {ENV_KEK}: {ENV_KEK_PREVIOUS} can go",
+            )
+
+    return run
+
+
 def build_chain_servicer(runtime: ServiceRuntime) -> ChainServicer:
-    """The translator on ``runtime``, with its four background jobs registered."""
+    """The translator on ``runtime``, with its five background jobs registered."""
     settings = runtime.settings
     tuning = TranslatorSettings()
     config = chain_config_from_env(
@@ -405,4 +430,5 @@ def build_chain_servicer(runtime: ServiceRuntime) -> ChainServicer:
         runtime.run_in_background(name, closing(name, job))
     runtime.run_in_background("chain.outbox", relay.run)
     runtime.run_in_background("chain.intake", AnchorIntake(translator).job(runtime.event_bus))
+    runtime.run_in_background("chain.key_rewrap", key_rewrap_job(translator))
     return ChainServicer(translator, runtime.fanout)

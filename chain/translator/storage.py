@@ -932,6 +932,28 @@ class ChainStore:
             return existing
         return record
 
+    async def key_records_after(self, learner_id: str, limit: int) -> list[tuple[str, bytes]]:
+        """``(learner_id, record)`` of custodial keys after ``learner_id``, in id order."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(key_records.c.learner_id, key_records.c.record)
+                .where(key_records.c.learner_id > learner_id)
+                .order_by(key_records.c.learner_id)
+                .limit(limit)
+            )
+            return [(row.learner_id, bytes(row.record)) for row in rows]
+
+    async def replace_key_record(self, learner_id: str, old: bytes, new: bytes) -> bool:
+        """Swap a learner's record for ``new`` only if it is still ``old`` (the same key
+        pair re-wrapped; a concurrent swap makes this one a no-op)."""
+        async with self.db.transaction() as s:
+            result = await s.execute(
+                update(key_records)
+                .where(key_records.c.learner_id == learner_id, key_records.c.record == old)
+                .values(record=new)
+            )
+        return bool(getattr(result, "rowcount", 0))
+
     async def registered_key(self, learner_id: str) -> bytes | None:
         async with self.db.session() as s:
             value = (

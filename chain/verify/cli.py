@@ -10,8 +10,8 @@ The public export (``keiko.passport.export`` v1) is fetched from the gateway
 file. Every Ed25519 signature and Merkle inclusion proof is checked, and every batch root
 is READ FROM THE CHAIN through starknet-py at ``--rpc`` (the export's own roots are only
 compared, never trusted), and each anchor's transaction receipt must show that very
-batch anchored, in the batch's block. Exit codes: 0 all entries verified, 1 an entry failed (named in
-the report), 2 usage or fetch errors.
+batch anchored, in the batch's block. Exit codes: 0 all entries verified, 1 an entry
+failed (named in the report), 2 usage or fetch errors.
 
 The anchoring contract's address comes from ``--anchor-address`` or a deployment file
 (``<node data dir>/deployment.json``, whose class hash is also checked against the chain).

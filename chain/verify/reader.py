@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
+from chain.translator.ports import BATCH_ANCHORED
+
 if TYPE_CHECKING:
     from chain.client.core import TxResult
-
-# The interaction_anchor event of an anchored batch.
-BATCH_ANCHORED = "BatchAnchored"
 
 
 class BatchInfo(NamedTuple):
