@@ -90,6 +90,7 @@ async def test_factory_wires_chain_jobs_and_anchors(
             "chain.watcher",
             "chain.outbox",
             "chain.intake",
+            "chain.key_rewrap",
         }
         assert servicer.public_methods == {
             "GetChainInfo",
