@@ -11,12 +11,17 @@ transaction. Several relays may run (one per replica): on PostgreSQL each claims
 with `FOR UPDATE SKIP LOCKED`; on SQLite the write lock of `Database.transaction()`
 serializes them. Order is by commit-time sequence within one relay; concurrent relays may
 interleave batches.
+
+`run` also deletes rows published more than `retention` ago (a week by default), at start
+and then every `purge_interval` seconds, so the table holds what is in flight plus a
+recent window for forensics rather than every event ever sent.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import (
@@ -42,6 +47,9 @@ from services.kit.db import Database
 from services.kit.events.base import Event, EventBus
 
 __all__ = ["OutboxRelay", "enqueue", "outbox_table"]
+
+DEFAULT_RETENTION = timedelta(days=7)
+DEFAULT_PURGE_INTERVAL_S = 3600.0
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +104,8 @@ class OutboxRelay:
         batch_size: int = 100,
         poll_interval: float = 0.2,
         clock: Clock | None = None,
+        retention: timedelta | None = DEFAULT_RETENTION,
+        purge_interval: float = DEFAULT_PURGE_INTERVAL_S,
     ) -> None:
         self.db = db
         self.table = table
@@ -103,6 +113,8 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.clock = clock or SystemClock()
+        self.retention = retention  # None: keep published rows
+        self.purge_interval = purge_interval
         self._nudged = False
         self._nudge: asyncio.Event | None = None
 
@@ -153,7 +165,11 @@ class OutboxRelay:
         """Relay until `stop` is set: drain, then wait `poll_interval` (or until stopped).
         Errors are logged and retried with backoff; they never end the loop."""
         failures = 0
+        next_purge = time.monotonic()
         while not stop.is_set():
+            if self.retention is not None and time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + self.purge_interval
+                await self._purge(self.retention)
             try:
                 sent = await self.relay_once()
                 failures = 0
@@ -179,6 +195,15 @@ class OutboxRelay:
             self._nudged = False
             for w in waits:
                 w.cancel()
+
+    async def _purge(self, retention: timedelta) -> None:
+        try:
+            removed = await self.purge_published(self.clock.now() - retention)
+        except Exception:  # housekeeping: the next round tries again
+            log.exception("outbox purge failed", table=str(self.table))
+            return
+        if removed:
+            log.info("outbox purged", table=str(self.table), rows=removed)
 
     async def purge_published(self, before: datetime) -> int:
         """Delete rows published before `before` (keep some for forensics); returns count."""

@@ -248,6 +248,41 @@ async def test_purge_published_keeps_unpublished_rows(
     assert keys == ["o-2"]
 
 
+async def test_the_running_relay_purges_rows_published_before_the_retention(
+    db: Database, event_bus: EventBus, clock: FixedClock
+) -> None:
+    relay = OutboxRelay(
+        db, orders_outbox, event_bus, clock=clock, retention=timedelta(days=7), poll_interval=0.01
+    )
+    await place_order(db, "o-old", 1)
+    await relay.relay_once()  # published at clock.now()
+    clock.advance(timedelta(days=7, seconds=1))
+    await place_order(db, "o-new", 2)
+    await relay.relay_once()  # published a week later: within the retention
+    await place_order(db, "o-unpublished", 3)
+
+    async def keys() -> list[str]:
+        async with db.session() as s:
+            return list((await s.execute(select(orders_outbox.c.key))).scalars().all())
+
+    stop = asyncio.Event()
+    relay.relay_once = _never_relays  # type: ignore[method-assign]  # isolate the purge
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        for _ in range(500):  # a ceiling, not a timing assertion
+            if await keys() == ["o-new", "o-unpublished"]:
+                break
+            await asyncio.sleep(0.01)
+        assert await keys() == ["o-new", "o-unpublished"]
+    finally:
+        stop.set()
+        await task
+
+
+async def _never_relays() -> int:
+    return 0
+
+
 def test_outbox_event_times_are_utc() -> None:
     event = Event(
         TOPIC,
