@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,7 +39,7 @@ from services.kit.events import Event
 from services.kit.events.fanout import EventFanout
 from services.kit.events.outbox import OutboxRelay
 from services.kit.logging import get_logger
-from services.kit.runtime import ServiceRuntime
+from services.kit.runtime import BackgroundJob, ServiceRuntime
 
 log = get_logger(__name__)
 
@@ -544,7 +544,6 @@ def _event_kind(event: Event) -> pb.ProposalEventKind:
 
 # -- composition root -------------------------------------------------------------------------
 
-BackgroundJob = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 LIFECYCLE_INTERVAL_S = 5.0
 
 

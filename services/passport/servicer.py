@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,7 @@ from services.kit.events.dedupe import Deduplicator, handle_once, run_consumer
 from services.kit.events.fanout import EventFanout
 from services.kit.events.outbox import OutboxRelay
 from services.kit.logging import get_logger
-from services.kit.runtime import ServiceRuntime
+from services.kit.runtime import BackgroundJob, ServiceRuntime
 from services.passport.domain import (
     FULL,
     INTERACTION_TYPES,
@@ -537,8 +537,6 @@ class PassportServicer(pb.PassportServiceBase):
 
 
 # -- composition ----------------------------------------------------------------------------
-
-BackgroundJob = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def chain_reader_factory(rpc_url: str, deployment: Path | str) -> ChainReaderFactory:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator
 
 import betterproto
 
@@ -24,7 +23,7 @@ from services.kit.events.dedupe import Deduplicator, handle_once, run_consumer
 from services.kit.events.fanout import EventFanout
 from services.kit.events.outbox import OutboxRelay
 from services.kit.logging import get_logger
-from services.kit.runtime import ServiceRuntime
+from services.kit.runtime import BackgroundJob, ServiceRuntime
 from services.reputation.domain import (
     Decision,
     FlagReason,
@@ -275,8 +274,6 @@ def score_to_pb(score: Score) -> pb.ReputationScore:
 
 
 # -- composition ----------------------------------------------------------------------------
-
-BackgroundJob = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def build_reputation_servicer(
