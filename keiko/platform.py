@@ -32,6 +32,7 @@ from services.kit.events.fanout import EventFanout
 from services.kit.grpc import adapter
 from services.kit.grpc.server import GrpcHost
 from services.kit.migrations import upgrade
+from services.kit.revocation import RevokedSessions
 
 log = structlog.get_logger("keiko")
 
@@ -147,15 +148,17 @@ async def running_platform(
         fanout = EventFanout(bus, name="keiko")
         stack.push_async_callback(fanout.close)
 
+        revoked = RevokedSessions(clock)
         runtime = ServiceRuntime(
             settings=settings,
             database=database,
             event_bus=bus,
             clock=clock,
-            token_verifier=TokenVerifier(public_pem, clock),
+            token_verifier=TokenVerifier(public_pem, clock, revoked_sessions=revoked),
             jwt_private_key_pem=private_pem,
             fanout=fanout,
         )
+        runtime.run_in_background("auth.session_revocations", revoked.job(fanout))
         host = GrpcHost(
             [d.build(runtime) for d in definitions],
             token_verifier=runtime.token_verifier,

@@ -138,6 +138,9 @@ mutation FinishLogin($id: ID!, $credential: String!) {
 ME = "query { me { id email displayName roles humanVerified } }"
 
 
+STATEMENTS = "query { statements(first: 1) { __typename } }"
+
+
 async def test_graphql_client_registers_logs_in_and_queries_me(platform) -> None:  # type: ignore[no-untyped-def]
     _, http = platform
     authenticator = SoftwareAuthenticator(origin=ORIGIN, rp_id="localhost")
@@ -175,6 +178,10 @@ async def test_graphql_client_registers_logs_in_and_queries_me(platform) -> None
     )
     new_tokens = refreshed["refreshTokens"]
     assert new_tokens["refreshToken"] != session["tokens"]["refreshToken"]
+    # another service (learning) takes the access token while the session is live
+    assert await graphql(http, STATEMENTS, token=new_tokens["accessToken"]) == {
+        "statements": {"__typename": "StatementConnection"}
+    }
 
     logged_out = await graphql(
         http,
@@ -183,6 +190,23 @@ async def test_graphql_client_registers_logs_in_and_queries_me(platform) -> None
         t=new_tokens["refreshToken"],
     )
     assert logged_out == {"logout": True}
+
+    # Logout revoked the session: identity announces it and every service refuses its
+    # access tokens, well before they expire.
+    errors: list[dict[str, object]] = []
+    for _ in range(300):  # a ceiling (30 s) for the event to arrive, not a timing assertion
+        response = await http.post(
+            "/graphql",
+            json={"query": STATEMENTS},
+            headers={"authorization": f"Bearer {new_tokens['accessToken']}"},
+        )
+        errors = response.json().get("errors") or []
+        if errors:
+            break
+        await asyncio.sleep(0.1)
+    assert [(e["message"], e["extensions"]["code"]) for e in errors] == [  # type: ignore[index]
+        ("session has been revoked", "UNAUTHENTICATED")
+    ]
 
 
 async def test_graphql_bad_email_names_the_field(platform) -> None:  # type: ignore[no-untyped-def]

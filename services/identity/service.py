@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NoReturn, TypeVar
 
 from sqlalchemy.exc import IntegrityError
@@ -44,6 +44,7 @@ from services.identity.domain import (
     validate_credential_name,
     validate_display_name,
 )
+from services.identity.humanity_storage import outbox
 from services.identity.relying_party import LoginRejected, RelyingParty, VerifiedCredential
 from services.identity.settings import IdentitySettings
 from services.identity.storage import IdentityRepository, new_id
@@ -58,12 +59,15 @@ from services.kit.errors import (
     Unauthenticated,
     ValidationError,
 )
+from services.kit.events.outbox import enqueue
 from services.kit.logging import get_logger
+from services.kit.revocation import session_revoked_event
 
 log = get_logger(__name__)
 T = TypeVar("T")
 
 USER_HANDLE_BYTES = 32
+REVOCATION_MARGIN = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -95,11 +99,14 @@ class IdentityService:
         settings: IdentitySettings,
         clock: Clock,
         token_issuer: TokenIssuer,
+        *,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
         self.tokens = token_issuer
+        self.on_commit = on_commit  # nudges the outbox relay after an event is committed
         self.rp = RelyingParty(settings)
         self.lockout = LockoutPolicy(
             threshold=settings.lockout_threshold,
@@ -122,6 +129,23 @@ class IdentityService:
         (see `Database.read`)."""
         async with self.db.read(snapshot=snapshot) as connection:
             yield IdentityRepository(connection, self.db.dialect)
+
+    async def _revoke(
+        self, repo: IdentityRepository, session: Session, now: datetime, reason: str
+    ) -> bool:
+        """Revoke `session` in the caller's transaction and announce it to the other
+        services (they refuse its access tokens from then on). False if already revoked."""
+        if not await repo.revoke_session(session.id, now, reason):
+            return False
+        # Every access token of the session has expired by then; with margin for skew.
+        valid_until = now + self.settings.access_token_ttl + REVOCATION_MARGIN
+        event = session_revoked_event(session.id, session.user_id, reason, valid_until)
+        await enqueue(repo.s, outbox, event)
+        return True
+
+    def _committed(self, announced: bool) -> None:
+        if announced and self.on_commit is not None:
+            self.on_commit()
 
     async def _rate_limit(self, client: ClientInfo, email: str | None = None) -> None:
         """Spend one token per key (caller address, email); RESOURCE_EXHAUSTED if empty."""
@@ -400,6 +424,7 @@ class IdentityService:
         now = self.clock.now()
         error: Exception | None = None
         tokens: TokenPair | None = None
+        revoked = False
         async with self._write() as repo:
             record = await repo.get_refresh_token(token_hash)
             session = await repo.get_session(record.session_id) if record else None
@@ -413,7 +438,7 @@ class IdentityService:
             elif record.used_at is not None or not await repo.retire_refresh_token(token_hash, now):
                 # A retired token came back: the holder of the newest one may be a thief
                 # (or the victim). Revoke the whole family; the user logs in again.
-                await repo.revoke_session(session.id, now, "refresh_token_reuse")
+                revoked = await self._revoke(repo, session, now, "refresh_token_reuse")
                 log.warning("identity.refresh_token_reuse", session_id=session.id)
                 error = Unauthenticated(
                     "refresh token reuse detected: the session has been revoked"
@@ -421,6 +446,7 @@ class IdentityService:
             else:
                 await repo.touch_session(session.id, now, now + self.settings.refresh_token_ttl)
                 tokens = await self._issue(repo, user, session.id, now)
+        self._committed(revoked)
         if error is not None:
             raise error
         assert tokens is not None
@@ -428,7 +454,8 @@ class IdentityService:
 
     async def require_active_session(self, principal: Principal) -> None:
         """Access tokens outlive nothing: the identity service refuses a token whose
-        session was revoked or expired (other services accept it until it expires)."""
+        session was revoked or expired, reading the session row (other services learn of
+        revocations from `identity.session_revoked`, see `services.kit.revocation`)."""
         if not principal.session_id:
             return
         async with self._read(snapshot=False) as repo:  # one statement
@@ -468,7 +495,8 @@ class IdentityService:
             elif not session_id:
                 raise ValidationError("target", "refresh_token or session_id is required")
             session = await self._own_session(repo, principal, session_id)
-            await repo.revoke_session(session.id, now, "logout")
+            revoked = await self._revoke(repo, session, now, "logout")
+        self._committed(revoked)
 
     async def revoke_session(self, principal: Principal, session_id: str) -> None:
         if not session_id:
@@ -476,7 +504,8 @@ class IdentityService:
         now = self.clock.now()
         async with self._write() as repo:
             session = await self._own_session(repo, principal, session_id)
-            await repo.revoke_session(session.id, now, "revoked")
+            revoked = await self._revoke(repo, session, now, "revoked")
+        self._committed(revoked)
 
     async def list_sessions(
         self, principal: Principal, requested_size: int, page_token: str

@@ -386,9 +386,23 @@ def build_identity_servicer(
         raise RuntimeError("the identity service needs the JWT signing key (Ed25519 PEM)")
     settings = identity_settings_from(runtime)
     issuer = TokenIssuer(runtime.jwt_private_key_pem, runtime.clock, settings.access_token_ttl)
-    service = IdentityService(runtime.database, settings, runtime.clock, issuer)
+    # The identity outbox (identity.session_revoked, identity.humanity_verified).
+    event_bus: EventBus | None = getattr(runtime, "event_bus", None)
+    relay = None
+    if event_bus is not None:
+        relay = OutboxRelay(runtime.database, identity_outbox, event_bus, clock=runtime.clock)
+        runtime.run_in_background("identity.outbox", relay.run)
+    else:
+        log.warning("identity.events_disabled", reason="the runtime has no event bus")
+    service = IdentityService(
+        runtime.database,
+        settings,
+        runtime.clock,
+        issuer,
+        on_commit=relay.notify if relay is not None else None,
+    )
     runtime.run_in_background("identity.purge_expired", purge_job(service))
-    humanity = build_humanity_service(runtime, issuer)
+    humanity = None if relay is None else build_humanity_service(runtime, issuer, relay)
     if humanity is None:
         return IdentityServicer(service, client_info=client_info)
     return HumanityIdentityServicer(service, humanity, client_info=client_info)
@@ -400,19 +414,16 @@ SERVICE_PRINCIPAL = Principal(user_id="keiko-identity", roles=frozenset({"servic
 REGISTRATION_INTERVAL_S = 30.0
 
 
-def build_humanity_service(runtime: IdentityRuntime, issuer: TokenIssuer) -> HumanityService | None:
-    """Proof of humanity on the runtime: the service, the identity outbox relay, the
-    pipeline warm-up (`settings.humanity_warm_up`) and, when the platform has a chain
-    (`settings.chain_rpc_url`), the registrar (the chain translator's RegisterHumanity at
-    `settings.chain_translator_target`, default the platform's gRPC target) and the
-    registration retry job. Without a chain, enrollments stay pending until a process with
-    one retries them. A runtime without an event bus gets no humanity service (the RPCs
-    answer UNIMPLEMENTED)."""
-    event_bus: EventBus | None = getattr(runtime, "event_bus", None)
-    if event_bus is None:
-        log.warning("identity.humanity_disabled", reason="the runtime has no event bus")
-        return None
-    relay = OutboxRelay(runtime.database, identity_outbox, event_bus, clock=runtime.clock)
+def build_humanity_service(
+    runtime: IdentityRuntime, issuer: TokenIssuer, relay: OutboxRelay
+) -> HumanityService:
+    """Proof of humanity on the runtime: the service (its events go out through the
+    identity outbox `relay`), the pipeline warm-up (`settings.humanity_warm_up`) and, when
+    the platform has a chain (`settings.chain_rpc_url`), the registrar (the chain
+    translator's RegisterHumanity at `settings.chain_translator_target`, default the
+    platform's gRPC target) and the registration retry job. Without a chain, enrollments
+    stay pending until a process with one retries them. A runtime without an event bus gets
+    no humanity service (the RPCs answer UNIMPLEMENTED)."""
     registrar: TranslatorRegistrar | None = None
     settings = runtime.settings
     if settings.chain_rpc_url:
@@ -421,7 +432,6 @@ def build_humanity_service(runtime: IdentityRuntime, issuer: TokenIssuer) -> Hum
     humanity = HumanityService(
         runtime.database, runtime.clock, registrar=registrar, on_commit=relay.notify
     )
-    runtime.run_in_background("identity.outbox", relay.run)
     if settings.humanity_warm_up:
         runtime.run_in_background("identity.humanity_warm_up", warm_up_job())
     if registrar is not None:

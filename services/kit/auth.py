@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import enum
 import secrets
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -125,12 +125,22 @@ class TokenIssuer:
 
 
 class TokenVerifier:
-    """Verifies access tokens with the identity service's public key."""
+    """Verifies access tokens with the identity service's public key; with
+    `revoked_sessions` (see `services.kit.revocation`), also refuses the tokens of sessions
+    identity has revoked."""
 
-    def __init__(self, public_key_pem: bytes, clock: Clock, leeway: timedelta | None = None):
+    def __init__(
+        self,
+        public_key_pem: bytes,
+        clock: Clock,
+        leeway: timedelta | None = None,
+        *,
+        revoked_sessions: Container[str] | None = None,
+    ):
         self._key = serialization.load_pem_public_key(public_key_pem)
         self._clock = clock
         self._leeway = leeway or timedelta(seconds=5)
+        self.revoked_sessions = revoked_sessions
 
     def verify(self, token: str) -> Principal:
         try:
@@ -164,11 +174,10 @@ class TokenVerifier:
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthenticated("invalid token: malformed roles")
-        return Principal(
-            user_id=str(claims["sub"]),
-            roles=frozenset(roles),
-            session_id=str(claims.get("sid", "")),
-        )
+        session_id = str(claims.get("sid", ""))
+        if session_id and self.revoked_sessions is not None and session_id in self.revoked_sessions:
+            raise Unauthenticated("session has been revoked")
+        return Principal(user_id=str(claims["sub"]), roles=frozenset(roles), session_id=session_id)
 
 
 def bearer_token(authorization: str | None) -> str:

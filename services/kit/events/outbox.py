@@ -40,7 +40,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.kit.clock import Clock, SystemClock
 from services.kit.db import Database
@@ -79,7 +79,7 @@ def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
     return table
 
 
-async def enqueue(session: AsyncSession, table: Table, event: Event) -> None:
+async def enqueue(session: AsyncSession | AsyncConnection, table: Table, event: Event) -> None:
     """Record `event` in the outbox, inside the caller's transaction."""
     await session.execute(
         insert(table).values(

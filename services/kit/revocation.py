@@ -1,0 +1,121 @@
+"""Revoked sessions, known to every service.
+
+Access tokens are verified offline with identity's public key, so a token outlives the
+revocation of its session (logout, "sign out that device", a stolen refresh token) until
+it expires, up to the access TTL. Identity announces each revocation on
+``identity.session_revoked``; every process follows that topic through its fan-out and
+keeps the session id until the last access token of that session has expired, and its
+:class:`~services.kit.auth.TokenVerifier` refuses tokens of those sessions. Revocation so
+reaches every service within the event bus's latency, not the token's lifetime.
+
+A process started after a revocation was announced does not learn of it (the fan-out
+starts at "latest"); it accepts that session's tokens until they expire, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from services.kit.clock import Clock
+from services.kit.errors import Unavailable
+from services.kit.events.base import Event
+from services.kit.events.fanout import EventFanout
+from services.kit.logging import get_logger
+from services.kit.runtime import BackgroundJob
+
+__all__ = ["TOPIC_SESSION_REVOKED", "RevokedSessions", "session_revoked_event"]
+
+log = get_logger(__name__)
+
+TOPIC_SESSION_REVOKED = "identity.session_revoked"
+# How long to remember a session when the event does not say (longer than any access TTL).
+DEFAULT_MEMORY = timedelta(hours=1)
+_PRUNE_EVERY = 1024  # additions between sweeps of expired entries
+_RELISTEN_DELAY_S = 1.0
+
+
+def session_revoked_event(
+    session_id: str, user_id: str, reason: str, tokens_valid_until: datetime
+) -> Event:
+    """The event identity publishes when it revokes a session."""
+    return Event(
+        TOPIC_SESSION_REVOKED,
+        key=user_id,
+        payload={
+            "session_id": session_id,
+            "user_id": user_id,
+            "reason": reason,
+            "tokens_valid_until": tokens_valid_until.isoformat(),
+        },
+    )
+
+
+class RevokedSessions:
+    """Session ids revoked recently, each until its last access token has expired."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._until: dict[str, datetime] = {}
+        self._added = 0
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def __contains__(self, session_id: object) -> bool:
+        until = self._until.get(session_id) if isinstance(session_id, str) else None
+        if until is None:
+            return False
+        if self._clock.now() > until:
+            del self._until[session_id]  # type: ignore[arg-type]
+            return False
+        return True
+
+    def add(self, session_id: str, until: datetime) -> None:
+        if not session_id:
+            return
+        self._until[session_id] = max(until, self._until.get(session_id, until))
+        self._added += 1
+        if self._added % _PRUNE_EVERY == 0:
+            now = self._clock.now()
+            for expired in [s for s, u in self._until.items() if u < now]:
+                del self._until[expired]
+
+    def add_event(self, event: Event) -> None:
+        session_id = event.payload.get("session_id")
+        if not isinstance(session_id, str) or not session_id:
+            log.warning("auth.revocation_ignored", event_id=event.id, reason="no session_id")
+            return
+        until = self._clock.now() + DEFAULT_MEMORY
+        raw = event.payload.get("tokens_valid_until")
+        if isinstance(raw, str):
+            try:
+                until = datetime.fromisoformat(raw)
+            except ValueError:
+                log.warning("auth.revocation_bad_time", event_id=event.id)
+        self.add(session_id, until)
+
+    def job(self, fanout: EventFanout) -> BackgroundJob:
+        """Background job: follow ``identity.session_revoked`` until stopped."""
+
+        async def follow() -> None:
+            while True:
+                try:
+                    async with fanout.listen([TOPIC_SESSION_REVOKED], _every) as events:
+                        async for event in events:
+                            self.add_event(event)
+                except Unavailable as exc:  # fell behind, or the pump died: listen again
+                    log.warning("auth.revocations_interrupted", error=str(exc))
+                await asyncio.sleep(_RELISTEN_DELAY_S)
+
+        async def run(stop: asyncio.Event) -> None:
+            task = asyncio.create_task(follow())
+            await stop.wait()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        return run
+
+
+def _every(_event: Event) -> bool:
+    return True
