@@ -18,7 +18,6 @@ import asyncio
 from datetime import datetime, timedelta
 
 from services.kit.clock import Clock
-from services.kit.errors import Unavailable
 from services.kit.events.base import Event
 from services.kit.events.fanout import EventFanout
 from services.kit.logging import get_logger
@@ -104,8 +103,8 @@ class RevokedSessions:
                     async with fanout.listen([TOPIC_SESSION_REVOKED], _every) as events:
                         async for event in events:
                             self.add_event(event)
-                except Unavailable as exc:  # fell behind, or the pump died: listen again
-                    log.warning("auth.revocations_interrupted", error=str(exc))
+                except Exception as exc:  # fell behind, the pump died, the bus is away
+                    log.warning("auth.revocations_interrupted", error=repr(exc))
                 await asyncio.sleep(_RELISTEN_DELAY_S)
 
         async def run(stop: asyncio.Event) -> None:
