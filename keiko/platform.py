@@ -158,7 +158,7 @@ async def running_platform(
             jwt_private_key_pem=private_pem,
             fanout=fanout,
         )
-        runtime.run_in_background("auth.session_revocations", revoked.job(fanout))
+        runtime.run_in_background("auth.session_revocations", revoked.job(bus))
         host = GrpcHost(
             [d.build(runtime) for d in definitions],
             token_verifier=runtime.token_verifier,

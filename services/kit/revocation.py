@@ -3,23 +3,25 @@
 Access tokens are verified offline with identity's public key, so a token outlives the
 revocation of its session (logout, "sign out that device", a stolen refresh token) until
 it expires, up to the access TTL. Identity announces each revocation on
-``identity.session_revoked``; every process follows that topic through its fan-out and
-keeps the session id until the last access token of that session has expired, and its
-:class:`~services.kit.auth.TokenVerifier` refuses tokens of those sessions. Revocation so
-reaches every service within the event bus's latency, not the token's lifetime.
-
-A process started after a revocation was announced does not learn of it (the fan-out
-starts at "latest"); it accepts that session's tokens until they expire, as before.
+``identity.session_revoked``; every process reads that topic in a consumer group of its
+own, from the oldest retained event (so a process started later learns of earlier
+revocations too), and keeps each session id until the last access token of that session
+has expired. Its :class:`~services.kit.auth.TokenVerifier` refuses tokens of those
+sessions. Revocation so reaches every service within the event bus's latency, not the
+token's lifetime.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import uuid
 from datetime import datetime, timedelta
 
 from services.kit.clock import Clock
-from services.kit.events.base import Event
-from services.kit.events.fanout import EventFanout
+from services.kit.events.base import Event, EventBus
+from services.kit.events.dedupe import run_consumer
 from services.kit.logging import get_logger
 from services.kit.runtime import BackgroundJob
 
@@ -31,7 +33,6 @@ TOPIC_SESSION_REVOKED = "identity.session_revoked"
 # How long to remember a session when the event does not say (longer than any access TTL).
 DEFAULT_MEMORY = timedelta(hours=1)
 _PRUNE_EVERY = 1024  # additions between sweeps of expired entries
-_RELISTEN_DELAY_S = 1.0
 
 
 def session_revoked_event(
@@ -71,7 +72,7 @@ class RevokedSessions:
         return True
 
     def add(self, session_id: str, until: datetime) -> None:
-        if not session_id:
+        if not session_id or until < self._clock.now():  # its tokens have expired already
             return
         self._until[session_id] = max(until, self._until.get(session_id, until))
         self._added += 1
@@ -94,27 +95,26 @@ class RevokedSessions:
                 log.warning("auth.revocation_bad_time", event_id=event.id)
         self.add(session_id, until)
 
-    def job(self, fanout: EventFanout) -> BackgroundJob:
-        """Background job: follow ``identity.session_revoked`` until stopped."""
-
-        async def follow() -> None:
-            while True:
-                try:
-                    async with fanout.listen([TOPIC_SESSION_REVOKED], _every) as events:
-                        async for event in events:
-                            self.add_event(event)
-                except Exception as exc:  # fell behind, the pump died, the bus is away
-                    log.warning("auth.revocations_interrupted", error=repr(exc))
-                await asyncio.sleep(_RELISTEN_DELAY_S)
+    def job(self, bus: EventBus) -> BackgroundJob:
+        """Background job: follow ``identity.session_revoked`` until stopped, in a group of
+        this process's own (deleted when it stops)."""
 
         async def run(stop: asyncio.Event) -> None:
-            task = asyncio.create_task(follow())
+            group = f"revocations.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+            subscription = bus.subscribe(
+                [TOPIC_SESSION_REVOKED], group=group, consumer="verifier", start="earliest"
+            )
+            consumer = asyncio.create_task(run_consumer(subscription, self._handle))
             await stop.wait()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await subscription.close()
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
+            try:
+                await bus.delete_group(TOPIC_SESSION_REVOKED, group)
+            except Exception:  # shutting down: a leftover group is harmless
+                log.warning("auth.revocations_group_kept", group=group)
 
         return run
 
-
-def _every(_event: Event) -> bool:
-    return True
+    async def _handle(self, event: Event) -> None:
+        self.add_event(event)

@@ -17,7 +17,6 @@ from services.kit.auth import (
 from services.kit.clock import FixedClock
 from services.kit.errors import Unauthenticated
 from services.kit.events import Event, EventBus
-from services.kit.events.fanout import EventFanout
 from services.kit.revocation import (
     TOPIC_SESSION_REVOKED,
     RevokedSessions,
@@ -69,26 +68,35 @@ def test_the_verifier_refuses_tokens_of_revoked_sessions(clock: FixedClock) -> N
     assert verifier.verify(service_token).user_id == "svc"
 
 
-async def test_the_job_follows_announcements_and_stops_when_asked(
+async def learned(revoked: RevokedSessions, session_id: str) -> None:
+    for _ in range(int(CEILING_S / 0.02)):
+        if session_id in revoked:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{session_id} was never learned")
+
+
+async def test_the_job_learns_past_and_new_revocations_and_cleans_up(
     event_bus: EventBus, clock: FixedClock
 ) -> None:
-    fanout = EventFanout(event_bus, name="revocations-test")
+    until = clock.now() + timedelta(minutes=16)
+    # announced before this process started: its group reads from the oldest event
+    await event_bus.publish(session_revoked_event("s-1", "ana", "logout", until))
+    expired = clock.now() - timedelta(seconds=1)  # tokens long dead: nothing to remember
+    await event_bus.publish(session_revoked_event("s-0", "ana", "logout", expired))
     revoked = RevokedSessions(clock)
     stop = asyncio.Event()
-    job = asyncio.create_task(revoked.job(fanout)(stop))
+    job = asyncio.create_task(revoked.job(event_bus)(stop))
     try:
-        until = clock.now() + timedelta(minutes=16)
-        # the follower listens from "latest": announce until it has picked each one up
-        async with asyncio.timeout(CEILING_S):
-            for session_id in ("s-1", "s-2"):
-                while session_id not in revoked:
-                    event = session_revoked_event(session_id, "ana", "logout", until)
-                    await event_bus.publish(event)
-                    await asyncio.sleep(0.05)
-        assert len(revoked) == 2
+        await learned(revoked, "s-1")
+        await event_bus.publish(session_revoked_event("s-2", "ana", "revoked", until))
+        await learned(revoked, "s-2")
+        assert "s-0" not in revoked and len(revoked) == 2
+        [group] = await event_bus.groups(TOPIC_SESSION_REVOKED)
+        assert group.startswith("revocations.")
     finally:
         stop.set()
         async with asyncio.timeout(CEILING_S):
             await job
-        await fanout.close()
     assert job.done() and not job.cancelled()
+    assert await event_bus.groups(TOPIC_SESSION_REVOKED) == []  # its group went with it
