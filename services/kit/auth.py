@@ -174,10 +174,19 @@ class TokenVerifier:
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthenticated("invalid token: malformed roles")
-        session_id = str(claims.get("sid", ""))
-        if session_id and self.revoked_sessions is not None and session_id in self.revoked_sessions:
+        principal = Principal(
+            user_id=str(claims["sub"]),
+            roles=frozenset(roles),
+            session_id=str(claims.get("sid", "")),
+        )
+        self.refuse_revoked(principal)
+        return principal
+
+    def refuse_revoked(self, principal: Principal) -> None:
+        """UNAUTHENTICATED if the principal's session is known to be revoked."""
+        revoked = self.revoked_sessions
+        if principal.session_id and revoked is not None and principal.session_id in revoked:
             raise Unauthenticated("session has been revoked")
-        return Principal(user_id=str(claims["sub"]), roles=frozenset(roles), session_id=session_id)
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -22,7 +22,7 @@ import structlog
 from grpc.aio import AbortError
 
 from services.kit import errors
-from services.kit.auth import TokenVerifier, acting_as, bearer_token
+from services.kit.auth import TokenVerifier, acting_as, bearer_token, optional_principal
 from services.kit.grpc.errors import to_grpc_status
 from services.kit.metrics import GRPC_HANDLED, GRPC_LATENCY
 
@@ -195,6 +195,47 @@ def error_interceptor() -> grpc.aio.ServerInterceptor:
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
     return AroundInterceptor(around)
+
+
+class _StreamMessageCheck(grpc.aio.ServerInterceptor):
+    """Runs `check()` before each message of every server stream written as an async
+    generator (where the caller's Principal is bound); an error it raises ends the stream
+    with its status."""
+
+    def __init__(self, check: Callable[[], None]) -> None:
+        self._check = check
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_stream is None:
+            return handler
+        inner = handler.unary_stream
+        if not inspect.isasyncgenfunction(inner):
+            return handler
+        check = self._check
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async for response in inner(request, context):
+                check()
+                yield response
+
+        return handler._replace(unary_stream=stream)  # type: ignore[attr-defined]
+
+
+def revoked_session_interceptor(verifier: TokenVerifier) -> grpc.aio.ServerInterceptor:
+    """A server stream outlives the token check made when it opened: before each message,
+    refuse to go on (UNAUTHENTICATED) if the caller's session has been revoked since."""
+
+    def check() -> None:
+        principal = optional_principal()
+        if principal is not None:
+            verifier.refuse_revoked(principal)
+
+    return _StreamMessageCheck(check)
 
 
 def auth_interceptor(

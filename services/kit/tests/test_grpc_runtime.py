@@ -20,12 +20,13 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from services.kit import errors
-from services.kit.auth import current_principal
+from services.kit.auth import Principal, current_principal
 from services.kit.clock import FixedClock
 from services.kit.grpc.client import stub
 from services.kit.grpc.errors import field_violations
 from services.kit.grpc.testing import access_token, running_host, token_pair
 from services.kit.metrics import GRPC_HANDLED
+from services.kit.revocation import RevokedSessions
 
 PROTO = Path(__file__).with_name("demo.proto")
 
@@ -220,6 +221,38 @@ async def test_server_stream_delivers_then_maps_domain_error(server: dict) -> No
             received.append(message.text)
     assert received == ["n-0", "n-1", "n-2"]
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_a_stream_stops_once_its_session_is_revoked(demo: tuple[ModuleType, bytes]) -> None:
+    api, descriptors = demo
+    clock = FixedClock(datetime.now(UTC))
+    issuer, verifier = token_pair(clock)
+    revoked = RevokedSessions(clock)
+    verifier.revoked_sessions = revoked
+    go_on = asyncio.Event()
+
+    class PausingServicer(type(make_servicer(api))):  # type: ignore[misc]
+        async def count(self, request: Any) -> AsyncIterator[Any]:
+            yield api.EchoResponse(text="first")
+            await go_on.wait()
+            yield api.EchoResponse(text="second")
+
+    ana = Principal(user_id="ana", roles=frozenset({"learner"}), session_id="s-ana")
+    async with (
+        running_host(
+            [PausingServicer()], token_verifier=verifier, descriptor_set=descriptors
+        ) as host,
+        grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel,
+    ):
+        client = stub(api.DemoServiceStub, channel, access_token=issuer.issue(ana).token)
+        stream = aiter(client.count(api.EchoRequest(text="n")))
+        assert (await anext(stream)).text == "first"
+        revoked.add("s-ana", clock.now() + timedelta(minutes=16))  # logged out meanwhile
+        go_on.set()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await anext(stream)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert caught.value.details() == "session has been revoked"
 
 
 async def test_request_id_is_echoed_or_generated(server: dict) -> None:
