@@ -314,15 +314,23 @@ class ChainTranslator:
     async def rewrap_custodial_keys(self, *, page_size: int = 200) -> tuple[int, int]:
         """Move every custodial key record to the current KEK, after a KEK rotation; the
         key pairs do not change. Returns ``(records checked, records re-wrapped)``. Safe to
-        run again or from several replicas at once (each swap is compare-and-set)."""
+        run again or from several replicas at once (each swap is compare-and-set). Without a
+        previous KEK configured there is nothing to move and nothing is read."""
+        vault = self.vault
+        if vault.kek_ids == {vault.current_kek_id}:
+            return 0, 0
         checked = rewrapped = 0
         after = ""
         while page := await self.store.key_records_after(after, page_size):
             for learner_id, record in page:
                 checked += 1
-                if not self.vault.needs_rewrap(record):
+                if not vault.needs_rewrap(record):
                     continue
-                new = self.vault.rewrap(record, learner_id)
+                try:
+                    new = vault.rewrap(record, learner_id)
+                except FailedPrecondition:  # under a KEK no longer configured: cannot move
+                    log.warning("chain.key_record_unreadable", learner_id=learner_id)
+                    continue
                 if await self.store.replace_key_record(learner_id, record, new):
                     rewrapped += 1
                 self._records.pop(learner_id, None)

@@ -88,11 +88,11 @@ class RevokedSessions:
             return
         until = self._clock.now() + DEFAULT_MEMORY
         raw = event.payload.get("tokens_valid_until")
-        if isinstance(raw, str):
-            try:
-                until = datetime.fromisoformat(raw)
-            except ValueError:
-                log.warning("auth.revocation_bad_time", event_id=event.id)
+        parsed = _aware_time(raw)
+        if parsed is not None:
+            until = parsed
+        else:
+            log.warning("auth.revocation_bad_time", event_id=event.id)
         self.add(session_id, until)
 
     def job(self, bus: EventBus) -> BackgroundJob:
@@ -118,3 +118,14 @@ class RevokedSessions:
 
     async def _handle(self, event: Event) -> None:
         self.add_event(event)
+
+
+def _aware_time(raw: object) -> datetime | None:
+    """An RFC 3339 time with its offset, or None (a naive time cannot be compared)."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None

@@ -40,6 +40,9 @@ async def test_rotation_rewraps_every_old_record_once_and_keeps_the_key_pairs(
         assert record is not None
         public_keys[learner] = inspect_record(record).public_key
 
+    # no previous KEK configured: nothing can need moving, nothing is read
+    assert await translator(store, clock, KeyVault(OLD_KEK)).rewrap_custodial_keys() == (0, 0)
+
     rotated = translator(store, clock, KeyVault(NEW_KEK, [OLD_KEK]))
     await rotated.custodial_record("late-learner", create=True)  # already under the new KEK
     assert await rotated.rewrap_custodial_keys(page_size=2) == (6, 5)  # paged: 2+2+2
@@ -56,6 +59,18 @@ async def test_rotation_rewraps_every_old_record_once_and_keeps_the_key_pairs(
         assert len(signature) == 64
         with pytest.raises(FailedPrecondition, match="unknown key-encryption key"):
             old_only.sign(record, learner, MESSAGE)
+
+
+async def test_a_record_under_a_forgotten_kek_is_skipped_not_fatal(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    lost = KeyVault(os.urandom(32)).generate("ana")  # its KEK is configured nowhere
+    old = KeyVault(OLD_KEK).generate("ben")
+    await store.put_key_record("ana", lost.record, lost.public_key)
+    await store.put_key_record("ben", old.record, old.public_key)
+    rotated = translator(store, clock, KeyVault(NEW_KEK, [OLD_KEK]))
+    assert await rotated.rewrap_custodial_keys() == (2, 1)
+    assert await store.get_key_record("ana") == lost.record
 
 
 async def test_a_record_swapped_meanwhile_is_not_overwritten(

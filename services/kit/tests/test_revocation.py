@@ -47,10 +47,18 @@ def test_events_without_a_usable_time_are_remembered_for_the_default(clock: Fixe
             payload={"session_id": "s-2", "tokens_valid_until": "yesterday"},
         )
     )
+    revoked.add_event(
+        Event(
+            TOPIC_SESSION_REVOKED,
+            key="u",
+            payload={"session_id": "s-3", "tokens_valid_until": "2026-01-01T00:00:00"},
+        )
+    )  # no offset: not comparable, so the default
     revoked.add_event(Event(TOPIC_SESSION_REVOKED, key="u", payload={"user_id": "u"}))
-    assert "s-1" in revoked and "s-2" in revoked and len(revoked) == 2
+    assert all(s in revoked for s in ("s-1", "s-2", "s-3"))
+    assert len(revoked) == 3
     clock.advance(timedelta(hours=1, seconds=1))
-    assert "s-1" not in revoked and "s-2" not in revoked
+    assert "s-1" not in revoked and "s-2" not in revoked and "s-3" not in revoked
 
 
 def test_the_verifier_refuses_tokens_of_revoked_sessions(clock: FixedClock) -> None:
