@@ -145,10 +145,13 @@ class MemoryEventBus:
         return len(grp.pending) if grp else 0
 
     async def groups(self, topic: str) -> list[str]:
-        return sorted(self._broker.stream(topic).groups)
+        stream = self._broker.streams.get(topic)  # reading must not create the stream
+        return sorted(stream.groups) if stream else []
 
     async def delete_group(self, topic: str, group: str) -> None:
-        self._broker.stream(topic).groups.pop(group, None)
+        stream = self._broker.streams.get(topic)
+        if stream is not None:
+            stream.groups.pop(group, None)
 
     async def close(self) -> None:
         if self._closed:

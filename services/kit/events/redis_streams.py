@@ -164,8 +164,8 @@ class RedisEventBus:
         return sorted(row["name"] for row in rows)
 
     async def delete_group(self, topic: str, group: str) -> None:
-        # XGROUP DESTROY answers 0 for a missing group; a missing stream is not an error
-        # either (XINFO would say "no such key").
+        # XGROUP DESTROY answers 0 for a missing group and an error for a missing stream:
+        # both mean there is nothing to delete.
         with contextlib.suppress(ResponseError):
             await _retrying(
                 "xgroup destroy",
