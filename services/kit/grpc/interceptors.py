@@ -70,12 +70,21 @@ def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
 
 class AroundInterceptor(grpc.aio.ServerInterceptor):
     """Runs `around(details, context)` as a context manager around every unary or
-    server-streaming behaviour (only of `methods`, full names, when given). Other
-    cardinalities (reflection's bidi stream) pass through."""
+    server-streaming behaviour (only of `methods`, full names, when given), and
+    `each_message()` inside it before every message of a server stream written as an async
+    generator (an error it raises ends the stream with its status). Other cardinalities
+    (reflection's bidi stream) pass through."""
 
-    def __init__(self, around: Around, *, methods: Collection[str] | None = None) -> None:
+    def __init__(
+        self,
+        around: Around,
+        *,
+        methods: Collection[str] | None = None,
+        each_message: Callable[[], None] | None = None,
+    ) -> None:
         self._around = around
         self._methods = frozenset(methods) if methods is not None else None
+        self._each_message = each_message
 
     async def intercept_service(
         self,
@@ -87,7 +96,7 @@ class AroundInterceptor(grpc.aio.ServerInterceptor):
             self._methods is not None and handler_call_details.method not in self._methods
         ):
             return handler
-        around = self._around
+        around, each_message = self._around, self._each_message
         if handler.unary_unary is not None:
             inner_unary = handler.unary_unary
 
@@ -110,6 +119,8 @@ class AroundInterceptor(grpc.aio.ServerInterceptor):
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 async with around(handler_call_details, context):
                     async for response in inner_stream(request, context):
+                        if each_message is not None:
+                            each_message()
                         yield response
 
             return handler._replace(unary_stream=stream)  # type: ignore[attr-defined]
@@ -197,52 +208,13 @@ def error_interceptor() -> grpc.aio.ServerInterceptor:
     return AroundInterceptor(around)
 
 
-class _StreamMessageCheck(grpc.aio.ServerInterceptor):
-    """Runs `check()` before each message of every server stream written as an async
-    generator (where the caller's Principal is bound); an error it raises ends the stream
-    with its status."""
-
-    def __init__(self, check: Callable[[], None]) -> None:
-        self._check = check
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_stream is None:
-            return handler
-        inner = handler.unary_stream
-        if not inspect.isasyncgenfunction(inner):
-            return handler
-        check = self._check
-
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async for response in inner(request, context):
-                check()
-                yield response
-
-        return handler._replace(unary_stream=stream)  # type: ignore[attr-defined]
-
-
-def revoked_session_interceptor(verifier: TokenVerifier) -> grpc.aio.ServerInterceptor:
-    """A server stream outlives the token check made when it opened: before each message,
-    refuse to go on (UNAUTHENTICATED) if the caller's session has been revoked since."""
-
-    def check() -> None:
-        principal = optional_principal()
-        if principal is not None:
-            verifier.refuse_revoked(principal)
-
-    return _StreamMessageCheck(check)
-
-
 def auth_interceptor(
     verifier: TokenVerifier, public_methods: Collection[str]
 ) -> grpc.aio.ServerInterceptor:
     """Verify the bearer token of every RPC not in `public_methods` (full method names)
-    and bind the caller's Principal; public RPCs still see a caller when one is given."""
+    and bind the caller's Principal; public RPCs still see a caller when one is given.
+    A server stream outlives the check made when it opened, so before each of its
+    messages the caller's session is checked again against the revoked ones."""
 
     public = frozenset(public_methods)
 
@@ -262,4 +234,9 @@ def auth_interceptor(
         ):
             yield
 
-    return AroundInterceptor(around)
+    def still_authorized() -> None:
+        principal = optional_principal()
+        if principal is not None:
+            verifier.refuse_revoked(principal)
+
+    return AroundInterceptor(around, each_message=still_authorized)

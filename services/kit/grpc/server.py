@@ -77,7 +77,6 @@ class GrpcHost:
                 interceptors.observe_interceptor(),
                 interceptors.error_interceptor(),
                 interceptors.auth_interceptor(token_verifier, public),
-                interceptors.revoked_session_interceptor(token_verifier),
                 # A servicer may add its own (e.g. learning's LRS Basic auth), innermost.
                 *(i for servicer in self.servicers for i in getattr(servicer, "interceptors", ())),
             ],
