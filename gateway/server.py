@@ -34,6 +34,9 @@ async def running_gateway(settings: Settings) -> AsyncIterator[int]:
             max_depth=settings.graphql_max_depth, max_aliases=settings.graphql_max_aliases
         ),
         channel,
+        chain_rpc_url=settings.chain_rpc_url,
+        public_base_url=settings.public_base_url,
+        explorer_tx_url=settings.explorer_tx_url,
     )
     config = uvicorn.Config(
         app,

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import grpc
 import httpx
@@ -36,9 +37,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from chain.client.deployment import ANCHOR
 from chain.translator.batching import Domain
-from chain.translator.felts import parse_felt
+from chain.translator.felts import encode_short_string, parse_felt
 from chain.verify import AnchorProof, ExportEntry, PassportExport, build_entry
+from chain.verify.export import ChainRef
+from services.api.keiko.chain import v1 as chain_pb
 from services.api.keiko.common import v1 as common
 from services.api.keiko.passport import v1 as pb
 from services.kit.clock import Clock, SystemClock
@@ -190,11 +194,50 @@ class PassportReader:
         return out
 
 
+class ChainInfoSource:
+    """The chain the anchors are on, from the translator's public GetChainInfo: named in
+    every export so a verifier needs nothing but the link. Cached: it changes only with a
+    redeployment; a failed look-up is retried on the next request."""
+
+    TTL_SECONDS = 60.0
+
+    def __init__(self, channel: grpc.aio.Channel, clock: Clock) -> None:
+        self.client = stub(chain_pb.ChainServiceStub, channel)
+        self.clock = clock
+        self._cached: tuple[datetime, ChainRef | None] | None = None
+
+    async def get(self) -> ChainRef | None:
+        now = self.clock.now()
+        if self._cached and (now - self._cached[0]).total_seconds() < self.TTL_SECONDS:
+            return self._cached[1]
+        try:
+            info = await self.client.get_chain_info(chain_pb.GetChainInfoRequest(), timeout=5)
+        except grpc.aio.AioRpcError:
+            return None  # no translator behind this gateway: the export omits the chain
+        self._cached = (now, chain_ref(info))
+        return self._cached[1]
+
+
+def chain_ref(info: chain_pb.GetChainInfoResponse) -> ChainRef | None:
+    anchor = next((c.address for c in info.contracts if c.name in ("anchor", ANCHOR)), "")
+    if not info.chain_id or not anchor:
+        return None
+    try:
+        chain_id = (
+            parse_felt(info.chain_id, "chain_id")
+            if info.chain_id.startswith("0x")
+            else encode_short_string(info.chain_id, "chain_id")
+        )
+        return ChainRef(chain_id, parse_felt(anchor, "anchor"), info.rpc_url)
+    except ValidationError:
+        return None
+
+
 def _chronological(entries: list[pb.PassportEntry]) -> list[pb.PassportEntry]:
     return sorted(entries, key=lambda e: (e.timestamp, e.statement_id))
 
 
-def export_of(page: Page, generated_at: datetime) -> PassportExport:
+def export_of(page: Page, generated_at: datetime, chain: ChainRef | None = None) -> PassportExport:
     """The ``keiko.passport.export`` document of the entries a page reveals."""
     if page.entries and not any(e.statement_json for e in page.entries):
         raise HttpError(
@@ -231,23 +274,31 @@ def export_of(page: Page, generated_at: datetime) -> PassportExport:
         generated_at=generated_at,
         entries=tuple(out),
         learner_id=page.passport.owner_id or None,
+        chain=chain,
     )
 
 
 # -- the page ----------------------------------------------------------------------------
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+body{font-family:system-ui,sans-serif;max-width:60rem;margin:1.5rem auto;padding:0 .8rem;
+color:#222;line-height:1.4;overflow-wrap:anywhere}
 h1{font-size:1.5rem} .meta{color:#555} ol{padding-left:1.2rem}
-section.group{margin-left:.6rem} section.group>section.group{margin-left:1.2rem}
+section.group{margin-left:.4rem} section.group>section.group{margin-left:.8rem}
 h3,h4,h5,h6{margin:.8rem 0 .3rem}
 li.entry{margin:.4rem 0;padding:.4rem .6rem;border-left:4px solid #aaa;background:#fafafa}
 li.entry[data-status=verified]{border-color:#2a7}
 li.entry[data-status=failed]{border-color:#c33}
 li.entry[data-status=pending]{border-color:#d90}
 .status{font-weight:600;text-transform:uppercase;font-size:.8rem;margin-right:.5rem}
-.reason{color:#c33;display:block;font-size:.9rem} code{font-size:.85rem}
-.summary{font-size:1.1rem} .counts span{margin-right:1rem}
+.reason{color:#c33;display:block;font-size:.9rem} code{font-size:.85rem;word-break:break-all}
+.summary{font-size:1.1rem} .counts span{margin-right:1rem;white-space:nowrap}
+.command{display:flex;gap:.5rem;align-items:flex-start;flex-wrap:wrap}
+.command pre{flex:1 1 16rem;margin:0;padding:.6rem;background:#f3f3f3;white-space:pre-wrap;
+word-break:break-all;font-size:.85rem}
+.command button{padding:.4rem .8rem;font-size:.95rem}
+@media (max-width:30rem){body{margin:.8rem auto}h1{font-size:1.25rem}.summary{font-size:1rem}
+ol{padding-left:.9rem}}
 """
 
 
@@ -280,7 +331,7 @@ def render_page(
     *,
     explorer_tx_url: str,
     cli_target: str,
-    chain_rpc_url: str,
+    chain: ChainRef | None,
 ) -> str:
     counts = {"verified": 0, "failed": 0, "pending": 0}
 
@@ -321,13 +372,23 @@ def render_page(
     else:
         body = "".join(row(e) for e in page.entries)
         body = f'<ol class="entries">{body}</ol>' if body else ""
-    who = page.passport.owner_id or "identity not disclosed"
+    who = page.passport.owner_display_name or page.passport.owner_id or "identity not disclosed"
     expires = (
         f"<p class='meta'>This share link expires {page.expires_at.isoformat()}.</p>"
         if page.expires_at
         else ""
     )
-    rpc = chain_rpc_url or "<starknet rpc url>"
+    command = f"keiko passport verify {cli_target}"
+    if chain is not None:
+        where = (
+            f"<p class='meta' id='chain'>Anchored on chain <code>{_e(chain.chain_name)}</code>"
+            f" (<code>{_e(hex(chain.chain_id))}</code>), contract "
+            f"<code>{_e(hex(chain.anchor_contract))}</code>"
+            + (f", node <code>{_e(chain.rpc_url)}</code>" if chain.rpc_url else "")
+            + ".</p>"
+        )
+    else:
+        where = ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
@@ -335,9 +396,10 @@ def render_page(
 <title>Keiko passport {_e(page.passport.id)}</title><style>{_STYLE}</style></head>
 <body>
 <h1>Life-Learning Passport</h1>
-<p class="meta">Passport <code id="passport-id">{_e(page.passport.id)}</code> · learner {_e(who)}
+<p class="meta">Passport <code id="passport-id">{_e(page.passport.id)}</code> · learner
+<span id="learner">{_e(who)}</span>
 · key <code>{_e(page.passport.ed25519_public_key or "-")}</code></p>
-{expires}
+{expires}{where}
 <p class="counts" id="counts"><span>{len(page.entries)} entries</span>
 <span>{counts["verified"]} verified</span><span>{counts["failed"]} failed</span>
 <span>{counts["pending"]} pending</span></p>
@@ -346,10 +408,21 @@ def render_page(
 </div>
 <h2>Verify it yourself</h2>
 <p>Each entry's Ed25519 signature and Merkle inclusion proof were checked by this server
-against the root recorded on Keikochain. You do not have to trust it: run</p>
-<pre>keiko passport verify {_e(cli_target)} --rpc {_e(rpc)} --deployment deployment.json</pre>
+against the root recorded on Keikochain. You do not have to trust it: with Keiko
+installed (<code>make install</code> in its repository), run</p>
+<div class="command"><pre id="verify-command">{_e(command)}</pre>
+<button type="button" id="copy-command">Copy</button></div>
 <p>which downloads the public export, checks every signature and proof, and reads every
-root from the chain itself.</p>
+root from the chain the export names, checking its chain id and the anchor contract's
+code. <code>--rpc &lt;url&gt;</code> reads the chain from a node of your choice instead.</p>
+<script>
+document.getElementById("copy-command").addEventListener("click", async (event) => {{
+  const text = document.getElementById("verify-command").textContent;
+  try {{ await navigator.clipboard.writeText(text); event.target.textContent = "Copied"; }}
+  catch (err) {{ window.getSelection().selectAllChildren(
+    document.getElementById("verify-command")); event.target.textContent = "Press Ctrl-C"; }}
+}});
+</script>
 </body></html>"""
 
 
@@ -382,25 +455,26 @@ def verify_routes(
     """The public export and verification routes (see the module docstring)."""
     reader = PassportReader(channel)
     now = (clock or SystemClock()).now
+    chain_info = ChainInfoSource(channel, clock or SystemClock())
     explorer = explorer_tx_url or DEFAULT_EXPLORER
 
     async def export_by_id(request: Request) -> Response:
         try:
             page = await reader.by_id(_path_param(request, "passport_id"))
-            return _export_response(page)
+            return _export_response(page, await chain_info.get())
         except HttpError as err:
             return _error_response(err, as_html=False)
 
     async def export_by_token(request: Request) -> Response:
         try:
             page = await reader.by_token(_path_param(request, "token"))
-            return _export_response(page)
+            return _export_response(page, await chain_info.get())
         except HttpError as err:
             return _error_response(err, as_html=False)
 
-    def _export_response(page: Page) -> Response:
+    def _export_response(page: Page, chain: ChainRef | None) -> Response:
         try:
-            document = export_of(page, now())
+            document = export_of(page, now(), chain)
         except ValidationError as err:
             raise HttpError(502, f"the passport service returned a bad entry: {err}") from None
         return Response(
@@ -424,8 +498,8 @@ def verify_routes(
                 page,
                 checks,
                 explorer_tx_url=explorer,
-                cli_target=passport_id + f" --gateway {_base(request)}",
-                chain_rpc_url=chain_rpc_url,
+                cli_target=f"{_base(request)}/verify/{quote(passport_id, safe='')}",
+                chain=await chain_info.get(),
             ),
             headers={"cache-control": "no-store"},
         )
@@ -442,8 +516,8 @@ def verify_routes(
                 page,
                 checks,
                 explorer_tx_url=explorer,
-                cli_target=f"{_base(request)}/verify/share/{token}",
-                chain_rpc_url=chain_rpc_url,
+                cli_target=f"{_base(request)}/verify/share/{quote(token, safe='')}",
+                chain=await chain_info.get(),
             ),
             headers={"cache-control": "no-store", "referrer-policy": "no-referrer"},
         )
@@ -452,7 +526,9 @@ def verify_routes(
         tx_hash = str(request.path_params.get("tx_hash", ""))
         if not _TX_HASH.match(tx_hash):
             return JSONResponse({"error": "tx_hash: must be a 0x hex felt"}, status_code=400)
-        if not chain_rpc_url:
+        named = await chain_info.get()
+        rpc_url = chain_rpc_url or (named.rpc_url if named else "")
+        if not rpc_url:
             return JSONResponse({"error": "no chain RPC URL configured"}, status_code=503)
         body = {
             "jsonrpc": "2.0",
@@ -462,7 +538,7 @@ def verify_routes(
         }
         try:
             async with httpx.AsyncClient(timeout=10) as http:
-                reply = await http.post(chain_rpc_url, json=body)
+                reply = await http.post(rpc_url, json=body)
             data = reply.json()
         except (httpx.HTTPError, ValueError):
             return JSONResponse({"error": "the chain node did not answer"}, status_code=502)

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:2] == ["passport", "verify"]:
         from chain.verify.cli import main as verify_main
 
-        return verify_main(argv[2:])
+        return verify_main(argv[2:], default_gateway=Settings().public_gateway_url)
     if argv[:2] == ["chain", "node"]:
         from chain.node.service import main as node_main
 

@@ -188,7 +188,9 @@ def banner(
         done = sum(m.implemented for m in methods)
         lines.append(f"    - {service:<40} {done}/{len(methods)} RPCs implemented")
     if platform.http_port is not None:
-        base = f"http://{settings.http_host}:{platform.http_port}"
+        # localhost, not 127.0.0.1: browsers accept passkeys for a name, never an address.
+        base = settings.model_copy(update={"http_port": platform.http_port}).public_gateway_url
+        lines.append(f"  web app   {base}/app  (sign up with a passkey, record, share, verify)")
         lines.append(
             f"  GraphQL   {base}/graphql  (GraphiQL in a browser; ws: graphql-transport-ws)"
         )

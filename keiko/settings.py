@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "0.0.0.0", "::", "::1", ""})
 ALL_SERVICES = ("identity", "learning", "passport", "reputation", "governance", "marketplace")
 
 
@@ -52,9 +54,21 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_days: int = 30
 
-    webauthn_rp_id: str = "localhost"
+    # Empty: derived from the public gateway URL (see the properties below), so the
+    # relying party always agrees with the URLs Keiko prints.
+    webauthn_rp_id_setting: str = Field(
+        "", validation_alias=AliasChoices("KEIKO_WEBAUTHN_RP_ID", "webauthn_rp_id")
+    )
     webauthn_rp_name: str = "Keiko"
-    webauthn_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8000"])
+    webauthn_origins_setting: list[str] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("KEIKO_WEBAUTHN_ORIGINS", "webauthn_origins"),
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins (scheme://host[:port]) whose scripts may call the gateway "
+        "(CORS); the gateway's own origin needs no entry",
+    )
 
     chain_translator_target: str = Field(
         "", description="host:port of the chain translator (keiko.chain.v1); empty = this process"
@@ -94,6 +108,32 @@ class Settings(BaseSettings):
     @property
     def gateway_target(self) -> str:
         return self.services_target or f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def public_gateway_url(self) -> str:
+        """Where people reach the gateway: KEIKO_PUBLIC_BASE_URL, else the listen address,
+        named ``localhost`` when it is a loopback or wildcard address: browsers accept
+        passkeys for ``localhost`` but never for an IP address."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        host = "localhost" if self.http_host in _LOCAL_HOSTS else self.http_host
+        return f"http://{host}:{self.http_port}"
+
+    @property
+    def webauthn_rp_id(self) -> str:
+        """KEIKO_WEBAUTHN_RP_ID, else the host of the public gateway URL."""
+        return self.webauthn_rp_id_setting or (
+            urlsplit(self.public_gateway_url).hostname or "localhost"
+        )
+
+    @property
+    def webauthn_origins(self) -> list[str]:
+        """KEIKO_WEBAUTHN_ORIGINS, else the public gateway URL's origin (the /app and
+        GraphiQL pages run the ceremonies there)."""
+        if self.webauthn_origins_setting:
+            return list(self.webauthn_origins_setting)
+        parts = urlsplit(self.public_gateway_url)
+        return [f"{parts.scheme}://{parts.netloc}"]
 
     @property
     def jwt_key_path(self) -> Path:

@@ -64,7 +64,8 @@ def test_keiko_serve_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
     try:
         banner = "\n".join(wait_for_banner(process))
         assert f"127.0.0.1:{grpc_port}" in banner
-        assert f"http://127.0.0.1:{http_port}/graphql" in banner
+        assert f"http://localhost:{http_port}/graphql" in banner
+        assert f"http://localhost:{http_port}/app" in banner
         assert f"http://127.0.0.1:{chain_port}/rpc" in banner
 
         ready = httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=10)

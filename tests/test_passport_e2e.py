@@ -132,8 +132,8 @@ async def test_record_anchor_subscribe_verify_and_detect_tampering(
     assert share["url"].endswith(f"/verify/share/{share['token']}")
     deployment = running.settings.data_dir / "chain" / "deployment.json"
     chain_args = ["--rpc", str(running.chain_rpc_url), "--deployment", str(deployment)]
-    gateway = f"http://127.0.0.1:{running.http_port}"
-    code, output = await averify([share["url"], *chain_args, "--gateway", gateway, "--json"])
+    # The link alone: the export names the chain, the anchor contract and a node.
+    code, output = await averify([share["url"], "--json"])
     assert code == cli.EXIT_OK, output
     report = json.loads(output)
     assert report["ok"] is True
@@ -142,9 +142,11 @@ async def test_record_anchor_subscribe_verify_and_detect_tampering(
     assert all(e["status"] == "verified" and e["chain_root"] for e in report["entries"])
 
     # The readable report of the same check.
-    code, text = await averify([share["url"], *chain_args, "--gateway", gateway])
+    code, text = await averify([share["url"]])
     assert code == cli.EXIT_OK, text
     assert f"RESULT: VERIFIED: all {COUNT} anchored entries check out" in text
+    named = json.loads(deployment.read_text())
+    assert f"interaction_anchor {named['contracts']['interaction_anchor']['address']}" in text
 
     # Tampering: the exported document, changed in one entry at a time.
     response = await gql.http.get(f"/share/{share['token']}/export.json")
@@ -153,10 +155,24 @@ async def test_record_anchor_subscribe_verify_and_detect_tampering(
     assert document["passport_id"] == passport_id
     entries = {e["entry_id"]: e for e in document["entries"]}
     assert set(entries) == set(ids)
+    chain = document["chain"]
+    assert chain["rpc_url"] == running.chain_rpc_url
+    assert int(chain["chain_id"], 16) == int(named["chain_id"], 16)
+    assert chain["anchor_contract"] == named["contracts"]["interaction_anchor"]["address"]
     original = tmp_path / "export.json"
     original.write_text(json.dumps(document))
     code, output = await averify([str(original), *chain_args, "--json"])
     assert code == cli.EXIT_OK, output  # the untouched file verifies
+    code, output = await averify([str(original)])  # with the chain the file names
+    assert code == cli.EXIT_OK, output
+
+    # Another chain id than the node's: not the chain the passport was anchored on.
+    elsewhere = copy.deepcopy(document)
+    elsewhere["chain"]["chain_id"] = "0x4f54484552"
+    other_chain = tmp_path / "other-chain.json"
+    other_chain.write_text(json.dumps(elsewhere))
+    code, text = await averify([str(other_chain)])
+    assert code == cli.EXIT_FAILED and "not the chain this passport was anchored on" in text
 
     def flip_hex(value: str) -> str:
         """The same hex string with its last digit changed."""

@@ -1,9 +1,8 @@
 """``keiko passport verify``: check a passport without trusting Keiko's servers.
 
     keiko passport verify <passport id | share link URL | export file>
-        --rpc http://127.0.0.1:5050/rpc
-        [--gateway http://127.0.0.1:8000] [--deployment deployment.json | --anchor-address 0x...]
-        [--json] [--allow-pending]
+        [--rpc http://127.0.0.1:5050/rpc] [--gateway http://127.0.0.1:8000]
+        [--deployment deployment.json | --anchor-address 0x...] [--json] [--allow-pending]
 
 The public export (``keiko.passport.export`` v1) is fetched from the gateway
 (``/passports/<id>/export.json`` or ``/share/<token>/export.json``) or read from a local
@@ -13,8 +12,12 @@ compared, never trusted), and each anchor's transaction receipt must show that v
 batch anchored, in the batch's block. Exit codes: 0 all entries verified, 1 an entry
 failed (named in the report), 2 usage or fetch errors.
 
-The anchoring contract's address comes from ``--anchor-address`` or a deployment file
-(``<node data dir>/deployment.json``, whose class hash is also checked against the chain).
+A share link is all it needs: the export names the chain id, the anchoring contract and
+a default RPC URL (its ``chain`` member). ``--rpc`` reads another node (your own, say),
+``--anchor-address`` or ``--deployment`` name the contract otherwise. Whatever the
+source, the node must answer with the chain id the export names (or the deployment file
+names) and the contract at that address must run the interaction_anchor class whose hash
+is in this repository's ``contracts/build/classes.json``; otherwise verification fails.
 Reads need no Starknet account.
 """
 
@@ -29,13 +32,15 @@ import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from chain.client import Deployment, KeikoChain
-from chain.client.deployment import ANCHOR
-from chain.translator.felts import parse_felt
-from chain.verify.export import MAX_EXPORT_BYTES, parse_export
+from chain.client import Deployment, KeikoChain, KeikoChainError
+from chain.client.core import BUILD_DIR
+from chain.client.deployment import ANCHOR, ContractRef
+from chain.translator.felts import felt_to_hex, parse_felt
+from chain.verify.export import MAX_EXPORT_BYTES, ChainRef, PassportExport, parse_export
 from chain.verify.reader import AnchorContractReader
 from chain.verify.render import render_text
 from chain.verify.verifier import averify_passport
@@ -54,21 +59,82 @@ class CliError(Exception):
     """A usage or fetch problem (exit code 2)."""
 
 
+class WrongChain(Exception):
+    """The node or contract is not the one the passport was anchored on (exit code 1)."""
+
+
+def published_anchor_class_hash(build_dir: Path = BUILD_DIR) -> int:
+    """The class hash of the interaction_anchor contract as built from this repository."""
+    classes = json.loads((build_dir / "classes.json").read_text())
+    return int(classes[ANCHOR]["class_hash"], 16)
+
+
+@dataclass(frozen=True)
+class ChainTarget:
+    """Where to read the anchors: resolved from the options, then the export."""
+
+    rpc_url: str
+    deployment: Deployment
+
+
+def resolve_target(
+    document: PassportExport,
+    *,
+    rpc: str | None,
+    deployment: Path | None,
+    anchor_address: int | None,
+) -> ChainTarget:
+    """Options win over the export's ``chain`` member; the chain id to expect comes from
+    the deployment file when given, else from the export."""
+    named: ChainRef | None = document.chain
+    rpc_url = rpc or (named.rpc_url if named else "")
+    if not rpc_url:
+        raise CliError("the export names no RPC URL: pass --rpc <Starknet JSON-RPC URL>")
+    expected_class = published_anchor_class_hash()
+    if deployment is not None:
+        try:
+            loaded = Deployment.from_file(deployment)
+        except (OSError, ValueError) as err:
+            raise CliError(f"{deployment}: {err}") from None
+        address = anchor_address if anchor_address is not None else loaded.address_of(ANCHOR)
+        chain_id = loaded.chain_id
+        if chain_id is None and named is not None:
+            chain_id = named.chain_id
+    elif anchor_address is not None:
+        address = anchor_address
+        chain_id = named.chain_id if named is not None else None
+    elif named is not None:
+        address, chain_id = named.anchor_contract, named.chain_id
+    else:
+        raise CliError(
+            "the export names no anchor contract: pass --anchor-address <0x...> "
+            "or --deployment <file>"
+        )
+    return ChainTarget(
+        rpc_url,
+        Deployment(contracts={ANCHOR: ContractRef(address, expected_class)}, chain_id=chain_id),
+    )
+
+
 @asynccontextmanager
 async def anchor_reader(
     rpc_url: str,
     *,
-    deployment: Path | str | None = None,
+    deployment: Deployment | Path | str | None = None,
     anchor_address: int | None = None,
 ) -> AsyncIterator[AnchorContractReader]:
-    """A chain reader over the ``interaction_anchor`` contract at ``rpc_url``."""
+    """A chain reader over the ``interaction_anchor`` contract at ``rpc_url``. A
+    deployment's chain id and class hashes are checked against the node."""
     if anchor_address is not None:
         source: Deployment | Path | str = Deployment.from_addresses(**{ANCHOR: anchor_address})
     elif deployment is not None:
         source = deployment
     else:
         raise CliError("pass --deployment <file> or --anchor-address <0x...>")
-    chain = await KeikoChain.connect(rpc_url, _READ_ONLY_ACCOUNT, _READ_ONLY_KEY, source)
+    try:
+        chain = await KeikoChain.connect(rpc_url, _READ_ONLY_ACCOUNT, _READ_ONLY_KEY, source)
+    except KeikoChainError as err:
+        raise WrongChain(str(err)) from None
     try:
         yield AnchorContractReader(chain.anchor)
     finally:
@@ -122,17 +188,29 @@ def load_document(target: str, gateway: str) -> bytes:
     return _fetch(export_url(target, gateway))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(default_gateway: str = DEFAULT_GATEWAY) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keiko passport verify",
-        description="Verify a Keiko passport's signatures and on-chain anchors.",
+        description="Verify a Keiko passport's signatures and on-chain anchors. A share "
+        "link is enough: the export names the chain, the anchor contract and an RPC URL.",
     )
     parser.add_argument("target", help="passport id, share link URL, or export file path")
-    parser.add_argument("--rpc", required=True, help="Starknet JSON-RPC URL of Keikochain")
-    parser.add_argument("--gateway", default=DEFAULT_GATEWAY, help="Keiko gateway base URL")
+    parser.add_argument(
+        "--rpc", help="Starknet JSON-RPC URL of Keikochain (default: the one the export names)"
+    )
+    parser.add_argument(
+        "--gateway",
+        default=default_gateway,
+        help=f"Keiko gateway base URL, for a bare passport id (default: {default_gateway})",
+    )
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--deployment", type=Path, help="deployment.json of the contracts")
-    where.add_argument("--anchor-address", help="address of the interaction_anchor contract")
+    where.add_argument(
+        "--deployment", type=Path, help="deployment.json of the contracts (default: the export)"
+    )
+    where.add_argument(
+        "--anchor-address",
+        help="address of the interaction_anchor contract (default: the export's)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
         "--allow-pending",
@@ -146,25 +224,46 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
     anchor_address = (
         parse_felt(args.anchor_address, "--anchor-address") if args.anchor_address else None
     )
-    if anchor_address is None and args.deployment is None:
-        raise CliError("pass --deployment <file> or --anchor-address <0x...>")
     raw = await asyncio.to_thread(load_document, args.target, args.gateway)
     document = parse_export(raw)  # a document unusable as a whole fails before any chain read
-    async with anchor_reader(
-        args.rpc, deployment=args.deployment, anchor_address=anchor_address
-    ) as reader:
-        report = await averify_passport(document, reader, require_anchored=not args.allow_pending)
+    target = resolve_target(
+        document, rpc=args.rpc, deployment=args.deployment, anchor_address=anchor_address
+    )
+    try:
+        async with anchor_reader(target.rpc_url, deployment=target.deployment) as reader:
+            report = await averify_passport(
+                document, reader, require_anchored=not args.allow_pending
+            )
+    except WrongChain as err:
+        message = f"not the chain this passport was anchored on: {err}"
+        if args.json:
+            out.write(json.dumps({"ok": False, "error": message}, indent=2) + "\n")
+        else:
+            out.write(f"RESULT: FAILED: {message}\n")
+        return EXIT_FAILED
     if args.json:
         out.write(json.dumps(report.to_json(), indent=2) + "\n")
     else:
+        chain_id = target.deployment.chain_id
+        out.write(
+            f"chain    : {felt_to_hex(chain_id) if chain_id is not None else 'not named'}"
+            f" at {target.rpc_url}\n"
+            f"contract : interaction_anchor {felt_to_hex(target.deployment.address_of(ANCHOR))}"
+            "\n"
+        )
         out.write(render_text(report) + "\n")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    out: TextIO | None = None,
+    default_gateway: str = DEFAULT_GATEWAY,
+) -> int:
     """``keiko passport verify ...`` (argv without the ``passport verify`` words)."""
     stdout = out or sys.stdout
-    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    args = build_parser(default_gateway).parse_args(list(argv) if argv is not None else None)
     try:
         return asyncio.run(run(args, stdout))
     except CliError as err:
@@ -175,7 +274,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return EXIT_USAGE
     except Exception as err:  # chain unreachable, wrong deployment, ...
         print(
-            f"error: reading the chain at {args.rpc}: {type(err).__name__}: {err}", file=sys.stderr
+            f"error: reading the chain at {args.rpc or 'the RPC URL of the export'}: "
+            f"{type(err).__name__}: {err}",
+            file=sys.stderr,
         )
         return EXIT_USAGE
 

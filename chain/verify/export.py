@@ -13,6 +13,12 @@ Format ``keiko.passport.export`` version 1 (JSON, UTF-8)::
       "passport_id": "<string>",
       "learner_id": "<string>",                 # optional
       "generated_at": "<RFC 3339 UTC timestamp>",
+      "chain": {                                # optional: where the anchors are
+        "chain_id": "0x<hex felt>",             # starknet_chainId of Keikochain
+        "chain_name": "<short string>",         # the same id decoded, informative
+        "anchor_contract": "0x<hex felt>",      # the interaction_anchor contract
+        "rpc_url": "<JSON-RPC URL>"             # a default node to read it from
+      },
       "leaf_encoding": "keiko.leaf.v1",         # chain.translator.leaves
       "tree_encoding": "keiko.merkle.v1",       # chain.translator.merkle
       "entries": [
@@ -36,6 +42,12 @@ Format ``keiko.passport.export`` version 1 (JSON, UTF-8)::
       ]
     }
 
+``chain`` lets a verifier need nothing but the link: it names the chain and the
+anchoring contract, and a default RPC endpoint. Nothing in it is trusted either: the
+verifier checks that the node it reads answers with that chain id, and that the contract
+at that address runs the interaction_anchor class Keiko publishes (its class hash is in
+the verifier's own ``contracts/build/classes.json``, not in the document).
+
 Felts are ``0x`` hexadecimal strings; byte strings (hash, signature, key) are plain
 lowercase hex without prefix. Unknown top-level or entry members are ignored (forward
 compatible); a different ``format`` or ``version`` is rejected. A malformed entry does
@@ -51,7 +63,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chain.translator.batching import Domain
-from chain.translator.felts import felt_to_hex, parse_felt
+from chain.translator.felts import decode_short_string, felt_to_hex, parse_felt
 from chain.translator.leaves import LEAF_ENCODING, compute_leaf, statement_hash
 from chain.translator.merkle import MAX_DEPTH, TREE_ENCODING, InclusionProof
 from chain.translator.signing import (
@@ -66,6 +78,33 @@ from services.kit.errors import ValidationError
 EXPORT_FORMAT = "keiko.passport.export"
 EXPORT_VERSION = 1
 MAX_EXPORT_BYTES = 64 * 1024 * 1024
+MAX_URL_CHARS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRef:
+    """Which chain and contract hold the anchors, and a node a verifier may read."""
+
+    chain_id: int
+    anchor_contract: int
+    rpc_url: str = ""
+
+    @property
+    def chain_name(self) -> str:
+        try:
+            return decode_short_string(self.chain_id, "chain_id")
+        except ValidationError:
+            return felt_to_hex(self.chain_id)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "chain_id": felt_to_hex(self.chain_id),
+            "chain_name": self.chain_name,
+            "anchor_contract": felt_to_hex(self.anchor_contract),
+        }
+        if self.rpc_url:
+            out["rpc_url"] = self.rpc_url
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +181,7 @@ class PassportExport:
     generated_at: datetime
     entries: tuple[ParsedEntry, ...]
     learner_id: str | None = None
+    chain: ChainRef | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -151,8 +191,10 @@ class PassportExport:
         }
         if self.learner_id is not None:
             out["learner_id"] = self.learner_id
+        out["generated_at"] = _format_time(self.generated_at)
+        if self.chain is not None:
+            out["chain"] = self.chain.to_json()
         out |= {
-            "generated_at": _format_time(self.generated_at),
             "leaf_encoding": LEAF_ENCODING,
             "tree_encoding": TREE_ENCODING,
             "entries": [],
@@ -243,6 +285,23 @@ def _parse_anchor(raw: object, field: str) -> AnchorProof | None:
     )
 
 
+def _parse_chain(raw: object) -> ChainRef | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ValidationError("chain", "must be an object")
+    rpc_url = raw.get("rpc_url", "")
+    if not isinstance(rpc_url, str) or len(rpc_url) > MAX_URL_CHARS:
+        raise ValidationError("chain.rpc_url", f"must be a URL of at most {MAX_URL_CHARS} chars")
+    if rpc_url and not rpc_url.startswith(("http://", "https://")):
+        raise ValidationError("chain.rpc_url", "must be an http(s) URL")
+    return ChainRef(
+        chain_id=parse_felt(raw.get("chain_id"), "chain.chain_id"),
+        anchor_contract=parse_felt(raw.get("anchor_contract"), "chain.anchor_contract"),
+        rpc_url=rpc_url,
+    )
+
+
 def _parse_entry(raw: object, position: int) -> ParsedEntry:
     prefix = f"entries[{position}]"
     entry_id: str | None = None
@@ -301,4 +360,5 @@ def parse_export(document: str | bytes | Mapping[str, Any]) -> PassportExport:
         generated_at=_parse_time(data.get("generated_at"), "generated_at"),
         entries=tuple(_parse_entry(raw, i) for i, raw in enumerate(entries)),
         learner_id=learner_id,
+        chain=_parse_chain(data.get("chain")),
     )

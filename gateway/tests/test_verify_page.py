@@ -192,7 +192,11 @@ async def test_page_in_headless_chromium(site: Site) -> None:
     assert [status for status, _ in found] == ["verified", "failed", "verified", "pending"]
     assert "signature invalid" in dom
     assert dom.count('class="anchor"') == 3 and "/verify/tx/0x" in dom
-    assert "keiko passport verify" in dom
+    # The command is complete (the export names the chain): copyable as it stands.
+    command = re.search(r'<pre id="verify-command">([^<]*)</pre>', dom)
+    assert command and command.group(1) == (
+        f"keiko passport verify {site.url}/verify/{site.passport_id}"
+    )
     # Grouped by the hierarchy: course > class > tutorial session.
     assert re.search(
         r'data-level="course"><h3>Course: course-1</h3>.*data-level="class"><h4>Class: class-1'

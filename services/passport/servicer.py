@@ -589,9 +589,9 @@ def build_passport_servicer(
     the consumer of learning and chain events). Verification uses ``chain_reader``, by
     default the anchoring contract at ``settings.chain_rpc_url`` (or the embedded node's
     URL) with ``KEIKO_CHAIN_DEPLOYMENT_FILE`` or ``<data dir>/chain/deployment.json`` (as
-    the translator); share-link URLs start with ``settings.public_base_url`` (default
-    ``http://127.0.0.1:<http port>``); proofs missing from anchor events
-    come from the translator at ``settings.gateway_target``."""
+    the translator); share-link URLs start with ``settings.public_gateway_url``
+    (``KEIKO_PUBLIC_BASE_URL``, default ``http://localhost:<http port>``); proofs missing
+    from anchor events come from the translator at ``settings.gateway_target``."""
     settings = runtime.settings
     if chain_reader is None:
         from chain.translator.ports import chain_config_from_env
@@ -605,11 +605,7 @@ def build_passport_servicer(
         chain_reader = chain_reader_factory(config.rpc_url, config.deployment_file)
     if proof_source is None:
         proof_source = GrpcProofSource(settings.gateway_target)
-    base = (
-        share_base_url
-        or settings.public_base_url.strip()
-        or f"http://127.0.0.1:{settings.http_port}"
-    )
+    base = share_base_url or settings.public_gateway_url
     service = PassportService(
         runtime.database,
         runtime.clock,

@@ -243,8 +243,22 @@ def test_export_urls_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     bad = write(tmp_path, {"format": "other"})
     code, _ = run_cli([str(bad), "--rpc", "http://127.0.0.1:1/rpc", "--anchor-address", "0x1"])
     assert code == 2 and "format" in capsys.readouterr().err
-    code, _ = run_cli([str(bad), "--rpc", "http://127.0.0.1:1/rpc"])
-    assert code == 2 and "--deployment" in capsys.readouterr().err
+    # A document that names no chain needs both from the options.
+    bare = write(
+        tmp_path,
+        {
+            "format": "keiko.passport.export",
+            "version": 1,
+            "passport_id": "p",
+            "generated_at": "2026-01-01T00:00:00Z",
+            "entries": [],
+        },
+        "bare.json",
+    )
+    code, _ = run_cli([str(bare), "--anchor-address", "0x1"])
+    assert code == 2 and "pass --rpc" in capsys.readouterr().err
+    code, _ = run_cli([str(bare), "--rpc", "http://127.0.0.1:1/rpc"])
+    assert code == 2 and "--anchor-address" in capsys.readouterr().err
 
 
 @pytest.mark.schemas("passport")
