@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.xapi import HttpError, call, error_response, forwarded, read_body
+from gateway.xapi.http import HttpError, call, error_response, forwarded, read_body
 from services.api.keiko.learning import v1 as pb
 from services.kit.grpc.client import stub
 

@@ -162,13 +162,13 @@ async def test_record_and_query_through_the_hierarchy(gw: LiveLearning) -> None:
         )
 
     calls: list[str] = []
-    original = gw.service.get_course
+    original = gw.service.hierarchy.get_course
 
     async def counting(caller: Any, course_id: str) -> Any:
         calls.append(course_id)
         return await original(caller, course_id)
 
-    gw.service.get_course = counting  # type: ignore[method-assign]
+    gw.service.hierarchy.get_course = counting  # type: ignore[method-assign]
     page = data(
         await gw.graphql(
             "query($after: String) { interactions(first: 3, after: $after) "

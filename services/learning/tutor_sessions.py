@@ -55,9 +55,11 @@ from services.kit.clock import Clock, SystemClock
 from services.kit.errors import ValidationError
 from services.kit.events import Event, EventBus
 from services.kit.events.dedupe import Deduplicator, handle_once, run_consumer
-from services.learning import hierarchy as h
+from services.learning.common.storage import processed_events
+from services.learning.hierarchy import domain as h
+from services.learning.hierarchy.storage import HierarchyRepository
 from services.learning.service import LearningService
-from services.learning.storage import LearningRepository, classes, processed_events
+from services.learning.sessions.domain import TutorKind
 from services.learning.xapi import format_duration, format_timestamp, parse_timestamp, vocab
 
 __all__ = [
@@ -177,7 +179,7 @@ def session_statements(
             "language": LANGUAGE,
             "contextActivities": context_activities,
             "extensions": {
-                vocab.EXT_TUTOR_KIND: h.TutorKind.HUMAN.value,
+                vocab.EXT_TUTOR_KIND: TutorKind.HUMAN.value,
                 vocab.EXT_SESSION_ROLE: role,
             },
         }
@@ -230,10 +232,10 @@ class TutorSessionConsumer:
         async def record(s: AsyncSession, _: Event) -> None:
             course_id: str | None = None
             if session.class_id is not None:
-                row = await LearningRepository(s).get_row(classes, session.class_id)
-                course_id = row["course_id"] if row is not None else None
+                row = await HierarchyRepository(s).get_class(session.class_id)
+                course_id = row.course_id if row is not None else None
             for i, statement in enumerate(session_statements(session, course_id=course_id)):
-                await self.service.record_service_statement(
+                await self.service.statements.record_service_statement(
                     s,
                     statement,
                     path=f"tutor_session[{i}]",
@@ -244,7 +246,7 @@ class TutorSessionConsumer:
 
         ran = await handle_once(self.service.db, self.dedupe, event, record)
         if ran:
-            self.service.notify_committed()
+            self.service.statements.notify_committed()
             log.info(
                 "tutor session recorded in both passports",
                 session_id=session.session_id,

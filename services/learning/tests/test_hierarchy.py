@@ -8,19 +8,17 @@ import pytest
 
 from services.kit.clock import FixedClock
 from services.kit.errors import FailedPrecondition, PermissionDenied, ValidationError
-from services.learning.hierarchy import (
+from services.learning.hierarchy.domain import (
     ALLOWED_INTERACTIONS,
     Class,
     ContainerKind,
     Course,
-    HierarchyContext,
     InteractionKind,
-    StudySession,
-    TutorialSession,
-    TutorKind,
     course_iri,
     keiko_agent,
 )
+from services.learning.interactions.domain import HierarchyContext
+from services.learning.sessions.domain import StudySession, TutorialSession, TutorKind
 from services.learning.xapi import validate_statement
 
 

@@ -8,25 +8,20 @@ import pytest
 
 from services.kit.clock import FixedClock
 from services.kit.errors import FailedPrecondition, PermissionDenied, ValidationError
-from services.learning.hierarchy import (
-    Class,
-    Course,
-    HierarchyContext,
-    InteractionKind,
-    StudySession,
-    TutorialSession,
-)
-from services.learning.interactions import (
+from services.learning.hierarchy.domain import Class, Course, InteractionKind
+from services.learning.interactions.domain import (
     Answer,
     Discussion,
     Evaluation,
     Exercise,
     Feedback,
+    HierarchyContext,
     Question,
     Score,
     build_statement,
     interaction_statement_id,
 )
+from services.learning.sessions.domain import StudySession, TutorialSession
 from services.learning.xapi import XAPIVersion, canonical_bytes, validate_statement
 
 ADL = "http://adlnet.gov/expapi/verbs/"

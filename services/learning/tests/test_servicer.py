@@ -29,7 +29,8 @@ from services.kit.grpc.client import stub
 from services.kit.grpc.errors import field_violations
 from services.kit.grpc.testing import access_token, running_server, token_pair
 from services.kit.testing import RecordingRuntime as FakeRuntime
-from services.learning.service import InteractionInput, LearningService
+from services.learning.interactions.inputs import InteractionInput
+from services.learning.service import LearningService
 from services.learning.servicer import (
     LRS_METADATA,
     LearningServicer,
@@ -388,7 +389,7 @@ async def test_factory_relays_the_event_and_tracks_anchor_state(
         async with event_bus.subscribe(
             ["learning.interaction_recorded"], group="test", consumer="t"
         ) as recorded:
-            row = await servicer.service.record_interaction(
+            row = await servicer.service.interactions.record_interaction(
                 ana, InteractionInput(kind="question", content="Why?")
             )
             delivery = await asyncio.wait_for(recorded.__anext__(), 10)
@@ -433,7 +434,9 @@ async def test_factory_relays_the_event_and_tracks_anchor_state(
         )
         anchor = interaction_to_pb(row).anchor
         for _ in range(400):  # until the consumer applied it (bounded, no timing assertion)
-            anchor = interaction_to_pb(await servicer.service.get_interaction(ana, row.id)).anchor
+            anchor = interaction_to_pb(
+                await servicer.service.interactions.get_interaction(ana, row.id)
+            ).anchor
             if anchor.status == common_pb.AnchorStatus.ANCHORED:
                 break
             await asyncio.sleep(0.025)
@@ -442,7 +445,7 @@ async def test_factory_relays_the_event_and_tracks_anchor_state(
         assert (anchor.block_number, anchor.tx_hash) == (12, "0xdef")
         # The later failure event (redelivered or out of order) does not undo the anchor.
         assert (
-            await servicer.service.apply_anchor_event(
+            await servicer.service.statements.apply_anchor_event(
                 Event(
                     "chain.anchor_failed",
                     key="ana",

@@ -14,16 +14,10 @@ from sqlalchemy.engine import Connection
 
 from services.kit.db import Database
 from services.kit.errors import ValidationError
-from services.learning.storage import (
-    SCHEMA,
-    Cursor,
-    LearningRepository,
-    StatementFilter,
-    StatementRow,
-    decode_cursor,
-    encode_cursor,
-    metadata,
-)
+from services.learning.common.storage import Cursor, decode_cursor, encode_cursor
+from services.learning.statements.domain import AnchorOutcome, StatementRecord
+from services.learning.statements.storage import StatementFilter, StatementRepository
+from services.learning.storage import SCHEMA, metadata
 
 
 @pytest.fixture
@@ -66,7 +60,7 @@ def test_page_tokens_are_opaque_and_bound_to_their_query() -> None:
         assert caught.value.field == "page_token"
 
 
-def row(id: str, stored: datetime, **kw: Any) -> StatementRow:
+def row(id: str, stored: datetime, **kw: Any) -> StatementRecord:
     values: dict[str, Any] = {
         "id": id,
         "actor_key": None,
@@ -94,13 +88,13 @@ def row(id: str, stored: datetime, **kw: Any) -> StatementRow:
         "device_signature_hex": None,
         "device_public_key_hex": None,
     }
-    return StatementRow(**(values | kw))
+    return StatementRecord(**(values | kw))
 
 
 async def test_activity_index_and_anchor_rule(migrated_database: Database) -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC)
     async with migrated_database.transaction() as s:
-        repo = LearningRepository(s)
+        repo = StatementRepository(s)
         # The object wins over a related mention of the same activity.
         await repo.insert_statement(
             row("00000000-0000-4000-8000-000000000001", at),
@@ -111,7 +105,7 @@ async def test_activity_index_and_anchor_rule(migrated_database: Database) -> No
             [("https://example.org/b", False), ("https://example.org/a", True)],
         )
     async with migrated_database.session() as s:
-        repo = LearningRepository(s)
+        repo = StatementRepository(s)
         direct, _ = await repo.query_statements(
             StatementFilter(activity_id="https://example.org/a"), 10, None
         )
@@ -122,10 +116,10 @@ async def test_activity_index_and_anchor_rule(migrated_database: Database) -> No
     assert [r.id[-1] for r in related] == ["2", "1"]
     sid = "00000000-0000-4000-8000-000000000001"
     async with migrated_database.transaction() as s:
-        repo = LearningRepository(s)
-        assert await repo.set_anchor(sid, {"anchor_status": "anchored", "anchored_at": at})
-        assert not await repo.set_anchor(sid, {"anchor_status": "failed"})
+        repo = StatementRepository(s)
+        assert await repo.set_anchor(sid, AnchorOutcome(status="anchored", anchored_at=at))
+        assert not await repo.set_anchor(sid, AnchorOutcome(status="failed"))
     async with migrated_database.session() as s:
-        stored = await LearningRepository(s).get_statement(sid)
+        stored = await StatementRepository(s).get_statement(sid)
     assert stored is not None
     assert (stored.anchor_status, stored.anchored_at) == ("anchored", at)

@@ -19,8 +19,9 @@ from services.kit.clock import FixedClock
 from services.kit.db import Database
 from services.kit.events import Event, EventBus
 from services.kit.events.outbox import OutboxRelay
-from services.learning.hierarchy import KEIKO_HOME_PAGE
-from services.learning.service import SERVICE_USER_ID, LearningService
+from services.learning.hierarchy.domain import KEIKO_HOME_PAGE
+from services.learning.service import LearningService
+from services.learning.statements.domain import SERVICE_USER_ID
 from services.learning.storage import outbox, processed_events, statements
 from services.learning.tutor_sessions import (
     CONSUMER_GROUP,
@@ -141,19 +142,19 @@ async def test_the_class_is_the_parent_context(
     service: LearningService, migrated_database: Database, clock: FixedClock
 ) -> None:
     tom = Principal("tom", frozenset({"tutor"}))
-    course = await service.create_course(tom, "Maths", "")
-    klass = await service.create_class(tom, "Algebra I", "", course_id=course["id"])
+    course = await service.hierarchy.create_course(tom, "Maths", "")
+    klass = await service.hierarchy.create_class(tom, "Algebra I", "", course_id=course.id)
     consumer = TutorSessionConsumer(service, clock)
-    assert await consumer.handle(completed(class_id=klass["id"])) is True
+    assert await consumer.handle(completed(class_id=klass.id)) is True
     for row in (await stored(migrated_database)).values():
         activities = row["json"]["context"]["contextActivities"]
         assert [a["id"] for a in activities["parent"]] == [
-            f"https://keiko.network/xapi/activities/class/{klass['id']}"
+            f"https://keiko.network/xapi/activities/class/{klass.id}"
         ]
         assert [a["id"] for a in activities["grouping"]] == [
-            f"https://keiko.network/xapi/activities/course/{course['id']}"
+            f"https://keiko.network/xapi/activities/course/{course.id}"
         ]
-        assert (row["class_id"], row["course_id"]) == (klass["id"], course["id"])
+        assert (row["class_id"], row["course_id"]) == (klass.id, course.id)
 
 
 async def test_redelivery_creates_nothing_new(

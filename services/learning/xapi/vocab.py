@@ -36,7 +36,7 @@ TYPE_QUESTION = ADL_ACTIVITY_TYPES + "question"
 # Attachment usage type of a JWS signature (xAPI "Signed Statements").
 ATTACHMENT_SIGNATURE = "http://adlnet.gov/expapi/attachments/signature"
 
-# Keiko's own namespace: https://keiko.network/xapi/... (see services/learning/hierarchy.py)
+# Keiko's own namespace: https://keiko.network/xapi/... (see services/learning/hierarchy/domain.py)
 KEIKO_XAPI = "https://keiko.network/xapi/"
 KEIKO_ACTIVITIES = KEIKO_XAPI + "activities/"
 KEIKO_ACTIVITY_TYPES = KEIKO_XAPI + "activity-types/"

@@ -1,4 +1,5 @@
-"""Atomic learning interactions and the xAPI statements they become.
+"""Atomic learning interactions, where they are recorded, and the xAPI statements they
+become.
 
 * question -> verb `asked`; object `.../question/<id>` (type `question`); no result.
 * answer -> `answered`; object: the question answered, `.../question/<question_id>`
@@ -17,6 +18,16 @@
 Keiko types `https://keiko.network/xapi/activity-types/<type>`.) ADL has no activity type
 for a discussion thread or a piece of feedback, hence Keiko's own.
 
+xAPI context of a statement recorded in the hierarchy:
+
+* `contextActivities.parent`: the nearest container (session, else class);
+* `contextActivities.grouping`: the containers above it (class, course);
+* `contextActivities.category`: the Keiko profile activity (as cmi5 marks its statements);
+* `instructor`: the tutor of a tutorial session, else the course instructor;
+* `team`: for a group tutorial session, an anonymous Group of its students;
+* `extensions[https://keiko.network/xapi/extensions/tutor-kind]`: human, ai or group;
+* `registration`: the caller's enrollment UUID, when given.
+
 The statement id is deterministic, UUID v5 of `keiko:interaction:<kind>:<id>:<learner id>`
 in `INTERACTION_NAMESPACE`, so a retried recording produces the same statement.
 Every statement is passed through `validate_statement` before it is returned.
@@ -27,13 +38,24 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.kit.clock import Clock
 from services.kit.errors import ValidationError
-from services.learning import hierarchy as h
-from services.learning.hierarchy import HierarchyContext, InteractionKind
+from services.learning.hierarchy import domain as h
+from services.learning.hierarchy.domain import (
+    ALLOWED_INTERACTIONS,
+    TYPE_PROFILE,
+    Class,
+    ContainerKind,
+    Course,
+    InteractionKind,
+    class_iri,
+    course_iri,
+    keiko_agent,
+)
+from services.learning.sessions.domain import StudySession, TutorialSession, TutorKind
 from services.learning.xapi import formats, vocab
 from services.learning.xapi.validation import validate_score, validate_statement
 from services.learning.xapi.version import XAPIVersion, coerce_version
@@ -129,6 +151,148 @@ INTERACTION_XAPI: dict[InteractionKind, tuple[str, str]] = {
     InteractionKind.EVALUATION: (vocab.VERB_SCORED, vocab.TYPE_ASSESSMENT),
     InteractionKind.FEEDBACK: (vocab.VERB_COMMENTED, vocab.TYPE_KEIKO_FEEDBACK),
 }
+
+
+# --- where an interaction happens ---------------------------------------------------------
+
+
+def _id_only(iri: str, type_iri: str) -> dict[str, Any]:
+    return {"objectType": "Activity", "id": iri, "definition": {"type": type_iri}}
+
+
+@dataclass(frozen=True, slots=True)
+class HierarchyContext:
+    """Where an interaction is recorded: at most one session, optionally its class and the
+    class's course. Consistency (the class of the session, the course of the class) is
+    checked on construction; a container may be omitted when only its id is known from
+    the level below (it then appears in xAPI as an id-only activity)."""
+
+    course: Course | None = None
+    klass: Class | None = None
+    tutorial: TutorialSession | None = None
+    study: StudySession | None = None
+    registration: str | None = None
+    language: str = "en"
+
+    def __post_init__(self) -> None:
+        if self.tutorial is not None and self.study is not None:
+            raise ValidationError(
+                "hierarchy", "an interaction belongs to one session, not a tutorial and a study"
+            )
+        session_class = (
+            self.tutorial.class_id
+            if self.tutorial is not None
+            else self.study.class_id
+            if self.study is not None
+            else None
+        )
+        if self.klass is not None and session_class is not None and session_class != self.klass.id:
+            raise ValidationError(
+                "hierarchy.class",
+                f"the session belongs to class {session_class}, not {self.klass.id}",
+            )
+        if (
+            self.klass is not None
+            and self.course is not None
+            and self.klass.course_id != self.course.id
+        ):
+            raise ValidationError(
+                "hierarchy.course",
+                f"class {self.klass.id} is not part of course {self.course.id}",
+            )
+        if self.course is not None and self.klass is None and self.session is not None:
+            raise ValidationError("hierarchy.class", "a session in a course is held in a class")
+        if self.registration is not None and not formats.is_uuid(self.registration):
+            raise ValidationError("hierarchy.registration", "must be a UUID")
+        if not formats.is_language_tag(self.language):
+            raise ValidationError("hierarchy.language", "must be an RFC 5646 language tag")
+
+    @property
+    def session(self) -> TutorialSession | StudySession | None:
+        return self.tutorial if self.tutorial is not None else self.study
+
+    @property
+    def container(self) -> ContainerKind | None:
+        """The nearest container, or None for an interaction outside the hierarchy."""
+        if self.tutorial is not None:
+            return ContainerKind.TUTORIAL_SESSION
+        if self.study is not None:
+            return ContainerKind.STUDY_SESSION
+        if self.klass is not None:
+            return ContainerKind.CLASS
+        if self.course is not None:
+            return ContainerKind.COURSE
+        return None
+
+    def ensure_can_record(self, user_id: str, kind: InteractionKind, at: datetime) -> None:
+        """The rules of recording `kind` by `user_id` at `at` into this context."""
+        container = self.container
+        if container is not None and kind not in ALLOWED_INTERACTIONS[container]:
+            allowed = ", ".join(sorted(ALLOWED_INTERACTIONS[container])) or "none"
+            raise ValidationError(
+                "interaction.kind",
+                f"a {kind.value} cannot be recorded in a {container.value} (allowed: {allowed})",
+            )
+        session = self.session
+        if session is not None:
+            session.ensure_can_record(user_id, at)
+
+    def _class_id(self) -> str | None:
+        if self.klass is not None:
+            return self.klass.id
+        session = self.session
+        return session.class_id if session is not None else None
+
+    def _course_id(self) -> str | None:
+        if self.course is not None:
+            return self.course.id
+        return self.klass.course_id if self.klass is not None else None
+
+    def context_activities(self) -> list[dict[str, Any]]:
+        """Containers from the nearest outwards: session, class, course."""
+        lang = self.language
+        chain: list[dict[str, Any]] = []
+        if self.tutorial is not None:
+            chain.append(self.tutorial.activity())
+        if self.study is not None:
+            chain.append(self.study.activity(lang))
+        class_id = self._class_id()
+        if self.klass is not None:
+            chain.append(self.klass.activity(lang))
+        elif class_id is not None:
+            chain.append(_id_only(class_iri(class_id), vocab.TYPE_LESSON))
+        course_id = self._course_id()
+        if self.course is not None:
+            chain.append(self.course.activity(lang))
+        elif course_id is not None:
+            chain.append(_id_only(course_iri(course_id), vocab.TYPE_COURSE))
+        return chain
+
+    def to_xapi_context(self) -> dict[str, Any]:
+        """The xAPI `context` object for a statement recorded here (see module docs)."""
+        context: dict[str, Any] = {"language": self.language}
+        if self.registration is not None:
+            context["registration"] = self.registration
+        chain = self.context_activities()
+        activities: dict[str, Any] = {
+            "category": [_id_only(vocab.KEIKO_PROFILE, TYPE_PROFILE)],
+        }
+        if chain:
+            activities["parent"] = chain[:1]
+            if len(chain) > 1:
+                activities["grouping"] = chain[1:]
+        context["contextActivities"] = activities
+        if self.tutorial is not None:
+            context["instructor"] = self.tutorial.tutor_agent()
+            context["extensions"] = {vocab.EXT_TUTOR_KIND: self.tutorial.tutor_kind.value}
+            if self.tutorial.tutor_kind is TutorKind.GROUP:
+                context["team"] = {
+                    "objectType": "Group",
+                    "member": [keiko_agent(s) for s in self.tutorial.student_ids],
+                }
+        elif self.course is not None:
+            context["instructor"] = keiko_agent(self.course.instructor_id)
+        return context
 
 
 def interaction_statement_id(kind: InteractionKind, interaction_id: str, learner_id: str) -> str:

@@ -1,0 +1,33 @@
+"""The xAPI resources for existing tools (LMSs, authoring tools, LRS clients), one module
+per resource, each thin: decode the HTTP request, call the learning service over gRPC,
+encode the answer.
+
+* `statements`: /xapi/statements (PUT, POST, GET);
+* `about`: /xapi/about;
+* `http`: what they share (errors, credentials, version header, body limits).
+
+Every resource except About carries `X-Experience-API-Version` (1.0.x or 2.0.x; the
+served version is echoed) and is authenticated with HTTP Basic by a registered LRS client
+(key:secret, forwarded to the learning service as `x-keiko-lrs-authorization`, which
+checks it against the stored hash) or with a Keiko bearer token.
+"""
+
+from __future__ import annotations
+
+import grpc
+from starlette.routing import BaseRoute
+
+from gateway.xapi.about import about_routes
+from gateway.xapi.http import XapiContext
+from gateway.xapi.statements import statement_routes
+from services.kit.clock import Clock, SystemClock
+
+
+def xapi_routes(channel: grpc.aio.Channel, *, clock: Clock | None = None) -> list[BaseRoute]:
+    """The /xapi routes, calling the learning service over `channel`. Mount them in the
+    gateway's Starlette app: `Starlette(routes=[..., *xapi_routes(channel)])`."""
+    ctx = XapiContext(channel, clock or SystemClock())
+    return [*statement_routes(ctx), *about_routes(ctx)]
+
+
+__all__ = ["xapi_routes"]

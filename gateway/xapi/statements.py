@@ -1,0 +1,220 @@
+"""The Statements resource.
+
+    PUT  /xapi/statements?statementId=<uuid>   one statement            -> 204
+    POST /xapi/statements                      one statement or an array -> 200 ["<id>", ...]
+    GET  /xapi/statements?statementId=<uuid>   | voidedStatementId=<uuid> -> the statement
+    GET  /xapi/statements?agent=&verb=&activity=&registration=&since=&until=&limit=
+                          &ascending=&related_activities=&format=
+                                               -> {"statements": [...], "more": "<IRL>"}
+
+Statements are authorized by the learning service (services/learning/statements/) and
+served exactly as stored (the signed JSON text), never re-serialized. A statement id
+already stored with other content answers 409.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from gateway.xapi.http import (
+    KEIKO_HOME_PAGE,
+    HttpError,
+    XapiContext,
+    bool_param,
+    call,
+    credentials,
+    instant_param,
+    parse_json_body,
+    read_body,
+)
+from services.api.keiko.learning import v1 as pb
+from services.learning.xapi import agent_key
+
+QUERY_PARAMS = frozenset(
+    {
+        "agent",
+        "verb",
+        "activity",
+        "registration",
+        "since",
+        "until",
+        "limit",
+        "ascending",
+        "related_activities",
+        "related_agents",
+        "format",
+        "attachments",
+        "more",
+    }
+)
+SINGLE_PARAMS = frozenset({"statementId", "voidedStatementId", "format", "attachments"})
+MAX_LIMIT = 500
+
+
+def _agent_filter(value: str) -> str:
+    try:
+        agent = json.loads(value)
+    except json.JSONDecodeError:
+        raise HttpError(400, "must be an Agent as JSON", "agent") from None
+    if not isinstance(agent, dict):
+        raise HttpError(400, "must be an Agent as JSON object", "agent")
+    account = agent.get("account")
+    if isinstance(account, dict) and account.get("homePage") == KEIKO_HOME_PAGE:
+        name = account.get("name")
+        if isinstance(name, str) and name:
+            return name
+    key = agent_key(agent)
+    if key is None:
+        raise HttpError(400, "must carry an inverse functional identifier", "agent")
+    return key
+
+
+def _single_statement_json(obj: Any, statement_id: str) -> str:
+    if not isinstance(obj, dict):
+        raise HttpError(400, "must be one statement (a JSON object)", "statement")
+    given = obj.get("id")
+    if given is not None and (not isinstance(given, str) or given.lower() != statement_id):
+        raise HttpError(400, "does not match the statement's id", "statementId")
+    return json.dumps({"id": statement_id, **obj}, ensure_ascii=False)
+
+
+def _check_content_type(request: Request) -> None:
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if content_type.lower() == "multipart/mixed":
+        raise HttpError(400, "statements with attachments are not supported", "Content-Type")
+    if content_type.lower() != "application/json":
+        raise HttpError(400, "must be application/json", "Content-Type")
+
+
+def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
+    async def put_statement(request: Request, version: str) -> Response:
+        creds = credentials(request)
+        _check_content_type(request)
+        params = dict(request.query_params)
+        statement_id = params.pop("statementId", "").strip().lower()
+        if not statement_id:
+            raise HttpError(400, "query parameter is required", "statementId")
+        if params:
+            raise HttpError(400, "unknown query parameter", sorted(params)[0])
+        text = _single_statement_json(
+            parse_json_body(await read_body(request), "statement"), statement_id
+        )
+        await call(
+            ctx.learning(request, creds).record_statements(
+                pb.RecordStatementsRequest(statement_jsons=[text], xapi_version=version)
+            )
+        )
+        return Response(status_code=204)
+
+    async def post_statements(request: Request, version: str) -> Response:
+        creds = credentials(request)
+        _check_content_type(request)
+        if request.query_params:
+            raise HttpError(400, "unknown query parameter", sorted(request.query_params)[0])
+        body = await read_body(request)
+        data = parse_json_body(body, "statements")
+        if isinstance(data, list):
+            texts = [json.dumps(item, ensure_ascii=False) for item in data]
+        elif isinstance(data, dict):
+            texts = [body.decode("utf-8")]
+        else:
+            raise HttpError(400, "must be a statement or an array of statements", "statements")
+        response = await call(
+            ctx.learning(request, creds).record_statements(
+                pb.RecordStatementsRequest(statement_jsons=texts, xapi_version=version)
+            )
+        )
+        return JSONResponse([s.id for s in response.statements])
+
+    async def get_statements(request: Request, version: str) -> Response:
+        creds = credentials(request)
+        params = dict(request.query_params)
+        learning = ctx.learning(request, creds)
+        if "statementId" in params or "voidedStatementId" in params:
+            return await _single(learning, params)
+        unknown = sorted(set(params) - QUERY_PARAMS)
+        if unknown:
+            raise HttpError(400, "unknown query parameter", unknown[0])
+        if bool_param(params, "attachments"):
+            raise HttpError(400, "attachments are not supported", "attachments")
+        if params.get("format", "exact") not in ("exact", "ids", "canonical"):
+            raise HttpError(400, "must be exact, ids or canonical", "format")
+        if params.get("related_agents"):
+            raise HttpError(400, "related_agents is not supported", "related_agents")
+        limit_text = params.get("limit", "0")
+        if not limit_text.isdigit():
+            raise HttpError(400, "must be a non-negative integer", "limit")
+        request_message = pb.QueryStatementsRequest(
+            learner_id=_agent_filter(params["agent"]) if "agent" in params else "",
+            verb_id=params.get("verb", ""),
+            activity_id=params.get("activity", ""),
+            registration=params.get("registration", ""),
+            ascending=bool_param(params, "ascending"),
+            related_activities=bool_param(params, "related_activities"),
+            page_size=min(int(limit_text), MAX_LIMIT),
+            page_token=params.get("more", ""),
+        )
+        since, until = instant_param(params, "since"), instant_param(params, "until")
+        if since is not None:
+            request_message.since = since
+        if until is not None:
+            request_message.until = until
+        result = await call(learning.query_statements(request_message))
+        more = ""
+        if result.next_page_token:
+            kept = {k: v for k, v in params.items() if k != "more"}
+            kept["more"] = result.next_page_token
+            more = "/xapi/statements?" + urllib.parse.urlencode(kept)
+        body = (
+            '{"statements":['
+            + ",".join(s.statement_json for s in result.statements)
+            + '],"more":'
+            + json.dumps(more)
+            + "}"
+        )
+        return Response(body, media_type="application/json")
+
+    async def _single(learning: pb.LearningServiceStub, params: dict[str, str]) -> Response:
+        voided = "voidedStatementId" in params
+        if "statementId" in params and voided:
+            raise HttpError(400, "give statementId or voidedStatementId, not both", "statementId")
+        name = "voidedStatementId" if voided else "statementId"
+        extra = sorted(set(params) - SINGLE_PARAMS)
+        if extra:
+            raise HttpError(400, f"cannot be combined with {name}", extra[0])
+        try:
+            result = await call(
+                learning.get_statement(pb.GetStatementRequest(statement_id=params[name]))
+            )
+        except HttpError as error:
+            if error.field == "statement_id":
+                error.field = name
+            raise
+        statement = result.statement
+        if statement.voided != voided:
+            reason = (
+                "the statement is voided: use voidedStatementId"
+                if statement.voided
+                else "the statement is not voided: use statementId"
+            )
+            raise HttpError(404, reason)
+        return Response(statement.statement_json, media_type="application/json")
+
+    statements_get = ctx.guarded(get_statements)
+    statements_put = ctx.guarded(put_statement)
+    statements_post = ctx.guarded(post_statements)
+
+    async def statements(request: Request) -> Response:
+        if request.method == "PUT":
+            return await statements_put(request)
+        if request.method == "POST":
+            return await statements_post(request)
+        return await statements_get(request)
+
+    return [Route("/xapi/statements", statements, methods=["GET", "PUT", "POST"])]

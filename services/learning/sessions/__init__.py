@@ -1,0 +1,1 @@
+"""Tutorial sessions (human, AI or group tutoring) and study sessions (a learner alone)."""

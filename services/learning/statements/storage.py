@@ -1,0 +1,284 @@
+"""Statement tables and their repository.
+
+* `statements`: one row per stored xAPI statement: the exact stored JSON text, its RFC 8785
+  SHA-256, and the typed columns queries filter on. `learner_id` is the Keiko user the
+  actor resolves to (NULL for external actors); `recorded_by` is the user whose
+  credentials stored it (the authority). Interactions are statements with
+  `interaction_type` set and their input kept in `interaction` (JSON).
+* `statement_activities`: activity index (object activity, and context/substatement
+  activities flagged `related`) for the xAPI `activity` / `related_activities` filters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON as SAJSON
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from services.learning.common.storage import (
+    ID,
+    IRI,
+    Cursor,
+    keyset,
+    metadata,
+    query_scope,
+    ts_column,
+    utc,
+    utc_required,
+)
+from services.learning.statements.domain import (
+    AnchorOutcome,
+    InteractionDetails,
+    StatementRecord,
+)
+
+statements = Table(
+    "statements",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("actor_key", String(IRI), nullable=True),
+    Column("learner_id", String(ID), nullable=True),
+    Column("recorded_by", String(ID), nullable=False),
+    Column("lrs_client_id", String(36), nullable=True),
+    Column("webhook_source_id", String(36), nullable=True),
+    Column("verb_id", String(IRI), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(IRI), nullable=True),
+    Column("registration", String(36), nullable=True),
+    ts_column("timestamp"),
+    ts_column("stored"),
+    Column("version", String(16), nullable=False),
+    Column("voided", Boolean, nullable=False, default=False),
+    # Set on a voiding statement: the statement it voids.
+    Column("voids_statement_id", String(36), nullable=True),
+    Column("statement_json", Text, nullable=False),
+    Column("canonical_hash", String(64), nullable=False),
+    # Interactions (RecordInteraction) only.
+    Column("interaction_type", String(16), nullable=True),
+    Column("interaction", SAJSON, nullable=True),
+    Column("course_id", String(ID), nullable=True),
+    Column("class_id", String(ID), nullable=True),
+    Column("tutorial_session_id", String(ID), nullable=True),
+    Column("study_session_id", String(ID), nullable=True),
+    Column("device_signature_hex", String(128), nullable=True),
+    Column("device_public_key_hex", String(64), nullable=True),
+    # Anchoring on Keikochain, from the translator's events (NULL status: pending).
+    Column("anchor_status", String(16), nullable=True),
+    Column("anchor_batch_id", String(80), nullable=True),
+    Column("anchor_root", String(80), nullable=True),
+    Column("anchor_leaf_index", Integer, nullable=True),
+    Column("anchor_block", BigInteger, nullable=True),
+    Column("anchor_tx_hash", String(80), nullable=True),
+    Column("anchor_failure", Text, nullable=True),
+    ts_column("anchored_at", nullable=True),
+    Index(None, "learner_id", "stored", "id"),
+    Index(None, "recorded_by", "stored", "id"),
+    Index(None, "stored", "id"),
+    Index(None, "verb_id"),
+    Index(None, "registration"),
+    Index(None, "actor_key"),
+    Index(None, "voids_statement_id"),
+    Index(None, "class_id"),
+    Index(None, "tutorial_session_id"),
+    Index(None, "study_session_id"),
+)
+
+statement_activities = Table(
+    "statement_activities",
+    metadata,
+    Column(
+        "statement_id",
+        String(36),
+        ForeignKey("statements.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("activity_id", String(IRI), primary_key=True),
+    # False: the statement's object; True: context activities, substatement activities.
+    Column("related", Boolean, nullable=False),
+    Index(None, "activity_id"),
+)
+
+
+@dataclass(frozen=True)
+class StatementFilter:
+    learner_id: str = ""
+    actor_key: str = ""
+    verb_id: str = ""
+    activity_id: str = ""
+    related_activities: bool = False
+    registration: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    include_voided: bool = False
+    ascending: bool = False
+    # Visibility: when set, only rows whose learner or recorder is this user.
+    visible_to: str = ""
+    # Interactions only, with hierarchy filters.
+    interactions_only: bool = False
+    interaction_types: tuple[str, ...] = ()
+    course_id: str = ""
+    class_id: str = ""
+    tutorial_session_id: str = ""
+    study_session_id: str = ""
+
+    def scope(self) -> str:
+        return query_scope(*(getattr(self, f) for f in self.__dataclass_fields__))
+
+
+def statement_record(row: Row[Any]) -> StatementRecord:
+    m = dict(row._mapping)
+    m["timestamp"] = utc_required(m["timestamp"])
+    m["stored"] = utc_required(m["stored"])
+    m["anchored_at"] = utc(m["anchored_at"])
+    m["voided"] = bool(m["voided"])
+    m["interaction"] = InteractionDetails.from_json(m["interaction"])
+    return StatementRecord(**m)
+
+
+def statement_values(record: StatementRecord) -> dict[str, Any]:
+    values = {k: getattr(record, k) for k in record.__dataclass_fields__}
+    values["interaction"] = record.interaction.to_json() if record.interaction else None
+    return values
+
+
+class StatementRepository:
+    """Queries and writes of the statement tables, within the caller's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def get_statement(self, statement_id: str) -> StatementRecord | None:
+        row = (
+            await self.s.execute(select(statements).where(statements.c.id == statement_id))
+        ).first()
+        return statement_record(row) if row is not None else None
+
+    async def get_statements(self, ids: Sequence[str]) -> dict[str, StatementRecord]:
+        if not ids:
+            return {}
+        rows = (await self.s.execute(select(statements).where(statements.c.id.in_(ids)))).all()
+        found = [statement_record(r) for r in rows]
+        return {r.id: r for r in found}
+
+    async def insert_statement(
+        self, row: StatementRecord, activities: Sequence[tuple[str, bool]]
+    ) -> None:
+        await self.s.execute(insert(statements).values(**statement_values(row)))
+        seen: dict[str, bool] = {}
+        for activity_id, related in activities:
+            # The object wins over a related mention of the same activity.
+            seen[activity_id] = seen.get(activity_id, True) and related
+        if seen:
+            await self.s.execute(
+                insert(statement_activities),
+                [{"statement_id": row.id, "activity_id": a, "related": r} for a, r in seen.items()],
+            )
+
+    async def set_anchor(self, statement_id: str, outcome: AnchorOutcome) -> bool:
+        """Record an anchoring outcome; an anchored statement stays anchored."""
+        t = statements
+        values = {f"anchor_{k}": v for k, v in asdict(outcome).items() if k != "anchored_at"}
+        values["anchored_at"] = outcome.anchored_at
+        result = await self.s.execute(
+            update(t)
+            .where(
+                t.c.id == statement_id,
+                or_(t.c.anchor_status.is_(None), t.c.anchor_status != "anchored"),
+            )
+            .values(**values)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def mark_voided(self, statement_id: str) -> None:
+        await self.s.execute(
+            update(statements).where(statements.c.id == statement_id).values(voided=True)
+        )
+
+    async def query_statements(
+        self, f: StatementFilter, limit: int, cursor: Cursor | None
+    ) -> tuple[list[StatementRecord], Cursor | None]:
+        """One page (at most `limit` rows) and the cursor of the next page, if any."""
+        t = statements
+        conditions: list[ColumnElement[bool]] = []
+        if f.learner_id:
+            conditions.append(t.c.learner_id == f.learner_id)
+        if f.actor_key:
+            conditions.append(t.c.actor_key == f.actor_key)
+        if f.verb_id:
+            conditions.append(t.c.verb_id == f.verb_id)
+        if f.registration:
+            conditions.append(t.c.registration == f.registration)
+        if f.since is not None:
+            conditions.append(t.c.stored >= f.since)
+        if f.until is not None:
+            conditions.append(t.c.stored <= f.until)
+        if not f.include_voided:
+            conditions.append(t.c.voided.is_(False))
+        if f.visible_to:
+            conditions.append(or_(t.c.learner_id == f.visible_to, t.c.recorded_by == f.visible_to))
+        if f.activity_id:
+            a = statement_activities
+            match = select(a.c.statement_id).where(a.c.activity_id == f.activity_id)
+            if not f.related_activities:
+                match = match.where(a.c.related.is_(False))
+            conditions.append(t.c.id.in_(match))
+        if f.interactions_only:
+            conditions.append(t.c.interaction_type.is_not(None))
+        if f.interaction_types:
+            conditions.append(t.c.interaction_type.in_(f.interaction_types))
+        for column, value in (
+            (t.c.course_id, f.course_id),
+            (t.c.class_id, f.class_id),
+            (t.c.tutorial_session_id, f.tutorial_session_id),
+            (t.c.study_session_id, f.study_session_id),
+        ):
+            if value:
+                conditions.append(column == value)
+        if cursor is not None:
+            conditions.append(keyset(t.c.stored, t.c.id, cursor, f.ascending))
+        order = (
+            (t.c.stored.asc(), t.c.id.asc()) if f.ascending else (t.c.stored.desc(), t.c.id.desc())
+        )
+        query = select(t).where(and_(true(), *conditions)).order_by(*order).limit(limit + 1)
+        rows = [statement_record(r) for r in (await self.s.execute(query)).all()]
+        if len(rows) <= limit:
+            return rows, None
+        page = rows[:limit]
+        return page, Cursor(page[-1].stored, page[-1].id)
+
+    async def count_interactions_by(self, column: str, values: Sequence[str]) -> dict[str, int]:
+        """Interactions (not voided) per value of a hierarchy column (class, session)."""
+        if not values:
+            return {}
+        t = statements
+        col = t.c[column]
+        query = (
+            select(col, func.count())
+            .where(col.in_(values), t.c.voided.is_(False), t.c.interaction_type.is_not(None))
+            .group_by(col)
+        )
+        return {str(k): int(n) for k, n in (await self.s.execute(query)).all()}

@@ -1,0 +1,420 @@
+"""Statement use cases: record, read, query and void statements; store the statements the
+service itself authors; keep each statement's anchoring state.
+
+Authorization: a caller stores statements about themselves (actor = their Keiko account)
+or about actors that are not Keiko users (external LMS identities: `learner_id` stays
+empty); statements about another Keiko user need the admin role. A caller reads the
+statements whose learner they are or that they recorded; admins read everything.
+
+Writes are idempotent: a statement id stored again with the same content is a no-op
+(different content: ALREADY_EXISTS, HTTP 409); `request_id`s replay the first result.
+Each stored statement about a Keiko learner enqueues `learning.interaction_recorded`
+in the same transaction (see `interaction_event_payload`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.auth import Principal
+from services.kit.errors import AlreadyExists, NotFound, PermissionDenied, ValidationError
+from services.kit.events import Event
+from services.kit.events.outbox import enqueue
+from services.learning.clients.domain import LRS_SESSION_PREFIX
+from services.learning.common.storage import RequestKeys, decode_cursor, encode_cursor, outbox
+from services.learning.common.usecases import (
+    MAX_STATEMENT_PAGE,
+    LearningContext,
+    Page,
+    check_request_id,
+    check_statement_id,
+    frozen_now,
+    page_size,
+)
+from services.learning.hierarchy.domain import check_id, keiko_agent
+from services.learning.statements.domain import (
+    ANCHOR_DOMAIN,
+    MAX_BATCH,
+    SERVICE_PRINCIPAL,
+    SERVICE_USER_ID,
+    TOPIC_ANCHOR_FAILED,
+    TOPIC_INTERACTION_ANCHORED,
+    TOPIC_INTERACTION_RECORDED,
+    AnchorOutcome,
+    StatementRecord,
+    StoreExtras,
+    interaction_event_payload,
+    json_text,
+    keiko_learner_of,
+    may_read,
+)
+from services.learning.statements.storage import StatementFilter, StatementRepository
+from services.learning.xapi import (
+    ValidatedStatement,
+    XAPIVersion,
+    parse_version_header,
+    statement_hash_hex,
+    statements_equivalent,
+    validate_statement,
+    vocab,
+)
+from services.learning.xapi.formats import is_uuid
+
+_RECORD_NAMESPACE = uuid.UUID("9a1f6c3e-2b7d-5c41-8e90-4b6569b07265")
+
+
+class Statements:
+    def __init__(self, ctx: LearningContext) -> None:
+        self.ctx = ctx
+
+    async def record_statements(
+        self,
+        caller: Principal,
+        statement_jsons: Sequence[str],
+        xapi_version: str = "",
+        request_id: str = "",
+    ) -> list[StatementRecord]:
+        version = parse_version_header(xapi_version) if xapi_version else XAPIVersion.V1_0_3
+        request_id = check_request_id(request_id)
+        if not statement_jsons:
+            raise ValidationError("statements", "must not be empty")
+        if len(statement_jsons) > MAX_BATCH:
+            raise ValidationError("statements", f"must hold at most {MAX_BATCH} statements")
+        writer = caller.user_id
+        if request_id:
+            async with self.ctx.db.session() as s:
+                replay = await RequestKeys(s).get(writer, "record_statements", request_id)
+            if replay is not None:
+                return await self.rows_in_order(replay)
+        clock = frozen_now(self.ctx.clock)
+        authority = keiko_agent(writer)
+        validated: list[tuple[ValidatedStatement, Any]] = []
+        seen: dict[str, int] = {}
+        for i, text in enumerate(statement_jsons):
+            path = f"statements[{i}]"
+            v = validate_statement(
+                text, version=version, clock=clock, authority=authority, path=path
+            )
+            if v.id in seen:
+                raise ValidationError(
+                    f"{path}.id", f"duplicates the id of statements[{seen[v.id]}]"
+                )
+            seen[v.id] = i
+            validated.append((v, json.loads(text)))
+        lrs_client_id = (
+            caller.session_id.removeprefix(LRS_SESSION_PREFIX)
+            if caller.session_id.startswith(LRS_SESSION_PREFIX)
+            else None
+        )
+        async with self.ctx.db.transaction() as s:
+            rows = [
+                await self.store(
+                    s,
+                    caller,
+                    v,
+                    StoreExtras(),
+                    path=f"statements[{i}]",
+                    lrs_client_id=lrs_client_id,
+                    incoming=raw,
+                )
+                for i, (v, raw) in enumerate(validated)
+            ]
+            if request_id:
+                await RequestKeys(s).put(
+                    writer, "record_statements", request_id, [r.id for r in rows], clock.now()
+                )
+        self.ctx.notify()
+        return rows
+
+    async def rows_in_order(self, ids: Sequence[str]) -> list[StatementRecord]:
+        async with self.ctx.db.session() as s:
+            found = await StatementRepository(s).get_statements(list(ids))
+        return [found[i] for i in ids if i in found]
+
+    async def store(
+        self,
+        s: AsyncSession,
+        caller: Principal,
+        v: ValidatedStatement,
+        extras: StoreExtras,
+        *,
+        path: str,
+        lrs_client_id: str | None = None,
+        incoming: Mapping[str, Any] | None = None,
+    ) -> StatementRecord:
+        """Store one validated statement (or accept an identical one) with its event, in
+        the caller's transaction `s`. `incoming` is the statement as the client sent it
+        (compared with a stored one of the same id: the normalized form carries this
+        request's `stored`/`timestamp`)."""
+        repo = StatementRepository(s)
+        learner_id = keiko_learner_of(v.statement["actor"])
+        if (
+            extras.interaction_type is None
+            and learner_id is not None
+            and learner_id != caller.user_id
+            and not caller.is_admin
+        ):
+            raise PermissionDenied(
+                f"{path}.actor: statements about another Keiko user need the admin role"
+            )
+        existing = await repo.get_statement(v.id)
+        if existing is not None:
+            if existing.statement_json == extras.statement_json or statements_equivalent(
+                existing.statement, incoming or v.statement, version=v.version
+            ):
+                return existing
+            raise AlreadyExists(
+                f"{path}.id: statement {v.id} is already stored with different content"
+            )
+        if v.voided_statement_id is not None:
+            await self._check_voidable(repo, caller, v.voided_statement_id, path)
+        statement_json = extras.statement_json or json_text(v.statement)
+        assert v.stored is not None
+        row = StatementRecord(
+            id=v.id,
+            actor_key=v.actor_key,
+            learner_id=learner_id,
+            recorded_by=caller.user_id,
+            lrs_client_id=lrs_client_id,
+            webhook_source_id=extras.webhook_source_id,
+            verb_id=v.verb_id,
+            object_type=v.object_type,
+            object_id=v.object_id,
+            registration=v.registration,
+            timestamp=v.timestamp or v.stored,
+            stored=v.stored,
+            version=str(v.statement.get("version", v.version.value)),
+            voided=False,
+            voids_statement_id=v.voided_statement_id,
+            statement_json=statement_json,
+            canonical_hash=statement_hash_hex(json.loads(statement_json)),
+            interaction_type=extras.interaction_type,
+            interaction=extras.interaction,
+            course_id=extras.course_id,
+            class_id=extras.class_id,
+            tutorial_session_id=extras.tutorial_session_id,
+            study_session_id=extras.study_session_id,
+            device_signature_hex=extras.device.signature_hex if extras.device else None,
+            device_public_key_hex=extras.device.public_key_hex if extras.device else None,
+        )
+        activities: list[tuple[str, bool]] = []
+        if v.object_type in ("Activity",) and v.object_id:
+            activities.append((v.object_id, False))
+        activities.extend((a, True) for a in v.activity_ids if a != v.object_id)
+        await repo.insert_statement(row, activities)
+        if v.voided_statement_id is not None:
+            await repo.mark_voided(v.voided_statement_id)
+        if learner_id is not None:
+            await enqueue(
+                s,
+                outbox,
+                Event(
+                    TOPIC_INTERACTION_RECORDED,
+                    key=learner_id,
+                    payload=interaction_event_payload(row),
+                    occurred_at=self.ctx.clock.now(),
+                ),
+            )
+        return row
+
+    async def _check_voidable(
+        self, repo: StatementRepository, caller: Principal, target_id: str, path: str
+    ) -> None:
+        target = await repo.get_statement(target_id)
+        where = f"{path}.object.id"
+        if target is None:
+            raise ValidationError(where, f"voids statement {target_id}, which is not stored")
+        if target.voids_statement_id is not None:
+            raise ValidationError(
+                where, f"statement {target_id} is a voiding statement and cannot be voided"
+            )
+        if not (
+            caller.is_admin
+            or target.recorded_by == caller.user_id
+            or target.learner_id == caller.user_id
+        ):
+            raise PermissionDenied(f"{where}: not allowed to void statement {target_id}")
+
+    async def get_statement(self, caller: Principal, statement_id: str) -> StatementRecord:
+        sid = check_statement_id(statement_id, "statement_id")
+        async with self.ctx.db.session() as s:
+            row = await StatementRepository(s).get_statement(sid)
+        if row is None:
+            raise NotFound(f"statement {sid} not found")
+        if not may_read(caller, row):
+            raise PermissionDenied("not allowed to read this statement")
+        return row
+
+    async def find(self, statement_id: str, field_name: str) -> StatementRecord | None:
+        """The statement with this id, unauthorized (the caller authorizes)."""
+        sid = check_statement_id(statement_id, field_name)
+        async with self.ctx.db.session() as s:
+            return await StatementRepository(s).get_statement(sid)
+
+    async def query_statements(
+        self,
+        caller: Principal,
+        *,
+        learner_id: str = "",
+        verb_id: str = "",
+        activity_id: str = "",
+        registration: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        include_voided: bool = False,
+        ascending: bool = False,
+        related_activities: bool = False,
+        requested_size: int = 0,
+        page_token: str = "",
+    ) -> Page[StatementRecord]:
+        """`learner_id` is a Keiko user id, or an agent key (`agent_key`: `mailto:...`,
+        `account:["<home page>","<name>"]`, ...) for actors that are not Keiko users."""
+        if registration and not is_uuid(registration):
+            raise ValidationError("registration", "must be a UUID")
+        if since is not None and until is not None and since > until:
+            raise ValidationError("until", "must not be before since")
+        learner, actor_key = "", ""
+        if learner_id:
+            if ":" in learner_id:
+                actor_key = learner_id
+            else:
+                learner = check_id(learner_id, "learner_id")
+        f = StatementFilter(
+            learner_id=learner,
+            actor_key=actor_key,
+            verb_id=verb_id,
+            activity_id=activity_id,
+            related_activities=related_activities,
+            registration=registration.lower(),
+            since=since,
+            until=until,
+            include_voided=include_voided,
+            ascending=ascending,
+            visible_to="" if caller.is_admin else caller.user_id,
+        )
+        return await self.page(f, requested_size, MAX_STATEMENT_PAGE, page_token)
+
+    async def page(
+        self, f: StatementFilter, requested: int, maximum: int, token: str
+    ) -> Page[StatementRecord]:
+        size = page_size(requested, maximum)
+        scope = f.scope()
+        cursor = decode_cursor(token, scope)
+        async with self.ctx.db.session() as s:
+            rows, nxt = await StatementRepository(s).query_statements(f, size, cursor)
+        return Page(rows, encode_cursor(nxt, scope) if nxt is not None else "")
+
+    async def void_statement(
+        self, caller: Principal, statement_id: str, request_id: str = ""
+    ) -> StatementRecord:
+        target = check_statement_id(statement_id, "statement_id")
+        request_id = check_request_id(request_id)
+        voiding_id = (
+            str(uuid.uuid5(_RECORD_NAMESPACE, f"void:{caller.user_id}:{request_id}"))
+            if request_id
+            else str(uuid.uuid4())
+        )
+        statement = {
+            "id": voiding_id,
+            "actor": keiko_agent(caller.user_id),
+            "verb": {"id": vocab.VERB_VOIDED, "display": {"en-US": "voided"}},
+            "object": {"objectType": "StatementRef", "id": target},
+        }
+        v = validate_statement(
+            statement, clock=frozen_now(self.ctx.clock), authority=keiko_agent(caller.user_id)
+        )
+        async with self.ctx.db.transaction() as s:
+            repo = StatementRepository(s)
+            existing = await repo.get_statement(voiding_id)
+            if existing is not None and existing.voids_statement_id == target:
+                return existing
+            if await repo.get_statement(target) is None:
+                raise NotFound(f"statement {target} not found")
+            row = await self.store(s, caller, v, StoreExtras(), path="statement")
+        self.ctx.notify()
+        return row
+
+    async def record_service_statement(
+        self,
+        s: AsyncSession,
+        statement: Mapping[str, Any],
+        *,
+        path: str = "statement",
+        course_id: str | None = None,
+        class_id: str | None = None,
+        tutorial_session_id: str | None = None,
+    ) -> StatementRecord:
+        """Store a statement the learning service itself authors (authority: the service's
+        Keiko agent) in the caller's transaction `s`, typically an event consumer's, next to
+        its dedupe marker. Same path as every other write: an identical statement already
+        stored is a no-op, and a statement about a Keiko learner enqueues
+        `learning.interaction_recorded`. Call `notify_committed()` after the commit."""
+        validated = validate_statement(
+            statement,
+            clock=frozen_now(self.ctx.clock),
+            authority=keiko_agent(SERVICE_USER_ID),
+            path=path,
+        )
+        extras = StoreExtras(
+            course_id=course_id, class_id=class_id, tutorial_session_id=tutorial_session_id
+        )
+        return await self.store(s, SERVICE_PRINCIPAL, validated, extras, path=path)
+
+    def notify_committed(self) -> None:
+        """Wake the outbox relay after a caller-owned transaction enqueued events."""
+        self.ctx.notify()
+
+    async def apply_anchor_event(self, event: Event) -> bool:
+        """Keep a statement's anchor state from `chain.interaction_anchored` /
+        `chain.anchor_failed` (record_id = statement id). Idempotent: redeliveries rewrite
+        the same values, and a failure never overrides an anchor."""
+        p = event.payload
+        if p.get("domain", ANCHOR_DOMAIN) != ANCHOR_DOMAIN:
+            return False
+        record_id = str(p.get("record_id") or "")
+        if not is_uuid(record_id):
+            return False
+        batch_id = str(p.get("batch_id") or "") or None
+        root = str(p.get("root") or "") or None
+        leaf_index = _int_or_none(p.get("leaf_index"))
+        if event.topic == TOPIC_INTERACTION_ANCHORED:
+            outcome = AnchorOutcome(
+                status="anchored",
+                batch_id=batch_id,
+                root=root,
+                leaf_index=leaf_index,
+                block=_int_or_none(p.get("block")),
+                tx_hash=str(p.get("tx_hash") or "") or None,
+                anchored_at=event.occurred_at,
+            )
+        elif event.topic == TOPIC_ANCHOR_FAILED:
+            outcome = AnchorOutcome(
+                status="failed",
+                batch_id=batch_id,
+                root=root,
+                leaf_index=leaf_index,
+                failure=str(p.get("failure_reason") or "anchoring failed"),
+            )
+        else:
+            return False
+        async with self.ctx.db.transaction() as s:
+            return await StatementRepository(s).set_anchor(record_id.lower(), outcome)
+
+
+def _int_or_none(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip():
+        try:
+            return int(value, 0)
+        except ValueError:
+            return None
+    return None
