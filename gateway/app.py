@@ -1,5 +1,6 @@
 """The gateway's ASGI app: /graphql (HTTP, GraphiQL, graphql-transport-ws), /healthz,
-/readyz and Prometheus /metrics."""
+/readyz, Prometheus /metrics, the web app at /app and the static files under /static.
+Scripts of the origins in ``cors_origins`` (KEIKO_CORS_ORIGINS) may call it (CORS)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,21 @@ import strawberry
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway.context import GatewayContext
+from gateway.graphiql import STATIC_DIR, offline_graphiql_html
 from gateway.uploads import InMemoryUploadRequestAdapter
 from gateway.verify_page import verify_routes
+from gateway.web_app import app_routes
 from gateway.webhooks import webhook_routes
 from gateway.xapi import xapi_routes
 from services.kit.clock import Clock
@@ -42,6 +48,10 @@ class KeikoGraphQL(GraphQL[GatewayContext, None]):
             keep_alive_interval=15,
         )
         self.channel = channel
+
+    @property
+    def graphql_ide_html(self) -> str:
+        return offline_graphiql_html()
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -78,6 +88,7 @@ def create_app(
     chain_rpc_url: str = "",
     public_base_url: str = "",
     explorer_tx_url: str = "",
+    cors_origins: list[str] | None = None,
 ) -> Starlette:
     graphql_app = KeikoGraphQL(schema, channel)
     health = health_pb2_grpc.HealthStub(channel)
@@ -101,6 +112,7 @@ def create_app(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(
+        middleware=cors_middleware(cors_origins or []),
         routes=[
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_app),
@@ -116,5 +128,35 @@ def create_app(
                 public_base_url=public_base_url,
                 clock=clock,
             ),
-        ]
+            *app_routes(),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ],
     )
+
+
+# What browsers may send cross-origin: GraphQL, xAPI (its version header, Basic auth) and
+# request ids. Credentials travel in headers, never cookies, so none are allowed.
+CORS_HEADERS = [
+    "authorization",
+    "content-type",
+    "x-request-id",
+    "x-experience-api-version",
+    "if-match",
+    "if-none-match",
+]
+
+
+def cors_middleware(origins: list[str]) -> list[Middleware]:
+    if not origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS"],
+            allow_headers=CORS_HEADERS,
+            expose_headers=["x-request-id", "x-experience-api-version", "etag", "last-modified"],
+            allow_credentials=False,
+            max_age=600,
+        )
+    ]

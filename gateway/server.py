@@ -37,6 +37,7 @@ async def running_gateway(settings: Settings) -> AsyncIterator[int]:
         chain_rpc_url=settings.chain_rpc_url,
         public_base_url=settings.public_base_url,
         explorer_tx_url=settings.explorer_tx_url,
+        cors_origins=settings.cors_origins,
     )
     config = uvicorn.Config(
         app,

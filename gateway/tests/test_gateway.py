@@ -95,3 +95,65 @@ async def test_service_health_subscription_over_graphql_transport_ws(
         await gw.host.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         assert await next_status() == "NOT_SERVING"
         await ws.send(json.dumps({"id": "1", "type": "complete"}))
+
+
+async def test_cors_allows_only_the_configured_origins(live_gateway: GatewayFactory) -> None:
+    """KEIKO_CORS_ORIGINS: a web app on another origin may call /graphql (preflight and
+    the call itself); any other origin gets no CORS grant."""
+    app_origin = "http://app.example:5173"
+    preflight_headers = {
+        "origin": app_origin,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+    }
+    async with live_gateway(cors_origins=[app_origin]) as gw:
+        preflight = await gw.http.options("/graphql", headers=preflight_headers)
+        assert preflight.status_code == 200, preflight.text
+        assert preflight.headers["access-control-allow-origin"] == app_origin
+        allowed = preflight.headers["access-control-allow-headers"].lower()
+        assert "authorization" in allowed and "content-type" in allowed
+        call = await gw.http.post(
+            "/graphql", json={"query": "{ __typename }"}, headers={"origin": app_origin}
+        )
+        assert call.headers["access-control-allow-origin"] == app_origin
+        assert call.json() == {"data": {"__typename": "Query"}}
+
+        other = await gw.http.options(
+            "/graphql", headers={**preflight_headers, "origin": "http://evil.example"}
+        )
+        assert other.status_code == 400
+        assert "access-control-allow-origin" not in other.headers
+
+    async with live_gateway() as gw:  # none configured: no CORS at all
+        preflight = await gw.http.options("/graphql", headers=preflight_headers)
+        assert "access-control-allow-origin" not in preflight.headers
+
+
+async def test_graphiql_and_the_web_app_load_from_keiko_alone(
+    live_gateway: GatewayFactory,
+) -> None:
+    """GraphiQL's page names no CDN: each script and style is served here, byte for byte
+    the published file its integrity hash names."""
+    import base64
+    import hashlib
+    import re
+
+    async with live_gateway() as gw:
+        page = await gw.http.get("/graphql", headers={"accept": "text/html"})
+        assert page.status_code == 200 and "graphiql" in page.text.lower()
+        assert not re.search(r"""(src|href)=["']https?://""", page.text)
+        assets = re.findall(
+            r'(?:src|href)="(/static/graphiql/[^"]+)"\s+integrity="([^"]+)"', page.text
+        )
+        assert len(assets) == 7, assets
+        for path, integrity in assets:
+            body = (await gw.http.get(path)).content
+            digest = base64.b64encode(hashlib.sha384(body).digest()).decode()
+            assert integrity == f"sha384-{digest}", path
+
+        app = await gw.http.get("/app")
+        assert app.status_code == 200 and 'id="signup"' in app.text
+        for path in re.findall(r'(?:src|href)="(/static/app/[^"]+)"', app.text):
+            assert (await gw.http.get(path)).status_code == 200, path
+        home = await gw.http.get("/", follow_redirects=False)
+        assert (home.status_code, home.headers["location"]) == (307, "/app")

@@ -86,6 +86,8 @@ class Score:
 class Question:
     id: str
     text: str
+    # Its name (xAPI object.definition.name): what timelines and pages show, not the IRI.
+    title: str | None = None
     kind = InteractionKind.QUESTION
 
 
@@ -346,7 +348,10 @@ def _object_and_result(
     path = f"interaction.{kind.value}"
     if isinstance(interaction, Question):
         text = _text(interaction.text, f"{path}.text")
-        obj = _activity(h.activity_iri("question", interaction.id), type_iri, lang)
+        title = interaction.title
+        if title is not None:
+            title = _text(title, f"{path}.title", max_len=h.MAX_TITLE)
+        obj = _activity(h.activity_iri("question", interaction.id), type_iri, lang, title)
         obj["definition"]["description"] = {lang: text}
     elif isinstance(interaction, Answer):
         h.check_id(interaction.question_id, f"{path}.question_id")

@@ -93,7 +93,8 @@ def domain_interaction(
             external = inp.activity_id
     score = _score(inp.score)
     if kind is h.InteractionKind.QUESTION:
-        return ix.Question(id=own_id or statement_id, text=inp.content), external
+        asked = ix.Question(id=own_id or statement_id, text=inp.content, title=inp.title or None)
+        return asked, external
     if kind is h.InteractionKind.ANSWER:
         question = own_id
         if question is None and external is None:

@@ -78,6 +78,17 @@ def test_question(in_tutorial: HierarchyContext, clock: FixedClock) -> None:
     assert s["context"]["contextActivities"]["parent"][0]["id"] == ACT + "tutorial-session/t1"
     assert s["timestamp"] == "2026-01-01T00:00:00.000Z"
     assert s["version"] == "1.0.3"
+    assert "name" not in s["object"]["definition"]
+
+
+def test_question_is_named_by_its_title(in_tutorial: HierarchyContext, clock: FixedClock) -> None:
+    """A titled question carries its title as the activity's name: timelines and the
+    verification page summarise it by that, not by its IRI."""
+    question = Question(id="q2", text="¿Rango de I3?", title="Álgebra lineal, pregunta 3")
+    s = build_statement(question, "ana", in_tutorial, clock)
+    assert s["object"]["definition"]["name"] == {"es": "Álgebra lineal, pregunta 3"}
+    with pytest.raises(ValidationError):
+        build_statement(Question(id="q3", text="x", title="t" * 10_000), "ana", in_tutorial, clock)
 
 
 def test_answer_with_score(in_tutorial: HierarchyContext, clock: FixedClock) -> None:
