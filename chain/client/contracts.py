@@ -170,6 +170,29 @@ class AnchoredBatch:
 
 
 @dataclass(frozen=True)
+class KeyBinding:
+    """A signing key's entry in the anchor contract's key directory."""
+
+    public_key: bytes
+    subject: int
+    kind: str
+    registered_by: int
+    registered_block: int
+    revoked: bool
+    revoked_block: int
+
+
+@dataclass(frozen=True)
+class KeyRegistration:
+    """One binding to make: an Ed25519 key, its holder's subject felt and custody kind
+    ('custodial', 'device' or 'service')."""
+
+    public_key: bytes
+    subject: int
+    kind: str
+
+
+@dataclass(frozen=True)
 class AnchoredRecord:
     record_hash: int
     learner: int
@@ -256,6 +279,47 @@ class AnchorContract(ContractBinding):
 
     async def is_operator(self, account: int) -> bool:
         return bool((await self.view("is_operator", account=account))[0])
+
+    # -- key directory ------------------------------------------------------------------
+
+    def register_keys_call(self, keys: list[KeyRegistration]) -> Call:
+        return self.prepare(
+            "register_keys",
+            keys=[
+                {
+                    "key": _pubkey_int(k.public_key),
+                    "subject": k.subject,
+                    "kind": short_string(k.kind),
+                }
+                for k in keys
+            ],
+        )
+
+    async def register_keys(self, keys: list[KeyRegistration]) -> TxResult:
+        """Bind keys to their holders (operators only; a binding already made is a no-op,
+        a key bound to another holder reverts the whole call)."""
+        return await self.chain.execute(self.register_keys_call(keys))
+
+    async def revoke_key(self, public_key: bytes) -> TxResult:
+        return await self.invoke("revoke_key", key=_pubkey_int(public_key))
+
+    async def get_key(self, public_key: bytes) -> KeyBinding | None:
+        """The key's binding, or None when the directory does not hold it."""
+        raw = (await self.view("get_key", key=_pubkey_int(public_key)))[0]
+        if int(raw["subject"]) == 0:
+            return None
+        return KeyBinding(
+            public_key=bytes(public_key),
+            subject=int(raw["subject"]),
+            kind=decode_short_string(int(raw["kind"])),
+            registered_by=int(raw["registered_by"]),
+            registered_block=int(raw["registered_block"]),
+            revoked=bool(raw["revoked"]),
+            revoked_block=int(raw["revoked_block"]),
+        )
+
+    async def key_count(self) -> int:
+        return int((await self.view("key_count"))[0])
 
     async def admin(self) -> int:
         return int((await self.view("get_admin"))[0])

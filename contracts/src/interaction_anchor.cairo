@@ -5,10 +5,19 @@
 // root with the leaf count, a domain tag and its batch id. A verifier holding a leaf and
 // its inclusion proof recomputes the root and checks it here. A learner may also anchor a
 // single record hash from their own account, without any operator.
+//
+// The key directory says whose Ed25519 key signed a leaf. Operators bind each signing key
+// (a user's custodial or device key, a Keiko service's key) to its holder's subject, a
+// commitment to the holder's id computed off-chain, with the key's custody kind. A key is
+// bound once and never to another holder; revoking keeps the binding and records when,
+// so older signatures stay attributable. Ed25519 has no Cairo builtin: verifiers check
+// signatures off-chain and look the key up here.
 
 #[starknet::contract]
 mod InteractionAnchor {
+    use array::ArrayTrait;
     use box::BoxTrait;
+    use option::OptionTrait;
     use starknet::{ContractAddress, get_block_info, get_caller_address};
     use zeroable::Zeroable;
 
@@ -16,6 +25,12 @@ mod InteractionAnchor {
     const DOMAIN_REPUTATION: felt252 = 'reputation';
     const DOMAIN_MARKETPLACE: felt252 = 'marketplace';
     const DOMAIN_GOVERNANCE: felt252 = 'governance';
+
+    // Custody of a directory key: held by Keiko for a user, on the user's device (the
+    // humanity-derived key), or a Keiko service's own key.
+    const KEY_CUSTODIAL: felt252 = 'custodial';
+    const KEY_DEVICE: felt252 = 'device';
+    const KEY_SERVICE: felt252 = 'service';
 
     #[derive(Copy, Drop, Serde, starknet::Store)]
     struct Batch {
@@ -34,6 +49,24 @@ mod InteractionAnchor {
         block_timestamp: u64,
     }
 
+    // A key's holder; subject 0 means the key is not in the directory.
+    #[derive(Copy, Drop, Serde, starknet::Store)]
+    struct KeyBinding {
+        subject: felt252,
+        kind: felt252,
+        registered_by: ContractAddress,
+        registered_block: u64,
+        revoked: bool,
+        revoked_block: u64,
+    }
+
+    #[derive(Copy, Drop, Serde)]
+    struct KeyRegistration {
+        key: u256,
+        subject: felt252,
+        kind: felt252,
+    }
+
     #[storage]
     struct Storage {
         admin: ContractAddress,
@@ -45,6 +78,8 @@ mod InteractionAnchor {
         records: LegacyMap<felt252, Record>,
         batches_anchored: u64,
         records_anchored: u64,
+        keys: LegacyMap<u256, KeyBinding>,
+        keys_registered: u64,
     }
 
     #[event]
@@ -55,6 +90,25 @@ mod InteractionAnchor {
         OperatorAdded: OperatorAdded,
         OperatorRemoved: OperatorRemoved,
         AdminTransferred: AdminTransferred,
+        KeyRegistered: KeyRegistered,
+        KeyRevoked: KeyRevoked,
+    }
+
+    #[derive(Drop, starknet::Event)]
+    struct KeyRegistered {
+        #[key]
+        subject: felt252,
+        key: u256,
+        kind: felt252,
+        operator: ContractAddress,
+    }
+
+    #[derive(Drop, starknet::Event)]
+    struct KeyRevoked {
+        #[key]
+        subject: felt252,
+        key: u256,
+        operator: ContractAddress,
     }
 
     #[derive(Drop, starknet::Event)]
@@ -186,6 +240,51 @@ mod InteractionAnchor {
         self.emit(RecordAnchored { learner, record_hash });
     }
 
+    // ----------------------------------------------------------- key directory
+
+    // Binds each key to its holder. Retrying a binding already made is a no-op, so an
+    // operator whose answer was lost may send the same list again.
+    #[external(v0)]
+    fn register_keys(ref self: ContractState, mut keys: Array<KeyRegistration>) {
+        let operator = get_caller_address();
+        assert(self.operators.read(operator), 'caller is not operator');
+        let block = get_block_info().unbox();
+        loop {
+            match keys.pop_front() {
+                Option::Some(entry) => {
+                    register_one(ref self, entry, operator, block.block_number);
+                },
+                Option::None(()) => {
+                    break;
+                },
+            };
+        };
+    }
+
+    #[external(v0)]
+    fn revoke_key(ref self: ContractState, key: u256) {
+        let operator = get_caller_address();
+        assert(self.operators.read(operator), 'caller is not operator');
+        let binding = self.keys.read(key);
+        assert(binding.subject != 0, 'unknown key');
+        assert(!binding.revoked, 'key already revoked');
+        let block = get_block_info().unbox();
+        self
+            .keys
+            .write(
+                key,
+                KeyBinding {
+                    subject: binding.subject,
+                    kind: binding.kind,
+                    registered_by: binding.registered_by,
+                    registered_block: binding.registered_block,
+                    revoked: true,
+                    revoked_block: block.block_number,
+                }
+            );
+        self.emit(KeyRevoked { subject: binding.subject, key, operator });
+    }
+
     // ------------------------------------------------------------------ reads
 
     #[external(v0)]
@@ -228,6 +327,17 @@ mod InteractionAnchor {
         self.records_anchored.read()
     }
 
+    // subject 0: the key is not in the directory.
+    #[external(v0)]
+    fn get_key(self: @ContractState, key: u256) -> KeyBinding {
+        self.keys.read(key)
+    }
+
+    #[external(v0)]
+    fn key_count(self: @ContractState) -> u64 {
+        self.keys_registered.read()
+    }
+
     #[external(v0)]
     fn is_operator(self: @ContractState, account: ContractAddress) -> bool {
         self.operators.read(account)
@@ -242,6 +352,46 @@ mod InteractionAnchor {
 
     fn assert_admin(self: @ContractState) {
         assert(get_caller_address() == self.admin.read(), 'caller is not admin');
+    }
+
+    fn register_one(
+        ref self: ContractState,
+        entry: KeyRegistration,
+        operator: ContractAddress,
+        block_number: u64
+    ) {
+        assert(entry.key != 0, 'zero key');
+        assert(entry.subject != 0, 'zero subject');
+        assert(
+            entry.kind == KEY_CUSTODIAL || entry.kind == KEY_DEVICE || entry.kind == KEY_SERVICE,
+            'unknown key kind'
+        );
+        let existing = self.keys.read(entry.key);
+        if existing.subject == 0 {
+            self
+                .keys
+                .write(
+                    entry.key,
+                    KeyBinding {
+                        subject: entry.subject,
+                        kind: entry.kind,
+                        registered_by: operator,
+                        registered_block: block_number,
+                        revoked: false,
+                        revoked_block: 0,
+                    }
+                );
+            self.keys_registered.write(self.keys_registered.read() + 1);
+            self
+                .emit(
+                    KeyRegistered {
+                        subject: entry.subject, key: entry.key, kind: entry.kind, operator
+                    }
+                );
+        } else {
+            assert(existing.subject == entry.subject, 'key bound to another holder');
+            assert(existing.kind == entry.kind, 'key bound with another kind');
+        }
     }
 
     fn is_known_domain(domain: felt252) -> bool {

@@ -14,6 +14,7 @@ from chain.client import (
     FeePolicy,
     KeikoChain,
     KeikoChainError,
+    KeyRegistration,
     TransactionRejected,
 )
 from chain.node.process import NodeProcess
@@ -96,6 +97,29 @@ async def test_several_anchors_in_one_transaction_and_event_pages(operator: Keik
     assert {600, 601, 602} <= set(seen)
     by_root = await operator.anchor.events("BatchAnchored", keys=[[], [0x6001]])
     assert [e["batch_id"] for e in by_root.events] == [601]
+
+
+async def test_key_directory_binds_and_revokes(operator: KeikoChain) -> None:
+    key = bytes(range(100, 132))
+    binding = KeyRegistration(key, 0x5B1EC7, "custodial")
+    result = await operator.anchor.register_keys([binding])
+    assert result.succeeded
+    event = result.event("KeyRegistered")
+    assert event is not None and event["subject"] == 0x5B1EC7
+    assert event["key"] == int.from_bytes(key, "big")
+    found = await operator.anchor.get_key(key)
+    assert found is not None
+    assert (found.subject, found.kind, found.revoked) == (0x5B1EC7, "custodial", False)
+    assert found.registered_block == result.block_number
+    assert found.registered_by == operator.address
+    assert await operator.anchor.get_key(bytes(32 - 1) + b"\x07") is None
+    again = await operator.anchor.register_keys([binding])  # a retry: a no-op
+    assert again.succeeded and again.events == []
+    with pytest.raises(ExecutionFailed, match="key bound to another holder"):
+        await operator.anchor.register_keys([KeyRegistration(key, 0x0111, "custodial")])
+    revoked = await operator.anchor.revoke_key(key)
+    after = await operator.anchor.get_key(key)
+    assert after is not None and after.revoked and after.revoked_block == revoked.block_number
 
 
 async def test_failures_surface_with_their_reason(
