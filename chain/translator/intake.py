@@ -8,10 +8,12 @@ a redelivery yields the same leaf), so no extra dedupe table is needed.
 topic                                  domain       record id and leaf
 =====================================  ===========  =====================================
 ``learning.interaction_recorded``      learning     ``statement_id``; the statement
-                                                    (``statement_json``) signed with the
-                                                    learner's custodial key, or the
+                                                    (``statement_json``) signed by its
+                                                    author (its authority, who must be
+                                                    ``recorded_by``) with the author's
+                                                    custodial key, or the
                                                     ``device_signature`` checked against
-                                                    the learner's registered key
+                                                    the author's registered key
                                                     (``keiko.leaf.v1``). Statements about
                                                     non-Keiko actors (no ``learner_id``)
                                                     are not anchored.
@@ -88,7 +90,11 @@ class AnchorIntake:
             if isinstance(device, dict) and device.get("signature_hex"):
                 pair = (str(device["signature_hex"]), str(device.get("public_key_hex") or ""))
             row = await self.translator.queue_statement(
-                learner_id, str(p.get("statement_id") or ""), statement, pair
+                learner_id,
+                str(p.get("statement_id") or ""),
+                statement,
+                pair,
+                recorded_by=str(p.get("recorded_by") or ""),
             )
             return "queued" if row.failure_reason is None else "failed"
         if event.topic == RATING_REVEALED:

@@ -37,6 +37,8 @@ from chain.client import (
     Deployment,
     EventPage,
     KeikoChain,
+    KeyBinding,
+    KeyRegistration,
     TxResult,
 )
 from services.kit.errors import FailedPrecondition, Unavailable
@@ -248,3 +250,13 @@ class ClientAnchorChain:
 
     async def block_number(self) -> int:
         return int(await self._call(lambda c: c.block_number()))
+
+    # -- key directory (chain.translator.key_directory.KeyDirectoryChain) ----------------
+
+    async def register_keys(self, keys: list[KeyRegistration]) -> TxResult:
+        result: TxResult = await self._call(lambda c: c.anchor.register_keys(keys))
+        return result
+
+    async def get_key(self, public_key: bytes) -> KeyBinding | None:
+        binding: KeyBinding | None = await self._call(lambda c: c.anchor.get_key(public_key))
+        return binding

@@ -5,11 +5,19 @@
 * *trusted callers*: Keiko's services, whose tokens carry the role ``service``
   (:data:`SERVICE_ROLE`), and admins. They act for any learner.
 * *learners*: SignInteraction, SubmitForAnchoring, GetAnchorStatus and WatchAnchors for
-  their own ``learner_id`` only (the record's learner must be the caller).
+  their own ``learner_id`` only (the record's learner must be the caller); what they sign
+  or submit must be their own statement (its author is the caller).
 * RegisterHumanity: trusted callers only (the identity service, after it has checked the
   proof of humanity); a learner cannot register a commitment of its own making.
 * public (no token): GetChainInfo, GetInclusionProof, VerifyInclusion,
   GetHumanityRegistration (verifiers must not have to trust Keiko).
+
+**Who signs** (:mod:`chain.translator.authors`): a statement is signed by its author, the
+Keiko account its ``authority`` names (else the learner): the learner's key signs only the
+learner's own statements; a tutor's feedback is signed with the tutor's key, an attendance
+record with the learning service's key (:mod:`chain.translator.signers`). Every key the
+translator signs with or accepts is bound to its holder in the on-chain key directory
+(:mod:`chain.translator.key_directory`).
 
 **leaf_data of SubmitForAnchoring**, two kinds:
 
@@ -17,7 +25,7 @@
   the RFC 8785 canonical JSON of ``{"learner_id": str, "statement": {...},
   "signature": "<128 hex>", "public_key": "<64 hex>"}`` (:func:`anchor_leaf_data` builds
   it). The translator checks that the bytes are canonical, that the Ed25519 signature is
-  valid over the statement's canonical bytes, and that the public key is the learner's
+  valid over the statement's canonical bytes, and that the public key is the author's
   (their custodial key or their registered key); the leaf is ``keiko.leaf.v1`` of (sha256
   of the statement, signature, public key) (:mod:`chain.translator.leaves`), the same
   leaf the passport verifier recomputes. Only the statement's hash is stored here.
@@ -41,7 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +59,7 @@ from sqlalchemy.exc import IntegrityError
 from chain.client import ExecutionFailed, KeikoChain, TransactionRejected
 from chain.client.deployment import ANCHOR, GOVERNANCE, REGISTRY
 from chain.translator.anchoring import AnchoringEngine, EngineStatus, describe_error
+from chain.translator.authors import statement_author
 from chain.translator.batching import Domain
 from chain.translator.felts import (
     bytes_to_felts,
@@ -59,16 +68,16 @@ from chain.translator.felts import (
     felt_to_hex,
     parse_felt,
 )
-from chain.translator.keys import KeyVault, inspect_record
+from chain.translator.keys import KeyVault
 from chain.translator.leaves import leaf_from_hash, statement_hash
 from chain.translator.merkle import MAX_DEPTH, verify_inclusion
 from chain.translator.ports import BATCH_ANCHORED, AnchorChain, ChainAccount, ChainConnection
 from chain.translator.poseidon import hash_many
+from chain.translator.signers import AuthorKeys, KeyLookup
 from chain.translator.signing import (
     PUBLIC_KEY_BYTES,
     SIGNATURE_BYTES,
     canonical_bytes,
-    check_device_signature,
     decode_hex,
     verify,
 )
@@ -98,10 +107,7 @@ log = structlog.get_logger("keiko.chain.service")
 SERVICE_ROLE = "service"
 MAX_ID_CHARS = 200
 MAX_LEAF_DATA_BYTES = 256 * 1024
-RECORD_CACHE_SIZE = 10_000
 CONTRACT_NAMES = {ANCHOR: "anchor", REGISTRY: "humanity_registry", GOVERNANCE: "governance"}
-
-KeyLookup = Callable[[str], Awaitable[bytes | None]]
 
 
 def is_trusted(principal: Principal) -> bool:
@@ -116,6 +122,12 @@ def require_trusted(principal: Principal) -> None:
 def require_for_learner(principal: Principal, learner_id: str) -> None:
     if not is_trusted(principal) and principal.user_id != learner_id:
         raise PermissionDenied("a learner may act only on their own records")
+
+
+def require_author(principal: Principal, author_id: str) -> None:
+    """A user signs only as themself; Keiko's services sign as the author they vouch for."""
+    if not is_trusted(principal) and principal.user_id != author_id:
+        raise PermissionDenied("a user may sign only statements they wrote themself")
 
 
 def _text(value: object, field: str, max_chars: int = MAX_ID_CHARS) -> str:
@@ -171,6 +183,7 @@ class SignedInteraction:
 @dataclass(frozen=True)
 class ParsedLeafData:
     learner_id: str
+    author_id: str
     statement_sha256: bytes
     signature: bytes
     public_key: bytes
@@ -195,10 +208,16 @@ def parse_leaf_data(leaf_data: bytes) -> ParsedLeafData:
     signature = decode_hex(body.get("signature"), "leaf_data.signature", SIGNATURE_BYTES)
     public_key = decode_hex(body.get("public_key"), "leaf_data.public_key", PUBLIC_KEY_BYTES)
     canonical = canonical_bytes(statement, "leaf_data.statement")
+    author_id = statement_author(statement, learner_id, field="leaf_data.statement")
     verify(canonical, signature, public_key).raise_for_failure("leaf_data.signature")
     digest = statement_hash(canonical)
     return ParsedLeafData(
-        learner_id, digest, signature, public_key, leaf_from_hash(digest, signature, public_key)
+        learner_id,
+        author_id,
+        digest,
+        signature,
+        public_key,
+        leaf_from_hash(digest, signature, public_key),
     )
 
 
@@ -274,81 +293,15 @@ class ChainTranslator:
         registrants: RegistrantPool | None = None,
         key_lookup: KeyLookup | None = None,
         public_rpc_url: str = "",
+        on_key_queued: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
-        self._vault = vault
+        self.keys = AuthorKeys(store, vault, key_lookup=key_lookup, on_key_queued=on_key_queued)
         self.chain = chain
         self.engine = engine
         self.connection = connection
         self.registrants = registrants
-        self._key_lookup = key_lookup
         self.public_rpc_url = public_rpc_url or (connection.rpc_url if connection else "")
-        self._records: dict[str, bytes] = {}
-
-    # -- keys -----------------------------------------------------------------------------
-
-    @property
-    def vault(self) -> KeyVault:
-        """The custodial key vault, loaded on first use (a provider may raise
-        FailedPrecondition when no KEK is configured: only custodial signing needs it)."""
-        if not isinstance(self._vault, KeyVault):
-            self._vault = self._vault()
-        return self._vault
-
-    async def custodial_record(self, learner_id: str, *, create: bool) -> bytes | None:
-        """The learner's wrapped key record (still encrypted: caching it is harmless)."""
-        record = self._records.get(learner_id)
-        if record is None:
-            record = await self.store.get_key_record(learner_id)
-        if record is None and create:
-            generated = self.vault.generate(learner_id)
-            record = await self.store.put_key_record(
-                learner_id, generated.record, generated.public_key
-            )
-        if record is not None:
-            if len(self._records) >= RECORD_CACHE_SIZE:
-                self._records.pop(next(iter(self._records)))
-            self._records[learner_id] = record
-        return record
-
-    async def rewrap_custodial_keys(self, *, page_size: int = 200) -> tuple[int, int]:
-        """Move every custodial key record to the current KEK, after a KEK rotation; the
-        key pairs do not change. Returns ``(records checked, records re-wrapped)``. Safe to
-        run again or from several replicas at once (each swap is compare-and-set). Without a
-        previous KEK configured there is nothing to move and nothing is read."""
-        vault = self.vault
-        if vault.kek_ids == {vault.current_kek_id}:
-            return 0, 0
-        checked = rewrapped = 0
-        after = ""
-        while page := await self.store.key_records_after(after, page_size):
-            for learner_id, record in page:
-                checked += 1
-                if not vault.needs_rewrap(record):
-                    continue
-                try:
-                    new = vault.rewrap(record, learner_id)
-                except FailedPrecondition:  # under a KEK no longer configured: cannot move
-                    log.warning("chain.key_record_unreadable", learner_id=learner_id)
-                    continue
-                if await self.store.replace_key_record(learner_id, record, new):
-                    rewrapped += 1
-                self._records.pop(learner_id, None)
-            after = page[-1][0]
-        return checked, rewrapped
-
-    async def registered_key(self, learner_id: str) -> bytes | None:
-        key = await self.store.registered_key(learner_id)
-        if key is None and self._key_lookup is not None:
-            key = await self._key_lookup(learner_id)
-        return key
-
-    async def is_learner_key(self, learner_id: str, public_key: bytes) -> bool:
-        """Is ``public_key`` the learner's custodial key or their registered key?"""
-        record = await self.custodial_record(learner_id, create=False)
-        if record is not None and inspect_record(record).public_key == public_key:
-            return True
-        return await self.registered_key(learner_id) == public_key
 
     # -- signing --------------------------------------------------------------------------
 
@@ -359,6 +312,9 @@ class ChainTranslator:
         canonical_statement_json: str,
         device: tuple[str, str] | None = None,
     ) -> SignedInteraction:
+        """Sign a statement about ``learner_id`` as its author (see the module docstring).
+        A learner signs only their own statements; Keiko's services sign as the author the
+        statement's authority names, after they have authenticated that author."""
         learner_id = _text(learner_id, "learner_id")
         require_for_learner(principal, learner_id)
         if not canonical_statement_json:
@@ -366,22 +322,15 @@ class ChainTranslator:
         canonical = canonical_bytes(
             canonical_statement_json.encode("utf-8"), "canonical_statement_json"
         )
-        if device is not None:
-            signature = decode_hex(device[0], "device_signature.signature_hex", SIGNATURE_BYTES)
-            public_key = decode_hex(device[1], "device_signature.public_key_hex", PUBLIC_KEY_BYTES)
-            registered = await self.registered_key(learner_id)
-            check_device_signature(canonical, signature, public_key, registered).raise_for_failure(
-                "device_signature"
-            )
-            device_signed = True
-        else:
-            record = await self.custodial_record(learner_id, create=True)
-            assert record is not None
-            signature = self.vault.sign(record, learner_id, canonical)
-            public_key = self.vault.public_key(record)
-            device_signed = False
-        leaf = leaf_from_hash(statement_hash(canonical), signature, public_key)
-        return SignedInteraction(signature, public_key, leaf, device_signed)
+        author_id = statement_author(
+            json.loads(canonical), learner_id, field="canonical_statement_json"
+        )
+        require_author(principal, author_id)
+        signed = await self.keys.sign(author_id, canonical, device)
+        if signed.failure is not None:
+            raise ValidationError("device_signature", signed.failure.split(": ", 1)[-1])
+        leaf = leaf_from_hash(statement_hash(canonical), signed.signature, signed.public_key)
+        return SignedInteraction(signed.signature, signed.public_key, leaf, signed.device_signed)
 
     # -- anchoring ------------------------------------------------------------------------
 
@@ -398,9 +347,11 @@ class ChainTranslator:
             return await self.queue_record(domain, record_id, leaf_data)
         parsed = parse_leaf_data(leaf_data)
         require_for_learner(principal, parsed.learner_id)
-        if not await self.is_learner_key(parsed.learner_id, parsed.public_key):
+        require_author(principal, parsed.author_id)
+        if not await self.keys.is_holder_key(parsed.author_id, parsed.public_key):
             raise ValidationError(
-                "leaf_data.public_key", "is not the learner's custodial or registered key"
+                "leaf_data.public_key",
+                f"is not the custodial or registered key of the author {parsed.author_id!r}",
             )
         return await self._queue(
             NewRecord(
@@ -411,6 +362,7 @@ class ChainTranslator:
                 signature=parsed.signature,
                 public_key=parsed.public_key,
                 leaf=parsed.leaf,
+                author_id=parsed.author_id,
             )
         )
 
@@ -420,7 +372,11 @@ class ChainTranslator:
             row = await self.store.insert_record(new, failure=failure)
         except DuplicateRecord as dup:
             existing = dup.existing
-            if existing.leaf != new.leaf or existing.learner_id != new.learner_id:
+            if (
+                existing.leaf != new.leaf
+                or existing.learner_id != new.learner_id
+                or existing.author_id != new.author_id
+            ):
                 raise AlreadyExists(
                     f"record {new.domain.value}/{new.record_id} was submitted with other leaf data"
                 ) from None
@@ -451,39 +407,31 @@ class ChainTranslator:
         record_id: str,
         statement: Mapping[str, Any],
         device: tuple[str, str] | None = None,
+        recorded_by: str = "",
     ) -> RecordRow:
-        """Sign (custodial) or check (device) a learner's statement and queue its leaf;
-        for trusted callers (the event intake). A device signature by a key that is not
-        the learner's registered key is stored FAILED with the reason (visible, never
-        anchored); a malformed one raises ``ValidationError``."""
+        """Sign a statement about ``learner_id`` as its author (custodial) or check the
+        author's device signature, and queue its leaf; for trusted callers (the event
+        intake). The author is the statement's authority (``recorded_by``, who stored it,
+        must agree). A device signature by a key that is not the author's registered key
+        is stored FAILED with the reason (visible, never anchored); a malformed one raises
+        ``ValidationError``."""
         learner_id = _text(learner_id, "learner_id")
         canonical = canonical_bytes(statement, "statement")
+        author_id = statement_author(statement, learner_id, recorded_by)
         digest = statement_hash(canonical)
-        failure: str | None = None
-        if device is not None:
-            signature = decode_hex(device[0], "device_signature.signature_hex", SIGNATURE_BYTES)
-            public_key = decode_hex(device[1], "device_signature.public_key_hex", PUBLIC_KEY_BYTES)
-            registered = await self.registered_key(learner_id)
-            check = check_device_signature(canonical, signature, public_key, registered)
-            if not check.ok:
-                assert check.reason is not None
-                failure = f"device signature rejected: {check.reason.value}"
-        else:
-            record = await self.custodial_record(learner_id, create=True)
-            assert record is not None
-            signature = self.vault.sign(record, learner_id, canonical)
-            public_key = inspect_record(record).public_key
+        signed = await self.keys.sign(author_id, canonical, device)
         return await self._queue(
             NewRecord(
                 domain=Domain.LEARNING,
                 record_id=_text(record_id, "record_id"),
                 learner_id=learner_id,
                 statement_sha256=digest,
-                signature=signature,
-                public_key=public_key,
-                leaf=leaf_from_hash(digest, signature, public_key),
+                signature=signed.signature,
+                public_key=signed.public_key,
+                leaf=leaf_from_hash(digest, signed.signature, signed.public_key),
+                author_id=author_id,
             ),
-            failure,
+            signed.failure,
         )
 
     async def record(
@@ -497,7 +445,7 @@ class ChainTranslator:
 
     @staticmethod
     def _may_read(principal: Principal, row: RecordRow) -> bool:
-        return is_trusted(principal) or principal.user_id == row.learner_id
+        return is_trusted(principal) or principal.user_id in (row.learner_id, row.author_id)
 
     async def inclusion_proof(self, domain: Domain, record_id: str) -> tuple[RecordRow, BatchRow]:
         row = await self.record(None, domain, record_id)
@@ -701,6 +649,8 @@ class ChainTranslator:
             await self.store.set_registered_key(
                 done.user_id, bytes.fromhex(done.public_key), "humanity_registry"
             )
+            if self.keys.on_key_queued is not None:
+                self.keys.on_key_queued()  # the device key joins the key directory too
         return done
 
     @staticmethod

@@ -5,8 +5,9 @@ GetChainInfo, GetInclusionProof, VerifyInclusion, GetHumanityRegistration. The g
 RPCs are not overridden: the host answers UNIMPLEMENTED for them.
 
 :func:`build_chain_servicer` wires the whole translator into a :class:`ServiceRuntime`:
-the chain connection, the key vault, the store, and five background jobs:
-``chain.anchoring`` (the engine), ``chain.watcher`` (the event follower), ``chain.outbox``
+the chain connection, the key vault, the store, and six background jobs:
+``chain.anchoring`` (the engine), ``chain.watcher`` (the event follower),
+``chain.key_registrar`` (binds signing keys in the on-chain key directory), ``chain.outbox``
 (the relay publishing ``chain.*`` events), ``chain.intake`` (the consumer of the domain
 events the translator anchors, :mod:`chain.translator.intake`) and ``chain.key_rewrap``
 (once at start: custodial keys still wrapped under a previous KEK move to the current one).
@@ -28,6 +29,7 @@ from chain.translator.anchoring import AnchoringEngine, EngineSettings
 from chain.translator.batching import BackoffPolicy, BatchPolicy, Domain
 from chain.translator.felts import felt_to_hex
 from chain.translator.intake import AnchorIntake
+from chain.translator.key_directory import KeyDirectoryStore, KeyRegistrar
 from chain.translator.keys import ENV_KEK, ENV_KEK_PREVIOUS, KeyVault
 from chain.translator.ports import ChainConnection, ClientAnchorChain, chain_config_from_env
 from chain.translator.service import (
@@ -317,6 +319,8 @@ class TranslatorSettings(BaseSettings):
     watcher_poll_ms: int = 200
     # The RPC URL verifiers are told to use (GetChainInfo); default: the one we use.
     public_rpc_url: str = ""
+    # How often the key registrar looks for keys to bind on chain when nobody nudges it.
+    key_registration_poll_s: float = 5.0
 
     def engine(self) -> EngineSettings:
         return EngineSettings(
@@ -364,7 +368,7 @@ def key_rewrap_job(translator: ChainTranslator) -> BackgroundJob:
 
     async def run(_stop: asyncio.Event) -> None:
         try:
-            checked, rewrapped = await translator.rewrap_custodial_keys()
+            checked, rewrapped = await translator.keys.rewrap_custodial_keys()
         except Exception:  # a vault without a KEK, a database outage: retried next start
             log.exception("chain.key_rewrap_failed")
             return
@@ -380,7 +384,7 @@ def key_rewrap_job(translator: ChainTranslator) -> BackgroundJob:
 
 
 def build_chain_servicer(runtime: ServiceRuntime) -> ChainServicer:
-    """The translator on ``runtime``, with its five background jobs registered."""
+    """The translator on ``runtime``, with its six background jobs registered."""
     settings = runtime.settings
     tuning = TranslatorSettings()
     config = chain_config_from_env(
@@ -403,6 +407,12 @@ def build_chain_servicer(runtime: ServiceRuntime) -> ChainServicer:
         poll_interval=tuning.watcher_poll_ms / 1000,
         on_change=relay.notify,
     )
+    registrar = KeyRegistrar(
+        KeyDirectoryStore(runtime.database, runtime.clock),
+        anchor_chain,
+        poll_interval=tuning.key_registration_poll_s,
+        send_timeout=tuning.send_timeout_s,
+    )
     translator = ChainTranslator(
         store,
         lambda: load_vault(settings.data_dir, embedded=settings.embedded_database),
@@ -411,8 +421,13 @@ def build_chain_servicer(runtime: ServiceRuntime) -> ChainServicer:
         connection=connection,
         registrants=RegistrantPool(config.registrants, config.rpc_url, config.deployment_file),
         public_rpc_url=tuning.public_rpc_url or config.rpc_url,
+        on_key_queued=registrar.notify,
     )
-    users = {"chain.anchoring": engine.run, "chain.watcher": watcher.run}
+    users = {
+        "chain.anchoring": engine.run,
+        "chain.watcher": watcher.run,
+        "chain.key_registrar": registrar.run,
+    }
     running = set(users)
 
     def closing(name: str, job: BackgroundJob) -> BackgroundJob:

@@ -55,8 +55,8 @@ class SignatureFailure(StrEnum):
     MALFORMED_SIGNATURE = "signature malformed"
     MALFORMED_PUBLIC_KEY = "public key malformed"
     INVALID = "signature invalid"
-    NO_REGISTERED_KEY = "learner has no registered key"
-    KEY_NOT_REGISTERED = "public key is not the learner's registered key"
+    NO_REGISTERED_KEY = "the author has no registered key"
+    KEY_NOT_REGISTERED = "public key is not the author's registered key"
 
 
 @dataclass(frozen=True, slots=True)

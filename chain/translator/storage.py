@@ -13,8 +13,14 @@ Everything the anchoring pipeline knows lives here, so a crash loses nothing:
   ``anchored`` (confirmed from chain data: the ``BatchAnchored`` event or ``get_batch``),
   ``failed`` (gave up; ``last_error``). Records follow their batch:
   sealed/submitted -> PENDING, anchored -> ANCHORED, failed -> FAILED.
-* ``key_records``: custodial Ed25519 keys (``KeyVault`` records, encrypted under the KEK).
-* ``registered_keys``: learners' registered Ed25519 public keys (device-signed mode).
+* ``records.author_id``: who signed a learning record (:mod:`chain.translator.authors`):
+  the learner, another user or a Keiko service; empty for unsigned records.
+* ``key_records``: custodial Ed25519 keys of users and services (``KeyVault`` records,
+  encrypted under the KEK), keyed by holder id.
+* ``registered_keys``: users' registered Ed25519 public keys (device-signed mode).
+* ``key_registrations``: every signing key the translator uses or accepts, and its binding
+  in the on-chain key directory (:mod:`chain.translator.key_directory`): pending until the
+  registrar's transaction lands, then the block and transaction that bound it.
 * ``humanity``: humanity registrations sent through the translator.
 * ``cursors``: the chain watcher's persisted position (block range + continuation token).
 * ``outbox``: events (``chain.interaction_anchored``, ``chain.batch_anchored``,
@@ -61,6 +67,7 @@ from chain.translator.batching import BatchPolicy, Domain, SealedBatch, make_bat
 from chain.translator.felts import felt_to_hex
 from services.kit.clock import Clock
 from services.kit.db import NAMING_CONVENTION, Database, is_unique_violation
+from services.kit.errors import AlreadyExists
 from services.kit.events import Event
 from services.kit.events.outbox import enqueue, outbox_table
 
@@ -80,6 +87,7 @@ records = Table(
     Column("domain", String(16), nullable=False),
     Column("record_id", String(200), nullable=False),
     Column("learner_id", String(200), nullable=False),
+    Column("author_id", String(200), nullable=False, server_default=""),
     Column("statement_sha256", String(64), nullable=False),
     Column("signature", String(128), nullable=False),
     Column("public_key", String(64), nullable=False),
@@ -146,6 +154,27 @@ registered_keys = Table(
     Column("public_key", String(64), nullable=False),
     Column("source", String(32), nullable=False),
     Column("registered_at", DateTime(timezone=True), nullable=False),
+)
+
+key_registrations = Table(
+    "key_registrations",
+    metadata,
+    Column("public_key", String(64), primary_key=True),
+    Column("holder_id", String(512), nullable=False),
+    Column("custody", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("tx_hash", String(66), nullable=True),
+    Column("block", BigInteger, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("registered_at", DateTime(timezone=True), nullable=True),
+)
+Index(
+    "ix_key_registrations_state_next_attempt_at",
+    key_registrations.c.state,
+    key_registrations.c.next_attempt_at,
 )
 
 humanity = Table(
@@ -216,6 +245,7 @@ class NewRecord:
     signature: bytes
     public_key: bytes
     leaf: int
+    author_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +254,7 @@ class RecordRow:
     domain: Domain
     record_id: str
     learner_id: str
+    author_id: str
     statement_sha256: str
     signature: str
     public_key: str
@@ -249,6 +280,7 @@ class RecordRow:
             domain=Domain(m["domain"]),
             record_id=m["record_id"],
             learner_id=m["learner_id"],
+            author_id=m["author_id"],
             statement_sha256=m["statement_sha256"],
             signature=m["signature"],
             public_key=m["public_key"],
@@ -395,6 +427,7 @@ class ChainStore:
                         domain=new.domain.value,
                         record_id=new.record_id,
                         learner_id=new.learner_id,
+                        author_id=new.author_id,
                         statement_sha256=new.statement_sha256.hex(),
                         signature=new.signature.hex(),
                         public_key=new.public_key.hex(),
@@ -417,6 +450,7 @@ class ChainStore:
                             payload={
                                 "record_id": new.record_id,
                                 "learner_id": new.learner_id,
+                                "author_id": new.author_id,
                                 "domain": new.domain.value,
                                 "batch_id": None,
                                 "root": None,
@@ -793,6 +827,7 @@ class ChainStore:
                             **common,
                             "record_id": m["record_id"],
                             "learner_id": m["learner_id"],
+                            "author_id": m["author_id"],
                             "leaf": m["leaf"],
                             "leaf_index": m["leaf_index"],
                             "proof": m["proof"],
@@ -839,6 +874,7 @@ class ChainStore:
                         payload={
                             "record_id": m["record_id"],
                             "learner_id": m["learner_id"],
+                            "author_id": m["author_id"],
                             "domain": m["domain"],
                             "batch_id": batch_hex,
                             "root": m["root"],
@@ -912,8 +948,12 @@ class ChainStore:
             ).scalar_one_or_none()
         return None if value is None else bytes(value)
 
-    async def put_key_record(self, learner_id: str, record: bytes, public_key: bytes) -> bytes:
-        """Store a new custodial key; if another request stored one first, return that."""
+    async def put_key_record(
+        self, learner_id: str, record: bytes, public_key: bytes, custody: str = "custodial"
+    ) -> bytes:
+        """Store a new custodial key of a user or service (``learner_id`` is its holder),
+        queued for the on-chain key directory in the same transaction; if another request
+        stored one first, return that."""
         try:
             async with self.db.transaction() as s:
                 await s.execute(
@@ -924,6 +964,7 @@ class ChainStore:
                         created_at=self.clock.now(),
                     )
                 )
+                await self._queue_key_registration(s, public_key, learner_id, custody)
         except IntegrityError as exc:
             if not is_unique_violation(exc):
                 raise
@@ -982,6 +1023,33 @@ class ChainStore:
                         registered_at=now,
                     )
                 )
+            await self._queue_key_registration(s, public_key, learner_id, "device")
+
+    async def _queue_key_registration(
+        self, s: AsyncSession, public_key: bytes, holder_id: str, custody: str
+    ) -> None:
+        """Queue a key for the on-chain key directory (once: a key has one holder)."""
+        known = (
+            await s.execute(
+                select(key_registrations.c.holder_id).where(
+                    key_registrations.c.public_key == public_key.hex()
+                )
+            )
+        ).first()
+        if known is not None:
+            if known[0] != holder_id:
+                raise AlreadyExists(f"key {public_key.hex()} belongs to another holder")
+            return
+        await s.execute(
+            insert(key_registrations).values(
+                public_key=public_key.hex(),
+                holder_id=holder_id,
+                custody=custody,
+                state=PENDING,
+                attempts=0,
+                created_at=self.clock.now(),
+            )
+        )
 
     # -- humanity ---------------------------------------------------------------------------
 

@@ -1,16 +1,26 @@
-"""TEST DOUBLE: an in-memory interaction_anchor with the :class:`AnchorChain` interface.
+"""TEST DOUBLE: an in-memory interaction_anchor with the :class:`AnchorChain` interface
+and its key directory (:class:`~chain.translator.key_directory.KeyDirectoryChain`).
 
 It enforces the contract's rules that matter to the engine (a batch id and a root are
-anchored once, the leaf count is non-zero), numbers blocks, emits ``BatchAnchored``
-events and pages them with continuation tokens. Faults: ``down`` (every call raises a
-connection error) and ``lose_ack`` (the next send is applied, then its answer is lost).
+anchored once, the leaf count is non-zero; a key binds once, to one holder), numbers
+blocks, emits ``BatchAnchored`` events and pages them with continuation tokens. Faults:
+``down`` (every call raises a connection error) and ``lose_ack`` (the next send is
+applied, then its answer is lost).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chain.client import AnchoredBatch, ChainEvent, EventPage, TxResult
+from chain.client import (
+    AnchoredBatch,
+    ChainEvent,
+    EventPage,
+    ExecutionFailed,
+    KeyBinding,
+    KeyRegistration,
+    TxResult,
+)
 from chain.translator.felts import encode_short_string
 
 
@@ -29,6 +39,8 @@ class FakeAnchorChain:
     log: list[ChainEvent] = field(default_factory=list)
     sends: int = 0
     applied: int = 0
+    keys: dict[bytes, KeyBinding] = field(default_factory=dict)
+    key_sends: int = 0
 
     def _check(self) -> None:
         if self.down:
@@ -110,3 +122,49 @@ class FakeAnchorChain:
     async def block_number(self) -> int:
         self._check()
         return self.block
+
+    # -- key directory --------------------------------------------------------------------
+
+    async def register_keys(self, keys: list[KeyRegistration]) -> TxResult:
+        self._check()
+        for k in keys:  # the contract checks every entry before any takes effect
+            known = self.keys.get(k.public_key)
+            if known is not None and known.subject != k.subject:
+                raise ExecutionFailed("key bound to another holder")
+            if known is not None and known.kind != k.kind:
+                raise ExecutionFailed("key bound with another kind")
+        self.key_sends += 1
+        self.block += 1
+        tx_hash = 0x9000 + self.key_sends
+        events = []
+        for k in keys:
+            if k.public_key in self.keys:
+                continue  # a retry: a no-op
+            self.keys[k.public_key] = KeyBinding(
+                k.public_key, k.subject, k.kind, self.operator, self.block, False, 0
+            )
+            events.append(
+                ChainEvent(
+                    contract="interaction_anchor",
+                    name="KeyRegistered",
+                    from_address=0xA,
+                    values={
+                        "subject": k.subject,
+                        "key": int.from_bytes(k.public_key, "big"),
+                        "kind": encode_short_string(k.kind),
+                        "operator": self.operator,
+                    },
+                    keys=[2, k.subject],
+                    data=[],
+                    block_number=self.block,
+                    tx_hash=tx_hash,
+                )
+            )
+        if self.lose_ack:
+            self.lose_ack = False
+            raise TimeoutError("the receipt never came back (fake lost ack)")
+        return TxResult(tx_hash, self.block, "SUCCEEDED", None, 1, events)
+
+    async def get_key(self, public_key: bytes) -> KeyBinding | None:
+        self._check()
+        return self.keys.get(public_key)

@@ -91,6 +91,7 @@ async def test_factory_wires_chain_jobs_and_anchors(
             "chain.outbox",
             "chain.intake",
             "chain.key_rewrap",
+            "chain.key_registrar",
         }
         assert servicer.public_methods == {
             "GetChainInfo",

@@ -110,7 +110,7 @@ async def test_device_statements_need_the_registered_key(
     assert await intake.handle(recorded(2, "bo", signed)) == "failed"
     row = await store.get_record(Domain.LEARNING, str(st["id"]))
     assert row is not None and row.status == FAILED
-    assert row.failure_reason == "device signature rejected: learner has no registered key"
+    assert row.failure_reason == "device signature rejected: the author has no registered key"
     [failed] = await outbox_payloads(store, TOPIC_ANCHOR_FAILED)
     assert failed["record_id"] == st["id"] and failed["status"] == FAILED
 

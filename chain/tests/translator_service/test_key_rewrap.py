@@ -36,17 +36,17 @@ async def test_rotation_rewraps_every_old_record_once_and_keeps_the_key_pairs(
     learners = [f"learner-{i}" for i in range(5)]
     public_keys = {}
     for learner in learners:
-        record = await before.custodial_record(learner, create=True)
+        record = await before.keys.custodial_record(learner, create=True)
         assert record is not None
         public_keys[learner] = inspect_record(record).public_key
 
     # no previous KEK configured: nothing can need moving, nothing is read
-    assert await translator(store, clock, KeyVault(OLD_KEK)).rewrap_custodial_keys() == (0, 0)
+    assert await translator(store, clock, KeyVault(OLD_KEK)).keys.rewrap_custodial_keys() == (0, 0)
 
     rotated = translator(store, clock, KeyVault(NEW_KEK, [OLD_KEK]))
-    await rotated.custodial_record("late-learner", create=True)  # already under the new KEK
-    assert await rotated.rewrap_custodial_keys(page_size=2) == (6, 5)  # paged: 2+2+2
-    assert await rotated.rewrap_custodial_keys(page_size=2) == (6, 0)  # nothing left
+    await rotated.keys.custodial_record("late-learner", create=True)  # already under the new KEK
+    assert await rotated.keys.rewrap_custodial_keys(page_size=2) == (6, 5)  # paged: 2+2+2
+    assert await rotated.keys.rewrap_custodial_keys(page_size=2) == (6, 0)  # nothing left
 
     new_only = KeyVault(NEW_KEK)  # the old KEK can now be dropped
     old_only = KeyVault(OLD_KEK)
@@ -69,7 +69,7 @@ async def test_a_record_under_a_forgotten_kek_is_skipped_not_fatal(
     await store.put_key_record("ana", lost.record, lost.public_key)
     await store.put_key_record("ben", old.record, old.public_key)
     rotated = translator(store, clock, KeyVault(NEW_KEK, [OLD_KEK]))
-    assert await rotated.rewrap_custodial_keys() == (2, 1)
+    assert await rotated.keys.rewrap_custodial_keys() == (2, 1)
     assert await store.get_key_record("ana") == lost.record
 
 

@@ -189,7 +189,7 @@ async def test_device_signed_mode_verifies_and_never_resigns(harness: Harness) -
         device_signature=common.DeviceSignature(signature_hex=sig.hex(), public_key_hex=pk.hex()),
     )
     err = await rpc_error(h.service.sign_interaction(request))
-    assert field_violations(err) == [("device_signature", "learner has no registered key")]
+    assert field_violations(err) == [("device_signature", "the author has no registered key")]
     await h.store.set_registered_key("bo", pk, "test")
     signed = await h.client("bo").sign_interaction(request)  # the learner themself
     assert signed.device_signed and signed.signature_hex == sig.hex()
