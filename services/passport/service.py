@@ -438,7 +438,8 @@ class PassportService:
                 recorded_at=self.clock.now(),
             )
         )
-        if public_key:
+        if public_key and _text(p, "recorded_by") in ("", learner):
+            # Only the learner's own entries carry the learner's key.
             await self._set_key(s, passport, public_key.lower())
         await self._announce(s, passport, ENTRY_ADDED, statement_id)
 
@@ -469,7 +470,8 @@ class PassportService:
         }
         await self._upsert_anchor(s, record_id, values)
         passport = await self._ensure_passport(s, learner)
-        if values["public_key_hex"]:
+        if values["public_key_hex"] and _text(p, "author_id") in ("", learner):
+            # Only the learner's own entries carry the learner's key.
             await self._set_key(s, passport, str(values["public_key_hex"]))
         await self._announce(s, passport, ENTRY_ANCHOR_CHANGED, record_id)
 
