@@ -34,10 +34,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from chain.credentials.multikey import did_key, public_key_from_did
+from chain.translator.authors import AuthorKind
 from chain.translator.batching import Domain
 from chain.translator.felts import felt_to_hex, parse_felt
 from chain.translator.leaves import LEAF_ENCODING
@@ -51,14 +51,6 @@ KEIKOCHAIN_ANCHOR = "KeikochainAnchor"
 OB_EVIDENCE = "Evidence"
 MAX_NAME_CHARS = 200
 MAX_ID_CHARS = 200
-
-
-class AuthorKind(StrEnum):
-    """Who wrote a record about a learner: the learner, another user, a Keiko service."""
-
-    SELF = "self"
-    USER = "user"
-    SERVICE = "service"
 
 
 def record_iri(statement_id: str) -> str:
