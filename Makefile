@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install browser check lint typecheck drift generate pytest pytest-embedded pytest-real bench clean
+.PHONY: run test install browser interop check lint typecheck drift generate pytest pytest-embedded pytest-real bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,18 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium not installed: the verification page test will skip"
+
+# The independent Verifiable Credentials verifier (Node.js, npm registry) the credential
+# interoperability tests run; pinned by its package-lock.json.
+VC_JS := tests/interop/vc-js
+VC_JS_STAMP := $(VC_JS)/node_modules/.installed
+
+$(VC_JS_STAMP): $(VC_JS)/package.json $(VC_JS)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd $(VC_JS) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm not found: the independent credential verifier test will skip"; fi
+
+interop: $(VC_JS_STAMP)
 
 run: install
 	$(VENV)/bin/keiko serve
@@ -50,14 +62,14 @@ generate: install
 # The same suite twice: on the embedded engines, then on PostgreSQL + Redis.
 pytest: pytest-embedded pytest-real
 
-pytest-embedded: install browser
+pytest-embedded: install browser interop
 	KEIKO_TEST_BACKEND=embedded $(VENV)/bin/pytest -q
 
-pytest-real: install
+pytest-real: install interop
 	KEIKO_TEST_BACKEND=real $(VENV)/bin/pytest -q
 
 bench: install
 	$(PY) scripts/bench/grpc_unary.py
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache $(VC_JS)/node_modules

@@ -61,6 +61,7 @@ from chain.client.deployment import ANCHOR, GOVERNANCE, REGISTRY
 from chain.translator.anchoring import AnchoringEngine, EngineStatus, describe_error
 from chain.translator.authors import statement_author
 from chain.translator.batching import Domain
+from chain.translator.credentials import CredentialSigner
 from chain.translator.felts import (
     bytes_to_felts,
     decode_short_string,
@@ -297,11 +298,20 @@ class ChainTranslator:
     ) -> None:
         self.store = store
         self.keys = AuthorKeys(store, vault, key_lookup=key_lookup, on_key_queued=on_key_queued)
+        self.credentials = CredentialSigner(store, self.keys, self._anchor_ref)
         self.chain = chain
         self.engine = engine
         self.connection = connection
         self.registrants = registrants
         self.public_rpc_url = public_rpc_url or (connection.rpc_url if connection else "")
+
+    def _anchor_ref(self) -> tuple[int | None, int | None]:
+        """(chain id, interaction_anchor address) of the deployment, where known."""
+        deployment = None if self.connection is None else self.connection.deployment()
+        if deployment is None:
+            return None, None
+        anchor = deployment.contracts.get(ANCHOR)
+        return deployment.chain_id, None if anchor is None else anchor.address
 
     # -- signing --------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ events the translator anchors, :mod:`chain.translator.intake`) and ``chain.key_r
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chain.translator.anchoring import AnchoringEngine, EngineSettings
 from chain.translator.batching import BackoffPolicy, BatchPolicy, Domain
+from chain.translator.credentials import CredentialPurpose
 from chain.translator.felts import felt_to_hex
 from chain.translator.intake import AnchorIntake
 from chain.translator.key_directory import KeyDirectoryStore, KeyRegistrar
@@ -296,6 +298,34 @@ class ChainServicer(pb.ChainServiceBase):
             latest_block=info.latest_block,
             translator_address=_hex(info.translator_address),
         )
+
+    async def sign_credential(
+        self, sign_credential_request: pb.SignCredentialRequest
+    ) -> pb.SignCredentialResponse:
+        request = sign_credential_request
+        signed = await self.translator.credentials.sign(
+            current_principal(),
+            credential_purpose_from_pb(request.purpose),
+            request.holder_id,
+            request.learner_id,
+            request.document_json,
+            challenge=request.challenge,
+            domain=request.domain,
+        )
+        return pb.SignCredentialResponse(
+            document_json=json.dumps(signed.document, ensure_ascii=False),
+            verification_method=signed.verification_method,
+        )
+
+
+_FROM_PB_PURPOSE = {int(pb.CredentialPurpose.from_string(p.name)): p for p in CredentialPurpose}
+
+
+def credential_purpose_from_pb(value: int) -> CredentialPurpose:
+    purpose = _FROM_PB_PURPOSE.get(int(value))
+    if purpose is None:
+        raise ValidationError("purpose", "must be ISSUE, STATUS_LIST or PRESENT")
+    return purpose
 
 
 # -- composition ------------------------------------------------------------------------------

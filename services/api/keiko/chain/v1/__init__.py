@@ -48,6 +48,22 @@ class GovernanceOutcome(betterproto.Enum):
     SUCCEEDED = 2
 
 
+class CredentialPurpose(betterproto.Enum):
+    """What a SignCredential request signs."""
+
+    UNSPECIFIED = 0
+    ISSUE = 1
+    """A LearningRecordCredential or OpenBadgeCredential about learner_id."""
+
+    STATUS_LIST = 2
+    """The holder's BitstringStatusListCredential."""
+
+    PRESENT = 3
+    """
+    A VerifiablePresentation by learner_id (proof purpose authentication).
+    """
+
+
 @dataclass(eq=False, repr=False)
 class Batch(betterproto.Message):
     """A batch of leaves committed under one Merkle root."""
@@ -90,6 +106,39 @@ class AnchorEvent(betterproto.Message):
     domain: "AnchorDomain" = betterproto.enum_field(1)
     record_id: str = betterproto.string_field(2)
     anchor: "__common_v1__.AnchorState" = betterproto.message_field(3)
+
+
+@dataclass(eq=False, repr=False)
+class SignCredentialRequest(betterproto.Message):
+    purpose: "CredentialPurpose" = betterproto.enum_field(1)
+    holder_id: str = betterproto.string_field(2)
+    """
+    Whose custodial key signs: a user id or a Keiko service id (e.g. "keiko-learning").
+    """
+
+    learner_id: str = betterproto.string_field(3)
+    """
+    The learner the document is about (ISSUE, PRESENT); the caller, unless a service.
+    """
+
+    document_json: str = betterproto.string_field(4)
+    """The unsigned document (JSON, at most 4 MiB)."""
+
+    challenge: str = betterproto.string_field(5)
+    """
+    PRESENT: the verifier's challenge and domain, signed into the holder's proofs.
+    """
+
+    domain: str = betterproto.string_field(6)
+
+
+@dataclass(eq=False, repr=False)
+class SignCredentialResponse(betterproto.Message):
+    document_json: str = betterproto.string_field(1)
+    """The document with its proof set."""
+
+    verification_method: str = betterproto.string_field(2)
+    """did:key:<key>#<key> of the key that signed."""
 
 
 @dataclass(eq=False, repr=False)
@@ -550,6 +599,23 @@ class ChainServiceStub(betterproto.ServiceStub):
             metadata=metadata,
         )
 
+    async def sign_credential(
+        self,
+        sign_credential_request: "SignCredentialRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "SignCredentialResponse":
+        return await self._unary_unary(
+            "/keiko.chain.v1.ChainService/SignCredential",
+            sign_credential_request,
+            SignCredentialResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
 
 class ChainServiceBase(ServiceBase):
 
@@ -617,6 +683,11 @@ class ChainServiceBase(ServiceBase):
     async def get_chain_info(
         self, get_chain_info_request: "GetChainInfoRequest"
     ) -> "GetChainInfoResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def sign_credential(
+        self, sign_credential_request: "SignCredentialRequest"
+    ) -> "SignCredentialResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
     async def __rpc_sign_interaction(
@@ -723,6 +794,14 @@ class ChainServiceBase(ServiceBase):
         response = await self.get_chain_info(request)
         await stream.send_message(response)
 
+    async def __rpc_sign_credential(
+        self,
+        stream: "grpclib.server.Stream[SignCredentialRequest, SignCredentialResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.sign_credential(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> Dict[str, grpclib.const.Handler]:
         return {
             "/keiko.chain.v1.ChainService/SignInteraction": grpclib.const.Handler(
@@ -802,5 +881,11 @@ class ChainServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 GetChainInfoRequest,
                 GetChainInfoResponse,
+            ),
+            "/keiko.chain.v1.ChainService/SignCredential": grpclib.const.Handler(
+                self.__rpc_sign_credential,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                SignCredentialRequest,
+                SignCredentialResponse,
             ),
         }
