@@ -950,6 +950,17 @@ CHAIN: list[Rows] = [
         trigger=lambda x, a: x.self_records(a),
         together=True,
     ),
+    # Signing a credential with a user's custodial key: that user (or a Keiko service).
+    rows(
+        "ChainService/SignCredential",
+        expect(DENIED, anonymous=UNAUTHENTICATED, owner=INPUT_CHECKED, admin=INPUT_CHECKED),
+        lambda x: {
+            "purpose": "CREDENTIAL_PURPOSE_PRESENT",
+            "holderId": x.user(OWNER),
+            "learnerId": x.user(OWNER),
+            "documentJson": "{}",
+        },
+    ),
     rows(
         "ChainService/RegisterHumanity",
         expect(DENIED, anonymous=UNAUTHENTICATED, admin=INPUT_CHECKED),
