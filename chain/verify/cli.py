@@ -3,6 +3,8 @@
     keiko passport verify <passport id | share link URL | export file>
         [--rpc http://127.0.0.1:5050/rpc] [--gateway http://127.0.0.1:8000]
         [--deployment deployment.json | --anchor-address 0x...] [--json] [--allow-pending]
+    keiko passport verify <credential or presentation: file or URL> --rpc <url>
+        [--challenge ... --domain ...] [--no-status] [--json]
 
 The public export (``keiko.passport.export`` v1) is fetched from the gateway
 (``/passports/<id>/export.json`` or ``/share/<token>/export.json``) or read from a local
@@ -19,6 +21,10 @@ source, the node must answer with the chain id the export names (or the deployme
 names) and the contract at that address must run the interaction_anchor class whose hash
 is in this repository's ``contracts/build/classes.json``; otherwise verification fails.
 Reads need no Starknet account.
+
+A W3C Verifiable Credential or Presentation (``LearningRecordCredential``,
+``OpenBadgeCredential``) is checked by :mod:`chain.verify.credentials_cli`: its Data
+Integrity proofs, status list and every record's anchor, read from the chain.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from chain.client import Deployment, KeikoChain, KeikoChainError
 from chain.client.core import BUILD_DIR
 from chain.client.deployment import ANCHOR, ContractRef
 from chain.translator.felts import felt_to_hex, parse_felt
+from chain.verify.credentials_cli import is_credential_document, run_credential
 from chain.verify.export import MAX_EXPORT_BYTES, ChainRef, PassportExport, parse_export
 from chain.verify.reader import AnchorContractReader
 from chain.verify.render import render_text
@@ -149,8 +156,8 @@ def export_url(target: str, gateway: str) -> str:
         parsed = urllib.parse.urlsplit(target)
         parts = [p for p in parsed.path.split("/") if p]
         base = f"{parsed.scheme}://{parsed.netloc}"
-        if parts and parts[-1] == "export.json":
-            return target
+        if parts and (parts[-1] == "export.json" or parts[0] == "credentials"):
+            return target  # an export, or a credential / presentation the gateway serves
         if len(parts) >= 2 and parts[-2] == "share":
             return f"{base}/share/{urllib.parse.quote(parts[-1], safe='')}/export.json"
         if len(parts) >= 2 and parts[-2] in ("verify", "passports"):
@@ -194,7 +201,11 @@ def build_parser(default_gateway: str = DEFAULT_GATEWAY) -> argparse.ArgumentPar
         description="Verify a Keiko passport's signatures and on-chain anchors. A share "
         "link is enough: the export names the chain, the anchor contract and an RPC URL.",
     )
-    parser.add_argument("target", help="passport id, share link URL, or export file path")
+    parser.add_argument(
+        "target",
+        help="passport id, share link URL, export file, or a W3C credential or presentation "
+        "(file or URL)",
+    )
     parser.add_argument(
         "--rpc", help="Starknet JSON-RPC URL of Keikochain (default: the one the export names)"
     )
@@ -217,6 +228,13 @@ def build_parser(default_gateway: str = DEFAULT_GATEWAY) -> argparse.ArgumentPar
         action="store_true",
         help="entries not yet anchored do not fail the verification",
     )
+    parser.add_argument("--challenge", help="a presentation: the challenge you asked it to sign")
+    parser.add_argument("--domain", help="a presentation: the domain you asked it to sign")
+    parser.add_argument(
+        "--no-status",
+        action="store_true",
+        help="a credential: do not fetch its status list (the report says 'unchecked')",
+    )
     return parser
 
 
@@ -225,6 +243,8 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
         parse_felt(args.anchor_address, "--anchor-address") if args.anchor_address else None
     )
     raw = await asyncio.to_thread(load_document, args.target, args.gateway)
+    if is_credential_document(raw):
+        return await run_credential(args, raw, out)
     document = parse_export(raw)  # a document unusable as a whole fails before any chain read
     target = resolve_target(
         document, rpc=args.rpc, deployment=args.deployment, anchor_address=anchor_address

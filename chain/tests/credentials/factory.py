@@ -167,12 +167,13 @@ class Ledger:
 class StatusLists:
     """A :class:`~chain.verify.credentials.StatusListSource` over signed lists."""
 
-    def __init__(self) -> None:
+    def __init__(self, base: str = STATUS_BASE) -> None:
+        self.base = base
         self.documents: dict[str, Mapping[str, Any]] = {}
         self.fetches = 0
 
     def publish(self, issuer: Person, revoked: Sequence[int] = (), name: str = "1") -> str:
-        url = f"{STATUS_BASE}/{name}"
+        url = f"{self.base}/{name}"
         unsigned = status_list_credential(url, issuer.did, Bitstring.with_bits(revoked), NOW)
         self.documents[url] = add_proof_set(unsigned, issuer.method, NOW, issuer.sign)
         return url
