@@ -88,11 +88,11 @@ def issued(
             result = await chain.anchor.anchor_batch(
                 batch_id, tree.root, tree.leaf_count, "learning"
             )
-            chain_id = deployment.chain_id or await chain.chain_id()
         finally:
             await chain.close()
         assert result.succeeded and result.block_number is not None
-        return result.tx_hash, result.block_number, chain_id
+        assert deployment.chain_id is not None  # the dev node's deployment names its chain
+        return result.tx_hash, result.block_number, deployment.chain_id
 
     tx_hash, block, chain_id = asyncio.run(anchor())
     records = [
