@@ -28,6 +28,9 @@ from services.api.keiko.passport import v1 as pb
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_FIRST = 500
+# Each verified entry checks a signature, a Merkle proof and an on-chain root: a smaller
+# page (docs/limits.md), and a higher cost per item (gateway.cost.PER_ITEM_WEIGHTS).
+MAX_VERIFICATION_FIRST = 100
 
 
 def _when(value: datetime | None) -> datetime | None:
@@ -45,11 +48,9 @@ def _type_to_pb(value: InteractionType) -> common_pb.InteractionType:
     return common_pb.InteractionType.from_string(value.value)
 
 
-def _first(first: int) -> int:
-    if first < 1 or first > MAX_FIRST:
-        raise ClientError(
-            f"first must be between 1 and {MAX_FIRST}", "BAD_USER_INPUT", field="first"
-        )
+def _first(first: int, maximum: int = MAX_FIRST) -> int:
+    if first < 1 or first > maximum:
+        raise ClientError(f"first must be between 1 and {maximum}", "BAD_USER_INPUT", field="first")
     return first
 
 
@@ -604,7 +605,7 @@ def verification_loader(info: Info) -> DataLoader[tuple[_Scope, str], EntryVerif
                         pb.VerifyPassportRequest(
                             passport_id=scope.passport_id,
                             share_token=scope.share_token,
-                            page_size=MAX_FIRST,
+                            page_size=MAX_VERIFICATION_FIRST,
                             page_token=token,
                         )
                     )
@@ -753,7 +754,7 @@ class PassportQuery:
                 pb.VerifyPassportRequest(
                     passport_id=str(passport_id or ""),
                     share_token=share_token or "",
-                    page_size=_first(first),
+                    page_size=_first(first, MAX_VERIFICATION_FIRST),
                     page_token=after or "",
                 )
             )

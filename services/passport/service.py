@@ -28,6 +28,7 @@ configured RPC URL); Keiko's stored roots are never trusted.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import uuid
@@ -51,6 +52,7 @@ from chain.verify import (
     ExportEntry,
     Failure,
     PassportExport,
+    VerificationReport,
     averify_passport,
 )
 from services.kit.auth import Principal
@@ -83,6 +85,7 @@ from services.passport.domain import (
     validate_profile,
 )
 from services.passport.storage import anchors, entries, outbox, passports, share_links
+from services.passport.verification_cache import VerifiedEntries, verification_key
 
 log = get_logger(__name__)
 
@@ -348,12 +351,18 @@ class PassportService:
         share_base_url: str = "http://127.0.0.1:8000",
         chain_reader: ChainReaderFactory | None = None,
         proof_source: ProofSource | None = None,
+        verify_in_thread: bool = False,
     ) -> None:
         self.db = database
         self.clock = clock
         self.share_base_url = share_base_url.rstrip("/")
         self.chain_reader = chain_reader
         self.proof_source = proof_source
+        # Verification (signatures, Merkle proofs: CPU) runs on a worker thread with its
+        # own event loop when the reader allows it (the production one opens its own
+        # connection per use), so the process's loop keeps serving other requests.
+        self.verify_in_thread = verify_in_thread
+        self.verified = VerifiedEntries()
         self.on_commit: list[Callable[[], None]] = []
 
     def _notify(self) -> None:
@@ -915,6 +924,11 @@ class PassportService:
             learner_id=access.passport.owner_id if access.disclosure.show_identity else None,
         )
 
+    async def _verify_on_chain(self, doc: PassportExport) -> VerificationReport:
+        assert self.chain_reader is not None
+        async with self.chain_reader() as reader:
+            return await averify_passport(doc, reader, require_anchored=False)
+
     async def verify_entries(self, found: Sequence[Entry]) -> list[Verification]:
         """Check each entry's signature, proof and root ON CHAIN (never Keiko's roots)."""
         if self.chain_reader is None:
@@ -927,10 +941,25 @@ class PassportService:
                 unsigned.append(e)
             else:
                 exported.append(item)
-        doc = PassportExport("verification", self.clock.now(), tuple(exported))
-        async with self.chain_reader() as reader:
-            report = await averify_passport(doc, reader, require_anchored=False)
-        by_id = {r.entry_id: verification_of(r) for r in report.entries}
+        by_id: dict[str, Verification] = {}
+        unknown: list[ExportEntry] = []
+        for item in exported:
+            cached = self.verified.get(verification_key(item))
+            if cached is not None:
+                by_id[item.entry_id] = cached
+            else:
+                unknown.append(item)
+        if unknown:
+            doc = PassportExport("verification", self.clock.now(), tuple(unknown))
+            if self.verify_in_thread:
+                report = await asyncio.to_thread(asyncio.run, self._verify_on_chain(doc))
+            else:
+                report = await self._verify_on_chain(doc)
+            fresh = {r.entry_id or "": verification_of(r) for r in report.entries}
+            for item in unknown:
+                if item.entry_id in fresh:
+                    self.verified.remember(verification_key(item), fresh[item.entry_id])
+            by_id.update(fresh)
         results: list[Verification] = []
         for e in found:
             v = by_id.get(e.statement_id)

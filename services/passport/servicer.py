@@ -559,10 +559,10 @@ class GrpcProofSource:
 
     async def siblings(self, domain: str, record_id: str) -> list[str]:
         from services.api.keiko.chain import v1 as chain_pb
-        from services.kit.grpc.client import stub
+        from services.kit.grpc.client import open_channel, stub
 
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.target)
+            self._channel = open_channel(self.target)
         client = stub(chain_pb.ChainServiceStub, self._channel)
         reply = await client.get_inclusion_proof(
             chain_pb.GetInclusionProofRequest(
@@ -593,6 +593,7 @@ def build_passport_servicer(
     (``KEIKO_PUBLIC_BASE_URL``, default ``http://localhost:<http port>``); proofs missing
     from anchor events come from the translator at ``settings.gateway_target``."""
     settings = runtime.settings
+    default_reader = chain_reader is None
     if chain_reader is None:
         from chain.translator.ports import chain_config_from_env
 
@@ -612,6 +613,8 @@ def build_passport_servicer(
         share_base_url=base,
         chain_reader=chain_reader,
         proof_source=proof_source,
+        # The default reader opens its own connection per use: safe on a worker thread.
+        verify_in_thread=default_reader,
     )
     relay = OutboxRelay(runtime.database, outbox, runtime.event_bus, clock=runtime.clock)
     service.on_commit.append(relay.notify)
