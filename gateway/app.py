@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 import strawberry
+from cross_web import HTTPException
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -23,12 +24,26 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway.context import GatewayContext
 from gateway.graphiql import STATIC_DIR, offline_graphiql_html
+from gateway.http import RequestLimits, request_id_or_none
+from gateway.schema.humanity import MAX_MULTIPART_BYTES
 from gateway.uploads import InMemoryUploadRequestAdapter
 from gateway.verify_page import verify_routes
 from gateway.web_app import app_routes
 from gateway.webhooks import webhook_routes
 from gateway.xapi import xapi_routes
+from services.kit.auth import TokenVerifier, bearer_token
 from services.kit.clock import Clock
+from services.kit.errors import Unauthenticated
+from services.kit.jsonlimits import JsonRefused, loads_limited
+
+MAX_GRAPHQL_JSON_BYTES = 1024 * 1024
+# Body limits by path prefix (others: gateway.http.DEFAULT_MAX_BODY_BYTES). GraphQL
+# carries the proof-of-humanity multipart upload; xAPI and webhooks their own 5 MiB.
+BODY_LIMITS = {
+    "/graphql": MAX_MULTIPART_BYTES,
+    "/xapi/": 5 * 1024 * 1024,
+    "/webhooks/": 5 * 1024 * 1024,
+}
 
 
 class KeikoGraphQL(GraphQL[GatewayContext, None]):
@@ -38,7 +53,12 @@ class KeikoGraphQL(GraphQL[GatewayContext, None]):
     # Multipart uploads (proof of humanity) are parsed in memory, never spilled to disk.
     request_adapter_class = InMemoryUploadRequestAdapter
 
-    def __init__(self, schema: strawberry.Schema, channel: grpc.aio.Channel) -> None:
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        channel: grpc.aio.Channel,
+        token_verifier: TokenVerifier | None = None,
+    ) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql",
@@ -48,6 +68,32 @@ class KeikoGraphQL(GraphQL[GatewayContext, None]):
             keep_alive_interval=15,
         )
         self.channel = channel
+        self.token_verifier = token_verifier
+
+    def is_authenticated(self, authorization: str | None) -> bool:
+        """A valid access token (without a verifier: any credentials at all)."""
+        if not authorization:
+            return False
+        if self.token_verifier is None:
+            return True
+        try:
+            self.token_verifier.verify(bearer_token(authorization))
+        except Unauthenticated:
+            return False
+        return True
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Bodies and `variables`/`extensions` query parameters: UTF-8 JSON objects within
+        the size and depth limits, else 400/413 with the reason."""
+        if len(data) > MAX_GRAPHQL_JSON_BYTES:
+            raise HTTPException(413, f"body larger than {MAX_GRAPHQL_JSON_BYTES} bytes")
+        try:
+            decoded = loads_limited(data)
+        except JsonRefused as refused:
+            raise HTTPException(400, refused.reason) from None
+        if not isinstance(decoded, dict | list):
+            raise HTTPException(400, "the body must be a JSON object")
+        return decoded
 
     @property
     def graphql_ide_html(self) -> str:
@@ -62,7 +108,9 @@ class KeikoGraphQL(GraphQL[GatewayContext, None]):
         return GatewayContext(
             channel=self.channel,
             authorization=authorization,
-            request_id=request.headers.get("x-request-id") or GatewayContext.new_request_id(),
+            authenticated=self.is_authenticated(authorization),
+            request_id=request_id_or_none(request.headers.get("x-request-id"))
+            or GatewayContext.new_request_id(),
             user_agent=request.headers.get("user-agent", "")[:256],
             client_address=request.client.host if request.client else "",
             request=request,
@@ -77,6 +125,7 @@ class KeikoGraphQL(GraphQL[GatewayContext, None]):
             context.authorization = str(raw)
         elif token:
             context.authorization = f"Bearer {token}"
+        context.authenticated = self.is_authenticated(context.authorization)
         return await super().on_ws_connect(context)
 
 
@@ -89,8 +138,9 @@ def create_app(
     public_base_url: str = "",
     explorer_tx_url: str = "",
     cors_origins: list[str] | None = None,
+    token_verifier: TokenVerifier | None = None,
 ) -> Starlette:
-    graphql_app = KeikoGraphQL(schema, channel)
+    graphql_app = KeikoGraphQL(schema, channel, token_verifier)
     health = health_pb2_grpc.HealthStub(channel)
 
     async def healthz(_: Request) -> Response:
@@ -112,7 +162,12 @@ def create_app(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(
-        middleware=cors_middleware(cors_origins or []),
+        # CORS answers preflights first; then the URL and body limits of docs/limits.md,
+        # before any route reads the request.
+        middleware=[
+            *cors_middleware(cors_origins or []),
+            Middleware(RequestLimits, body_limits=BODY_LIMITS),
+        ],
         routes=[
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_app),

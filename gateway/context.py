@@ -10,6 +10,7 @@ import grpc
 from strawberry.types.info import Info as StrawberryInfo
 
 from gateway.errors import ClientError
+from gateway.http import forwardable
 from services.kit.grpc.client import stub
 
 
@@ -24,6 +25,9 @@ class GatewayContext:
     client_address: str = ""
     request: Any = None
     response: Any = None
+    # The caller's token verified here (signature and expiry; the services check the rest):
+    # it chooses the caller's GraphQL cost limit (gateway.extensions.OperationCostLimit).
+    authenticated: bool = False
     # Filled by Strawberry from the graphql-transport-ws connection_init payload.
     connection_params: dict[str, Any] | None = None
     _stubs: dict[type, Any] = field(default_factory=dict)
@@ -35,6 +39,12 @@ class GatewayContext:
     def metadata(self) -> list[tuple[str, str]]:
         pairs = [("x-request-id", self.request_id)]
         if self.authorization:
+            if not forwardable(self.authorization):
+                # gRPC metadata is printable ASCII: say so rather than fail the call.
+                raise ClientError(
+                    "the authorization header is malformed (printable ASCII only)",
+                    "UNAUTHENTICATED",
+                )
             pairs.append(("authorization", self.authorization))
         if self.client_address:
             pairs.append(("x-forwarded-for", self.client_address))

@@ -7,10 +7,12 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
-import grpc
 import uvicorn
 
 from keiko.settings import Settings
+from services.kit.auth import TokenVerifier, public_key_pem
+from services.kit.clock import SystemClock
+from services.kit.grpc.client import open_channel
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -22,22 +24,40 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+def _token_verifier(settings: Settings) -> TokenVerifier | None:
+    """Verifies access tokens at the gateway (to choose a caller's cost limit) with the
+    key the services use, when this process can read it."""
+    if settings.jwt_public_key_file is not None:
+        public = settings.jwt_public_key_file.read_bytes()
+    elif settings.jwt_key_path.exists():
+        public = public_key_pem(settings.jwt_key_path.read_bytes())
+    else:
+        return None
+    return TokenVerifier(public, SystemClock())
+
+
 @asynccontextmanager
 async def running_gateway(settings: Settings) -> AsyncIterator[int]:
     from gateway.app import create_app
     from gateway.schema import build_schema
 
     # Yields the bound HTTP port (settings.http_port may be 0 for "any free port").
-    channel = grpc.aio.insecure_channel(settings.gateway_target)
+    channel = open_channel(settings.gateway_target)
     app = create_app(
         build_schema(
-            max_depth=settings.graphql_max_depth, max_aliases=settings.graphql_max_aliases
+            max_depth=settings.graphql_max_depth,
+            max_aliases=settings.graphql_max_aliases,
+            max_tokens=settings.graphql_max_tokens,
+            max_cost=settings.graphql_max_cost,
+            max_anonymous_cost=settings.graphql_max_anonymous_cost,
+            deadline_seconds=settings.graphql_deadline_seconds,
         ),
         channel,
         chain_rpc_url=settings.chain_rpc_url,
         public_base_url=settings.public_base_url,
         explorer_tx_url=settings.explorer_tx_url,
         cors_origins=settings.cors_origins,
+        token_verifier=_token_verifier(settings),
     )
     config = uvicorn.Config(
         app,

@@ -34,7 +34,7 @@ class InMemoryUploadRequestAdapter(StarletteRequestAdapter):
     async def get_form_data(self) -> FormData:
         request = self._request
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_MULTIPART_BYTES:
+        if declared.isascii() and declared.isdigit() and int(declared) > MAX_MULTIPART_BYTES:
             raise HTTPException(413, f"request body is larger than {MAX_MULTIPART_BYTES} bytes")
         parser = _InMemoryMultiPartParser(
             request.headers,

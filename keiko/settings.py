@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     log_json: bool = True
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
+    graphql_max_tokens: int = 5_000
+    graphql_max_cost: int = Field(25_000, description="GraphQL cost limit (docs/limits.md)")
+    graphql_max_anonymous_cost: int = 10_000
+    graphql_deadline_seconds: float = 30.0
     shutdown_grace_seconds: float = 5.0
 
     @cached_property

@@ -3,14 +3,24 @@ per-service modules. `graphql/schema.graphql` is exported from this (scripts/exp
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 
-from gateway.errors import should_mask
-from gateway.extensions import MaskInternalErrors, OperationMetrics
+from gateway.errors import ClientError, should_mask
+from gateway.extensions import (
+    MaskInternalErrors,
+    OperationCostLimit,
+    OperationMetrics,
+    RequestErrorCodes,
+    RequestErrorsExecutionContext,
+)
+from gateway.scalars import SCALAR_OVERRIDES
 from gateway.schema.governance import (
     GovernanceMutation,
     GovernanceQuery,
@@ -72,6 +82,21 @@ class Subscription(
 
 
 class KeikoSchema(strawberry.Schema):
+    # Every query and mutation ends by this many seconds: its pending gRPC calls are
+    # cancelled (the services see the cancellation) and the client gets TIMEOUT.
+    deadline_seconds: float = 30.0
+
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        try:
+            async with asyncio.timeout(self.deadline_seconds):
+                return await super().execute(*args, **kwargs)
+        except TimeoutError:
+            error = ClientError(
+                f"the operation did not finish within its deadline of {self.deadline_seconds:g} s",
+                "TIMEOUT",
+            )
+            return ExecutionResult(data=None, errors=[error])
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -81,17 +106,35 @@ class KeikoSchema(strawberry.Schema):
             super().process_errors(ours, execution_context)
 
 
-def build_schema(*, max_depth: int = 12, max_aliases: int = 30) -> strawberry.Schema:
-    return KeikoSchema(
+def build_schema(
+    *,
+    max_depth: int = 12,
+    max_aliases: int = 30,
+    max_tokens: int = 5_000,
+    max_cost: int = 25_000,
+    max_anonymous_cost: int = 10_000,
+    deadline_seconds: float = 30.0,
+) -> strawberry.Schema:
+    """The schema with its limits (see docs/limits.md): tokens of the document, its cost
+    (gateway.cost) per kind of caller, depth and aliases, and the operation deadline."""
+    schema = KeikoSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=True),
-        # Factories, not instances: each execution gets fresh extension state.
+        # Factories, not instances: each execution gets fresh extension state. The cost
+        # limit comes first: it refuses an operation before the others walk it.
         extensions=[
+            lambda: MaxTokensLimiter(max_token_count=max_tokens),
+            RequestErrorCodes,
+            lambda: OperationCostLimit(max_cost=max_cost, max_anonymous_cost=max_anonymous_cost),
             lambda: QueryDepthLimiter(max_depth=max_depth),
             lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
             MaskInternalErrors,
             OperationMetrics,
         ],
+        execution_context_class=RequestErrorsExecutionContext,
+        scalar_overrides=SCALAR_OVERRIDES,
     )
+    schema.deadline_seconds = deadline_seconds
+    return schema

@@ -23,6 +23,7 @@ from gateway.context import Info
 from gateway.errors import ClientError, rpc, rpc_stream
 from services.api.keiko.common import v1 as common_pb
 from services.api.keiko.learning import v1 as pb
+from services.kit.limits import MAX_DURATION
 
 T = TypeVar("T")
 
@@ -459,9 +460,10 @@ class InteractionInput:
             s = self.score
             message.score = pb.Score(scaled=s.scaled, raw=s.raw, min=s.min, max=s.max)
         if self.duration_seconds is not None:
-            if self.duration_seconds < 0:
+            if not 0 <= self.duration_seconds <= MAX_DURATION.total_seconds():
                 raise ClientError(
-                    "durationSeconds must not be negative",
+                    "durationSeconds must be between 0 and "
+                    f"{MAX_DURATION.total_seconds():.0f} ({MAX_DURATION.days} days)",
                     "BAD_USER_INPUT",
                     field="durationSeconds",
                 )

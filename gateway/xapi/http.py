@@ -9,7 +9,6 @@ names, e.g. `statements[0].actor.mbox`), 401 (with `WWW-Authenticate: Basic`), 4
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,10 +18,12 @@ import grpc
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.errors import describe_rpc_error
+from gateway.http import forwardable, request_id_or_none
 from services.api.keiko.learning import v1 as pb
 from services.kit.clock import Clock
 from services.kit.grpc.client import stub
-from services.kit.grpc.errors import field_violations
+from services.kit.jsonlimits import JsonRefused, loads_limited
 
 VERSION_HEADER = "X-Experience-API-Version"
 CONSISTENT_THROUGH = "X-Experience-API-Consistent-Through"
@@ -30,19 +31,6 @@ LRS_METADATA = "x-keiko-lrs-authorization"  # services.learning.clients.servicer
 KEIKO_HOME_PAGE = "https://keiko.network"
 VERSIONS = ("1.0.3", "2.0.0")
 MAX_BODY_BYTES = 5 * 1024 * 1024
-
-_STATUS: dict[grpc.StatusCode, int] = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.FAILED_PRECONDITION: 400,
-    grpc.StatusCode.OUT_OF_RANGE: 400,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-}
 
 
 class HttpError(Exception):
@@ -64,14 +52,14 @@ def error_response(error: HttpError, headers: dict[str, str] | None = None) -> J
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> HttpError:
-    status = _STATUS.get(error.code())
-    if status is None:
+    """The client-facing answer (gateway.errors): a transport message never shows."""
+    failure = describe_rpc_error(error)
+    if failure is None:
         return HttpError(500, "internal error")
-    violations = field_violations(error)
-    if violations:
-        field, reason = violations[0]
-        return HttpError(status, reason, field)
-    return HttpError(status, error.details() or error.code().name.lower())
+    if failure.violations:
+        field, reason = failure.violations[0]
+        return HttpError(failure.http_status, reason, field)
+    return HttpError(failure.http_status, failure.message)
 
 
 async def call(rpc: Awaitable[Any]) -> Any:
@@ -83,7 +71,7 @@ async def call(rpc: Awaitable[Any]) -> Any:
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise HttpError(413, f"body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
@@ -97,9 +85,9 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 def forwarded(request: Request) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
-    request_id = request.headers.get("x-request-id")
+    request_id = request_id_or_none(request.headers.get("x-request-id"))
     if request_id:
-        pairs.append(("x-request-id", request_id[:128]))
+        pairs.append(("x-request-id", request_id))
     if request.client is not None:
         pairs.append(("x-forwarded-for", request.client.host))
     return pairs
@@ -111,6 +99,8 @@ def credentials(request: Request) -> list[tuple[str, str]]:
     value = request.headers.get("authorization")
     if not value:
         raise HttpError(401, "authentication required: HTTP Basic (LRS client) or Bearer")
+    if not forwardable(value):
+        raise HttpError(401, "the Authorization header is malformed (printable ASCII only)")
     scheme = value.strip().split(" ", 1)[0].lower()
     if scheme == "basic":
         return [(LRS_METADATA, value.strip())]
@@ -128,19 +118,12 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _reject_constant(name: str) -> Any:
-    raise HttpError(400, f"{name} is not JSON", "statement")
-
-
 def parse_json_body(body: bytes, field: str) -> Any:
+    """UTF-8 JSON within the depth limit (services.kit.jsonlimits), no duplicate members."""
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise HttpError(400, "body is not UTF-8", field) from None
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise HttpError(400, f"body is not JSON: {exc.msg} at {exc.pos}", field) from None
+        return loads_limited(body, object_pairs_hook=_no_duplicates)
+    except JsonRefused as refused:
+        raise HttpError(400, refused.reason, field) from None
 
 
 def served_version(request: Request) -> str:

@@ -34,6 +34,7 @@ from gateway.xapi.http import (
     read_body,
 )
 from services.api.keiko.learning import v1 as pb
+from services.kit.jsonlimits import JsonRefused, loads_limited
 from services.learning.xapi import agent_key
 
 QUERY_PARAMS = frozenset(
@@ -59,8 +60,8 @@ MAX_LIMIT = 500
 
 def _agent_filter(value: str) -> str:
     try:
-        agent = json.loads(value)
-    except json.JSONDecodeError:
+        agent = loads_limited(value)
+    except JsonRefused:
         raise HttpError(400, "must be an Agent as JSON", "agent") from None
     if not isinstance(agent, dict):
         raise HttpError(400, "must be an Agent as JSON object", "agent")
@@ -148,7 +149,7 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
         if params.get("related_agents"):
             raise HttpError(400, "related_agents is not supported", "related_agents")
         limit_text = params.get("limit", "0")
-        if not limit_text.isdigit():
+        if not (limit_text.isascii() and limit_text.isdigit()):
             raise HttpError(400, "must be a non-negative integer", "limit")
         request_message = pb.QueryStatementsRequest(
             learner_id=_agent_filter(params["agent"]) if "agent" in params else "",

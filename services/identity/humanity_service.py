@@ -100,7 +100,7 @@ from services.kit.errors import (
 )
 from services.kit.events import Event
 from services.kit.events.outbox import enqueue
-from services.kit.grpc.client import stub
+from services.kit.grpc.client import open_channel, stub
 from services.kit.logging import get_logger
 
 log = get_logger(__name__)
@@ -616,7 +616,7 @@ class TranslatorRegistrar:
         self, *, user_id: str, commitment: str, ed25519_public_key: str, request_id: str
     ) -> Registration:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.target)
+            self._channel = open_channel(self.target)
         client = stub(
             chain_pb.ChainServiceStub,
             self._channel,

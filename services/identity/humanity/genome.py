@@ -144,7 +144,7 @@ def parse_vcf(data: bytes | bytearray | memoryview) -> np.ndarray:
 
 def _vcf_record(number: int, fields: list[str], calls: np.ndarray, seen: np.ndarray) -> None:
     chrom, pos_text, _id, ref, alt, _qual, filt, _info, fmt, sample = fields
-    if not pos_text.isdigit() or int(pos_text) < 1:
+    if not (pos_text.isascii() and pos_text.isdigit()) or int(pos_text) < 1:
         raise _fail(f"line {number}: POS must be a positive integer")
     if not _BASES.match(ref):
         raise _fail(f"line {number}: REF must be bases A, C, G, T or N")
@@ -179,7 +179,7 @@ def _vcf_record(number: int, fields: list[str], calls: np.ndarray, seen: np.ndar
     for allele in alleles:
         if allele == ".":
             return
-        if not allele.isdigit() or int(allele) > len(alts):
+        if not (allele.isascii() and allele.isdigit()) or int(allele) > len(alts):
             raise _fail(f"line {number}: GT allele {allele!r} is not 0..{len(alts)}")
         k = int(allele)
         if k == 0:

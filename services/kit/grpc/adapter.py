@@ -18,6 +18,7 @@ import grpc
 from betterproto.grpc.grpclib_server import ServiceBase
 from grpclib.const import Cardinality
 
+from services.kit import limits
 from services.kit.errors import ValidationError
 
 
@@ -85,9 +86,14 @@ def _method_handler(servicer: ServiceBase, method: RpcMethod) -> grpc.RpcMethodH
     def deserialize(data: bytes) -> betterproto.Message | MalformedRequest:
         # A deserializer exception would surface as INTERNAL; the client sent bad bytes.
         try:
-            return request_type().parse(data)
+            message = request_type().parse(data)
         except Exception as exc:
-            return MalformedRequest(f"cannot decode {request_type.__name__}: {exc}")
+            return MalformedRequest("request", f"cannot decode {request_type.__name__}: {exc}")
+        # Every input's limit (services.kit.limits), once, for every service and caller.
+        violation = limits.first_violation(message)
+        if violation is not None:
+            return MalformedRequest(violation.field, violation.reason)
+        return message
 
     def serialize(message: betterproto.Message) -> bytes:
         return bytes(message)
@@ -147,12 +153,13 @@ def _server_stream(servicer: ServiceBase, method: RpcMethod) -> StreamBehaviour:
 
 @dataclass(frozen=True)
 class MalformedRequest:
+    field: str
     reason: str
 
 
 def _decoded(request: Any) -> Any:
     if isinstance(request, MalformedRequest):
-        raise ValidationError("request", request.reason)
+        raise ValidationError(request.field, request.reason)
     return request
 
 

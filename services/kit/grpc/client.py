@@ -7,14 +7,35 @@ grpc.aio channel, so callers keep the generated signatures and types.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import betterproto
 import grpc
 
+from services.kit import limits
+from services.kit.grpc.errors import to_grpc_status
+
 StubT = TypeVar("StubT", bound=betterproto.ServiceStub)
 MetadataProvider = Callable[[], list[tuple[str, str]]]
+
+
+def _refuse_over_limits(request: betterproto.Message) -> None:
+    """The server would refuse a request over its limits (services.kit.limits): refuse
+    it here with the very error the server would send, without sending it. This also
+    covers text protobuf cannot encode (lone surrogates), which would otherwise fail
+    inside grpc's serializer as an opaque INTERNAL."""
+    violation = limits.first_violation(request)
+    if violation is None:
+        return
+    status = to_grpc_status(violation)
+    raise grpc.aio.AioRpcError(
+        status.code,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(*status.trailing_metadata),
+        details=status.details,
+    )
 
 
 class _GrpcioTransport:
@@ -40,6 +61,7 @@ class _GrpcioTransport:
         deadline: Any = None,
         metadata: Any = None,
     ) -> Any:
+        _refuse_over_limits(request)
         call = self.channel.unary_unary(
             route,
             request_serializer=bytes,
@@ -61,6 +83,7 @@ class _GrpcioTransport:
         deadline: Any = None,
         metadata: Any = None,
     ) -> AsyncIterator[Any]:
+        _refuse_over_limits(request)
         call = self.channel.unary_stream(
             route,
             request_serializer=bytes,
@@ -108,3 +131,33 @@ def stub(
     instance._metadata_provider = metadata
     instance._default_timeout = timeout
     return instance  # type: ignore[no-any-return]
+
+
+# One message-size limit for every Keiko server and client (docs/limits.md): page sizes
+# and field limits are chosen so that no valid request produces a larger response (the
+# largest page of the largest records, measured by tests/test_hostile_input.py).
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MESSAGE_SIZE_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
+
+
+def channel_target(target: str) -> tuple[str, list[tuple[str, Any]]]:
+    """A gRPC target and its options. `target` is host:port, or a comma list of them
+    (service replicas): those are balanced round robin, each address health-checked by
+    its connection state, so a replica that dies is skipped until it comes back."""
+    addresses = [a.strip() for a in target.split(",") if a.strip()]
+    if len(addresses) <= 1:
+        return target.strip(), []
+    return "ipv4:" + ",".join(addresses), [
+        ("grpc.lb_policy_name", "round_robin"),
+        ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
+    ]
+
+
+def open_channel(target: str) -> grpc.aio.Channel:
+    """An insecure grpc.aio channel to `target` (see channel_target) with Keiko's message
+    size limits."""
+    resolved, options = channel_target(target)
+    return grpc.aio.insecure_channel(resolved, options=[*MESSAGE_SIZE_OPTIONS, *options])

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from services.kit.auth import TokenVerifier
 from services.kit.grpc import adapter, interceptors
+from services.kit.grpc.client import MAX_MESSAGE_BYTES
 
 HEALTH_METHODS = frozenset(
     {"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch", "/grpc.health.v1.Health/List"}
@@ -62,7 +63,7 @@ class GrpcHost:
         descriptor_set: bytes,
         address: str = "127.0.0.1:50051",
         extra_public_methods: Iterable[str] = (),
-        max_message_bytes: int = 16 * 1024 * 1024,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self.servicers = list(servicers)
         self.service_names = sorted(

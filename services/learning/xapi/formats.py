@@ -11,6 +11,8 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
+from services.kit.limits import TIMESTAMP_MAX, TIMESTAMP_MIN
+
 # --- IRIs -----------------------------------------------------------------------------
 
 # An absolute IRI (RFC 3987): a scheme, a colon, then characters that are not whitespace,
@@ -145,6 +147,13 @@ def parse_timestamp(value: str) -> datetime:
         )
     except ValueError as exc:
         raise TimestampError(f"is not a valid date-time ({exc})") from None
+    # Keiko's accepted range (services.kit.limits); also keeps astimezone from overflowing
+    # at the edges of datetime (9999-12-31T23:59:59-23:59).
+    if not (TIMESTAMP_MIN <= parsed < TIMESTAMP_MAX):
+        raise TimestampError(
+            f"must be between {TIMESTAMP_MIN:%Y-%m-%dT%H:%M:%SZ} and "
+            f"{TIMESTAMP_MAX:%Y-%m-%dT%H:%M:%SZ} (exclusive)"
+        )
     return parsed.astimezone(UTC)
 
 
