@@ -24,7 +24,7 @@ from services.api.keiko.learning import v1 as learning_pb
 from services.api.keiko.passport import v1 as passport_pb
 from services.kit.grpc.client import MAX_MESSAGE_BYTES, stub
 from services.kit.limits import NAME_MAX_CHARS
-from services.learning.service import MAX_LIST_PAGE
+from services.learning.common.usecases import MAX_LIST_PAGE
 from services.passport.domain import MAX_PAGE as MAX_TIMELINE_PAGE
 from tests.e2e_support import (
     RECORD,

@@ -45,9 +45,9 @@ def test_strings_bytes_lists_maps_numbers_and_instants() -> None:
         "interaction.title",
         "must be valid Unicode text (it has a lone surrogate)",
     )
-    assert violation(learning_pb.RecordStatementsRequest(statement_jsons=["{}"] * 501)) == (
+    assert violation(learning_pb.RecordStatementsRequest(statement_jsons=["{}"] * 1001)) == (
         "statement_jsons",
-        "must have at most 500 items",
+        "must have at most 1000 items",
     )
     assert violation(
         learning_pb.RecordStatementsRequest(statement_jsons=["{}", "x" * (64 * 1024 + 1)])

@@ -31,6 +31,7 @@ from services.passport.tests.factories import (
     reader_for,
     recorded_event,
 )
+from services.passport.verification_cache import VerifiedEntries
 
 
 class AsyncReader:
@@ -304,8 +305,17 @@ async def test_verify_entries_reads_roots_from_the_chain(
     assert results[0].signature_valid and results[0].inclusion_valid and results[0].root_on_chain
     assert results[0].tx_hash == hex(anchored.tx_hash) and results[0].block == 7
 
-    # A chain that never saw the batch: Keiko's stored root does not help.
+    # A verified entry stays verified: asked again, the process answers from memory
+    # without reading the chain (an anchored entry's verification never changes).
+    assert service.verified.hits == 0 and len(service.verified) == 2
     service.chain_reader = reader_factory(InMemoryChainReader())
+    again = await service.verify_entries(found[:2])
+    assert [r.status.value for r in again] == ["verified", "verified"]
+    assert service.verified.hits == 2
+
+    # A process that never verified them, against a chain that never saw the batch:
+    # Keiko's stored root does not help.
+    service.verified = VerifiedEntries()
     results = await service.verify_entries(found[:1])
     assert results[0].status.value == "failed" and not results[0].root_on_chain
     assert "not on the chain" in results[0].reason
