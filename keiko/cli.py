@@ -46,7 +46,21 @@ def _parser() -> argparse.ArgumentParser:
         help="verify a passport (id or share link) against the chain, without trusting Keiko",
         add_help=False,
     )
+    # Each group parses its own arguments (keiko/operator_cli.py, keiko/demo.py).
+    for name, text in OPERATOR_GROUPS.items():
+        commands.add_parser(name, help=text, add_help=False)
+    commands.add_parser(
+        "demo", help="sign up a demo learner, record, anchor, share, verify", add_help=False
+    )
     return parser
+
+
+OPERATOR_GROUPS = {
+    "admin": "admin bootstrap: make the first admin (on the server's machine)",
+    "users": "list users, grant and revoke roles (admins)",
+    "lrs-clients": "xAPI Basic auth credentials: create, list, revoke",
+    "webhooks": "LRS/LMS webhook sources: create, list, revoke",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +69,17 @@ def main(argv: list[str] | None = None) -> int:
         from chain.verify.cli import main as verify_main
 
         return verify_main(argv[2:], default_gateway=Settings().public_gateway_url)
+    if argv[:1] and (argv[0] in OPERATOR_GROUPS or argv[0] == "demo"):
+        # A client's output is its answer: only warnings are logged, on stderr.
+        configure_logging("WARNING", json=False)
+    if argv[:1] and argv[0] in OPERATOR_GROUPS:
+        from keiko.operator_cli import main as operator_main
+
+        return operator_main(argv[0], argv[1:])
+    if argv[:1] == ["demo"]:
+        from keiko.demo import main as demo_main
+
+        return demo_main(argv[1:])
     if argv[:2] == ["chain", "node"]:
         from chain.node.service import main as node_main
 

@@ -19,9 +19,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from chain.node.process import free_port
 from keiko import registry
+from keiko.authenticator import SoftwareAuthenticator
 from keiko.platform import RunningPlatform, migrate
 from keiko.settings import Settings
-from services.identity.tests.authenticator import SoftwareAuthenticator
 from services.kit.db import Database
 from services.kit.events.fanout import EventFanout
 

@@ -40,6 +40,8 @@ def wait_for_banner(process: subprocess.Popen[str], timeout: float = 180) -> lis
 
 
 def test_keiko_serve_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
+    """`keiko serve` starts everything and prints where; `keiko demo` runs the main job
+    against it (the verifier passes); SIGTERM stops it cleanly."""
     grpc_port, http_port, chain_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
@@ -80,6 +82,24 @@ def test_keiko_serve_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
         assert {"interaction_anchor", "humanity_registry", "governance"} <= set(
             deployment["contracts"]
         )
+
+        # `keiko demo` against the started platform: the main job, verified.
+        results = tmp_path / "demo.json"
+        demo = subprocess.run(
+            [sys.executable, "-m", "keiko", "demo", "--json-file", str(results)],
+            cwd=ROOT,
+            env={**env, "KEIKO_OPERATOR_PASSKEY": str(tmp_path / "operator-passkey.json")},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "RESULT: VERIFIED: all 4 anchored entries check out" in demo.stdout
+        done = json.loads(results.read_text())
+        assert done["verifier_exit_code"] == 0
+        assert done["share_url"].startswith(f"http://localhost:{http_port}/verify/share/")
+        page = httpx.get(done["share_url"], timeout=30).text
+        assert page.count('data-status="verified"') == 4
     finally:
         process.send_signal(signal.SIGTERM)
         exit_code = process.wait(timeout=60)

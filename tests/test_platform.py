@@ -18,9 +18,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from grpclib.const import Cardinality
 
 from keiko import registry
+from keiko.authenticator import SoftwareAuthenticator
 from keiko.platform import RunningPlatform, migrate, running_platform
 from keiko.settings import Settings
-from services.identity.tests.authenticator import SoftwareAuthenticator
 from services.kit.auth import Principal, TokenIssuer
 from services.kit.clock import SystemClock
 from services.kit.db import Database

@@ -28,6 +28,7 @@ from gateway.schema.governance import (
 )
 from gateway.schema.humanity import HumanityMutation, HumanityQuery
 from gateway.schema.identity import IdentityMutation, IdentityQuery
+from gateway.schema.integrations import IntegrationsMutation, IntegrationsQuery
 from gateway.schema.learning import LearningMutation, LearningQuery, LearningSubscription
 from gateway.schema.marketplace import (
     MarketplaceMutation,
@@ -41,6 +42,7 @@ from gateway.schema.reputation import (
     ReputationSubscription,
 )
 from gateway.schema.system import SystemSubscription
+from gateway.schema.users import UsersMutation, UsersQuery
 
 
 @strawberry.type
@@ -52,6 +54,8 @@ class Query(
     ReputationQuery,
     GovernanceQuery,
     MarketplaceQuery,
+    UsersQuery,
+    IntegrationsQuery,
 ):
     pass
 
@@ -65,6 +69,8 @@ class Mutation(
     ReputationMutation,
     GovernanceMutation,
     MarketplaceMutation,
+    UsersMutation,
+    IntegrationsMutation,
 ):
     pass
 

@@ -149,11 +149,14 @@ class Disclosure:
 
 @strawberry.input
 class DisclosureInput:
+    # The defaults are the passport service's own (services.passport.domain.DEFAULT_SHARE):
+    # scores and content shown, identity not. Content is what independent verification
+    # checks signatures against, so `{}` keeps a passport verifiable.
     interaction_types: list[InteractionType] = strawberry.field(default_factory=list)
     course_ids: list[str] = strawberry.field(default_factory=list)
-    show_scores: bool = False
+    show_scores: bool = True
     show_identity: bool = False
-    show_content: bool = False
+    show_content: bool = True
 
     def to_pb(self) -> pb.Disclosure:
         return pb.Disclosure(

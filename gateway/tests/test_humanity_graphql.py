@@ -22,13 +22,13 @@ import pytest
 from gateway.app import create_app
 from gateway.schema import build_schema
 from gateway.schema.humanity import MAX_IRIS_IMAGE_BYTES, MAX_MULTIPART_BYTES
+from keiko.authenticator import SoftwareAuthenticator
 from services.identity.humanity import pipeline
 from services.identity.humanity import synthetic as syn
 from services.identity.humanity_service import HumanityService, Registration
 from services.identity.service import IdentityService
 from services.identity.servicer import HumanityIdentityServicer
 from services.identity.settings import IdentitySettings
-from services.identity.tests.authenticator import SoftwareAuthenticator
 from services.identity.tests.conftest import register
 from services.kit.clock import FixedClock
 from services.kit.db import Database

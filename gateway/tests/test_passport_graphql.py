@@ -226,7 +226,7 @@ async def test_share_links_privacy_and_errors(gw: Gw) -> None:
         {
             "input": {
                 "public": True,
-                "publicDisclosure": {"showContent": True},
+                "publicDisclosure": {"showContent": True, "showScores": False},
                 "shareLinkDisclosure": {},
             }
         },
@@ -247,6 +247,19 @@ async def test_share_links_privacy_and_errors(gw: Gw) -> None:
     assert ok["data"]["updatePrivacySettings"] == {
         "public": True,
         "publicDisclosure": {"interactionTypes": ["ANSWER"]},
+    }
+    # `{}` means the service's defaults: content and scores shown (so a public passport
+    # stays verifiable), identity not.
+    defaults = await gw.live.graphql(
+        """mutation($input: PrivacySettingsInput!) { updatePrivacySettings(input: $input) {
+             publicDisclosure { showContent showScores showIdentity } } }""",
+        {"input": {"public": True, "publicDisclosure": {}, "shareLinkDisclosure": {}}},
+        token=ana,
+    )
+    assert defaults["data"]["updatePrivacySettings"]["publicDisclosure"] == {
+        "showContent": True,
+        "showScores": True,
+        "showIdentity": False,
     }
     public = await gw.live.graphql(
         "query($id: ID!) { passport(id: $id) { ownerId entryCount } }", {"id": passport_id}

@@ -31,9 +31,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from keiko.authenticator import SoftwareAuthenticator  # noqa: E402
 from scripts.bench.throwaway import throwaway_postgres  # noqa: E402
 from services.api.keiko.identity import v1 as pb  # noqa: E402
-from services.identity.tests.authenticator import SoftwareAuthenticator  # noqa: E402
 from services.kit.grpc.client import stub  # noqa: E402
 
 ORIGIN = "http://localhost:8000"

@@ -596,16 +596,7 @@ class IdentityService:
     async def grant_admin(self, email: str) -> User:
         """Bootstrap: give the account with `email` the admin role (operator command line,
         never an RPC: the first admin cannot be made by another admin)."""
-        normalized = normalize_email(email)
-        async with self._write() as repo:
-            user = await repo.get_user_by_email(normalized)
-            if user is None:
-                raise NotFound("unknown user: no account with this email")
-            await repo.set_roles(user.id, user.roles | {Role.ADMIN}, self.clock.now())
-            updated = await repo.get_user(user.id)
-        assert updated is not None
-        log.info("identity.admin_granted", user_id=user.id)
-        return updated
+        return await grant_admin(self.db, self.clock, email)
 
     async def set_human_verified(self, user_id: str, verified: bool = True) -> None:
         """Called by the proof-of-humanity enrollment once its commitment is registered."""
@@ -752,4 +743,28 @@ def _conflict(exc: IntegrityError) -> Exception:
     return AlreadyExists("conflicting identity record")
 
 
-__all__ = ["ClientInfo", "IdentityService", "SignedIn", "Started"]
+async def grant_admin(db: Database, clock: Clock, email: str) -> User:
+    """Give the account with `email` the admin role, straight in the database: for the
+    operator command line on the server's own machine (`keiko admin bootstrap`), whose
+    access to the database is its authority. Never reachable over the network."""
+    normalized = normalize_email(email)
+    async with db.transaction() as session:
+        repo = IdentityRepository(session, db.dialect)
+        user = await repo.get_user_by_email(normalized)
+        if user is None:
+            raise NotFound("unknown user: no account with this email")
+        await repo.set_roles(user.id, user.roles | {Role.ADMIN}, clock.now())
+        updated = await repo.get_user(user.id)
+    assert updated is not None
+    log.info("identity.admin_granted", user_id=user.id)
+    return updated
+
+
+async def list_admins(db: Database, limit: int = 50) -> list[User]:
+    """The accounts holding the admin role (operator command line)."""
+    async with db.read() as connection:
+        repo = IdentityRepository(connection, db.dialect)
+        return await repo.list_users(query="", role=Role.ADMIN, offset=0, limit=limit)
+
+
+__all__ = ["ClientInfo", "IdentityService", "SignedIn", "Started", "grant_admin", "list_admins"]

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
+from keiko.authenticator import SoftwareAuthenticator
 from services.identity.service import ClientInfo, IdentityService, SignedIn
 from services.identity.settings import IdentitySettings, RateLimit
-from services.identity.tests.authenticator import SoftwareAuthenticator
 from services.kit.auth import (
     TokenIssuer,
     TokenVerifier,

@@ -21,6 +21,7 @@ import grpc
 import pytest
 from sqlalchemy import func, select
 
+from keiko.authenticator import SoftwareAuthenticator
 from services.api.keiko.identity import v1 as pb
 from services.identity import humanity_service as hs
 from services.identity.humanity import pipeline
@@ -36,7 +37,6 @@ from services.identity.humanity_service import (
 from services.identity.humanity_storage import HumanityRepository, outbox
 from services.identity.service import ClientInfo, IdentityService
 from services.identity.servicer import HumanityIdentityServicer, build_identity_servicer
-from services.identity.tests.authenticator import SoftwareAuthenticator
 from services.identity.tests.conftest import ORIGIN, RP_ID, login, register
 from services.kit.auth import Principal, TokenVerifier
 from services.kit.clock import FixedClock

@@ -11,10 +11,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import QueuePool
 
+from keiko.authenticator import SoftwareAuthenticator
 from services.identity.domain import Role
 from services.identity.service import IdentityService
 from services.identity.storage import IdentityRepository, user_roles
-from services.identity.tests.authenticator import SoftwareAuthenticator
 from services.identity.tests.conftest import register
 from services.kit.auth import Principal
 from services.kit.clock import FixedClock

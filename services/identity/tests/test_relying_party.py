@@ -9,10 +9,7 @@ import json
 import cbor2
 import pytest
 
-from services.identity.domain import hash_secret
-from services.identity.relying_party import LoginRejected, RelyingParty, VerifiedCredential
-from services.identity.settings import IdentitySettings
-from services.identity.tests.authenticator import (
+from keiko.authenticator import (
     FLAG_AT,
     FLAG_UP,
     FLAG_UV,
@@ -20,6 +17,9 @@ from services.identity.tests.authenticator import (
     b64url,
     b64url_decode,
 )
+from services.identity.domain import hash_secret
+from services.identity.relying_party import LoginRejected, RelyingParty, VerifiedCredential
+from services.identity.settings import IdentitySettings
 from services.kit.errors import ValidationError
 
 RP_ID = "keiko.test"

@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
+from keiko.authenticator import SoftwareAuthenticator, b64url, b64url_decode
 from services.identity.domain import ProfileUpdate, Role, hash_secret
 from services.identity.relying_party import LoginRejected
 from services.identity.service import ClientInfo, IdentityService
 from services.identity.settings import IdentitySettings, RateLimit
-from services.identity.tests.authenticator import SoftwareAuthenticator, b64url, b64url_decode
 from services.identity.tests.conftest import CLIENT, ORIGIN, RP_ID, login, register
 from services.kit.auth import Principal, TokenIssuer, TokenVerifier
 from services.kit.clock import FixedClock

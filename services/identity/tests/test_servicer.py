@@ -13,11 +13,11 @@ from datetime import timedelta
 import grpc
 import pytest
 
+from keiko.authenticator import SoftwareAuthenticator
 from services.api.keiko.identity import v1 as pb
 from services.identity.service import ClientInfo, IdentityService
 from services.identity.servicer import IdentityServicer, build_identity_servicer
 from services.identity.settings import IdentitySettings
-from services.identity.tests.authenticator import SoftwareAuthenticator
 from services.identity.tests.conftest import ORIGIN, RP_ID
 from services.kit.auth import TokenVerifier
 from services.kit.clock import FixedClock

@@ -8,10 +8,10 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
+from keiko.authenticator import SoftwareAuthenticator
 from services.identity.humanity_storage import outbox
 from services.identity.service import IdentityService
 from services.identity.settings import IdentitySettings
-from services.identity.tests.authenticator import SoftwareAuthenticator
 from services.identity.tests.conftest import login, register
 from services.kit.auth import Principal
 from services.kit.clock import FixedClock

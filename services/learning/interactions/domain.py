@@ -98,6 +98,8 @@ class Answer:
     response: str
     success: bool | None = None
     score: Score | None = None
+    # The question's name, so the answer is summarised by it rather than by its IRI.
+    title: str | None = None
     kind = InteractionKind.ANSWER
 
 
@@ -355,7 +357,10 @@ def _object_and_result(
         obj["definition"]["description"] = {lang: text}
     elif isinstance(interaction, Answer):
         h.check_id(interaction.question_id, f"{path}.question_id")
-        obj = _activity(h.activity_iri("question", interaction.question_id), type_iri, lang)
+        title = interaction.title
+        if title is not None:
+            title = _text(title, f"{path}.title", max_len=h.MAX_TITLE)
+        obj = _activity(h.activity_iri("question", interaction.question_id), type_iri, lang, title)
         result["response"] = _text(interaction.response, f"{path}.response")
         if interaction.success is not None:
             result["success"] = interaction.success

@@ -113,6 +113,7 @@ def domain_interaction(
                 response=inp.response,
                 success=inp.success,
                 score=score,
+                title=inp.title or None,
             ),
             external,
         )

@@ -1,10 +1,12 @@
-"""A software FIDO2 authenticator for tests: real ES256 keys, real attestations and assertions.
+"""A software FIDO2 authenticator: real ES256 keys, real attestations and assertions.
 
 It plays the browser (clientDataJSON) and the authenticator (authenticatorData, signature)
 of the WebAuthn ceremonies, producing exactly the JSON a browser's `credential.toJSON()`
-returns, so the service verifies it with the real `webauthn` package. Knobs produce the
-bad cases: another origin in clientDataJSON, another RP id hash, a stale sign count, a
-tampered signature, a replayed challenge.
+returns, so the identity service verifies it with the real `webauthn` package, as it does
+a browser's. The command line uses it as the operator's and the demo's passkey (saved to a
+file, like an SSH key: `save` / `load`); tests use its knobs for the bad cases: another
+origin in clientDataJSON, another RP id hash, a stale sign count, a tampered signature, a
+replayed challenge. It is a client, not a bypass: the server checks it like any other.
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import secrets
 import struct
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import cbor2
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 FLAG_UP = 0x01  # user present
@@ -191,6 +195,60 @@ class SoftwareAuthenticator:
                 },
             }
         )
+
+    # -- persistence (a passkey file, mode 0600) --------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "rp_id": self.rp_id,
+            "credentials": [
+                {
+                    "credential_id": b64url(c.credential_id),
+                    "rp_id": c.rp_id,
+                    "user_handle": b64url(c.user_handle),
+                    "sign_count": c.sign_count,
+                    "private_key_pem": c.private_key.private_bytes(
+                        serialization.Encoding.PEM,
+                        serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption(),
+                    ).decode(),
+                }
+                for c in self.credentials.values()
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SoftwareAuthenticator:
+        authenticator = cls(origin=str(data["origin"]), rp_id=str(data["rp_id"]))
+        for item in data.get("credentials", []):
+            key = serialization.load_pem_private_key(item["private_key_pem"].encode(), None)
+            if not isinstance(key, ec.EllipticCurvePrivateKey):
+                raise ValueError("a passkey file holds a key that is not ES256")
+            stored = StoredCredential(
+                b64url_decode(item["credential_id"]),
+                key,
+                str(item["rp_id"]),
+                b64url_decode(item["user_handle"]),
+                int(item.get("sign_count", 0)),
+            )
+            authenticator.credentials[stored.credential_id] = stored
+        return authenticator
+
+    def save(self, path: Path, **extra: Any) -> None:
+        """Write the passkeys (private keys included) readable by the owner only."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = json.dumps({**extra, **self.to_json()}, indent=2).encode()
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(body)
+        path.chmod(0o600)
+
+    @classmethod
+    def load(cls, path: Path) -> tuple[SoftwareAuthenticator, dict[str, Any]]:
+        """The authenticator and the file's other members (e.g. the account's email)."""
+        data = json.loads(path.read_text())
+        return cls.from_json(data), data
 
     # -- helpers --------------------------------------------------------------------------
 
