@@ -282,6 +282,24 @@ class Entry:
         parsed: dict[str, Any] = json.loads(self.statement_json)
         return parsed
 
+    def context_activity_name(self, iri_tail: str) -> str:
+        """The name the statement's context gives the activity whose IRI ends with
+        ``iri_tail`` (e.g. ``/course/<id>``), or ''."""
+        try:
+            activities = (self.statement.get("context") or {}).get("contextActivities") or {}
+        except (ValueError, AttributeError):
+            return ""
+        if not isinstance(activities, Mapping):
+            return ""
+        for kind in ("parent", "grouping", "other"):
+            found = activities.get(kind) or []
+            for activity in found if isinstance(found, list) else []:
+                if isinstance(activity, Mapping) and str(activity.get("id", "")).endswith(iri_tail):
+                    definition = activity.get("definition") or {}
+                    if isinstance(definition, Mapping):
+                        return _first_text(definition.get("name") or {})[:300]
+        return ""
+
     def score_scaled(self) -> float | None:
         try:
             result = self.statement.get("result") or {}
@@ -339,10 +357,40 @@ class Group:
     first: tuple[datetime, int] | None = None
     index: dict[tuple[Level, str], Group] = field(default_factory=dict, repr=False)
 
-    @property
-    def title(self) -> str:
-        # Titles live in the learning service; the passport shows the hierarchy's ids.
-        return "Other interactions" if self.level is Level.UNGROUPED else self.id
+    title: str = ""
+
+    def resolve_titles(self) -> None:
+        """Name this group and its children from the signed statements below them: each
+        statement's context names the course, class and session it was recorded in
+        (definition.name), so the title is as verifiable as the entries. A group no
+        statement names keeps its id."""
+        for child in self.children:
+            child.resolve_titles()
+        if self.level is Level.UNGROUPED:
+            self.title = "Other interactions"
+            return
+        self.title = self._named_in(self) or self.id
+
+    def _named_in(self, group: Group) -> str:
+        iri_tail = f"/{_SEGMENTS[self.level]}/{self.id}"
+        for entry in group.entries:
+            name = entry.context_activity_name(iri_tail)
+            if name:
+                return name
+        for child in group.children:
+            name = self._named_in(child)
+            if name:
+                return name
+        return ""
+
+
+# The IRI path segment of each level's activities (services.learning.hierarchy).
+_SEGMENTS = {
+    Level.COURSE: "course",
+    Level.CLASS: "class",
+    Level.TUTORIAL_SESSION: "tutorial-session",
+    Level.STUDY_SESSION: "study-session",
+}
 
 
 def _path(entry: Entry) -> list[tuple[Level, str]]:
@@ -389,7 +437,10 @@ def group_entries(entries: Iterable[Entry]) -> list[Group]:
             group.children = finish(group.index)
         return out
 
-    return finish(roots)
+    tree = finish(roots)
+    for group in tree:
+        group.resolve_titles()
+    return tree
 
 
 # -- cursors ----------------------------------------------------------------------------

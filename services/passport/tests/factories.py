@@ -58,7 +58,10 @@ def interaction(
     session_id: str = "",
     score: float | None = 0.8,
     name: str = "Question 3",
+    titles: dict[str, str] | None = None,
 ) -> Interaction:
+    """``titles`` (``{"course": ..., "class": ..., "tutorial-session": ...}``) name the
+    hierarchy in the statement's context, as the learning service does."""
     statement_id = str(uuid.uuid4())
     statement: dict[str, Any] = {
         "id": statement_id,
@@ -77,6 +80,20 @@ def interaction(
     }
     if score is not None:
         statement["result"] = {"score": {"scaled": score}}
+    if titles:
+        ids = {"course": course_id, "class": class_id, "tutorial-session": session_id}
+        statement["context"] = {
+            "contextActivities": {
+                "grouping": [
+                    {
+                        "objectType": "Activity",
+                        "id": f"https://keiko.network/xapi/activities/{segment}/{ids[segment]}",
+                        "definition": {"name": {"en": title}},
+                    }
+                    for segment, title in titles.items()
+                ]
+            }
+        }
     return Interaction(
         statement_id,
         learner_id,

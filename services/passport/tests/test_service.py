@@ -108,6 +108,22 @@ async def test_timeline_from_events_grouped_and_idempotent(
     assert await service.entry_count(access) == 4
 
 
+async def test_groups_are_titled_by_the_signed_statements(
+    service: PassportService, ana_key: SigningKey
+) -> None:
+    """Group headings name the course, class and session, as the statements' context
+    (signed, so verifiable) names them; a group no statement names keeps its id."""
+    titles = {"course": "Linear Algebra", "class": "Class 2: Matrices", "tutorial-session": "Rank"}
+    await record(service, ana_key, 1, session_id="tut-1", titles=titles)
+    await record(service, ana_key, 1, course_id="course-2", class_id="class-9")
+    found, _ = await service.entry_page(await own(service))
+    named, unnamed = group_entries(found)
+    assert named.title == "Linear Algebra"
+    assert named.children[0].title == "Class 2: Matrices"
+    assert named.children[0].children[0].title == "Rank"
+    assert (unnamed.title, unnamed.children[0].title) == ("course-2", "class-9")
+
+
 async def test_anchor_event_before_or_after_entry(
     service: PassportService, ana_key: SigningKey
 ) -> None:
