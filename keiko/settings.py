@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         description="Compile the proof-of-humanity decoder at start (~30 s of CPU once) "
         "so the first enrollment is not slow",
     )
+    humanity_index_key_file: Path | None = Field(
+        None,
+        description="File of >= 32 random bytes keying the proof-of-humanity duplicate-check "
+        "index (identity only); empty = derived from the JWT signing key",
+    )
     public_base_url: str = Field(
         "", description="Base URL of share links and verification pages; empty = the gateway"
     )

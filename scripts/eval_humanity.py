@@ -14,7 +14,10 @@ Per person, capture 0 is the enrollment and captures 1-4 are new captures. Measu
    function of this threshold is the curve the BCH code's ``t`` is chosen from;
    impostors: every enrollment against capture 1 of every other person;
 3. the same statistic for the genome bits (captures rendered as VCF);
-4. end to end, with the real BCH decoding and hash checks: ``reproduce`` for every
+4. the duplicate-check index (:mod:`services.identity.humanity.index`): how often a
+   genuine re-capture's tags select its enrolled record (iris tags, genome tags), and
+   how many other people's records they select;
+5. end to end, with the real BCH decoding and hash checks: ``reproduce`` for every
    genuine capture (VCF and FASTA alternating) and the iris half of the fuzzy
    extractor for impostor captures (the genome half only makes impostors fail more).
 
@@ -39,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from services.identity.humanity import features, fuzzy, genome, iris, pipeline  # noqa: E402
+from services.identity.humanity import features, fuzzy, genome, index, iris, pipeline  # noqa: E402
 from services.identity.humanity import synthetic as syn  # noqa: E402
 from services.kit.errors import DomainError  # noqa: E402
 
@@ -135,6 +138,65 @@ def _e2e_impostor(args: tuple[int, int, list[int]]) -> list[bool]:
     return accepted
 
 
+@dataclass
+class IndexRecall:
+    probes: int
+    iris_found: int
+    genome_found: int
+    either_found: int
+    impostor_probes: int
+    iris_others: int
+    genome_others: int
+    enrolled: int
+
+
+def index_recall(people: list[PersonCodes], shifts: list[int]) -> IndexRecall:
+    """Enroll capture 0 of everyone into an index; probe with captures 1.. (genuine)."""
+    key = index.IndexKey(bytes(range(32)))
+    postings: dict[int, list[int]] = {}
+    enrolled = set()
+    for pc in people:
+        code = pc.codes[0]
+        if code is None:
+            continue
+        enrolled.add(pc.person)
+        for tag in index.enrollment_tags(key, code, *pc.genome_bits[0]):
+            postings.setdefault(tag, []).append(pc.person)
+    found = {"iris": 0, "genome": 0, "either": 0}
+    others = {"iris": 0, "genome": 0}
+    probes = impostor_probes = 0
+    for pc in people:
+        if pc.person not in enrolled:
+            continue
+        for c in range(1, len(pc.codes)):
+            code = pc.codes[c]
+            if code is None:
+                continue
+            probe = index.probe(key, code, *pc.genome_bits[c], shifts)
+            hits = [(str(q), tag) for tag in probe.tags() for q in postings.get(tag, ())]
+            by_iris = index.Probe(probe.iris, set()).candidates(hits)
+            by_genome = index.Probe({}, probe.genome).candidates(hits)
+            me = str(pc.person)
+            probes += 1
+            found["iris"] += me in by_iris
+            found["genome"] += me in by_genome
+            found["either"] += me in (by_iris | by_genome)
+            if c == 1:
+                impostor_probes += 1
+                others["iris"] += len(by_iris - {me})
+                others["genome"] += len(by_genome - {me})
+    return IndexRecall(
+        probes,
+        found["iris"],
+        found["genome"],
+        found["either"],
+        impostor_probes,
+        others["iris"],
+        others["genome"],
+        len(enrolled),
+    )
+
+
 def rates(genuine: np.ndarray, impostor: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, ...]:
     frr = np.array([(genuine > t).mean() for t in grid])
     far = np.array([(impostor <= t).mean() for t in grid])
@@ -227,6 +289,11 @@ def main() -> None:
                     g_imp.append(float(_block_stat(enrolled_g[i], b, k, gparams)))
         g_gen_a, g_imp_a = np.array(g_gen), np.array(g_imp)
 
+        # 4. the duplicate-check index: are genuine re-captures candidates, how many
+        # others are
+        lookup = index_recall(people, shifts)
+        print(f"index: {lookup.probes} genuine probes", flush=True)
+
         for pc in people:
             for code in pc.codes:
                 if code is not None:
@@ -238,7 +305,7 @@ def main() -> None:
         probe_mask.fill(False)
         del people, probes
 
-        # 4. end to end
+        # 5. end to end
         e2e = [
             r
             for chunk in pool.map(_e2e_genuine, [(args.seed, p, C) for p in range(P)])
@@ -331,6 +398,19 @@ def main() -> None:
         f"(FRR {share(np.array([r[2] != 'ok' for r in e2e]))}, failures to enroll {fte}); "
         f"{sum(e2e_imp)} of {len(e2e_imp)} impostor iris captures reproduced another "
         f"person's iris secret (FAR {share(np.array(e2e_imp, bool))})."
+    )
+    pairs = lookup.impostor_probes * (lookup.enrolled - 1)
+    lines.append("")
+    lines.append(
+        "**Duplicate-check index** (capture 0 of everyone enrolled with its tags, captures "
+        f"1-{C - 1} looked up; {lookup.probes} genuine lookups): the enrolled record was a "
+        f"candidate by the iris tags for {lookup.iris_found} "
+        f"({pct(lookup.iris_found / lookup.probes)}), by the genome tags for "
+        f"{lookup.genome_found} ({pct(lookup.genome_found / lookup.probes)}), by either for "
+        f"{lookup.either_found} ({pct(lookup.either_found / lookup.probes)}). Other people "
+        f"selected (false candidates, each costs one decode): iris {lookup.iris_others} of "
+        f"{pairs} pairs ({pct(lookup.iris_others / pairs)}), genome {lookup.genome_others} "
+        f"({pct(lookup.genome_others / pairs)})."
     )
     if e2e_fail:
         lines.append("")

@@ -32,9 +32,9 @@ identity outbox.
 **Concurrency.** The duplicate check and the insert form one critical section, so two
 captures of the same human cannot both pass the check: an asyncio lock per process and,
 on PostgreSQL, a transaction-scoped advisory lock across replicas (SQLite, the embedded
-engine, is one process). Enrollments are therefore serialized (each costs the capture
-plus one decode per enrolled human); a large deployment needs the sharded or indexed
-search discussed in docs/humanity.md.
+engine, is one process). Enrollments are therefore serialized; each costs the capture,
+an index lookup and one decode per candidate the index returns (docs/humanity.md,
+"Uniqueness").
 
 **Errors** (gRPC code: message):
 
@@ -63,8 +63,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import secrets
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -85,6 +86,7 @@ from services.identity.humanity_storage import (
     PENDING,
     EnrollmentRecord,
     HumanityRepository,
+    IndexedHelperStore,
     outbox,
 )
 from services.identity.storage import IdentityRepository
@@ -267,16 +269,6 @@ def _request_id(value: str) -> str | None:
     return value or None
 
 
-class _Helpers:
-    """The enrolled helper data as the pipeline's EnrolledTemplateStore (a snapshot)."""
-
-    def __init__(self, items: list[tuple[str, bytes]]) -> None:
-        self._items = items
-
-    def iter_helpers(self) -> Iterable[tuple[str, bytes]]:
-        return iter(self._items)
-
-
 # -- the service -------------------------------------------------------------------------------
 
 
@@ -289,15 +281,19 @@ class HumanityService:
         registrar: HumanityRegistrar | None = None,
         policy: HumanityPolicy | None = None,
         on_commit: Callable[[], None] | None = None,
+        index_key: humanity.IndexKey | None = None,
     ) -> None:
         """``registrar`` None: no chain configured; enrollments stay pending until a
         process with a registrar runs :meth:`register_due`. ``on_commit`` is called after
-        an event was enqueued (the outbox relay's ``notify``)."""
+        an event was enqueued (the outbox relay's ``notify``). ``index_key`` keys the
+        duplicate-check index; without one a random key is used, so this process's tags
+        are useless to others (their duplicate checks decode those records in full)."""
         self.db = db
         self.clock = clock
         self.registrar = registrar
         self.policy = policy or HumanityPolicy()
         self._on_commit = on_commit
+        self.index_key = index_key or humanity.IndexKey(secrets.token_bytes(32))
         self._enroll_lock = asyncio.Lock()
         self._cpu = asyncio.Semaphore(self.policy.max_concurrent)
 
@@ -368,8 +364,7 @@ class HumanityService:
             existing = await self._enrollment(user_id)
             if existing is not None:  # a concurrent call of the same user won
                 return await self._replay(existing, rid)
-            async with self.db.session() as session:
-                store = _Helpers(await HumanityRepository(session).helpers())
+            store = IndexedHelperStore(self.db, self.index_key, asyncio.get_running_loop())
             try:
                 enrolled = await self._run_pipeline(
                     lambda: humanity.enroll(
@@ -398,11 +393,13 @@ class HumanityService:
                 enrolled_at=now,
                 registered_at=None,
                 updated_at=now,
+                index_key_id=enrolled.index_key_id,
             )
+            tags = enrolled.index_tags
             del enrolled  # the secret keys are not kept
             try:
                 async with self.db.transaction() as session:
-                    await HumanityRepository(session).insert(record)
+                    await HumanityRepository(session).insert(record, tags)
             except IntegrityError as exc:
                 if not is_unique_violation(exc):
                     raise

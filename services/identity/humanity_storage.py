@@ -6,6 +6,12 @@ extractor's helper data (public but sensitive: see docs/humanity.md, never logge
 on chain), the commitment and the Ed25519 public key, and the state of the on-chain
 registration. No image, genome, iris code, genotype or secret key is stored.
 
+The duplicate-check index (``services.identity.humanity.index``) keeps each enrollment's
+keyed tags in ``humanity_index_tags`` (one row per tag, looked up by tag) and the id of the
+key they were made with in ``humanity_enrollments.index_key_id``; an enrollment without
+tags under the current key (enrolled before the index, or under another key) is a
+candidate of every duplicate check.
+
 Registration states: ``pending`` (not yet accepted on chain: no chain configured, the
 chain or translator unreachable, or a transaction in flight; the registration job
 retries), ``registered`` (accepted on chain: ``registry_tx_hash`` set) and ``failed``
@@ -14,12 +20,14 @@ retries), ``registered`` (accepted on chain: ``registry_tx_hash`` set) and ``fai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     ForeignKey,
@@ -34,7 +42,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.identity.humanity.index import IndexKey, Probe
 from services.identity.storage import metadata
+from services.kit.db import Database
 from services.kit.events.outbox import outbox_table
 
 PENDING = "pending"
@@ -67,8 +77,27 @@ humanity_enrollments = Table(
     _ts("enrolled_at"),
     _ts("registered_at", nullable=True),
     _ts("updated_at"),
+    # Id of the key the enrollment's index tags were made with; NULL: no tags.
+    Column("index_key_id", String(16), nullable=True),
     Index(None, "registration_state", "next_attempt_at"),
 )
+
+humanity_index_tags = Table(
+    "humanity_index_tags",
+    metadata,
+    Column(
+        "user_id",
+        String(36),
+        ForeignKey("humanity_enrollments.user_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # HMAC-SHA256(index key, band, value) truncated to a signed 64-bit integer.
+    Column("tag", BigInteger, primary_key=True),
+    Index(None, "tag"),
+)
+
+# Tags per lookup statement (SQLite's default limit of bound variables is 32766).
+TAG_CHUNK = 1000
 
 # The identity service's transactional outbox (identity.humanity_verified, ...).
 outbox = outbox_table(metadata)
@@ -92,6 +121,7 @@ class EnrollmentRecord:
     enrolled_at: datetime
     registered_at: datetime | None
     updated_at: datetime
+    index_key_id: str | None = None
 
     @property
     def registered_on_chain(self) -> bool:
@@ -123,6 +153,7 @@ def _record(row: Row[Any]) -> EnrollmentRecord:
         enrolled_at=enrolled_at,
         registered_at=_utc(row.registered_at),
         updated_at=updated_at,
+        index_key_id=row.index_key_id,
     )
 
 
@@ -142,14 +173,42 @@ class HumanityRepository:
         return _record(row) if row else None
 
     async def helpers(self) -> list[tuple[str, bytes]]:
-        """``(user_id, helper_data)`` of every enrollment (the duplicate check's store)."""
+        """``(user_id, helper_data)`` of every enrollment (a full scan)."""
         t = humanity_enrollments
         rows = await self.s.execute(
             select(t.c.user_id, t.c.helper_data).order_by(t.c.enrolled_at, t.c.user_id)
         )
         return [(str(uid), bytes(blob)) for uid, blob in rows]
 
-    async def insert(self, record: EnrollmentRecord) -> None:
+    async def tag_hits(self, tags: Sequence[int]) -> list[tuple[str, int]]:
+        """``(user_id, tag)`` of every stored index tag among ``tags``."""
+        t = humanity_index_tags
+        hits: list[tuple[str, int]] = []
+        for at in range(0, len(tags), TAG_CHUNK):
+            chunk = list(tags[at : at + TAG_CHUNK])
+            rows = await self.s.execute(select(t.c.user_id, t.c.tag).where(t.c.tag.in_(chunk)))
+            hits.extend((str(uid), int(tag)) for uid, tag in rows)
+        return hits
+
+    async def candidate_helpers(
+        self, user_ids: Collection[str], key_id: str
+    ) -> list[tuple[str, bytes]]:
+        """``(user_id, helper_data)`` of ``user_ids`` and of every enrollment without tags
+        under ``key_id`` (the duplicate check's candidates), oldest first."""
+        t = humanity_enrollments
+        unindexed = t.c.index_key_id.is_(None) | (t.c.index_key_id != key_id)
+        query = select(t.c.user_id, t.c.helper_data).order_by(t.c.enrolled_at, t.c.user_id)
+        found: dict[str, bytes] = {}
+        rows = await self.s.execute(query.where(unindexed))
+        found.update((str(uid), bytes(blob)) for uid, blob in rows)
+        ids = sorted(user_ids)
+        for at in range(0, len(ids), TAG_CHUNK):
+            rows = await self.s.execute(query.where(t.c.user_id.in_(ids[at : at + TAG_CHUNK])))
+            found.update((str(uid), bytes(blob)) for uid, blob in rows)
+        return list(found.items())
+
+    async def insert(self, record: EnrollmentRecord, index_tags: Sequence[int] = ()) -> None:
+        """Store an enrollment and its index tags (``record.index_key_id`` names their key)."""
         await self.s.execute(
             humanity_enrollments.insert().values(
                 user_id=record.user_id,
@@ -166,8 +225,14 @@ class HumanityRepository:
                 enrolled_at=record.enrolled_at,
                 registered_at=record.registered_at,
                 updated_at=record.updated_at,
+                index_key_id=record.index_key_id if index_tags else None,
             )
         )
+        if index_tags:
+            await self.s.execute(
+                humanity_index_tags.insert(),
+                [{"user_id": record.user_id, "tag": tag} for tag in dict.fromkeys(index_tags)],
+            )
 
     async def mark_registered(self, user_id: str, tx_hash: str, now: datetime) -> bool:
         """Pending -> registered. False when it was not pending (another replica won)."""
@@ -226,3 +291,34 @@ class HumanityRepository:
             .limit(limit)
         )
         return [_record(row) for row in rows.all()]
+
+
+class IndexedHelperStore:
+    """The enrolled helper data as the pipeline's ``EnrolledTemplateStore``.
+
+    The pipeline runs in a worker thread and asks for candidates once it has the
+    capture's tags; the lookup runs on the service's event loop (``loop``) and the thread
+    waits for it. Candidates: the enrollments with enough tags in common with the capture,
+    and every enrollment without tags under ``index_key``.
+    """
+
+    LOOKUP_TIMEOUT_S = 60.0
+
+    def __init__(self, db: Database, index_key: IndexKey, loop: asyncio.AbstractEventLoop) -> None:
+        self._db = db
+        self._key = index_key
+        self._loop = loop
+
+    @property
+    def index_key(self) -> IndexKey:
+        return self._key
+
+    def candidates(self, probe: Probe) -> list[tuple[str, bytes]]:
+        lookup = asyncio.run_coroutine_threadsafe(self._candidates(probe), self._loop)
+        return lookup.result(timeout=self.LOOKUP_TIMEOUT_S)
+
+    async def _candidates(self, probe: Probe) -> list[tuple[str, bytes]]:
+        async with self._db.session() as session:
+            repository = HumanityRepository(session)
+            hits = await repository.tag_hits(probe.tags())
+            return await repository.candidate_helpers(probe.candidates(hits), self._key.key_id)

@@ -16,13 +16,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 import betterproto
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from services.api.keiko.identity import v1 as pb
 from services.identity import humanity as humanity_pipeline
 from services.identity.domain import Credential, ProfileUpdate, Role, Session, TokenPair, User
+from services.identity.humanity import IndexKey
 from services.identity.humanity_service import (
     BiometricSample,
     HumanityService,
@@ -344,6 +348,8 @@ class PlatformSettings(Protocol):
     def chain_translator_target(self) -> str: ...
     @property
     def humanity_warm_up(self) -> bool: ...
+    @property
+    def humanity_index_key_file(self) -> Path | None: ...
 
 
 class IdentityRuntime(Protocol):
@@ -430,7 +436,11 @@ def build_humanity_service(
         target = settings.chain_translator_target or settings.gateway_target
         registrar = TranslatorRegistrar(target, lambda: issuer.issue(SERVICE_PRINCIPAL).token)
     humanity = HumanityService(
-        runtime.database, runtime.clock, registrar=registrar, on_commit=relay.notify
+        runtime.database,
+        runtime.clock,
+        registrar=registrar,
+        on_commit=relay.notify,
+        index_key=humanity_index_key(settings.humanity_index_key_file, runtime.jwt_private_key_pem),
     )
     if settings.humanity_warm_up:
         runtime.run_in_background("identity.humanity_warm_up", warm_up_job())
@@ -439,6 +449,22 @@ def build_humanity_service(
             "identity.humanity_registration", registration_job(humanity, registrar)
         )
     return humanity
+
+
+def humanity_index_key(key_file: Path | None, jwt_private_key_pem: bytes | None) -> IndexKey:
+    """The duplicate-check index key: the file's bytes (at least 32 random bytes) when one
+    is configured; otherwise derived from the identity signing key (HKDF with its own
+    label), so the replicas of a deployment agree without more configuration. A new key
+    leaves earlier enrollments without usable tags: they are then decoded by every
+    duplicate check (correct, slower) until re-enrolled."""
+    if key_file is not None:
+        return IndexKey(key_file.read_bytes())
+    if jwt_private_key_pem is None:
+        raise RuntimeError("the humanity index needs a key file or the identity signing key")
+    secret = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"keiko/humanity-index-key/v1"
+    ).derive(jwt_private_key_pem)
+    return IndexKey(secret)
 
 
 def warm_up_job() -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:

@@ -3,10 +3,12 @@
 The identity service calls :func:`enroll` and :func:`reproduce` (see docs/humanity.md).
 Modules: ``iris`` (OpenCV pipeline), ``genome`` (VCF/FASTA -> SNP panel genotypes),
 ``panel`` (the SNP panel), ``features`` (bits for the fuzzy extractor), ``fuzzy``
-(code-offset BCH fuzzy extractor), ``keys`` (HKDF, commitment, Ed25519), ``pipeline``
-(the API), ``synthetic`` (test and evaluation data).
+(code-offset BCH fuzzy extractor), ``bch`` (its compiled decoder), ``index`` (the
+duplicate-check index), ``keys`` (HKDF, commitment, Ed25519), ``pipeline`` (the API),
+``synthetic`` (test and evaluation data).
 """
 
+from services.identity.humanity.index import IndexKey
 from services.identity.humanity.pipeline import (
     CaptureMismatch,
     DuplicateHuman,
@@ -27,6 +29,7 @@ __all__ = [
     "Enrollment",
     "GenomeFormat",
     "InMemoryTemplateStore",
+    "IndexKey",
     "Reproduction",
     "enroll",
     "reproduce",

@@ -24,7 +24,7 @@ from typing import Literal, Protocol
 import numpy as np
 from nacl.signing import SigningKey
 
-from services.identity.humanity import features, fuzzy, genome, iris, keys
+from services.identity.humanity import features, fuzzy, genome, index, iris, keys
 from services.identity.humanity.features import GENOME_ECC, IRIS_ECC
 from services.identity.humanity.fuzzy import BchParams
 from services.identity.humanity.panel import PANEL_ID
@@ -58,27 +58,50 @@ class CaptureMismatch(Unauthenticated):
 class EnrolledTemplateStore(Protocol):
     """Where the identity service keeps enrolled helper data (any repository).
 
-    ``iter_helpers`` yields ``(subject_id, helper_data)`` for every enrolled human;
-    the duplicate check runs the fuzzy extractor against each (see docs/humanity.md).
+    ``index_key`` keys the duplicate-check index (:mod:`.index`); ``candidates`` yields
+    ``(subject_id, helper_data)`` of every enrolled human the probe's tags do not rule
+    out: the records sharing enough tags with it, and every record stored without tags
+    under this key (enrolled before the index, or under another key). The duplicate check
+    runs the fuzzy extractor against each (see docs/humanity.md).
     """
 
-    def iter_helpers(self) -> Iterable[tuple[str, bytes]]: ...
+    @property
+    def index_key(self) -> index.IndexKey: ...
+
+    def candidates(self, probe: index.Probe) -> Iterable[tuple[str, bytes]]: ...
 
 
 class InMemoryTemplateStore:
-    """A list-backed :class:`EnrolledTemplateStore` for tests, scripts and benchmarks."""
+    """A dict-backed :class:`EnrolledTemplateStore` for tests, scripts and benchmarks,
+    with the same candidate rule as the identity service's table."""
 
-    def __init__(self) -> None:
-        self._items: list[tuple[str, bytes]] = []
+    def __init__(self, index_key: index.IndexKey | None = None) -> None:
+        self.index_key = index_key or index.IndexKey(secrets.token_bytes(index.KEY_BYTES))
+        self._helpers: dict[str, bytes] = {}
+        self._unindexed: list[str] = []
+        self._postings: dict[int, list[str]] = {}
 
-    def add(self, subject: str, helper_data: bytes) -> None:
-        self._items.append((subject, helper_data))
+    def add(self, subject: str, helper_data: bytes, tags: Iterable[int] | None = None) -> None:
+        """``tags`` None: a record without index tags (always a candidate)."""
+        self._helpers[subject] = helper_data
+        if tags is None:
+            self._unindexed.append(subject)
+            return
+        for tag in tags:
+            self._postings.setdefault(tag, []).append(subject)
 
-    def iter_helpers(self) -> Iterable[tuple[str, bytes]]:
-        return list(self._items)
+    def add_enrollment(self, subject: str, enrollment: Enrollment) -> None:
+        tags = enrollment.index_tags if enrollment.index_key_id == self.index_key.key_id else None
+        self.add(subject, enrollment.helper_data, tags)
+
+    def candidates(self, probe: index.Probe) -> Iterable[tuple[str, bytes]]:
+        hits = [(s, tag) for tag in probe.tags() for s in self._postings.get(tag, ())]
+        chosen = probe.candidates(hits)
+        chosen.update(self._unindexed)
+        return [(s, self._helpers[s]) for s in sorted(chosen)]
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._helpers)
 
 
 @dataclass(frozen=True)
@@ -91,6 +114,10 @@ class Enrollment:
     ed25519_public_key: bytes
     humanity_proof_key: bytes = field(repr=False)
     signing_key: SigningKey = field(repr=False)
+    # Duplicate-check index tags (sensitive like the helper data: store, never log) and
+    # the id of the key they were made with.
+    index_tags: tuple[int, ...] = field(default=(), repr=False)
+    index_key_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -241,8 +268,8 @@ def _rep_iris(helper: HelperData, code: iris.IrisCode) -> tuple[bytes, int] | No
         for bits, known in readings:
             bits.fill(0)
             known.fill(False)
-    for index, shift in enumerate(shifts):
-        for message in trials.combinations(index):
+    for reading, shift in enumerate(shifts):
+        for message in trials.combinations(reading):
             if secrets.compare_digest(_check(b"iris", helper.salt, message), helper.iris_check):
                 return message, shift
     return None
@@ -264,8 +291,20 @@ def find_duplicate(
     *,
     refuse_genome_match: bool = True,
 ) -> tuple[str, str] | None:
-    """``(subject, modality)`` of the first enrolled human this capture matches."""
-    for subject, blob in existing.iter_helpers():
+    """``(subject, modality)`` of the first enrolled human this capture matches.
+
+    Only the records the index cannot rule out are decoded (:mod:`.index`); the decision
+    is the fuzzy extractor's, as without the index.
+    """
+    lookup = index.probe(
+        existing.index_key,
+        capture_code,
+        genome_bits,
+        genome_known,
+        features.shift_order(features.MAX_SHIFT),
+        genome=refuse_genome_match,
+    )
+    for subject, blob in existing.candidates(lookup):
         try:
             helper = HelperData.from_bytes(blob)
         except ValidationError as error:
@@ -289,7 +328,8 @@ def enroll(
     """Enroll a new human from an eye image and a genome sample.
 
     Raises :class:`DuplicateHuman` when the iris (or, with ``refuse_genome_match``, the
-    genome) reproduces the key of any helper data in ``existing``.
+    genome) reproduces the key of any helper data in ``existing`` that its index does not
+    rule out. The result carries the index tags to store with the helper data.
     """
     capture = _capture(iris_image, genome_data, genome_format)
     iris_messages = genome_messages = None
@@ -329,12 +369,17 @@ def enroll(
             secret_check=_check(b"secret", salt, secret),
         )
         proof_key, commitment, signing = _keys(secret, salt)
+        tags = index.enrollment_tags(
+            existing.index_key, capture.code, capture.genome_bits, capture.genome_known
+        )
         return Enrollment(
             helper_data=helper.to_bytes(),
             secret_commitment=commitment,
             ed25519_public_key=bytes(signing.verify_key),
             humanity_proof_key=proof_key,
             signing_key=signing,
+            index_tags=tags,
+            index_key_id=existing.index_key.key_id,
         )
     finally:
         capture.wipe()

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import grpc
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from keiko.authenticator import SoftwareAuthenticator
 from services.api.keiko.identity import v1 as pb
 from services.identity import humanity_service as hs
-from services.identity.humanity import pipeline
+from services.identity.humanity import index, pipeline
 from services.identity.humanity import synthetic as syn
 from services.identity.humanity_service import (
     TOPIC_HUMANITY_VERIFIED,
@@ -34,7 +34,13 @@ from services.identity.humanity_service import (
     RegistrationRefused,
     TranslatorRegistrar,
 )
-from services.identity.humanity_storage import HumanityRepository, outbox
+from services.identity.humanity_storage import (
+    HumanityRepository,
+    IndexedHelperStore,
+    humanity_enrollments,
+    humanity_index_tags,
+    outbox,
+)
 from services.identity.service import ClientInfo, IdentityService
 from services.identity.servicer import HumanityIdentityServicer, build_identity_servicer
 from services.identity.tests.conftest import ORIGIN, RP_ID, login, register
@@ -300,6 +306,81 @@ async def test_another_person_gets_another_key_and_one_human_enrolls_once(
     assert not (await hum.client(mallory).get_me(pb.GetMeRequest())).user.human_verified
     assert {e["user_id"] for e in await hum.events(2)} == {ana_id, bob_id}
     assert mallory_id not in {c["user_id"] for c in hum.registrar.calls}
+
+
+async def test_the_duplicate_check_finds_the_same_eye_through_the_index(
+    hum: Humanity,
+    ana_person: syn.SyntheticPerson,
+    bob_person: syn.SyntheticPerson,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Enrollments store keyed index tags; a later enrollment decodes only the records
+    its tags select (plus those without tags, as enrolled before the index) and is still
+    refused when the eye is enrolled under another account, whatever genome comes with
+    it."""
+    carol_person = syn.make_person(SEED, 3)
+    ana_id, ana = await hum.user("ana")
+    bob_id, bob = await hum.user("bob")
+    _, mallory = await hum.user("mallory")
+    _, carol = await hum.user("carol")
+    await hum.client(ana).enroll_humanity(pb.EnrollHumanityRequest(sample=sample(ana_person, 0)))
+    await hum.client(bob).enroll_humanity(pb.EnrollHumanityRequest(sample=sample(bob_person, 0)))
+    async with hum.db.read() as conn:
+        key_ids = set((await conn.execute(select(humanity_enrollments.c.index_key_id))).scalars())
+        tags = await conn.scalar(
+            select(func.count())
+            .select_from(humanity_index_tags)
+            .where(humanity_index_tags.c.user_id == ana_id)
+        )
+    assert key_ids == {hum.humanity.index_key.key_id}
+    assert tags is not None and tags > index.IRIS_MIN_VOTES
+
+    decoded: list[list[str]] = []
+    lookup = IndexedHelperStore.candidates
+
+    def recorded(store: IndexedHelperStore, probe: index.Probe) -> list[tuple[str, bytes]]:
+        found = lookup(store, probe)
+        decoded.append([subject for subject, _ in found])
+        return found
+
+    monkeypatch.setattr(IndexedHelperStore, "candidates", recorded)
+
+    def eye_of_ana_genome_of_carol(capture: int) -> pb.BiometricSample:
+        return pb.BiometricSample(
+            iris_image=syn.iris_image(ana_person, capture),
+            genome=syn.genome_vcf(carol_person, capture),
+            genome_format=VCF,
+        )
+
+    refused = await rpc_error(
+        hum.client(mallory).enroll_humanity(
+            pb.EnrollHumanityRequest(sample=eye_of_ana_genome_of_carol(2))
+        )
+    )
+    assert refused.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert decoded == [[ana_id]]  # Bob's record was not decoded
+
+    # an enrollment from before the index (no tags) is decoded by every check
+    async with hum.db.transaction() as session:
+        await session.execute(
+            delete(humanity_index_tags).where(humanity_index_tags.c.user_id == ana_id)
+        )
+        await session.execute(
+            update(humanity_enrollments)
+            .where(humanity_enrollments.c.user_id == ana_id)
+            .values(index_key_id=None)
+        )
+    refused = await rpc_error(
+        hum.client(mallory).enroll_humanity(
+            pb.EnrollHumanityRequest(sample=eye_of_ana_genome_of_carol(3))
+        )
+    )
+    assert refused.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert decoded[-1] == [ana_id]
+    await hum.client(carol).enroll_humanity(
+        pb.EnrollHumanityRequest(sample=sample(carol_person, 0))
+    )
+    assert decoded[-1] == [ana_id] and bob_id not in decoded[-1]
 
 
 # -- bad input -----------------------------------------------------------------------------

@@ -183,6 +183,31 @@ def test_fuzzy_extractor_corrects_errors_and_erasures_within_t() -> None:
     assert expected not in list(trials.combinations(0))
 
 
+@pytest.mark.parametrize("params", [features.IRIS_ECC, features.GENOME_ECC])
+def test_compiled_decoder_gives_galois_results(params: fuzzy.BchParams) -> None:
+    """Words with 0..2t+8 errors (inside and beyond the radius) and random words: the
+    compiled decoder's error counts and corrected messages are galois's, bit for bit."""
+    import galois
+
+    code = galois.BCH(params.n, params.k)
+    t = int(code.t)
+    rng = np.random.default_rng(11)
+    rows = 240
+    messages = rng.integers(0, 2, (rows, params.k)).astype(np.uint8)
+    words = np.asarray(code.encode(galois.GF2(messages)), np.uint8)
+    for row in range(rows - 20):
+        flips = rng.choice(params.n, size=row % (2 * t + 9), replace=False)
+        words[row, flips] ^= 1
+    words[rows - 20 :] = rng.integers(0, 2, (20, params.n))
+    want_messages, want_errors = code.decode(galois.GF2(words), output="message", errors=True)
+    got_messages, got_errors = fuzzy._decode(params, words)
+    assert np.array_equal(got_errors, np.asarray(want_errors))
+    decoded = got_errors >= 0
+    assert 0 < decoded.sum() < rows
+    assert np.array_equal(got_messages[decoded], np.asarray(want_messages, np.uint8)[decoded])
+    assert np.array_equal(got_messages[got_errors == 0], messages[got_errors == 0])
+
+
 def test_panel_is_fixed_data() -> None:
     assert len(PANEL) == 510 and len(PANEL_ID) == 8
     assert len({(x.chrom, x.pos) for x in PANEL}) == len(PANEL)

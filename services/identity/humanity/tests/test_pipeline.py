@@ -20,6 +20,10 @@ from services.identity.humanity import (
     DuplicateHuman,
     InMemoryTemplateStore,
     enroll,
+    features,
+    genome,
+    index,
+    iris,
     reproduce,
 )
 from services.identity.humanity import pipeline as pl
@@ -118,6 +122,43 @@ def test_enrolling_twice_is_refused(
     # a different human enrolls fine next to Ana
     enrolled = enroll(syn.iris_image(bruno, 0), syn.genome_vcf(bruno, 0), "vcf", existing=store)
     assert enrolled.ed25519_public_key != ana_enrolled.ed25519_public_key
+
+
+def test_duplicates_are_found_through_the_index(
+    ana: syn.SyntheticPerson, bruno: syn.SyntheticPerson
+) -> None:
+    """Indexed records are decoded only when the capture's tags select them; the same
+    human is still refused (by the iris alone and by the genome alone), strangers pass."""
+    cleo = syn.make_person(SEED, 3)
+    store = InMemoryTemplateStore()
+    for name, who in (("ana", ana), ("bruno", bruno)):
+        enrolled = enroll(syn.iris_image(who, 0), syn.genome_vcf(who, 0), "vcf", existing=store)
+        assert enrolled.index_key_id == store.index_key.key_id
+        assert len(enrolled.index_tags) > index.IRIS_MIN_VOTES
+        store.add_enrollment(name, enrolled)
+
+    def candidates(iris_of: syn.SyntheticPerson, genome_of: syn.SyntheticPerson) -> set[str]:
+        code = iris.iris_code(syn.iris_image(iris_of, 2))
+        bits, known = genome.genotype_bits(genome.parse_vcf(syn.genome_vcf(genome_of, 2)))
+        shifts = features.shift_order()
+        probe = index.probe(store.index_key, code, bits, known, shifts)
+        return {subject for subject, _ in store.candidates(probe)}
+
+    assert candidates(ana, cleo) == {"ana"}  # the eye selects Ana's record
+    assert candidates(cleo, ana) == {"ana"}  # so does her genome
+    assert candidates(cleo, cleo) == set()  # a stranger costs no decoding
+    with pytest.raises(DuplicateHuman) as caught:
+        enroll(syn.iris_image(ana, 3), syn.genome_vcf(cleo, 3), "vcf", existing=store)
+    assert (caught.value.subject, caught.value.modality) == ("ana", "iris")
+    with pytest.raises(DuplicateHuman) as caught:
+        enroll(syn.iris_image(cleo, 3), syn.genome_fasta(bruno, 3), "fasta", existing=store)
+    assert (caught.value.subject, caught.value.modality) == ("bruno", "genome")
+    enroll(syn.iris_image(cleo, 0), syn.genome_vcf(cleo, 0), "vcf", existing=store)
+    # tags made under another key are not trusted: such a record is always decoded
+    other = InMemoryTemplateStore()
+    stale = enroll(syn.iris_image(cleo, 0), syn.genome_vcf(cleo, 0), "vcf", existing=other)
+    store.add_enrollment("cleo", stale)
+    assert candidates(bruno, bruno) == {"bruno", "cleo"}
 
 
 def test_corrupt_stored_helper_data_is_a_server_fault(ana: syn.SyntheticPerson) -> None:
