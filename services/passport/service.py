@@ -68,6 +68,10 @@ from services.kit.errors import (
 from services.kit.events import Event
 from services.kit.events.outbox import enqueue
 from services.kit.logging import get_logger
+from services.passport.credentials.revocation import (
+    revoke_for_share_link,
+    revoke_for_voided_statement,
+)
 from services.passport.domain import (
     DEFAULT_PAGE,
     FULL,
@@ -417,8 +421,10 @@ class PassportService:
         statement_json = _text(p, "statement_json")
         if not learner or not statement_id or not statement_json:
             return  # statements about external actors have no passport
-        if _text(p, "voided_statement_id"):
-            return  # voiding statements are not interactions of the timeline
+        voided = _text(p, "voided_statement_id")
+        if voided:  # not an interaction of the timeline; credentials carrying it are revoked
+            await revoke_for_voided_statement(s, learner, voided, self.clock.now())
+            return
         device = p.get("device_signature") or {}
         signature = _text(device, "signature_hex") if isinstance(device, Mapping) else ""
         public_key = _text(device, "public_key_hex") if isinstance(device, Mapping) else ""
@@ -856,6 +862,10 @@ class PassportService:
             ).first()
         return None if row is None else ShareLink.of(row)
 
+    async def share_link(self, caller: Principal, link_id: str) -> ShareLink:
+        """The caller's own share link (NotFound for another owner's)."""
+        return await self._link(caller, link_id)
+
     async def _link(self, caller: Principal, link_id: str) -> ShareLink:
         link_id = check_id(link_id, "link_id")
         async with self.db.session() as s:
@@ -873,6 +883,9 @@ class PassportService:
                     .where(share_links.c.id == link.id, share_links.c.revoked_at.is_(None))
                     .values(revoked_at=self.clock.now())
                 )
+                # Credentials issued for this link are withdrawn with it.
+                await revoke_for_share_link(s, link.id, self.clock.now())
+            self._notify()
             link = await self._link(caller, link_id)
         return link
 

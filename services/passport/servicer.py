@@ -12,7 +12,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import grpc
 from chain.verify import AsyncChainReader
 from services.api.keiko.common import v1 as common
 from services.api.keiko.passport import v1 as pb
-from services.kit.auth import current_principal, optional_principal
+from services.kit.auth import TokenIssuer, current_principal, optional_principal
 from services.kit.clock import Clock
 from services.kit.errors import PermissionDenied, ValidationError
 from services.kit.events import Event, EventBus
@@ -31,6 +31,9 @@ from services.kit.events.fanout import EventFanout
 from services.kit.events.outbox import OutboxRelay
 from services.kit.logging import get_logger
 from services.kit.runtime import BackgroundJob, ServiceRuntime
+from services.passport.credentials.service import CredentialService
+from services.passport.credentials.servicer import CREDENTIAL_PUBLIC_METHODS, CredentialsServicer
+from services.passport.credentials.signing import SERVICE_PRINCIPAL, TranslatorSigning
 from services.passport.domain import (
     FULL,
     INTERACTION_TYPES,
@@ -308,7 +311,7 @@ def verification_to_pb(v: Verification) -> pb.EntryVerification:
     )
 
 
-class PassportServicer(pb.PassportServiceBase):
+class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
     public_methods = frozenset(
         {
             "GetSharedPassport",
@@ -317,15 +320,23 @@ class PassportServicer(pb.PassportServiceBase):
             "GetEntry",
             "VerifyEntry",
             "VerifyPassport",
+            *CREDENTIAL_PUBLIC_METHODS,
         }
     )
 
     def __init__(
-        self, service: PassportService, fanout: EventFanout | None = None, chain_id: str = ""
+        self,
+        service: PassportService,
+        fanout: EventFanout | None = None,
+        chain_id: str = "",
+        credentials: CredentialService | None = None,
     ) -> None:
         self.service = service
         self.fanout = fanout
         self.chain_id = chain_id
+        self.credentials = credentials or CredentialService(
+            service, None, public_base_url=service.share_base_url
+        )
 
     async def _passport_pb(self, access: Access) -> pb.Passport:
         p = access.passport
@@ -619,10 +630,25 @@ def build_passport_servicer(
     relay = OutboxRelay(runtime.database, outbox, runtime.event_bus, clock=runtime.clock)
     service.on_commit.append(relay.notify)
     runtime.run_in_background("passport.outbox_relay", relay.run)
+    credentials = CredentialService(service, credential_signing(runtime), public_base_url=base)
+    service.on_commit.append(credentials.notify)
+    runtime.run_in_background("passport.status_publisher", credentials.publisher)
     runtime.run_in_background(
         "passport.consumer", consumer_job(service, runtime.event_bus, runtime.clock, relay)
     )
-    return PassportServicer(service, runtime.fanout)
+    return PassportServicer(service, runtime.fanout, credentials=credentials)
+
+
+def credential_signing(runtime: ServiceRuntime) -> TranslatorSigning | None:
+    """The translator's SignCredential with the passport's own service token, minted with
+    the platform's JWT key; None (issuing answers UNAVAILABLE) in a process without it."""
+    private_pem: bytes | None = getattr(runtime, "jwt_private_key_pem", None)
+    if private_pem is None:
+        return None
+    issuer = TokenIssuer(private_pem, runtime.clock, timedelta(minutes=5))
+    settings = runtime.settings
+    target = getattr(settings, "chain_translator_target", "") or settings.gateway_target
+    return TranslatorSigning(target, lambda: issuer.issue(SERVICE_PRINCIPAL).token)
 
 
 def consumer_job(

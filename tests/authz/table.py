@@ -402,6 +402,7 @@ LEARNING: list[Rows] = [
 # A private passport (the default) is NOT_FOUND to everyone but its learner: its existence
 # is not disclosed. Public ones and share links are how others read it.
 PRIVATE = expect(NOT_FOUND, owner=OK)
+UNKNOWN_CREDENTIAL = "urn:uuid:00000000-0000-4000-8000-000000000000"
 PRIVATE_SIGNED_IN = expect(NOT_FOUND, anonymous=UNAUTHENTICATED, owner=OK)
 PASSPORT: list[Rows] = [
     rows("PassportService/GetPassport", PRIVATE, lambda x: {"passportId": x.passport_id}),
@@ -460,6 +461,40 @@ PASSPORT: list[Rows] = [
         "Mutation.revokeShareLink",
         PRIVATE_SIGNED_IN,
         lambda x: x.fresh_share_link(graphql=True),
+    ),
+    # Credentials: a learner issues from their own entries only (another learner's entry id
+    # is not in the caller's passport); the owner's entry is not anchored in this fixture.
+    rows(
+        "PassportService/IssueCredentials",
+        expect(NOT_FOUND, anonymous=UNAUTHENTICATED, owner=NEEDS_CHAIN),
+        lambda x: {
+            "format": "CREDENTIAL_FORMAT_PER_ENTRY",
+            "statementIds": [x.owner_interaction_id],
+        },
+    ),
+    rows("PassportService/ListCredentials", SIGNED_IN, lambda x: {"issuedByMe": True}),
+    rows(
+        "PassportService/ListCredentials",
+        PUBLIC,
+        lambda x: {"shareToken": x.share_token},
+        variant="through a share link",
+    ),
+    rows(
+        "PassportService/GetCredential",
+        expect(NOT_FOUND),
+        lambda x: {"credentialId": UNKNOWN_CREDENTIAL},
+    ),
+    rows(
+        "PassportService/RevokeCredential",
+        expect(NOT_FOUND, anonymous=UNAUTHENTICATED),
+        lambda x: {"credentialId": UNKNOWN_CREDENTIAL},
+    ),
+    rows("PassportService/GetStatusList", expect(NOT_FOUND), lambda x: {"listId": "none"}),
+    # Public through the share token; no credential issued for it yet.
+    rows(
+        "PassportService/GetSharedPresentation",
+        expect(ALLOWED),
+        lambda x: {"token": x.share_token, "challenge": "c1", "domain": "verifier.example"},
     ),
 ]
 

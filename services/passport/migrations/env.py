@@ -1,4 +1,4 @@
 from services.kit.migrations import run_env
-from services.passport.storage import metadata
+from services.passport.credentials.storage import metadata  # every passport table
 
 run_env(metadata)

@@ -368,7 +368,11 @@ async def test_factory_consumes_events_once(
         proof_source=NoProofs(),
         share_base_url="https://keiko.test",
     )
-    assert set(runtime.jobs) == {"passport.outbox_relay", "passport.consumer"}
+    assert set(runtime.jobs) == {
+        "passport.outbox_relay",
+        "passport.consumer",
+        "passport.status_publisher",
+    }
     stop = asyncio.Event()
     tasks = [asyncio.create_task(job(stop)) for job in runtime.jobs.values()]
     try:

@@ -89,6 +89,42 @@ class PassportUpdateKind(betterproto.Enum):
     PRIVACY_UPDATED = 4
 
 
+class CredentialFormat(betterproto.Enum):
+    """How entries become credentials."""
+
+    UNSPECIFIED = 0
+    LEARNING_RECORD = 1
+    """
+    One LearningRecordCredential listing the entries, issued by the learner.
+    """
+
+    PER_ENTRY = 2
+    """
+    One LearningRecordCredential per entry, issued by the entry's author.
+    """
+
+    OPEN_BADGE = 3
+    """
+    An Open Badges 3.0 OpenBadgeCredential awarding an achievement, with the entries as
+     evidence; issued by their author if they share one, else by the learner.
+    """
+
+
+class CredentialRevocationReason(betterproto.Enum):
+    UNSPECIFIED = 0
+    REVOKED_BY_LEARNER = 1
+    """The learner withdrew it."""
+
+    REVOKED_BY_ISSUER = 2
+    """Its issuer (an attesting tutor, say) withdrew it."""
+
+    VOIDED_STATEMENT = 3
+    """A statement in it was voided (xAPI voiding statement)."""
+
+    WITHDRAWN_SHARE = 4
+    """It was issued for a share link that was revoked."""
+
+
 @dataclass(eq=False, repr=False)
 class LearningStyleScores(betterproto.Message):
     """Relative scores of each style, 0-100, from the last assessment."""
@@ -540,6 +576,146 @@ class WatchPassportResponse(betterproto.Message):
     update: "PassportUpdated" = betterproto.message_field(1)
 
 
+@dataclass(eq=False, repr=False)
+class Achievement(betterproto.Message):
+    """An Open Badges Achievement (a completed course, say)."""
+
+    id: str = betterproto.string_field(1)
+    """IRI of the achievement, e.g. the course's activity id."""
+
+    name: str = betterproto.string_field(2)
+    description: str = betterproto.string_field(3)
+    criteria: str = betterproto.string_field(4)
+    """What earning it takes (Markdown)."""
+
+    achievement_type: str = betterproto.string_field(5)
+    """
+    Open Badges achievementType: Course (default), Achievement, Assessment, Assignment,
+     Competency.
+    """
+
+
+@dataclass(eq=False, repr=False)
+class VerifiableCredential(betterproto.Message):
+    id: str = betterproto.string_field(1)
+    """urn:uuid:<uuid>"""
+
+    format: "CredentialFormat" = betterproto.enum_field(2)
+    issuer_did: str = betterproto.string_field(3)
+    """
+    did:key of the issuing key, and the Keiko id of its holder (user or service).
+    """
+
+    issuer_id: str = betterproto.string_field(4)
+    subject_did: str = betterproto.string_field(5)
+    statement_ids: List[str] = betterproto.string_field(6)
+    issued_at: datetime = betterproto.message_field(7)
+    revoked_at: datetime = betterproto.message_field(8)
+    revocation_reason: "CredentialRevocationReason" = betterproto.enum_field(9)
+    status_list_url: str = betterproto.string_field(10)
+    status_list_index: int = betterproto.uint32_field(11)
+    share_link_id: str = betterproto.string_field(12)
+    """The share link it was issued for, if any."""
+
+    document_json: str = betterproto.string_field(13)
+    """The signed credential (JSON-LD)."""
+
+
+@dataclass(eq=False, repr=False)
+class IssueCredentialsRequest(betterproto.Message):
+    format: "CredentialFormat" = betterproto.enum_field(1)
+    statement_ids: List[str] = betterproto.string_field(2)
+    """
+    The entries (at most 500). Empty: the entries of course_id, or all entries.
+    """
+
+    course_id: str = betterproto.string_field(3)
+    achievement: "Achievement" = betterproto.message_field(4)
+    """OPEN_BADGE: the achievement awarded."""
+
+    share_link_id: str = betterproto.string_field(5)
+    """Revoke these credentials when this share link is revoked."""
+
+    request_id: str = betterproto.string_field(6)
+
+
+@dataclass(eq=False, repr=False)
+class IssueCredentialsResponse(betterproto.Message):
+    credentials: List["VerifiableCredential"] = betterproto.message_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class ListCredentialsRequest(betterproto.Message):
+    issued_by_me: bool = betterproto.bool_field(1)
+    """Credentials the caller's key issued (about others too)."""
+
+    include_revoked: bool = betterproto.bool_field(2)
+    share_token: str = betterproto.string_field(3)
+    """
+    Public listings: what this share link, or this public passport, shows.
+    """
+
+    passport_id: str = betterproto.string_field(4)
+    page_size: int = betterproto.int32_field(5)
+    page_token: str = betterproto.string_field(6)
+
+
+@dataclass(eq=False, repr=False)
+class ListCredentialsResponse(betterproto.Message):
+    credentials: List["VerifiableCredential"] = betterproto.message_field(1)
+    next_page_token: str = betterproto.string_field(2)
+
+
+@dataclass(eq=False, repr=False)
+class GetCredentialRequest(betterproto.Message):
+    credential_id: str = betterproto.string_field(1)
+    share_token: str = betterproto.string_field(2)
+    """Anonymous access through a share link."""
+
+
+@dataclass(eq=False, repr=False)
+class GetCredentialResponse(betterproto.Message):
+    credential: "VerifiableCredential" = betterproto.message_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class RevokeCredentialRequest(betterproto.Message):
+    credential_id: str = betterproto.string_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class RevokeCredentialResponse(betterproto.Message):
+    credential: "VerifiableCredential" = betterproto.message_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class GetStatusListRequest(betterproto.Message):
+    list_id: str = betterproto.string_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class GetStatusListResponse(betterproto.Message):
+    document_json: str = betterproto.string_field(1)
+    """The signed BitstringStatusListCredential."""
+
+
+@dataclass(eq=False, repr=False)
+class GetSharedPresentationRequest(betterproto.Message):
+    token: str = betterproto.string_field(1)
+    challenge: str = betterproto.string_field(2)
+    """
+    Chosen by the verifier: a fresh nonce, and the verifier's own domain.
+    """
+
+    domain: str = betterproto.string_field(3)
+
+
+@dataclass(eq=False, repr=False)
+class GetSharedPresentationResponse(betterproto.Message):
+    document_json: str = betterproto.string_field(1)
+    """The signed VerifiablePresentation."""
+
+
 class PassportServiceStub(betterproto.ServiceStub):
     async def get_passport(
         self,
@@ -780,6 +956,108 @@ class PassportServiceStub(betterproto.ServiceStub):
         ):
             yield response
 
+    async def issue_credentials(
+        self,
+        issue_credentials_request: "IssueCredentialsRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "IssueCredentialsResponse":
+        return await self._unary_unary(
+            "/keiko.passport.v1.PassportService/IssueCredentials",
+            issue_credentials_request,
+            IssueCredentialsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def list_credentials(
+        self,
+        list_credentials_request: "ListCredentialsRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "ListCredentialsResponse":
+        return await self._unary_unary(
+            "/keiko.passport.v1.PassportService/ListCredentials",
+            list_credentials_request,
+            ListCredentialsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def get_credential(
+        self,
+        get_credential_request: "GetCredentialRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "GetCredentialResponse":
+        return await self._unary_unary(
+            "/keiko.passport.v1.PassportService/GetCredential",
+            get_credential_request,
+            GetCredentialResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def revoke_credential(
+        self,
+        revoke_credential_request: "RevokeCredentialRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "RevokeCredentialResponse":
+        return await self._unary_unary(
+            "/keiko.passport.v1.PassportService/RevokeCredential",
+            revoke_credential_request,
+            RevokeCredentialResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def get_status_list(
+        self,
+        get_status_list_request: "GetStatusListRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "GetStatusListResponse":
+        return await self._unary_unary(
+            "/keiko.passport.v1.PassportService/GetStatusList",
+            get_status_list_request,
+            GetStatusListResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def get_shared_presentation(
+        self,
+        get_shared_presentation_request: "GetSharedPresentationRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "GetSharedPresentationResponse":
+        return await self._unary_unary(
+            "/keiko.passport.v1.PassportService/GetSharedPresentation",
+            get_shared_presentation_request,
+            GetSharedPresentationResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
 
 class PassportServiceBase(ServiceBase):
 
@@ -853,6 +1131,36 @@ class PassportServiceBase(ServiceBase):
     ) -> AsyncIterator[WatchPassportResponse]:
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
         yield WatchPassportResponse()
+
+    async def issue_credentials(
+        self, issue_credentials_request: "IssueCredentialsRequest"
+    ) -> "IssueCredentialsResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def list_credentials(
+        self, list_credentials_request: "ListCredentialsRequest"
+    ) -> "ListCredentialsResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def get_credential(
+        self, get_credential_request: "GetCredentialRequest"
+    ) -> "GetCredentialResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def revoke_credential(
+        self, revoke_credential_request: "RevokeCredentialRequest"
+    ) -> "RevokeCredentialResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def get_status_list(
+        self, get_status_list_request: "GetStatusListRequest"
+    ) -> "GetStatusListResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def get_shared_presentation(
+        self, get_shared_presentation_request: "GetSharedPresentationRequest"
+    ) -> "GetSharedPresentationResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
     async def __rpc_get_passport(
         self, stream: "grpclib.server.Stream[GetPassportRequest, GetPassportResponse]"
@@ -965,6 +1273,54 @@ class PassportServiceBase(ServiceBase):
             request,
         )
 
+    async def __rpc_issue_credentials(
+        self,
+        stream: "grpclib.server.Stream[IssueCredentialsRequest, IssueCredentialsResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.issue_credentials(request)
+        await stream.send_message(response)
+
+    async def __rpc_list_credentials(
+        self,
+        stream: "grpclib.server.Stream[ListCredentialsRequest, ListCredentialsResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.list_credentials(request)
+        await stream.send_message(response)
+
+    async def __rpc_get_credential(
+        self,
+        stream: "grpclib.server.Stream[GetCredentialRequest, GetCredentialResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.get_credential(request)
+        await stream.send_message(response)
+
+    async def __rpc_revoke_credential(
+        self,
+        stream: "grpclib.server.Stream[RevokeCredentialRequest, RevokeCredentialResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.revoke_credential(request)
+        await stream.send_message(response)
+
+    async def __rpc_get_status_list(
+        self,
+        stream: "grpclib.server.Stream[GetStatusListRequest, GetStatusListResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.get_status_list(request)
+        await stream.send_message(response)
+
+    async def __rpc_get_shared_presentation(
+        self,
+        stream: "grpclib.server.Stream[GetSharedPresentationRequest, GetSharedPresentationResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.get_shared_presentation(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> Dict[str, grpclib.const.Handler]:
         return {
             "/keiko.passport.v1.PassportService/GetPassport": grpclib.const.Handler(
@@ -1050,5 +1406,41 @@ class PassportServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_STREAM,
                 WatchPassportRequest,
                 WatchPassportResponse,
+            ),
+            "/keiko.passport.v1.PassportService/IssueCredentials": grpclib.const.Handler(
+                self.__rpc_issue_credentials,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                IssueCredentialsRequest,
+                IssueCredentialsResponse,
+            ),
+            "/keiko.passport.v1.PassportService/ListCredentials": grpclib.const.Handler(
+                self.__rpc_list_credentials,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ListCredentialsRequest,
+                ListCredentialsResponse,
+            ),
+            "/keiko.passport.v1.PassportService/GetCredential": grpclib.const.Handler(
+                self.__rpc_get_credential,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                GetCredentialRequest,
+                GetCredentialResponse,
+            ),
+            "/keiko.passport.v1.PassportService/RevokeCredential": grpclib.const.Handler(
+                self.__rpc_revoke_credential,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                RevokeCredentialRequest,
+                RevokeCredentialResponse,
+            ),
+            "/keiko.passport.v1.PassportService/GetStatusList": grpclib.const.Handler(
+                self.__rpc_get_status_list,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                GetStatusListRequest,
+                GetStatusListResponse,
+            ),
+            "/keiko.passport.v1.PassportService/GetSharedPresentation": grpclib.const.Handler(
+                self.__rpc_get_shared_presentation,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                GetSharedPresentationRequest,
+                GetSharedPresentationResponse,
             ),
         }
