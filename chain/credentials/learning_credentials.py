@@ -35,7 +35,7 @@ OB_SCHEMA_ID = (
 )
 OB_SCHEMA_TYPE = "1EdTechJsonSchemaValidator2019"
 MAX_RECORDS = 500
-MAX_TEXT_CHARS = 2000
+MAX_TEXT_CHARS = 10_000  # as the gRPC limit of `description` (docs/limits.md)
 ACHIEVEMENT_TYPES = ("Course", "Achievement", "Assessment", "Assignment", "Competency")
 
 

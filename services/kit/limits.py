@@ -83,6 +83,12 @@ NAME_MAX_CHARS: Mapping[str, int] = {
     "credential_json": 16 * KIB,
     "initial_standards": 64 * KIB,
     "initial_validation_rules": 64 * KIB,
+    # Verifiable Credentials (chain.credentials): a signed credential of up to 500 records,
+    # or a presentation of up to 100 credentials; an achievement's criteria (Markdown);
+    # a verifier's challenge (a nonce).
+    "document_json": 4 * MIB,
+    "criteria": 10_000,
+    "challenge": 256,
 }
 
 # Bytes by bare field name.
@@ -102,7 +108,11 @@ NAME_MAX_ITEMS: Mapping[str, int] = {
 }
 
 # Exceptions by full field name, when a bare name means different things.
-FIELD_MAX_CHARS: Mapping[str, int] = {}
+FIELD_MAX_CHARS: Mapping[str, int] = {
+    # A presentation's domain is the verifier's host name (a skill's `domain` is a topic).
+    "keiko.chain.v1.SignCredentialRequest.domain": 253,
+    "keiko.passport.v1.GetSharedPresentationRequest.domain": 253,
+}
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
