@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from keiko.authenticator import SoftwareAuthenticator
 from keiko.platform import RunningPlatform
-from services.identity.tests.authenticator import SoftwareAuthenticator
 from services.kit.auth import Principal, TokenIssuer
 from services.kit.clock import SystemClock
 from services.kit.events.fanout import EventFanout
