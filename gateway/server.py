@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
@@ -67,6 +68,9 @@ async def running_gateway(settings: Settings) -> AsyncIterator[int]:
         access_log=False,
         lifespan="off",
         ws="websockets-sansio",
+        # A long request (a subscription, a slow page) must not hold shutdown past the
+        # platform's grace period: after it, open connections are closed.
+        timeout_graceful_shutdown=max(math.ceil(settings.shutdown_grace_seconds), 1),
     )
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve())

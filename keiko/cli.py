@@ -93,14 +93,21 @@ def main(argv: list[str] | None = None) -> int:
 
         hosted = registry.resolve(args.services)
         alone = bool(args.services)
-        asyncio.run(
-            serve(
-                settings,
-                hosted,
-                with_gateway=not args.no_gateway and not alone,
-                with_chain=not args.no_chain and not alone,
+        from chain.node.process import NodeStartError
+        from keiko.platform import PortInUse
+
+        try:
+            asyncio.run(
+                serve(
+                    settings,
+                    hosted,
+                    with_gateway=not args.no_gateway and not alone,
+                    with_chain=not args.no_chain and not alone,
+                )
             )
-        )
+        except (PortInUse, NodeStartError) as refused:
+            print(f"keiko: cannot start: {refused}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "migrate":
         from keiko.platform import migrate

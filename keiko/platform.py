@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from chain.node.process import port_in_use
 from gateway.server import running_gateway
 from keiko.registry import ServiceDefinition
 from keiko.runtime import ServiceRuntime
@@ -117,6 +118,25 @@ def with_concrete_ports(settings: Settings) -> Settings:
     return settings.model_copy(update=updates) if updates else settings
 
 
+class PortInUse(RuntimeError):
+    """A port the platform must open is taken: start-up stops before anything runs."""
+
+
+def refuse_ports_in_use(settings: Settings, *, with_gateway: bool) -> None:
+    """Stop start-up with a clear message when a port we must open is taken (the chain
+    node's is checked where it starts: chain.node.process). Binding later would fail
+    less clearly, or, for a node port, leave us talking to whatever holds it."""
+    wanted = [("gRPC", settings.grpc_host, settings.grpc_port, "KEIKO_GRPC_PORT")]
+    if with_gateway:
+        wanted.append(("HTTP", settings.http_host, settings.http_port, "KEIKO_HTTP_PORT"))
+    for what, host, port, variable in wanted:
+        if port_in_use(host, port):
+            raise PortInUse(
+                f"the {what} port {host}:{port} is already in use "
+                f"(set {variable} to a free port, or 0 for any)"
+            )
+
+
 @asynccontextmanager
 async def running_platform(
     settings: Settings,
@@ -127,6 +147,7 @@ async def running_platform(
 ) -> AsyncIterator[RunningPlatform]:
     names = [d.name for d in definitions]
     settings = with_concrete_ports(settings)
+    refuse_ports_in_use(settings, with_gateway=with_gateway)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
         if with_chain and not settings.chain_rpc_url:

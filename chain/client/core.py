@@ -255,11 +255,15 @@ class KeikoChain:
                             f"{name} at {hex(ref.address)} has class {hex(on_chain)}, "
                             f"the deployment says {hex(ref.class_hash)}"
                         )
-                abi = load_abi(name, build_dir)
+                # Reading a Sierra file and building its bindings (starknet-py parses the
+                # ABI) take seconds of CPU: on a thread, so the caller's loop keeps serving.
+                abi = await asyncio.to_thread(load_abi, name, build_dir)
                 if abi is None:
                     contracts[name] = await Contract.from_address(ref.address, provider=account)
                 else:
-                    contracts[name] = Contract(ref.address, abi, provider=account, cairo_version=1)
+                    contracts[name] = await asyncio.to_thread(
+                        Contract, ref.address, abi, provider=account, cairo_version=1
+                    )
         except BaseException:
             await session.close()
             raise

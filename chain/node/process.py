@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -32,8 +33,49 @@ from chain.node.config import ACCOUNTS_FILE, DEFAULT_ACCOUNTS, DEFAULT_HOST, DEP
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+# The child reads this end of a pipe whose other end only its parent holds: end of file
+# means the parent is gone (even SIGKILLed), and the node stops (see exit_with_parent).
+LIFELINE_ENV = "KEIKO_PARENT_LIFELINE_FD"
+LIFELINE_GRACE_SECONDS = 10.0
+
+
 class NodeStartError(RuntimeError):
     pass
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something already listens on (or holds) host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def exit_with_parent() -> None:
+    """In the node child: stop (SIGTERM to ourselves: a graceful uvicorn shutdown, then a
+    hard exit after a grace period) as soon as the parent's end of the lifeline closes."""
+    fd_text = os.environ.pop(LIFELINE_ENV, "")
+    if not fd_text.isdigit():
+        return
+    fd = int(fd_text)
+
+    def watch() -> None:
+        while True:
+            try:
+                if not os.read(fd, 1):
+                    break
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(LIFELINE_GRACE_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-lifeline", daemon=True).start()
 
 
 def free_port(host: str = DEFAULT_HOST) -> int:
@@ -65,8 +107,10 @@ class NodeProcess:
         host: str,
         port: int,
         log_file: IO[bytes] | None,
+        lifeline: int | None = None,
     ) -> None:
         self.process = process
+        self._lifeline = lifeline
         self.data_dir = data_dir
         self.host = host
         self.port = port
@@ -106,6 +150,9 @@ class NodeProcess:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
         return int(self.process.returncode)
 
     async def astop(self, timeout: float = 15.0) -> int:
@@ -140,6 +187,11 @@ def start_node_process(
     ``port=None`` picks a free port. The child's output (including the dev-account
     banner) goes to ``log_path`` if given, else to this process's stdout/stderr."""
     port = free_port(host) if port is None else port
+    if port_in_use(host, port):
+        raise NodeStartError(
+            f"the chain node's port {host}:{port} is already in use "
+            "(set KEIKO_CHAIN_NODE_PORT to a free port, or 0 for any)"
+        )
     args = [
         sys.executable,
         "-m",
@@ -162,27 +214,43 @@ def start_node_process(
         log_file = open(log_path, "ab")  # noqa: SIM115  (closed by NodeProcess.stop)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    process = subprocess.Popen(
-        args,
-        cwd=str(REPO_ROOT),
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT if log_file is not None else None,
-    )
-    node = NodeProcess(process, data_dir, host, port, log_file)
+    lifeline_read, lifeline_write = os.pipe()
+    os.set_inheritable(lifeline_write, False)
+    env[LIFELINE_ENV] = str(lifeline_read)
+    try:
+        process = subprocess.Popen(
+            args,
+            cwd=str(REPO_ROOT),
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT if log_file is not None else None,
+            pass_fds=(lifeline_read,),
+        )
+    finally:
+        os.close(lifeline_read)
+    node = NodeProcess(process, data_dir, host, port, log_file, lifeline_write)
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             node.stop()
             raise NodeStartError(
                 f"the node exited with code {process.returncode}"
-                + (f"; see {log_path}" if log_path else "")
+                + (f" ({_last_line(log_path)}); see {log_path}" if log_path else "")
             )
         if rpc_ready(node.rpc_url):
             return node
         time.sleep(0.1)
     node.stop()
     raise NodeStartError(f"the node did not answer on {node.rpc_url} in {startup_timeout}s")
+
+
+def _last_line(log_path: Path) -> str:
+    """The last line the node logged (its reason to stop, e.g. a bind error)."""
+    try:
+        lines = log_path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    return lines[-1][:300] if lines else "no output"
 
 
 async def astart_node_process(
