@@ -21,6 +21,7 @@ from gateway.extensions import (
     RequestErrorsExecutionContext,
 )
 from gateway.scalars import SCALAR_OVERRIDES
+from gateway.schema.credentials import CredentialMutation, CredentialQuery
 from gateway.schema.governance import (
     GovernanceMutation,
     GovernanceQuery,
@@ -51,6 +52,7 @@ class Query(
     HumanityQuery,
     LearningQuery,
     PassportQuery,
+    CredentialQuery,
     ReputationQuery,
     GovernanceQuery,
     MarketplaceQuery,
@@ -66,6 +68,7 @@ class Mutation(
     HumanityMutation,
     LearningMutation,
     PassportMutation,
+    CredentialMutation,
     ReputationMutation,
     GovernanceMutation,
     MarketplaceMutation,

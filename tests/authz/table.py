@@ -472,12 +472,35 @@ PASSPORT: list[Rows] = [
             "statementIds": [x.owner_interaction_id],
         },
     ),
+    rows(
+        "Mutation.issueCredentials",
+        expect(NOT_FOUND, anonymous=UNAUTHENTICATED, owner=NEEDS_CHAIN),
+        lambda x: {"input": {"format": "PER_ENTRY", "statementIds": [x.owner_interaction_id]}},
+    ),
     rows("PassportService/ListCredentials", SIGNED_IN, lambda x: {"issuedByMe": True}),
+    rows("Query.credentials", SIGNED_IN, lambda x: {"issuedByMe": True}),
     rows(
         "PassportService/ListCredentials",
         PUBLIC,
         lambda x: {"shareToken": x.share_token},
         variant="through a share link",
+    ),
+    rows(
+        "Query.credentials",
+        PUBLIC,
+        lambda x: {"shareToken": x.share_token},
+        variant="through a share link",
+    ),
+    rows("Query.credential", expect(NOT_FOUND), lambda x: {"id": UNKNOWN_CREDENTIAL}),
+    rows(
+        "Mutation.revokeCredential",
+        expect(NOT_FOUND, anonymous=UNAUTHENTICATED),
+        lambda x: {"id": UNKNOWN_CREDENTIAL},
+    ),
+    rows(
+        "Query.sharedPresentation",
+        expect(ALLOWED),
+        lambda x: {"token": x.share_token, "challenge": "c1", "domain": "verifier.example"},
     ),
     rows(
         "PassportService/GetCredential",
