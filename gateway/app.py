@@ -23,6 +23,7 @@ from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway.context import GatewayContext
+from gateway.credentials_api import credential_routes
 from gateway.graphiql import STATIC_DIR, offline_graphiql_html
 from gateway.http import RequestLimits, request_id_or_none
 from gateway.schema.humanity import MAX_MULTIPART_BYTES
@@ -176,6 +177,7 @@ def create_app(
             Route("/metrics", metrics),
             *xapi_routes(channel, clock=clock),
             *webhook_routes(channel),
+            *credential_routes(channel),
             *verify_routes(
                 channel,
                 chain_rpc_url=chain_rpc_url,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +42,7 @@ from chain.translator.batching import Domain
 from chain.translator.felts import encode_short_string, parse_felt
 from chain.verify import AnchorProof, ExportEntry, PassportExport, build_entry
 from chain.verify.export import ChainRef
+from gateway.credentials_api import entry_credentials
 from services.api.keiko.chain import v1 as chain_pb
 from services.api.keiko.common import v1 as common
 from services.api.keiko.passport import v1 as pb
@@ -325,6 +326,16 @@ def _status(entry: pb.PassportEntry, check: Any) -> tuple[str, str]:
     return "pending", "waiting for its batch to be anchored on Keikochain"
 
 
+def _downloads(links: Sequence[tuple[str, str]]) -> str:
+    """The entry's W3C credentials (issued by the learner), to download."""
+    if not links:
+        return ""
+    anchors = " ".join(
+        f'<a class="credential" href="{_e(href)}" download>{_e(label)}</a>' for label, href in links
+    )
+    return f' <span class="credentials">W3C credential: {anchors}</span>'
+
+
 def render_page(
     page: Page,
     checks: dict[str, Any],
@@ -332,8 +343,10 @@ def render_page(
     explorer_tx_url: str,
     cli_target: str,
     chain: ChainRef | None,
+    credentials: Mapping[str, list[tuple[str, str]]] | None = None,
 ) -> str:
     counts = {"verified": 0, "failed": 0, "pending": 0}
+    downloads = credentials or {}
 
     def row(entry: pb.PassportEntry) -> str:
         status, reason = _status(entry, checks.get(entry.statement_id))
@@ -352,6 +365,7 @@ def render_page(
             f'<span class="status">{status}</span><span class="summary">{_e(entry.summary)}</span>'
             f' <span class="when">{_e(when)}</span>{anchor}'
             + (f'<span class="reason">{_e(reason)}</span>' if status == "failed" else "")
+            + _downloads(downloads.get(entry.statement_id, []))
             + f'<br><code class="id">{_e(entry.statement_id)}</code></li>'
         )
 
@@ -415,6 +429,9 @@ installed (<code>make install</code> in its repository), run</p>
 <p>which downloads the public export, checks every signature and proof, and reads every
 root from the chain the export names, checking its chain id and the anchor contract's
 code. <code>--rpc &lt;url&gt;</code> reads the chain from a node of your choice instead.</p>
+<p>An entry's W3C Verifiable Credential (when the learner issued one) is checked the same
+way, <code>keiko passport verify credential.json --rpc &lt;url&gt;</code>, or by any Data
+Integrity verifier (<code>eddsa-rdfc-2022</code>; contexts at <code>/contexts/</code>).</p>
 <script>
 document.getElementById("copy-command").addEventListener("click", async (event) => {{
   const text = document.getElementById("verify-command").textContent;
@@ -500,6 +517,7 @@ def verify_routes(
                 explorer_tx_url=explorer,
                 cli_target=f"{_base(request)}/verify/{quote(passport_id, safe='')}",
                 chain=await chain_info.get(),
+                credentials=await entry_credentials(channel, passport_id=passport_id),
             ),
             headers={"cache-control": "no-store"},
         )
@@ -518,6 +536,7 @@ def verify_routes(
                 explorer_tx_url=explorer,
                 cli_target=f"{_base(request)}/verify/share/{quote(token, safe='')}",
                 chain=await chain_info.get(),
+                credentials=await entry_credentials(channel, share_token=token),
             ),
             headers={"cache-control": "no-store", "referrer-policy": "no-referrer"},
         )
