@@ -324,12 +324,21 @@ def _export_entry(record: AnchoredRecord) -> ExportEntry | MalformedEntry:
 def _authorship_problems(parsed: ParsedCredential) -> list[CredentialProblem]:
     problems = []
     for record in parsed.records:
-        if record.author.kind is AuthorKind.SELF and record.author.did != parsed.subject:
+        own = record.author.did == parsed.subject
+        if record.author.kind is AuthorKind.SELF and not own:
             problems.append(
                 CredentialProblem(
                     CredentialFailure.AUTHOR_MISMATCH,
                     f"record {record.statement_id} is presented as the learner's own but "
                     f"signed by {record.author.did}",
+                )
+            )
+        elif record.author.kind is not AuthorKind.SELF and own:
+            problems.append(
+                CredentialProblem(
+                    CredentialFailure.AUTHOR_MISMATCH,
+                    f"record {record.statement_id} is presented as attested by "
+                    f"{record.author.author_id} but signed with the learner's own key",
                 )
             )
     if parsed.issuer != parsed.subject:

@@ -221,6 +221,11 @@ async def test_authorship_is_checked(ledger: Ledger) -> None:
     [forged] = ledger.anchor([(statement(ANA, 1), MALLORY, AuthorKind.SELF)])
     report = await check(record_credential(ANA, ANA, [forged]), ledger)
     assert report.reasons == [CredentialFailure.AUTHOR_MISMATCH]
+    # The learner's own statement relabelled as a tutor's attestation.
+    [relabelled] = ledger.anchor([(statement(ANA, 3), ANA, AuthorKind.USER)])
+    report = await check(record_credential(ANA, ANA, [relabelled]), ledger)
+    assert report.reasons == [CredentialFailure.AUTHOR_MISMATCH]
+    assert "attested by" in str(report.problems[0])
     # A tutor issuing a credential for a record the tutor did not write.
     [own] = ledger.anchor([(statement(ANA, 2), ANA, AuthorKind.SELF)])
     report = await check(record_credential(TUTOR, ANA, [own]), ledger)
