@@ -75,6 +75,9 @@ log = get_logger(__name__)
 
 STATUS_PATH = "/credentials/status/"
 PUBLIC_LIST_LIMIT = 200
+# A presentation carries the newest credentials a share link shows: each costs its RDF
+# canonicalization when the learner's key signs it, on every fetch of the link.
+MAX_PRESENTED = 20
 PUBLISH_INTERVAL_S = 30.0
 
 # The DIDs are written by the translator (the custodial keys of issuer and subject); the
@@ -602,7 +605,7 @@ class CredentialService:
         the verifier's challenge and domain."""
         challenge, domain = check_challenge(challenge), check_domain(domain)
         access = await self.passports.share_access(token, count_view=True)
-        shown = await self.list_visible(access)
+        shown = (await self.list_visible(access))[:MAX_PRESENTED]
         if not shown:
             raise FailedPrecondition("this share link shows no credential the learner issued")
         document = presentation(
