@@ -78,6 +78,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from starknet_py.common import create_casm_class, create_sierra_compiled_contract
+from starknet_py.hash.casm_class_hash import compute_casm_class_hash
+from starknet_py.hash.hash_method import HashMethod
+from starknet_py.hash.sierra_class_hash import compute_sierra_class_hash
+from starkware.cairo.lang.vm.virtual_machine_base import VirtualMachineBase
 from starkware.crypto.signature.signature import FIELD_PRIME
 from starkware.starknet.business_logic.execution.deprecated_objects import (
     ExecutionResourcesManager,
@@ -85,6 +90,7 @@ from starkware.starknet.business_logic.execution.deprecated_objects import (
 from starkware.starknet.business_logic.execution.execute_entry_point import ExecuteEntryPoint
 from starkware.starknet.business_logic.execution.objects import (
     CallInfo,
+    CallType,
     TransactionExecutionContext,
 )
 from starkware.starknet.business_logic.state.state import CachedSyncState
@@ -95,10 +101,6 @@ from starkware.starknet.business_logic.state.state_api import (
 from starkware.starknet.business_logic.state.state_api_objects import BlockInfo
 from starkware.starknet.core.os.contract_address.contract_address import (
     calculate_contract_address_from_hash,
-)
-from starkware.starknet.core.os.contract_class.class_hash import compute_class_hash
-from starkware.starknet.core.os.contract_class.compiled_class_hash import (
-    compute_compiled_class_hash,
 )
 from starkware.starknet.definitions.constants import VERSIONED_CONSTANTS, GasCost
 from starkware.starknet.definitions.data_availability_mode import DataAvailabilityMode
@@ -114,6 +116,8 @@ from starkware.starknet.services.api.contract_class.contract_class import (
 from starkware.starkware_utils.error_handling import StarkException
 
 from chain import fast_ecdsa
+from chain.class_cache import digest, memoized
+from chain.vm_views import StateReads, ViewCache, ViewKey
 
 __all__ = [
     "BUILD_DIR",
@@ -127,9 +131,14 @@ __all__ = [
     "DeclaredClass",
     "Deployment",
     "Event",
+    "Invocation",
+    "OrderedEvent",
     "TxContext",
+    "class_hashes",
+    "compiled_class_hash",
     "decode_panic",
     "selector",
+    "sierra_class_hash",
 ]
 
 BUILD_DIR = Path(__file__).resolve().parents[1] / "contracts" / "build"
@@ -138,6 +147,31 @@ _L1 = DataAvailabilityMode.L1
 
 # Same results, ~20x faster Stark ECDSA in __validate__ (see chain.fast_ecdsa).
 fast_ecdsa.install()
+
+
+def _memoize_hint_compilation() -> None:
+    """cairo-lang compiles every Python hint of a program again for each call (~200
+    ``compile`` calls for one contract). Code objects are immutable, so one compilation per
+    (source, name) serves every later run; failures still go through cairo-lang's own
+    error path."""
+    original = VirtualMachineBase.compile_hint
+    if getattr(original, "_keiko_memoized", False):
+        return
+    compiled: dict[tuple[str, str], Any] = {}
+
+    def compile_hint(self: Any, source: str, filename: str, hint_index: int, pc: Any) -> Any:
+        key = (source, filename)
+        code = compiled.get(key)
+        if code is None:
+            code = original(self, source, filename, hint_index, pc)
+            compiled[key] = code
+        return code
+
+    compile_hint._keiko_memoized = True  # type: ignore[attr-defined]
+    VirtualMachineBase.compile_hint = compile_hint  # type: ignore[method-assign]
+
+
+_memoize_hint_compilation()
 
 
 # --------------------------------------------------------------------------- values
@@ -182,11 +216,41 @@ class Event:
 
 
 @dataclass(frozen=True)
+class OrderedEvent:
+    order: int
+    keys: list[int]
+    data: list[int]
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One call of the execution tree, as a trace shows it (``FUNCTION_INVOCATION``)."""
+
+    contract_address: int
+    entry_point_selector: int
+    calldata: list[int]
+    caller_address: int
+    class_hash: int
+    entry_point_type: str  # EXTERNAL | CONSTRUCTOR | L1_HANDLER
+    call_type: str  # CALL | LIBRARY_CALL
+    result: list[int]
+    calls: list[Invocation]
+    events: list[OrderedEvent]
+    n_steps: int  # the call tree rooted here
+    failed: bool
+
+
+@dataclass(frozen=True)
 class CallResult:
     retdata: list[int]
     events: list[Event]
     storage_diff: dict[int, dict[int, int]]
     n_steps: int
+    # Contracts deployed by the call (deploy syscall, constructor): address -> class hash.
+    class_hash_writes: dict[int, int] = field(default_factory=dict)
+    invocation: Invocation | None = None
+    # Syscall name -> times used, over the whole call tree.
+    syscalls: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -312,6 +376,39 @@ def _felts(values: Sequence[int], what: str) -> list[int]:
     return felts
 
 
+def sierra_class_hash(sierra: str) -> int:
+    """Class hash of a Sierra class (JSON text; ABI a list or a string), with starknet-py's
+    native Poseidon; equal to cairo-lang's pure-Python ``compute_class_hash``, which takes
+    seconds. Memoized by content (:mod:`chain.class_cache`)."""
+
+    def compute() -> str:
+        data = json.loads(sierra)
+        if not isinstance(data.get("abi"), str):
+            data["abi"] = json.dumps(data.get("abi", []))
+        data.pop("sierra_program_debug_info", None)
+        return hex(compute_sierra_class_hash(create_sierra_compiled_contract(json.dumps(data))))
+
+    return int(memoized("class_hash", digest(sierra), compute), 16)
+
+
+def compiled_class_hash(casm: str) -> int:
+    """Compiled class hash of a CASM class: the Poseidon method (Starknet < 0.14.1, the
+    version this VM executes). Memoized by content."""
+
+    def compute() -> str:
+        return hex(
+            compute_casm_class_hash(create_casm_class(casm), hash_method=HashMethod.POSEIDON)
+        )
+
+    return int(memoized("compiled_class_hash.poseidon", digest(casm), compute), 16)
+
+
+def class_hashes(sierra: str, casm: str) -> ClassHashes:
+    return ClassHashes(
+        class_hash=sierra_class_hash(sierra), compiled_class_hash=compiled_class_hash(casm)
+    )
+
+
 def _as_json_text(value: str | Mapping[str, Any]) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -410,6 +507,8 @@ class CairoVM:
         self._general_config._keiko_chain_id = chain_id
         # Parsed CompiledClass objects outlive calls: parsing CASM JSON costs milliseconds.
         self._compiled: dict[int, CompiledClassBase] = {}
+        self._views = ViewCache()
+        self._last_reads: StateReads | None = None
 
     def fork(self) -> CairoVM:
         """An independent VM over a copy of the state, sharing the parsed classes."""
@@ -423,9 +522,9 @@ class CairoVM:
         self, sierra: str | Mapping[str, Any], casm: str | Mapping[str, Any]
     ) -> ClassHashes:
         sierra_text, casm_text = _as_json_text(sierra), _as_json_text(casm)
-        class_hash = compute_class_hash(_load_sierra(sierra_text))
+        hashes = class_hashes(sierra_text, casm_text)
+        class_hash, compiled_class_hash = hashes.class_hash, hashes.compiled_class_hash
         compiled = CompiledClass.loads(casm_text)
-        compiled_class_hash = compute_compiled_class_hash(compiled)
         self.state.classes[class_hash] = DeclaredClass(sierra=sierra_text, casm=casm_text)
         self.state.compiled_class_hashes[class_hash] = compiled_class_hash
         self._compiled[compiled_class_hash] = compiled
@@ -446,14 +545,22 @@ class CairoVM:
         *,
         salt: int = 0,
         deployer_address: int = 0,
+        commit: bool = True,
+        at: int | None = None,
     ) -> Deployment:
+        """Place ``class_hash`` at its address and run its constructor (caller: the
+        deployer). ``commit=False`` runs it and returns the writes without applying them
+        (the dev node journals them itself, as for any call). ``at`` places it at a fixed
+        address instead (a chain's system contracts at their well-known addresses)."""
         calldata = _felts(calldata, "constructor calldata")
-        address = calculate_contract_address_from_hash(
-            salt=salt,
-            class_hash=class_hash,
-            constructor_calldata=calldata,
-            deployer_address=deployer_address,
-        )
+        address = at
+        if address is None:
+            address = calculate_contract_address_from_hash(
+                salt=salt,
+                class_hash=class_hash,
+                constructor_calldata=calldata,
+                deployer_address=deployer_address,
+            )
         if class_hash not in self.state.compiled_class_hashes:
             raise CairoRevert(
                 f"class {hex(class_hash)} is not declared",
@@ -470,7 +577,7 @@ class CairoVM:
             entry_point_type=EntryPointType.CONSTRUCTOR,
         )
 
-        def run(state: CachedSyncState) -> CallInfo:
+        def run(state: CachedSyncState, resources: ExecutionResourcesManager) -> CallInfo:
             try:
                 state.deploy_contract(contract_address=address, class_hash=class_hash)
             except StarkException as exc:
@@ -490,9 +597,9 @@ class CairoVM:
                     caller_address=deployer_address,
                     class_hash=class_hash,
                 )
-            return self._execute(state, entry_point, TxContext(), validate=False)
+            return self._execute(state, resources, entry_point, TxContext(), validate=False)
 
-        return Deployment(address=address, result=self._atomic(run, commit=True))
+        return Deployment(address=address, result=self._atomic(run, commit=commit))
 
     def call(
         self,
@@ -504,6 +611,7 @@ class CairoVM:
         tx: TxContext | None = None,
         validate: bool = False,
         commit: bool = True,
+        entry_point_type: str = "EXTERNAL",
     ) -> CallResult:
         if tx is not None:
             _felts(tx.signature, "signature")
@@ -513,10 +621,12 @@ class CairoVM:
             entry_point_selector=selector(entry_point),
             caller_address=caller_address,
             initial_gas=GasCost.DEFAULT_INITIAL.value,
-            entry_point_type=EntryPointType.EXTERNAL,
+            entry_point_type=EntryPointType[entry_point_type],
         )
         return self._atomic(
-            lambda state: self._execute(state, entry, tx or TxContext(), validate=validate),
+            lambda state, resources: self._execute(
+                state, resources, entry, tx or TxContext(), validate=validate
+            ),
             commit=commit,
         )
 
@@ -529,14 +639,26 @@ class CairoVM:
         caller_address: int = 0,
         tx: TxContext | None = None,
     ) -> list[int]:
-        return self.call(
+        """A read-only call's return data. Results are remembered with the state they read
+        (storage cells, class hashes, nonces) and, when the call looked at the block or
+        transaction (``get_execution_info``), with that context too: a later view with the
+        same inputs over unchanged reads is answered without running the VM again."""
+        key = ViewKey(contract_address, selector(entry_point), tuple(calldata), caller_address)
+        context = (self.block, tx)
+        cached = self._views.lookup(key, self.state, context)
+        if cached is not None:
+            return list(cached)
+        result = self.call(
             contract_address,
             entry_point,
             calldata,
             caller_address=caller_address,
             tx=tx,
             commit=False,
-        ).retdata
+        )
+        assert self._last_reads is not None
+        self._views.store(key, result, self._last_reads, context)
+        return result.retdata
 
     # -------------------------------------------------------------------- reads
 
@@ -563,7 +685,12 @@ class CairoVM:
             sequencer_address=self.block.sequencer_address,
         )
 
-    def _atomic(self, run: Callable[[CachedSyncState], CallInfo], *, commit: bool) -> CallResult:
+    def _atomic(
+        self,
+        run: Callable[[CachedSyncState, ExecutionResourcesManager], CallInfo],
+        *,
+        commit: bool,
+    ) -> CallResult:
         """Run on a scratch state over ``self.state``; merge its writes only on success."""
         reader = _DictStateReader(self.state, self._compiled)
         root = CachedSyncState(
@@ -571,21 +698,28 @@ class CairoVM:
             state_reader=reader,
             compiled_class_cache=self._compiled,
         )
+        resources = ExecutionResourcesManager.empty()
         # copy_and_apply merges the child into root only when the body did not raise, and
         # root itself is thrown away on failure: self.state is never half-written.
         with root.copy_and_apply() as scratch:
-            call_info = run(scratch)
-        # cairo-lang keeps the pending writes in StateCache's private dicts and offers no
-        # public accessor for them on CachedSyncState (0.14.0.1, pinned).
+            call_info = run(scratch, resources)
+        # cairo-lang keeps the pending writes and first reads in StateCache's private dicts
+        # and offers no public accessor for them on CachedSyncState (0.14.0.1, pinned).
         cache = root.cache
+        self._last_reads = StateReads.of(cache)
         storage_diff: dict[int, dict[int, int]] = {}
         for (address, key), value in cache._storage_writes.items():
             if reader.get_storage_at(_L1, address, key) != value:
                 storage_diff.setdefault(address, {})[key] = value
+        deployed = {
+            address: class_hash
+            for address, class_hash in cache._class_hash_writes.items()
+            if reader.get_class_hash_at(address) != class_hash
+        }
         if commit:
             for address, writes in storage_diff.items():
                 self.state.storage.setdefault(address, {}).update(writes)
-            self.state.class_hashes.update(cache._class_hash_writes)
+            self.state.class_hashes.update(deployed)
             self.state.nonces.update(cache._nonce_writes)
         return CallResult(
             retdata=list(call_info.retdata),
@@ -595,11 +729,15 @@ class CairoVM:
             ],
             storage_diff=storage_diff,
             n_steps=call_info.execution_resources.n_steps,
+            class_hash_writes=deployed,
+            invocation=_invocation(call_info),
+            syscalls=dict(resources.syscall_counter),
         )
 
     def _execute(
         self,
         state: CachedSyncState,
+        resources: ExecutionResourcesManager,
         entry_point: ExecuteEntryPoint,
         tx: TxContext,
         *,
@@ -623,9 +761,27 @@ class CairoVM:
         try:
             return entry_point.execute(
                 state=state,
-                resources_manager=ExecutionResourcesManager.empty(),
+                resources_manager=resources,
                 tx_execution_context=context,
                 general_config=self._general_config,
             )
         except StarkException as exc:
             raise _to_revert(exc) from exc
+
+
+def _invocation(info: CallInfo) -> Invocation:
+    entry_type = info.entry_point_type
+    return Invocation(
+        contract_address=info.contract_address,
+        entry_point_selector=info.entry_point_selector or 0,
+        calldata=list(info.calldata),
+        caller_address=info.caller_address,
+        class_hash=info.class_hash or 0,
+        entry_point_type="EXTERNAL" if entry_type is None else entry_type.name,
+        call_type="LIBRARY_CALL" if info.call_type is CallType.Delegate else "CALL",
+        result=list(info.retdata),
+        calls=[_invocation(inner) for inner in info.internal_calls],
+        events=[OrderedEvent(e.order, list(e.keys), list(e.data)) for e in info.events],
+        n_steps=info.execution_resources.n_steps,
+        failed=bool(info.failure_flag),
+    )

@@ -6,18 +6,10 @@ malformed input, so a client's mistake never escapes as a bare ``ValueError``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from starknet_py.constants import QUERY_VERSION_BASE
-from starknet_py.hash.transaction import (
-    CommonTransactionV3Fields,
-    TransactionHashPrefix,
-    compute_invoke_v3_transaction_hash,
-)
-from starknet_py.net.client_models import DAMode, ResourceBounds, ResourceBoundsMapping
-
-from chain.node.errors import invalid_params, unsupported_tx_version
+from chain.node.errors import invalid_params
 
 FIELD_PRIME = 2**251 + 17 * 2**192 + 1
 U64_MAX = 2**64 - 1
@@ -115,154 +107,6 @@ def parse_block_id(value: Any, name: str = "block_id") -> BlockId:
         if set(value) == {"block_hash"}:
             return BlockId(hash=parse_felt(value["block_hash"], f"{name}.block_hash"))
     raise invalid_params(f"{name}: expected a tag, {{block_number}} or {{block_hash}}")
-
-
-# --- transactions ----------------------------------------------------------------------
-
-
-def _parse_da_mode(value: Any, name: str) -> DAMode:
-    if value in ("L1", 0, "0x0"):
-        return DAMode.L1
-    if value in ("L2", 1, "0x1"):
-        return DAMode.L2
-    raise invalid_params(f"{name}: expected 'L1' or 'L2'")
-
-
-def _parse_bounds(value: Any, name: str) -> ResourceBounds:
-    obj = require_object(value, name)
-    return ResourceBounds(
-        max_amount=parse_uint(require_key(obj, "max_amount", name), f"{name}.max_amount", U64_MAX),
-        max_price_per_unit=parse_uint(
-            require_key(obj, "max_price_per_unit", name), f"{name}.max_price_per_unit", U128_MAX
-        ),
-    )
-
-
-@dataclass(frozen=True)
-class InvokeV3Request:
-    """A broadcasted INVOKE v3 transaction (``BROADCASTED_INVOKE_TXN`` in the spec)."""
-
-    sender_address: int
-    calldata: list[int]
-    signature: list[int]
-    nonce: int
-    version: int
-    tip: int
-    resource_bounds: ResourceBoundsMapping
-    paymaster_data: list[int] = field(default_factory=list)
-    account_deployment_data: list[int] = field(default_factory=list)
-    nonce_data_availability_mode: DAMode = DAMode.L1
-    fee_data_availability_mode: DAMode = DAMode.L1
-    proof_facts: list[int] | None = None
-
-    @property
-    def is_query(self) -> bool:
-        """Signed for fee estimation / simulation only (version 3 + 2**128)."""
-        return self.version >= QUERY_VERSION_BASE
-
-    def compute_hash(self, chain_id: int) -> int:
-        common = CommonTransactionV3Fields(
-            tx_prefix=TransactionHashPrefix.INVOKE,
-            version=self.version,
-            address=self.sender_address,
-            tip=self.tip,
-            resource_bounds=self.resource_bounds,
-            paymaster_data=self.paymaster_data,
-            chain_id=chain_id,
-            nonce=self.nonce,
-            nonce_data_availability_mode=self.nonce_data_availability_mode,
-            fee_data_availability_mode=self.fee_data_availability_mode,
-        )
-        return compute_invoke_v3_transaction_hash(
-            account_deployment_data=self.account_deployment_data,
-            calldata=self.calldata,
-            common_fields=common,
-            proof_facts=self.proof_facts,
-        )
-
-    def to_rpc(self, tx_hash: int) -> dict[str, Any]:
-        """``INVOKE_TXN_V3`` with its hash, as getTransactionByHash answers it."""
-        rb = self.resource_bounds
-        body: dict[str, Any] = {
-            "transaction_hash": hex(tx_hash),
-            "type": "INVOKE",
-            "version": hex(self.version),
-            "sender_address": hex(self.sender_address),
-            "calldata": hex_list(self.calldata),
-            "signature": hex_list(self.signature),
-            "nonce": hex(self.nonce),
-            "tip": hex(self.tip),
-            "resource_bounds": {
-                name: {
-                    "max_amount": hex(b.max_amount),
-                    "max_price_per_unit": hex(b.max_price_per_unit),
-                }
-                for name, b in (
-                    ("l1_gas", rb.l1_gas),
-                    ("l2_gas", rb.l2_gas),
-                    ("l1_data_gas", rb.l1_data_gas),
-                )
-            },
-            "paymaster_data": hex_list(self.paymaster_data),
-            "account_deployment_data": hex_list(self.account_deployment_data),
-            "nonce_data_availability_mode": self.nonce_data_availability_mode.name,
-            "fee_data_availability_mode": self.fee_data_availability_mode.name,
-        }
-        if self.proof_facts is not None:
-            body["proof_facts"] = hex_list(self.proof_facts)
-        return body
-
-
-def parse_invoke_v3(value: Any, name: str = "invoke_transaction") -> InvokeV3Request:
-    obj = require_object(value, name)
-    tx_type = obj.get("type", "INVOKE")
-    if tx_type != "INVOKE":
-        raise invalid_params(f"{name}.type: expected INVOKE, got {tx_type!r}")
-    version = parse_felt(require_key(obj, "version", name), f"{name}.version")
-    if version not in (3, 3 + QUERY_VERSION_BASE):
-        raise unsupported_tx_version(f"version {hex(version)}; this node executes v3 only")
-    bounds = require_object(require_key(obj, "resource_bounds", name), f"{name}.resource_bounds")
-    l1_data = bounds.get("l1_data_gas", {"max_amount": "0x0", "max_price_per_unit": "0x0"})
-    proof_facts = obj.get("proof_facts")
-    return InvokeV3Request(
-        sender_address=parse_felt(
-            require_key(obj, "sender_address", name), f"{name}.sender_address"
-        ),
-        calldata=parse_felt_list(require_key(obj, "calldata", name), f"{name}.calldata"),
-        signature=parse_felt_list(obj.get("signature", []), f"{name}.signature"),
-        nonce=parse_felt(require_key(obj, "nonce", name), f"{name}.nonce"),
-        version=version,
-        tip=parse_uint(obj.get("tip", "0x0"), f"{name}.tip", U64_MAX),
-        resource_bounds=ResourceBoundsMapping(
-            l1_gas=_parse_bounds(
-                require_key(bounds, "l1_gas", f"{name}.resource_bounds"),
-                f"{name}.resource_bounds.l1_gas",
-            ),
-            l2_gas=_parse_bounds(
-                require_key(bounds, "l2_gas", f"{name}.resource_bounds"),
-                f"{name}.resource_bounds.l2_gas",
-            ),
-            l1_data_gas=_parse_bounds(l1_data, f"{name}.resource_bounds.l1_data_gas"),
-        ),
-        paymaster_data=parse_felt_list(obj.get("paymaster_data", []), f"{name}.paymaster_data"),
-        account_deployment_data=parse_felt_list(
-            obj.get("account_deployment_data", []), f"{name}.account_deployment_data"
-        ),
-        nonce_data_availability_mode=_parse_da_mode(
-            obj.get("nonce_data_availability_mode", "L1"), f"{name}.nonce_data_availability_mode"
-        ),
-        fee_data_availability_mode=_parse_da_mode(
-            obj.get("fee_data_availability_mode", "L1"), f"{name}.fee_data_availability_mode"
-        ),
-        proof_facts=None
-        if proof_facts is None
-        else parse_felt_list(proof_facts, f"{name}.proof_facts"),
-    )
-
-
-def invoke_from_rpc(obj: dict[str, Any]) -> InvokeV3Request:
-    """Reload a stored transaction (as written by :meth:`InvokeV3Request.to_rpc`)."""
-    return parse_invoke_v3(obj)
 
 
 # --- calls and event filters ----------------------------------------------------------

@@ -73,7 +73,7 @@ def contract_not_found() -> RpcError:
 
 
 def entrypoint_not_found() -> RpcError:
-    return RpcError(ENTRYPOINT_NOT_FOUND, "Requested entrypoint does not exist in the contract")
+    return RpcError(ENTRYPOINT_NOT_FOUND, "Requested entry point does not exist in the contract")
 
 
 def block_not_found() -> RpcError:
@@ -144,3 +144,100 @@ def unsupported_tx_version(detail: str) -> RpcError:
 
 def unexpected_error(detail: str) -> RpcError:
     return RpcError(UNEXPECTED_ERROR, "An unexpected error occurred", detail)
+
+
+# --- write API (starknet_write_api.json) ---------------------------------------------
+
+CLASS_ALREADY_DECLARED = 51
+INSUFFICIENT_ACCOUNT_BALANCE = 54
+COMPILATION_FAILED = 56
+CONTRACT_CLASS_SIZE_IS_TOO_LARGE = 57
+NON_ACCOUNT = 58
+COMPILED_CLASS_HASH_MISMATCH = 60
+UNSUPPORTED_CONTRACT_CLASS_VERSION = 62
+
+
+def class_already_declared(class_hash: str) -> RpcError:
+    return RpcError(CLASS_ALREADY_DECLARED, "Class already declared", class_hash)
+
+
+def insufficient_account_balance(detail: str) -> RpcError:
+    return RpcError(
+        INSUFFICIENT_ACCOUNT_BALANCE,
+        "Account balance is smaller than the transaction's maximal fee (calculated as the sum "
+        "of each resource's limit x max price)",
+        detail,
+    )
+
+
+def compilation_failed(detail: str) -> RpcError:
+    return RpcError(COMPILATION_FAILED, "Compilation failed", detail)
+
+
+def contract_class_size_too_large(detail: str) -> RpcError:
+    return RpcError(CONTRACT_CLASS_SIZE_IS_TOO_LARGE, "Contract class size is too large", detail)
+
+
+def non_account(detail: str) -> RpcError:
+    return RpcError(NON_ACCOUNT, "Sender address is not an account contract", detail)
+
+
+def compiled_class_hash_mismatch(detail: str) -> RpcError:
+    return RpcError(
+        COMPILED_CLASS_HASH_MISMATCH,
+        "the compiled class hash did not match the one supplied in the transaction",
+        detail,
+    )
+
+
+def unsupported_contract_class_version(detail: str) -> RpcError:
+    return RpcError(
+        UNSUPPORTED_CONTRACT_CLASS_VERSION, "the contract class version is not supported", detail
+    )
+
+
+# --- trace, executables, storage proofs ----------------------------------------------
+
+NO_TRACE_AVAILABLE = 10
+STORAGE_PROOF_NOT_SUPPORTED = 42
+COMPILATION_ERROR = 100
+
+
+def no_trace_available(status: str) -> RpcError:
+    return RpcError(NO_TRACE_AVAILABLE, "No trace available for transaction", {"status": status})
+
+
+def storage_proof_not_supported() -> RpcError:
+    return RpcError(
+        STORAGE_PROOF_NOT_SUPPORTED,
+        "the node doesn't support storage proofs for blocks that are too far in the past",
+    )
+
+
+def compilation_error(detail: str) -> RpcError:
+    return RpcError(
+        COMPILATION_ERROR, "Failed to compile the contract", {"compilation_error": detail}
+    )
+
+
+# --- WebSocket API (starknet_ws_api.json) --------------------------------------------
+
+INVALID_SUBSCRIPTION_ID = 66
+TOO_MANY_ADDRESSES_IN_FILTER = 67
+TOO_MANY_BLOCKS_BACK = 68
+
+
+def invalid_subscription_id() -> RpcError:
+    return RpcError(INVALID_SUBSCRIPTION_ID, "Invalid subscription id")
+
+
+def too_many_addresses_in_filter(limit: int) -> RpcError:
+    return RpcError(
+        TOO_MANY_ADDRESSES_IN_FILTER,
+        "Too many addresses in filter sender_address filter",
+        f"max {limit}",
+    )
+
+
+def too_many_blocks_back() -> RpcError:
+    return RpcError(TOO_MANY_BLOCKS_BACK, "Cannot go back more than 1024 blocks")

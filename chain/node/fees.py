@@ -8,8 +8,10 @@ Keikochain dev node prices are fixed. Gas is derived from what the Cairo VM meas
   write is two felts, key and value; the nonce update is two, address and nonce);
 * L1 gas: 0 (no L2 -> L1 messages on Keikochain).
 
-There is no fee token on Keikochain: the fee is computed, checked against the
-transaction's resource bounds and recorded in the receipt, but not debited.
+The fee is paid in the STRK fee token (fri): the node transfers it from the paying account
+to the sequencer address (see :mod:`chain.node.execution`). That transfer's own two balance
+cells are counted in the data gas (``FEE_TRANSFER_DIFF_FELTS``), so a fee estimate equals
+the fee the transaction is then charged.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from starknet_py.net.client_models import ResourceBoundsMapping
 L2_GAS_PER_STEP = 100
 L2_GAS_PER_TX_FELT = 100
 DATA_GAS_PER_FELT = 32
+FEE_TRANSFER_DIFF_FELTS = 4
 
 L1_GAS_PRICE_FRI = 1_000_000_000
 L1_GAS_PRICE_WEI = 1_000_000

@@ -1,25 +1,15 @@
-"""The dev chain itself: state, v3 INVOKE execution, blocks, receipts and events.
+"""The dev chain itself: state, transactions, blocks, receipts, traces and events.
 
 ``DevNode`` is single-threaded by design: the HTTP server calls it from one worker
 thread only, the order in which transactions arrive is the order in which they are
 executed, and each transaction is mined into its own block (instant mining).
 
-A v3 INVOKE goes through the same steps as on Starknet:
-
-1. the transaction hash is computed from the broadcasted fields (starknet-py's v3 hash);
-2. the nonce must equal the account's nonce (stale or future nonces are rejected:
-   there is no mempool);
-3. the resource bounds' prices must cover the chain's gas prices;
-4. the account's ``__validate__`` runs in the Cairo VM with that hash, the signature and
-   the nonce in ``get_tx_info`` (caller 0, validate mode) and must return ``'VALID'``;
-   a panic or another answer rejects the transaction (``VALIDATION_FAILURE``);
-5. the nonce is bumped, then ``__execute__`` runs; a panic there (or gas above the
-   bounds) gives a REVERTED receipt with the decoded reason, its writes are dropped and
-   the nonce stays bumped;
-6. the block (header, transaction, receipt, events, state diff) is written to SQLite in
-   one transaction; if that fails, the in-memory state is rolled back too.
-
-Rejected transactions are never included and leave no trace.
+A transaction (INVOKE, DECLARE or DEPLOY_ACCOUNT, v3) is executed by
+:class:`~chain.node.execution.Executor` exactly as a Starknet sequencer would (validation
+in the Cairo VM, execution, the fee paid in STRK); a refused transaction is never included
+and leaves no trace. The block (header, transaction, receipt, trace, events, state diff)
+is written to SQLite in one transaction; if that fails, the in-memory state is rolled back
+too. Listeners (the WebSocket API) hear of every new block.
 """
 
 from __future__ import annotations
@@ -31,138 +21,74 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from poseidon_py.poseidon_hash import poseidon_hash_many
+from starknet_py.hash.selector import get_selector_from_name
+from starknet_py.net.client_models import Call, ResourceBounds, ResourceBoundsMapping
 
+from chain.client.core import execute_calldata
+from chain.client.signer import fast_message_signature
 from chain.node import errors
+from chain.node.accounts import DevAccount
+from chain.node.blocks import (
+    SEQUENCER_ADDRESS,
+    STARKNET_VERSION,
+    block_header,
+    event_json,
+    filter_state_diff,
+    keys_match,
+    state_diff_json,
+)
 from chain.node.codec import (
     BlockId,
     EventFilter,
     FunctionCall,
-    InvokeV3Request,
     hex_list,
 )
-from chain.node.fees import (
-    GasUsage,
-    amount_shortfall,
-    block_prices,
-    gas_usage,
-    price_shortfall,
-)
+from chain.node.execution import Execution, Executor, RunFlags
+from chain.node.fees import L1_DATA_GAS_PRICE_FRI, L2_GAS_PRICE_FRI, block_prices, gas_usage
 from chain.node.store import (
     CLASS_HASH,
     NONCE,
     STORAGE,
     ChainStore,
     CurrentState,
-    DeclaredClass,
     StateDiff,
     StoredBlock,
     StoredTx,
+)
+from chain.node.system import INITIAL_BALANCE, STRK_ADDRESS, TOKENS
+from chain.node.traces import trace_json
+from chain.node.transactions import (
+    BroadcastedTx,
+    DeclareV3Request,
+    DeployAccountV3Request,
+    InvokeV3Request,
 )
 from chain.vm import (
     BlockContext,
     CairoRevert,
     CairoVM,
-    CallResult,
     ChainState,
-    Event,
-    TxContext,
+    sierra_class_hash,
 )
 from chain.vm import DeclaredClass as VmDeclaredClass
 
 log = logging.getLogger("keikochain.node")
 
-STARKNET_VERSION = "0.14.0"
-SEQUENCER_ADDRESS = int.from_bytes(b"KEIKO_SEQUENCER", "big")
-VALIDATED = int.from_bytes(b"VALID", "big")
 MAX_EVENTS_CHUNK = 1024
 MAX_EVENT_KEYS = 128
-BLOCK_HASH_TAG = int.from_bytes(b"KEIKO_BLOCK_V0", "big")
+MAX_MINT = 2**128 - 1
+# Bounds of the node's own mint transactions: generous, at the chain's own prices.
+MINT_BOUNDS = ResourceBoundsMapping(
+    l1_gas=ResourceBounds(max_amount=0, max_price_per_unit=10**9),
+    l2_gas=ResourceBounds(max_amount=10**8, max_price_per_unit=L2_GAS_PRICE_FRI),
+    l1_data_gas=ResourceBounds(max_amount=10**5, max_price_per_unit=L1_DATA_GAS_PRICE_FRI),
+)
 
 BlockView = Literal["hashes", "txs", "receipts"]
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-class _Journal:
-    """Undo log of the live ``ChainState`` for one transaction (or one estimate)."""
-
-    def __init__(self, state: ChainState) -> None:
-        self._state = state
-        self._storage: dict[tuple[int, int], int | None] = {}
-        self._nonces: dict[int, int | None] = {}
-
-    def apply_storage(self, diff: dict[int, dict[int, int]]) -> None:
-        for address, writes in diff.items():
-            slots = self._state.storage.setdefault(address, {})
-            for key, value in writes.items():
-                if (address, key) not in self._storage:
-                    self._storage[(address, key)] = slots.get(key)
-                slots[key] = value
-
-    def set_nonce(self, address: int, nonce: int) -> None:
-        if address not in self._nonces:
-            self._nonces[address] = self._state.nonces.get(address)
-        self._state.nonces[address] = nonce
-
-    def diff(self) -> StateDiff:
-        """What changed (only values that differ from before)."""
-        out = StateDiff()
-        for (address, key), old in self._storage.items():
-            new = self._state.storage.get(address, {}).get(key, 0)
-            if new != (old or 0):
-                out.storage[(address, key)] = new
-        for address, old_nonce in self._nonces.items():
-            new_nonce = self._state.nonces.get(address, 0)
-            if new_nonce != (old_nonce or 0):
-                out.nonces[address] = new_nonce
-        return out
-
-    def rollback(self) -> None:
-        for (address, key), old in self._storage.items():
-            slots = self._state.storage.get(address, {})
-            if old is None:
-                slots.pop(key, None)
-            else:
-                slots[key] = old
-        for address, old_nonce in self._nonces.items():
-            if old_nonce is None:
-                self._state.nonces.pop(address, None)
-            else:
-                self._state.nonces[address] = old_nonce
-        self._storage.clear()
-        self._nonces.clear()
-
-
-@dataclass
-class _Execution:
-    """The outcome of running one INVOKE against the live state (not yet persisted)."""
-
-    tx_hash: int
-    journal: _Journal
-    events: list[Event] = field(default_factory=list)
-    usage: GasUsage = field(default_factory=lambda: GasUsage(0, 0, 0))
-    revert_reason: str | None = None
-
-
-def _felts(values: list[int]) -> int:
-    return poseidon_hash_many(values) if values else 0
-
-
-def _event_json(event: Event) -> dict[str, Any]:
-    return {
-        "from_address": hex(event.from_address),
-        "keys": hex_list(event.keys),
-        "data": hex_list(event.data),
-    }
-
-
-# ------------------------------------------------------------------------------ node
+BlockListener = Callable[[StoredBlock, list[StoredTx]], None]
 
 
 class DevNode:
@@ -174,14 +100,21 @@ class DevNode:
         vm: CairoVM,
         *,
         chain_id: int,
-        predeployed: list[int] | None = None,
+        predeployed: list[DevAccount] | None = None,
+        minter: DevAccount | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.vm = vm
         self.chain_id = chain_id
         self._predeployed = list(predeployed or [])
+        self._minter = minter
         self._clock = clock
+        self._listeners: list[BlockListener] = []
+        self._traced: list[dict[str, Any]] = []
+        self.executor = Executor(
+            vm, chain_id=chain_id, fee_token=STRK_ADDRESS, sequencer=SEQUENCER_ADDRESS
+        )
         latest = store.latest_block_number()
         if latest is None:
             raise ValueError("the store holds no genesis block")
@@ -260,19 +193,24 @@ class DevNode:
                 body["transactions"] = [{"transaction": t.tx, "receipt": t.receipt} for t in txs]
         return body
 
-    def state_update_json(self, block_id: BlockId) -> dict[str, Any]:
+    def state_update_json(
+        self, block_id: BlockId, contract_addresses: set[int] | None = None
+    ) -> dict[str, Any]:
         if block_id.tag == "pre_confirmed":
             # Instant mining: nothing is pending.
             return {
                 "old_root": self._latest.header["new_root"],
-                "state_diff": _state_diff_json(StateDiff()),
+                "state_diff": state_diff_json(StateDiff()),
             }
         block = self.resolve_block(block_id)
+        diff = block.header["_state_diff"]
+        if contract_addresses is not None:
+            diff = filter_state_diff(diff, contract_addresses)
         return {
             "block_hash": hex(block.hash),
             "new_root": block.header["new_root"],
             "old_root": block.header["_old_root"],
-            "state_diff": block.header["_state_diff"],
+            "state_diff": diff,
         }
 
     # ------------------------------------------------------------------ state
@@ -339,6 +277,35 @@ class DevNode:
             block=BlockContext(at, block.header["timestamp"], SEQUENCER_ADDRESS),
         )
 
+    def estimate_message_fee(
+        self,
+        to_address: int,
+        selector: int,
+        from_address: int,
+        payload: list[int],
+        block_id: BlockId,
+    ) -> dict[str, Any]:
+        """``estimateMessageFee``: the L1 handler the message would trigger, executed (and
+        discarded) in the VM. Keikochain has no L1, but the execution is real."""
+        at = self._state_block(block_id)
+        self._require_contract(to_address, at)
+        vm = self._vm_at(at)
+        if at is None:
+            vm.block = self._block_context()
+        try:
+            result = vm.call(
+                to_address,
+                selector,
+                [from_address, *payload],
+                commit=False,
+                entry_point_type="L1_HANDLER",
+            )
+        except CairoRevert as exc:
+            raise errors.contract_error(exc.reason) from None
+        diff_felts = 2 * sum(len(w) for w in result.storage_diff.values())
+        usage = gas_usage(result.n_steps, len(payload) + 1, diff_felts)
+        return {**usage.to_estimate(), "unit": "WEI"}
+
     def call(self, call: FunctionCall, block_id: BlockId) -> list[int]:
         at = self._state_block(block_id)
         self._require_contract(call.contract_address, at)
@@ -361,161 +328,173 @@ class DevNode:
             sequencer_address=SEQUENCER_ADDRESS,
         )
 
-    def _execute(
-        self, tx: InvokeV3Request, tx_hash: int, *, validate: bool, check_bounds: bool
-    ) -> _Execution:
-        """Run ``tx`` against the live state. Raises RpcError when it must be rejected
-        (nothing changed then); otherwise the caller commits or rolls back the journal."""
-        sender = tx.sender_address
-        if sender not in self.vm.state.class_hashes:
-            raise errors.validation_failure(f"account {hex(sender)} is not deployed")
-        expected = self.vm.get_nonce(sender)
-        if tx.nonce != expected:
-            raise errors.invalid_transaction_nonce(
-                f"account {hex(sender)}: expected nonce {expected}, got {tx.nonce}"
+    def _prepare(self, tx: BroadcastedTx) -> int:
+        """The transaction hash (a DECLARE's needs its class hash, computed here)."""
+        if isinstance(tx, DeclareV3Request) and not tx.class_hash:
+            object.__setattr__(tx, "class_hash", sierra_class_hash(tx.sierra_text()))
+        return tx.compute_hash(self.chain_id)
+
+    def add_transaction(self, tx: BroadcastedTx) -> int:
+        """Validate, execute and mine ``tx`` into its own block; its hash."""
+        if tx.is_query:
+            raise errors.unsupported_tx_version(
+                "query versions (2**128 + 3) are for estimation and simulation only"
             )
-        if check_bounds and (shortfall := price_shortfall(tx.resource_bounds)):
-            raise errors.insufficient_resources(shortfall)
+        # A replay fails the nonce check (the hash covers the sender and the nonce).
+        tx_hash = self._prepare(tx)
         self.vm.block = self._block_context()
-        context = TxContext(
-            account_address=sender,
-            transaction_hash=tx_hash,
-            signature=tuple(tx.signature),
-            nonce=tx.nonce,
-            version=tx.version,
-        )
-        journal = _Journal(self.vm.state)
+        run = self.executor.run(tx, tx_hash, RunFlags())
         try:
-            return self._run(tx, context, journal, expected, validate, check_bounds)
-        except BaseException:
-            journal.rollback()  # rejected (or an internal failure): leave no trace
-            raise
-
-    def _run(
-        self,
-        tx: InvokeV3Request,
-        context: TxContext,
-        journal: _Journal,
-        expected_nonce: int,
-        validate: bool,
-        check_bounds: bool,
-    ) -> _Execution:
-        sender = tx.sender_address
-        run = _Execution(tx_hash=context.transaction_hash, journal=journal)
-        tx_felts = len(tx.calldata) + len(tx.signature)
-        steps = 0
-        if validate:
-            try:
-                validated = self.vm.call(
-                    sender, "__validate__", tx.calldata, tx=context, validate=True, commit=False
-                )
-            except CairoRevert as exc:
-                raise errors.validation_failure(exc.reason) from None
-            if validated.retdata != [VALIDATED]:
-                raise errors.validation_failure(
-                    f"__validate__ returned {hex_list(validated.retdata)}, expected 'VALID'"
-                )
-            steps += validated.n_steps
-            journal.apply_storage(validated.storage_diff)
-            if check_bounds:
-                usage = gas_usage(steps, tx_felts, 2 + 2 * _n_writes(validated.storage_diff))
-                if shortfall_v := amount_shortfall(tx.resource_bounds, usage):
-                    raise errors.insufficient_resources(f"__validate__: {shortfall_v}")
-        journal.set_nonce(sender, expected_nonce + 1)
-        before_execute = journal.diff()
-        try:
-            executed = self.vm.call(sender, "__execute__", tx.calldata, tx=context, commit=False)
-        except CairoRevert as exc:
-            run.revert_reason = exc.reason
-        else:
-            written = len(before_execute) + _n_new_writes(before_execute, executed)
-            usage = gas_usage(steps + executed.n_steps, tx_felts, 2 * written)
-            shortfall_e = amount_shortfall(tx.resource_bounds, usage) if check_bounds else None
-            if shortfall_e is None:
-                journal.apply_storage(executed.storage_diff)
-                run.events = executed.events
-                run.usage = usage
-                return run
-            run.revert_reason = shortfall_e
-        # Reverted: the execute writes are dropped; validation and the nonce bump stay.
-        run.usage = gas_usage(steps, tx_felts, 2 * len(before_execute))
-        return run
-
-    def estimate_fee(
-        self, txs: list[InvokeV3Request], *, skip_validate: bool, block_id: BlockId
-    ) -> list[dict[str, Any]]:
-        """Each transaction's fee, executed in sequence on top of the live state; the
-        state is always restored. A revert is an error here, as the spec requires."""
-        if block_id.tag is None and self.resolve_block(block_id).number != self._latest.number:
-            raise errors.unexpected_error("fee estimation runs on the latest block only")
-        journals: list[_Journal] = []
-        estimates = []
-        try:
-            for index, tx in enumerate(txs):
-                tx_hash = tx.compute_hash(self.chain_id)
-                try:
-                    run = self._execute(tx, tx_hash, validate=not skip_validate, check_bounds=False)
-                except errors.RpcError as err:
-                    detail = err.data if isinstance(err.data, str) else err.message
-                    raise errors.transaction_execution_error(index, detail) from None
-                journals.append(run.journal)
-                if run.revert_reason is not None:
-                    raise errors.transaction_execution_error(index, run.revert_reason)
-                estimates.append(run.usage.to_estimate())
-        finally:
-            for journal in reversed(journals):
-                journal.rollback()
-        return estimates
-
-    def add_invoke(self, tx: InvokeV3Request) -> int:
-        # No duplicate check is needed: the hash covers sender and nonce, and a nonce is
-        # accepted once.
-        tx_hash = tx.compute_hash(self.chain_id)
-        run = self._execute(tx, tx_hash, validate=True, check_bounds=True)
-        try:
-            self._mine(tx, run)
+            self._mine(run)
         except Exception:
             run.journal.rollback()
             raise
         return tx_hash
 
+    def _latest_only(self, block_id: BlockId, what: str) -> None:
+        if block_id.tag is None and self.resolve_block(block_id).number != self._latest.number:
+            raise errors.unexpected_error(f"{what} runs on the latest block only")
+
+    def _run_sequence(
+        self, txs: list[BroadcastedTx], flags: RunFlags, *, revert_is_error: bool
+    ) -> list[Execution]:
+        """Execute ``txs`` in order on the live state, then restore it."""
+        self.vm.block = self._block_context()
+        runs: list[Execution] = []
+        try:
+            for index, tx in enumerate(txs):
+                try:
+                    run = self.executor.run(tx, self._prepare(tx), flags)
+                except errors.RpcError as err:
+                    detail = (
+                        f"{err.message}: {err.data}" if isinstance(err.data, str) else err.message
+                    )
+                    raise errors.transaction_execution_error(index, detail) from None
+                runs.append(run)
+                if revert_is_error and run.revert_reason is not None:
+                    raise errors.transaction_execution_error(index, run.revert_reason)
+            # Traces read the journals: build them before the state is restored.
+            self._traced = [trace_json(r) for r in runs]
+        finally:
+            for run in reversed(runs):
+                run.journal.rollback()
+        return runs
+
+    def estimate_fee(
+        self, txs: list[BroadcastedTx], *, skip_validate: bool, block_id: BlockId
+    ) -> list[dict[str, Any]]:
+        """Each transaction's fee, executed in sequence on top of the live state (the state
+        is always restored). A revert is an error here, as the spec requires."""
+        self._latest_only(block_id, "fee estimation")
+        flags = RunFlags(validate=not skip_validate, charge_fee=False, check_bounds=False)
+        runs = self._run_sequence(txs, flags, revert_is_error=True)
+        return [run.usage.to_estimate() for run in runs]
+
+    def simulate(
+        self,
+        txs: list[BroadcastedTx],
+        *,
+        skip_validate: bool,
+        skip_fee_charge: bool,
+        block_id: BlockId,
+    ) -> list[dict[str, Any]]:
+        """``simulateTransactions``: traces and fees; a revert is shown in its trace."""
+        self._latest_only(block_id, "simulation")
+        flags = RunFlags(
+            validate=not skip_validate,
+            charge_fee=not skip_fee_charge,
+            check_bounds=not skip_fee_charge,
+        )
+        runs = self._run_sequence(txs, flags, revert_is_error=False)
+        return [
+            {"transaction_trace": trace, "fee_estimation": run.usage.to_estimate()}
+            for run, trace in zip(runs, self._traced, strict=True)
+        ]
+
     # ------------------------------------------------------------------ mining
 
-    def _mine(self, tx: InvokeV3Request, run: _Execution) -> None:
+    def _mine(self, run: Execution) -> None:
+        tx = run.tx
         parent = self._latest
         number = parent.number + 1
         timestamp = self.vm.block.timestamp
         diff = run.journal.diff()
+        events = run.receipt_events
         status = "SUCCEEDED" if run.revert_reason is None else "REVERTED"
         receipt: dict[str, Any] = {
-            "type": "INVOKE",
+            "type": tx.type,
             "transaction_hash": hex(run.tx_hash),
-            "actual_fee": {"amount": hex(run.usage.fee_fri), "unit": "FRI"},
+            "actual_fee": {"amount": hex(run.fee), "unit": "FRI"},
             "execution_status": status,
             "finality_status": "ACCEPTED_ON_L2",
             "messages_sent": [],
-            "events": [_event_json(e) for e in run.events],
+            "events": [event_json(e) for e in events],
             "execution_resources": run.usage.to_resources(),
         }
+        if isinstance(tx, DeployAccountV3Request):
+            receipt["contract_address"] = hex(tx.contract_address)
         if run.revert_reason is not None:
             receipt["revert_reason"] = run.revert_reason
         header, block_hash = block_header(
-            number, parent, timestamp, [run.tx_hash], [receipt], run.events, diff
+            number, parent, timestamp, [run.tx_hash], [receipt], events, diff
         )
+        stored = StoredTx(run.tx_hash, 0, tx.to_rpc(run.tx_hash), receipt, trace_json(run))
+        block = StoredBlock(number, block_hash, header, [run.tx_hash])
         self.store.commit_block(
-            StoredBlock(number, block_hash, header, [run.tx_hash]),
-            [StoredTx(run.tx_hash, 0, tx.to_rpc(run.tx_hash), receipt)],
-            [(run.tx_hash, 0, i, e.from_address, e.keys, e.data) for i, e in enumerate(run.events)],
+            block,
+            [stored],
+            [(run.tx_hash, 0, i, e.from_address, e.keys, e.data) for i, e in enumerate(events)],
             diff,
         )
-        self._latest = StoredBlock(number, block_hash, header, [run.tx_hash])
+        self._latest = block
         log.info(
-            "block %d tx %s %s%s",
+            "block %d %s %s %s%s",
             number,
+            tx.type,
             hex(run.tx_hash),
             status,
             f" ({run.revert_reason})" if run.revert_reason else "",
         )
+        for listener in list(self._listeners):
+            listener(block, [stored])
+
+    def add_listener(self, listener: BlockListener) -> None:
+        """Called on the node's thread with each new block (the WebSocket API)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: BlockListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    # ------------------------------------------------------------------ traces
+
+    def trace_json(self, tx_hash: int) -> dict[str, Any]:
+        self._stored_tx(tx_hash)
+        trace = self.store.trace(tx_hash)
+        if trace is None:
+            raise errors.no_trace_available("REJECTED")
+        return trace
+
+    def block_traces_json(self, block_id: BlockId) -> list[dict[str, Any]]:
+        if block_id.tag == "pre_confirmed":
+            return []  # instant mining: the block being built is empty
+        block = self.resolve_block(block_id)
+        return [
+            {"transaction_hash": hex(h), "trace_root": self.trace_json(h)} for h in block.tx_hashes
+        ]
+
+    def compiled_casm_json(self, class_hash: int) -> dict[str, Any]:
+        declared = self.vm.state.classes.get(class_hash)
+        if declared is None:
+            raise errors.class_hash_not_found()
+        casm = json.loads(declared.casm)
+        body = {
+            key: casm[key]
+            for key in ("prime", "compiler_version", "bytecode", "hints", "entry_points_by_type")
+        }
+        if "bytecode_segment_lengths" in casm:
+            body["bytecode_segment_lengths"] = casm["bytecode_segment_lengths"]
+        return body
 
     # --------------------------------------------------------- tx / receipt reads
 
@@ -581,7 +560,7 @@ class DevNode:
         hashes: dict[int, int] = {}
         if first <= last:
             for event in self.store.iter_events(first, last, start_id, flt.addresses):
-                if not _keys_match(flt.keys, event.keys):
+                if not keys_match(flt.keys, event.keys):
                     continue
                 if len(out) == flt.chunk_size:
                     token_out = str(event.id)
@@ -615,144 +594,70 @@ class DevNode:
         self.store.set_meta("time_offset", str(self._time_offset))
         return {"timestamp_increased_by": seconds, "next_timestamp": self._next_timestamp()}
 
-    def predeployed_addresses(self) -> list[int]:
-        return list(self._predeployed)
+    def predeployed_json(self, with_balance: bool) -> list[dict[str, Any]]:
+        """``devnet_getPredeployedAccounts``, as starknet-devnet answers it (development
+        keys of a development chain: also printed at start and in accounts.json)."""
+        out = []
+        for account in self._predeployed:
+            item: dict[str, Any] = {
+                "initial_balance": str(INITIAL_BALANCE),
+                "address": hex(account.address),
+                "public_key": hex(account.public_key),
+                "private_key": hex(account.private_key),
+            }
+            if with_balance:
+                item["balance"] = {
+                    "eth": {"amount": str(self.balance(account.address, "WEI")), "unit": "WEI"},
+                    "strk": {"amount": str(self.balance(account.address, "FRI")), "unit": "FRI"},
+                }
+            out.append(item)
+        return out
+
+    def balance(self, address: int, unit: str) -> int:
+        low, high = self.vm.view(TOKENS[unit], "balance_of", [address])[:2]
+        return low + (high << 128)
+
+    def mint(self, address: int, amount: int, unit: str) -> dict[str, Any]:
+        """``devnet_mint``: a real INVOKE from the node's minting account calling the fee
+        token's ``permissioned_mint``, mined like any other."""
+        if self._minter is None:
+            raise errors.unexpected_error("this chain has no minting account")
+        if not 0 < amount <= MAX_MINT:
+            raise errors.invalid_params(f"amount: must be between 1 and {MAX_MINT}")
+        minter = self._minter
+        call = Call(
+            to_addr=TOKENS[unit],
+            selector=get_selector_from_name("permissioned_mint"),
+            calldata=[address, amount % 2**128, amount // 2**128],
+        )
+        unsigned = InvokeV3Request(
+            sender_address=minter.address,
+            calldata=execute_calldata([call]),
+            signature=[],
+            nonce=self.vm.get_nonce(minter.address),
+            version=3,
+            tip=0,
+            resource_bounds=MINT_BOUNDS,
+        )
+        tx_hash = unsigned.compute_hash(self.chain_id)
+        r, s = fast_message_signature(tx_hash, minter.private_key)
+        tx = InvokeV3Request(**{**unsigned.__dict__, "signature": [r, s]})
+        tx_hash = self.add_transaction(tx)
+        receipt = self.receipt_json(tx_hash)
+        if receipt["execution_status"] != "SUCCEEDED":
+            raise errors.unexpected_error(f"mint reverted: {receipt.get('revert_reason')}")
+        return {
+            "new_balance": str(self.balance(address, unit)),
+            "unit": unit,
+            "tx_hash": hex(tx_hash),
+        }
 
 
-def block_header(
-    number: int,
-    parent: StoredBlock | None,
-    timestamp: int,
-    tx_hashes: list[int],
-    receipts: list[dict[str, Any]],
-    events: list[Event],
-    diff: StateDiff,
-) -> tuple[dict[str, Any], int]:
-    """Header fields and block hash. Commitments are Poseidon hashes over the block's
-    contents and ``new_root`` chains the state-diff commitments: Keikochain's own
-    scheme (there is no Patricia trie), deterministic and tamper-evident."""
-    old_root = int(parent.header["new_root"], 16) if parent else 0
-    state_diff_json = _state_diff_json(diff)
-    state_diff_commitment = _felts(
-        [
-            *(x for (a, k), v in sorted(diff.storage.items()) for x in (a, k, v)),
-            *(x for a, n in sorted(diff.nonces.items()) for x in (a, n)),
-            *(x for a, c in sorted(diff.class_hashes.items()) for x in (a, c)),
-            *(c.class_hash for c in diff.declared),
-        ]
-    )
-    new_root = poseidon_hash_many([old_root, state_diff_commitment])
-    event_commitment = _felts(
-        [poseidon_hash_many([e.from_address, _felts(e.keys), _felts(e.data)]) for e in events]
-    )
-    receipt_commitment = _felts(
-        [
-            poseidon_hash_many(
-                [
-                    int(r["transaction_hash"], 16),
-                    int(r["actual_fee"]["amount"], 16),
-                    0 if r["execution_status"] == "SUCCEEDED" else 1,
-                ]
-            )
-            for r in receipts
-        ]
-    )
-    transaction_commitment = _felts(tx_hashes)
-    parent_hash = parent.hash if parent else 0
-    block_hash = poseidon_hash_many(
-        [
-            BLOCK_HASH_TAG,
-            number,
-            new_root,
-            SEQUENCER_ADDRESS,
-            timestamp,
-            len(tx_hashes),
-            transaction_commitment,
-            len(events),
-            event_commitment,
-            receipt_commitment,
-            state_diff_commitment,
-            parent_hash,
-        ]
-    )
-    header = {
-        "block_hash": hex(block_hash),
-        "parent_hash": hex(parent_hash),
-        "block_number": number,
-        "new_root": hex(new_root),
-        "timestamp": timestamp,
-        "sequencer_address": hex(SEQUENCER_ADDRESS),
-        **block_prices(),
-        "l1_da_mode": "BLOB",
-        "starknet_version": STARKNET_VERSION,
-        "event_commitment": hex(event_commitment),
-        "transaction_commitment": hex(transaction_commitment),
-        "receipt_commitment": hex(receipt_commitment),
-        "state_diff_commitment": hex(state_diff_commitment),
-        "event_count": len(events),
-        "transaction_count": len(tx_hashes),
-        "state_diff_length": len(diff),
-        "_old_root": hex(old_root),
-        "_state_diff": state_diff_json,
-    }
-    return header, block_hash
-
-
-def commit_genesis(store: ChainStore, diff: StateDiff, timestamp: int) -> StoredBlock:
-    """Write block 0 holding the genesis state (no transactions)."""
-    header, block_hash = block_header(0, None, timestamp, [], [], [], diff)
-    block = StoredBlock(0, block_hash, header, [])
-    store.commit_block(block, [], [], diff)
-    return block
-
-
-def _n_writes(diff: dict[int, dict[int, int]]) -> int:
-    return sum(len(w) for w in diff.values())
-
-
-def _n_new_writes(before: StateDiff, executed: CallResult) -> int:
-    return sum(
-        1
-        for a, writes in executed.storage_diff.items()
-        for k in writes
-        if (a, k) not in before.storage
-    )
-
-
-def _keys_match(flt: list[list[int]], keys: list[int]) -> bool:
-    for position, allowed in enumerate(flt):
-        if not allowed:
-            continue
-        if position >= len(keys) or keys[position] not in allowed:
-            return False
-    return True
-
-
-def _state_diff_json(diff: StateDiff) -> dict[str, Any]:
-    by_address: dict[int, list[dict[str, str]]] = {}
-    for (address, key), value in sorted(diff.storage.items()):
-        by_address.setdefault(address, []).append({"key": hex(key), "value": hex(value)})
-    return {
-        "storage_diffs": [
-            {"address": hex(a), "storage_entries": entries} for a, entries in by_address.items()
-        ],
-        "deprecated_declared_classes": [],
-        "declared_classes": [
-            {"class_hash": hex(c.class_hash), "compiled_class_hash": hex(c.compiled_class_hash)}
-            for c in diff.declared
-        ],
-        "deployed_contracts": [
-            {"address": hex(a), "class_hash": hex(c)} for a, c in sorted(diff.class_hashes.items())
-        ],
-        "replaced_classes": [],
-        "nonces": [
-            {"contract_address": hex(a), "nonce": hex(n)} for a, n in sorted(diff.nonces.items())
-        ],
-    }
+DATABASE_FILE = "chain.sqlite3"
 
 
 def open_store(data_dir: Path) -> ChainStore:
-    return ChainStore(data_dir / "chain.sqlite3")
+    return ChainStore(data_dir / DATABASE_FILE)
 
 
-__all__ = ["DeclaredClass", "DevNode", "open_store"]
+__all__ = ["DevNode", "open_store"]

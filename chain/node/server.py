@@ -1,6 +1,7 @@
-"""HTTP transport of the dev node: Starlette app served by uvicorn.
+"""HTTP and WebSocket transport of the dev node: Starlette app served by uvicorn.
 
-POST ``/`` or ``/rpc`` with a JSON-RPC 2.0 request or batch. Every request is handled
+POST ``/`` or ``/rpc`` with a JSON-RPC 2.0 request or batch; the WebSocket API
+(subscriptions, and any method) at ``/ws`` (:mod:`chain.node.ws`). Every request is handled
 on one dedicated worker thread that owns the chain (VM state and SQLite connection),
 so requests are serialized exactly as a sequencer would order them, and the event
 loop stays free to accept connections while the Cairo VM runs. The answer is always
@@ -19,11 +20,13 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from chain.node import rpc
 from chain.node.errors import RpcError, invalid_request, parse_error
 from chain.node.node import DevNode
+from chain.node.ws import WsHub
 
 log = logging.getLogger("keikochain.server")
 
@@ -62,10 +65,17 @@ def create_app(node: DevNode, executor: ThreadPoolExecutor) -> Starlette:
                 "spec_version": rpc.SPEC_VERSION,
                 "chain_id": hex(node.chain_id),
                 "rpc": "POST / or /rpc (JSON-RPC 2.0)",
+                "ws": "/ws (JSON-RPC 2.0 and subscriptions)",
             }
         )
 
+    hub = WsHub(node, executor)
+
+    async def websocket(socket: WebSocket) -> None:
+        await hub.serve(socket)
+
     routes = [
+        WebSocketRoute("/ws", websocket),
         Route("/", handle_rpc, methods=["POST"]),
         Route("/rpc", handle_rpc, methods=["POST"]),
         Route("/", info, methods=["GET"]),

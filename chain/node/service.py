@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -29,7 +31,9 @@ from typing import Any, TextIO
 
 import uvicorn
 
+from chain.node import snapshots
 from chain.node.accounts import DEFAULT_SEED, DevAccount, derive_accounts, write_accounts_file
+from chain.node.blocks import SEQUENCER_ADDRESS, commit_genesis
 from chain.node.config import (
     ACCOUNTS_FILE,
     DEFAULT_ACCOUNTS,
@@ -37,11 +41,21 @@ from chain.node.config import (
     DEFAULT_PORT,
     DEPLOYMENT_FILE,
 )
-from chain.node.genesis import ACCOUNT, build_genesis, write_json_atomic
-from chain.node.node import SEQUENCER_ADDRESS, DevNode, commit_genesis, open_store
+from chain.node.genesis import deploy_keiko_genesis, write_json_atomic
+from chain.node.node import DATABASE_FILE, DevNode, open_store
+from chain.node.system import (
+    ACCOUNT,
+    INITIAL_BALANCE,
+    STRK_ADDRESS,
+    UDC_ADDRESS,
+    build_system_genesis,
+    minter_account,
+)
 from chain.vm import BUILD_DIR, DEFAULT_CHAIN_ID, BlockContext, CairoVM
 
 log = logging.getLogger("keikochain")
+
+EXIT_PORT_IN_USE = 3
 
 
 @dataclass(frozen=True)
@@ -70,6 +84,12 @@ def open_node(config: NodeConfig) -> OpenedNode:
     per thread)."""
     data_dir = config.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    database = data_dir / DATABASE_FILE
+    snapshot = snapshots.snapshot_key(
+        config.build_dir, config.chain_id, config.seed, config.accounts
+    )
+    fresh = not database.exists()
+    from_snapshot = fresh and snapshots.restore(snapshot, database)
     store = open_store(data_dir)
     created = store.latest_block_number() is None
     if created:
@@ -78,14 +98,16 @@ def open_node(config: NodeConfig) -> OpenedNode:
             chain_id=config.chain_id,
             block=BlockContext(0, timestamp, SEQUENCER_ADDRESS),
         )
-        genesis = build_genesis(vm, config.build_dir, config.accounts, config.seed)
+        system = build_system_genesis(vm, config.build_dir, config.accounts, config.seed)
         store.set_meta("chain_id", hex(config.chain_id))
         store.set_meta("seed", config.seed)
         store.set_meta("accounts", str(config.accounts))
-        store.set_meta("deployment", json.dumps(genesis.deployment))
-        commit_genesis(store, genesis.diff, timestamp)
-        accounts = genesis.accounts
-        deployment = genesis.deployment
+        commit_genesis(store, system.diff, timestamp)
+        accounts, minter = system.accounts, system.minter
+        node = DevNode(store, vm, chain_id=config.chain_id, predeployed=accounts, minter=minter)
+        deployment = deploy_keiko_genesis(node, accounts[0], config.build_dir).deployment
+        store.set_meta("deployment", json.dumps(deployment))
+        snapshots.save(snapshot, database)
     else:
         chain_id = int(store.get_meta("chain_id") or hex(config.chain_id), 16)
         if chain_id != config.chain_id:
@@ -93,16 +115,19 @@ def open_node(config: NodeConfig) -> OpenedNode:
         deployment = json.loads(store.get_meta("deployment") or "{}")
         seed = store.get_meta("seed") or config.seed
         count = int(store.get_meta("accounts") or config.accounts)
-        accounts = derive_accounts(seed, count, int(deployment["account_class_hash"], 16))
-        state = DevNode.vm_state_from_store(store)
-        vm = CairoVM(state, chain_id=chain_id)
-    node = DevNode(store, vm, chain_id=config.chain_id, predeployed=[a.address for a in accounts])
+        account_class = int(deployment["account_class_hash"], 16)
+        accounts = derive_accounts(seed, count, account_class)
+        minter = minter_account(seed, account_class)
+        vm = CairoVM(DevNode.vm_state_from_store(store), chain_id=chain_id)
+        node = DevNode(store, vm, chain_id=chain_id, predeployed=accounts, minter=minter)
     write_accounts_file(data_dir / ACCOUNTS_FILE, accounts, config.chain_id)
     write_json_atomic(
         data_dir / DEPLOYMENT_FILE,
         {**deployment, "genesis_block_hash": hex(_genesis_hash(node))},
     )
-    return OpenedNode(node=node, accounts=accounts, deployment=deployment, created=created)
+    return OpenedNode(
+        node=node, accounts=accounts, deployment=deployment, created=created or from_snapshot
+    )
 
 
 def _genesis_hash(node: DevNode) -> int:
@@ -128,21 +153,52 @@ def print_banner(opened: OpenedNode, config: NodeConfig, out: TextIO) -> None:
             f"     private key {hex(account.private_key)}",
             f"     public key  {hex(account.public_key)}",
         ]
-    lines += ["", "Contracts:"]
+    lines += [
+        "",
+        f"Initial balance of each account: {INITIAL_BALANCE} FRI (STRK), "
+        f"{INITIAL_BALANCE} WEI (ETH)",
+        f"Fee token STRK {hex(STRK_ADDRESS)}; Universal Deployer {hex(UDC_ADDRESS)}",
+        "",
+        "Contracts:",
+    ]
     for name, info in opened.deployment.get("contracts", {}).items():
         lines.append(f"  {name:<20} {info['address']}")
     lines += [
         f"  {ACCOUNT + ' class':<20} {opened.deployment.get('account_class_hash')}",
         "",
-        f"Starknet JSON-RPC on http://{config.host}:{config.port}/rpc",
+        f"Starknet JSON-RPC 0.10 on http://{config.host}:{config.port}/rpc, "
+        f"WebSocket on ws://{config.host}:{config.port}/ws",
     ]
     print("\n".join(lines), file=out, flush=True)
 
 
-async def serve(config: NodeConfig, out: TextIO = sys.stdout) -> None:
+class PortInUse(RuntimeError):
+    pass
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before any genesis work: a port already taken fails
+    at once, loudly, instead of after seconds of genesis and a printed banner."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve(
+    config: NodeConfig, out: TextIO = sys.stdout, sock: socket.socket | None = None
+) -> None:
     """Open the chain on its own worker thread and serve JSON-RPC until cancelled."""
     from chain.node.server import create_app
 
+    sock = sock or bind_socket(config.host, config.port)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keikochain")
     loop = asyncio.get_running_loop()
     try:
@@ -164,10 +220,11 @@ async def serve(config: NodeConfig, out: TextIO = sys.stdout) -> None:
             )
         )
         _absorb_replayed_signals()
-        await server.serve()
+        await server.serve(sockets=[sock])
         await loop.run_in_executor(executor, opened.node.store.close)
     finally:
         executor.shutdown(wait=True)
+        sock.close()
 
 
 def _absorb_replayed_signals() -> None:
@@ -184,14 +241,26 @@ def parse_args(argv: list[str] | None) -> NodeConfig:
     parser = argparse.ArgumentParser(
         prog="keiko chain node", description="Run the Keikochain dev node (Starknet JSON-RPC)."
     )
+    env = os.environ
+    data_root = Path(env.get("KEIKO_DATA_DIR") or ".data")
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(".keiko/chain"),
-        help="chain database, accounts.json and deployment.json (created if empty)",
+        default=data_root / "chain",
+        help="chain database, accounts.json and deployment.json (created if empty); "
+        "default $KEIKO_DATA_DIR/chain",
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help="listen address")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="listen port")
+    parser.add_argument(
+        "--host",
+        default=env.get("KEIKO_CHAIN_NODE_HOST") or DEFAULT_HOST,
+        help="listen address (default $KEIKO_CHAIN_NODE_HOST or 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(env.get("KEIKO_CHAIN_NODE_PORT") or DEFAULT_PORT),
+        help="listen port (default $KEIKO_CHAIN_NODE_PORT or 5050)",
+    )
     parser.add_argument(
         "--accounts", type=int, default=DEFAULT_ACCOUNTS, help="predeployed accounts at genesis"
     )
@@ -230,6 +299,11 @@ def parse_args(argv: list[str] | None) -> NodeConfig:
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        sock = bind_socket(config.host, config.port)
+    except PortInUse as exc:
+        print(f"keikochain: {exc}", file=sys.stderr, flush=True)
+        return EXIT_PORT_IN_USE
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, sock=sock))
     return 0

@@ -70,6 +70,10 @@ CREATE TABLE IF NOT EXISTS events (
     keys TEXT NOT NULL,
     data TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS traces (
+    hash TEXT PRIMARY KEY,
+    trace TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS events_block ON events (block_number, id);
 CREATE INDEX IF NOT EXISTS events_address ON events (from_address, id);
 CREATE INDEX IF NOT EXISTS transactions_block ON transactions (block_number, tx_index);
@@ -108,6 +112,7 @@ class StoredTx:
     index: int
     tx: dict[str, Any]
     receipt: dict[str, Any]
+    trace: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +204,10 @@ class ChainStore:
                 [(_h(t.hash), n, t.index, json.dumps(t.tx), json.dumps(t.receipt)) for t in txs],
             )
             conn.executemany(
+                "INSERT INTO traces (hash, trace) VALUES (?, ?)",
+                [(_h(t.hash), json.dumps(t.trace)) for t in txs if t.trace is not None],
+            )
+            conn.executemany(
                 "INSERT INTO events (block_number, tx_hash, tx_index, event_index, from_address,"
                 " keys, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -284,6 +293,12 @@ class ChainStore:
         if row is None:
             return None
         return int(row[0]), StoredTx(tx_hash, int(row[1]), json.loads(row[2]), json.loads(row[3]))
+
+    def trace(self, tx_hash: int) -> dict[str, Any] | None:
+        row = self._conn.execute(
+            "SELECT trace FROM traces WHERE hash = ?", (_h(tx_hash),)
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
 
     def block_txs(self, number: int) -> list[StoredTx]:
         rows = self._conn.execute(

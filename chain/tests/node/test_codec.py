@@ -16,9 +16,9 @@ from chain.node.codec import (
     parse_block_id,
     parse_event_filter,
     parse_felt,
-    parse_invoke_v3,
 )
 from chain.node.errors import RpcError
+from chain.node.transactions import parse_invoke_v3
 
 FELT = st.integers(min_value=0, max_value=2**251)
 U64 = st.integers(min_value=0, max_value=2**64 - 1)
