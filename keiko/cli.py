@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     chain_commands.add_parser(
         "node", help="run the embedded Keikochain dev node alone", add_help=False
     )
+    chain_commands.add_parser(
+        "deploy", help="declare and deploy Keiko's contracts on a Starknet node", add_help=False
+    )
     passport = commands.add_parser("passport", help="Life-Learning Passport tools")
     passport_commands = passport.add_subparsers(dest="passport_command", required=True)
     passport_commands.add_parser(
@@ -80,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         from keiko.demo import main as demo_main
 
         return demo_main(argv[1:])
+    if argv[:2] == ["chain", "deploy"]:
+        from chain.deploy.cli import main as deploy_main
+
+        return deploy_main(argv[2:])
     if argv[:2] == ["chain", "node"]:
         from chain.node.service import main as node_main
 

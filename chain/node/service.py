@@ -67,6 +67,9 @@ class NodeConfig:
     seed: str = DEFAULT_SEED
     chain_id: int = DEFAULT_CHAIN_ID
     build_dir: Path = BUILD_DIR
+    # False: genesis holds the system contracts and dev accounts only (a chain to run
+    # `keiko chain deploy` against).
+    keiko_contracts: bool = True
 
 
 @dataclass
@@ -86,7 +89,10 @@ def open_node(config: NodeConfig) -> OpenedNode:
     data_dir.mkdir(parents=True, exist_ok=True)
     database = data_dir / DATABASE_FILE
     snapshot = snapshots.snapshot_key(
-        config.build_dir, config.chain_id, config.seed, config.accounts
+        config.build_dir,
+        config.chain_id,
+        f"{config.seed}:{'keiko' if config.keiko_contracts else 'empty'}",
+        config.accounts,
     )
     fresh = not database.exists()
     from_snapshot = fresh and snapshots.restore(snapshot, database)
@@ -105,7 +111,14 @@ def open_node(config: NodeConfig) -> OpenedNode:
         commit_genesis(store, system.diff, timestamp)
         accounts, minter = system.accounts, system.minter
         node = DevNode(store, vm, chain_id=config.chain_id, predeployed=accounts, minter=minter)
-        deployment = deploy_keiko_genesis(node, accounts[0], config.build_dir).deployment
+        if config.keiko_contracts:
+            deployment = deploy_keiko_genesis(node, accounts[0], config.build_dir).deployment
+        else:
+            deployment = {
+                "chain_id": hex(config.chain_id),
+                "account_class_hash": hex(system.class_hashes[ACCOUNT]),
+                "contracts": {},
+            }
         store.set_meta("deployment", json.dumps(deployment))
         snapshots.save(snapshot, database)
     else:
@@ -266,6 +279,11 @@ def parse_args(argv: list[str] | None) -> NodeConfig:
     )
     parser.add_argument("--seed", default=DEFAULT_SEED, help="seed of the dev account keys")
     parser.add_argument(
+        "--no-keiko-contracts",
+        action="store_true",
+        help="genesis without Keiko's contracts (deploy them with `keiko chain deploy`)",
+    )
+    parser.add_argument(
         "--chain-id",
         default=hex(DEFAULT_CHAIN_ID),
         help="chain id, hex felt or short string (default KEIKOCHAIN_DEV)",
@@ -293,6 +311,7 @@ def parse_args(argv: list[str] | None) -> NodeConfig:
         seed=ns.seed,
         chain_id=chain_id,
         build_dir=ns.build_dir,
+        keiko_contracts=not ns.no_keiko_contracts,
     )
 
 
