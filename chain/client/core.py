@@ -36,6 +36,7 @@ from starknet_py.net.models.transaction import InvokeV3
 from starknet_py.net.signer.key_pair import KeyPair
 from starknet_py.transaction_errors import TransactionRevertedError
 
+from chain.client import abi_cache
 from chain.client.deployment import ANCHOR, GOVERNANCE, REGISTRY, Deployment
 from chain.client.events import ChainEvent, EventDecoder
 from chain.client.signer import FastStarkSigner
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
     from chain.client.contracts import AnchorContract, GovernanceContract, RegistryContract
 
 BUILD_DIR = Path(__file__).resolve().parents[2] / "contracts" / "build"
+
+# One ABI parse per process, not one per connection (see chain.client.abi_cache).
+abi_cache.install()
 
 # Starknet JSON-RPC error codes the client reacts to.
 TXN_HASH_NOT_FOUND = 29

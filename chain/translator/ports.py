@@ -17,9 +17,8 @@ Configuration (:func:`chain_config_from_env`), by precedence:
 * Account: ``KEIKO_CHAIN_ACCOUNT_ADDRESS`` + ``KEIKO_CHAIN_PRIVATE_KEY`` (hex), else
   account 0 of ``<data dir>/chain/accounts.json`` (the dev node's genesis operator).
 * Deployment: ``KEIKO_CHAIN_DEPLOYMENT_FILE``, else ``<data dir>/chain/deployment.json``.
-* Extra accounts for humanity registrations (:mod:`chain.translator.service`):
-  ``KEIKO_CHAIN_REGISTRANT_ACCOUNTS`` (``address:key,address:key``), else accounts
-  1..N-1 of the dev node's ``accounts.json``.
+* Learners register and vote from accounts of their own, deployed for them
+  (:mod:`chain.translator.learner_accounts`), funded by this account.
 """
 
 from __future__ import annotations
@@ -46,7 +45,6 @@ from services.kit.errors import FailedPrecondition, Unavailable
 ENV_ACCOUNT_ADDRESS = "KEIKO_CHAIN_ACCOUNT_ADDRESS"
 ENV_PRIVATE_KEY = "KEIKO_CHAIN_PRIVATE_KEY"
 ENV_DEPLOYMENT_FILE = "KEIKO_CHAIN_DEPLOYMENT_FILE"
-ENV_REGISTRANTS = "KEIKO_CHAIN_REGISTRANT_ACCOUNTS"
 BATCH_ANCHORED = "BatchAnchored"
 
 
@@ -86,7 +84,6 @@ class ChainConfig:
     rpc_url: str
     account: ChainAccount | None
     deployment_file: Path
-    registrants: tuple[ChainAccount, ...] = ()
 
 
 def _int(text: str) -> int:
@@ -124,13 +121,7 @@ def chain_config_from_env(
         account = ChainAccount(_int(env[ENV_ACCOUNT_ADDRESS]), _int(env[ENV_PRIVATE_KEY]))
     elif dev:
         account = dev[0]
-    registrants: tuple[ChainAccount, ...]
-    if env.get(ENV_REGISTRANTS):
-        pairs = [p.split(":", 1) for p in env[ENV_REGISTRANTS].split(",") if p.strip()]
-        registrants = tuple(ChainAccount(_int(a), _int(k)) for a, k in pairs)
-    else:
-        registrants = tuple(dev[1:])
-    return ChainConfig(url, account, deployment, registrants)
+    return ChainConfig(url, account, deployment)
 
 
 class ChainConnection:

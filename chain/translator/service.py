@@ -37,12 +37,11 @@ translator signs with or accepts is bound to its holder in the on-chain key dire
 
 **Humanity registrations.** The humanity registry allows ONE registration per calling
 account (``register`` records ``get_caller_address()``): the translator's operator
-account can therefore not register learners itself. The translator holds a pool of
-registrant accounts (dev node: genesis accounts 1..N-1; production:
-``KEIKO_CHAIN_REGISTRANT_ACCOUNTS``) and dedicates one account to each registered user,
-persistently (``chain.humanity.account``), so "one human, one account, one key" holds on
-chain. When the pool is exhausted RegisterHumanity answers FAILED_PRECONDITION; deploying a
-fresh account per learner needs DEPLOY_ACCOUNT, which the dev node does not support yet.
+account can therefore not register learners itself. Each learner registers from a
+Starknet account of their own, deployed for them with DEPLOY_ACCOUNT on their first
+registration (:mod:`chain.translator.learner_accounts`; its address is
+``chain.humanity.account``), so "one human, one account, one key" holds on chain, with no
+pool and no ceiling. The same account casts their on-chain votes.
 """
 
 from __future__ import annotations
@@ -70,9 +69,10 @@ from chain.translator.felts import (
     parse_felt,
 )
 from chain.translator.keys import KeyVault
+from chain.translator.learner_accounts import LearnerAccounts
 from chain.translator.leaves import leaf_from_hash, statement_hash
 from chain.translator.merkle import MAX_DEPTH, verify_inclusion
-from chain.translator.ports import BATCH_ANCHORED, AnchorChain, ChainAccount, ChainConnection
+from chain.translator.ports import BATCH_ANCHORED, AnchorChain, ChainConnection
 from chain.translator.poseidon import hash_many
 from chain.translator.signers import AuthorKeys, KeyLookup
 from chain.translator.signing import (
@@ -256,32 +256,6 @@ class HumanityRegistration:
     tx_hash: int | None
 
 
-class RegistrantPool:
-    """Registrant accounts, one per registered user (see the module docstring)."""
-
-    def __init__(
-        self, accounts: Sequence[ChainAccount], rpc_url: str, deployment_file: Any
-    ) -> None:
-        self.accounts = list(accounts)
-        self.rpc_url = rpc_url
-        self.deployment_file = deployment_file
-
-    def pick(self, used: set[int]) -> ChainAccount | None:
-        return next((a for a in self.accounts if a.address not in used), None)
-
-    def account(self, address: int) -> ChainAccount | None:
-        return next((a for a in self.accounts if a.address == address), None)
-
-    async def connect(self, account: ChainAccount) -> KeikoChain:
-        return await KeikoChain.connect(
-            self.rpc_url,
-            account.address,
-            account.private_key,
-            self.deployment_file,
-            poll_interval=0.05,
-        )
-
-
 class ChainTranslator:
     def __init__(
         self,
@@ -291,7 +265,7 @@ class ChainTranslator:
         engine: AnchoringEngine,
         *,
         connection: ChainConnection | None = None,
-        registrants: RegistrantPool | None = None,
+        accounts: LearnerAccounts | None = None,
         key_lookup: KeyLookup | None = None,
         public_rpc_url: str = "",
         on_key_queued: Callable[[], None] | None = None,
@@ -302,7 +276,7 @@ class ChainTranslator:
         self.chain = chain
         self.engine = engine
         self.connection = connection
-        self.registrants = registrants
+        self.accounts = accounts
         self.public_rpc_url = public_rpc_url or (connection.rpc_url if connection else "")
 
     def _anchor_ref(self) -> tuple[int | None, int | None]:
@@ -592,12 +566,10 @@ class ChainTranslator:
             await self.store.delete_humanity(previous.commitment)
         elif previous is not None:
             raise AlreadyExists(f"user {user_id} already registered a humanity commitment")
-        if self.registrants is None:
-            raise FailedPrecondition("no registrant accounts are configured")
-        used = await self.store.used_accounts()
-        account = self.registrants.pick(used)
-        if account is None:
-            raise FailedPrecondition("no free registrant account for a new humanity registration")
+        if self.accounts is None:
+            raise FailedPrecondition("learner accounts are not configured")
+        # The learner's own Starknet account (created now if new; deployed when sending).
+        account = await self.accounts.account(user_id)
         try:
             row = await self.store.insert_humanity(
                 commitment, user_id, public_key, account.address, request_id or None
@@ -613,12 +585,11 @@ class ChainTranslator:
     async def _finish_registration(self, row: HumanityRow) -> HumanityRow:
         if row.state in (ANCHORED, FAILED):
             return row
-        assert self.registrants is not None
-        account = self.registrants.account(row.account)
-        if account is None:
-            raise FailedPrecondition("the registrant account of this user is not configured")
+        assert self.accounts is not None
         try:
-            chain = await self.registrants.connect(account)
+            chain = await self.accounts.connect(row.user_id)
+        except (FailedPrecondition, Unavailable):
+            raise
         except Exception as exc:
             raise Unavailable(f"chain unreachable: {describe_error(exc)}") from None
         try:

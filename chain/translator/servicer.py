@@ -1,8 +1,9 @@
 """The keiko.chain.v1.ChainService gRPC servicer: decode, authorize, call, encode.
 
 Authorization rules are in :mod:`chain.translator.service`. Public RPCs (no token):
-GetChainInfo, GetInclusionProof, VerifyInclusion, GetHumanityRegistration. The governance
-RPCs are not overridden: the host answers UNIMPLEMENTED for them.
+GetChainInfo, GetInclusionProof, VerifyInclusion, GetHumanityRegistration. The on-chain
+governance RPCs (CreateGovernanceProposal, CastGovernanceVote, FinalizeGovernanceProposal)
+are :mod:`chain.translator.governance`.
 
 :func:`build_chain_servicer` wires the whole translator into a :class:`ServiceRuntime`:
 the chain connection, the key vault, the store, and six background jobs:
@@ -30,13 +31,19 @@ from chain.translator.anchoring import AnchoringEngine, EngineSettings
 from chain.translator.batching import BackoffPolicy, BatchPolicy, Domain
 from chain.translator.credentials import CredentialPurpose
 from chain.translator.felts import felt_to_hex
+from chain.translator.governance import OnChainGovernance
 from chain.translator.intake import AnchorIntake
 from chain.translator.key_directory import KeyDirectoryStore, KeyRegistrar
 from chain.translator.keys import ENV_KEK, ENV_KEK_PREVIOUS, KeyVault
+from chain.translator.learner_accounts import (
+    DEFAULT_FUNDING_FRI,
+    LearnerAccounts,
+    LearnerAccountSettings,
+    LearnerAccountStore,
+)
 from chain.translator.ports import ChainConnection, ClientAnchorChain, chain_config_from_env
 from chain.translator.service import (
     ChainTranslator,
-    RegistrantPool,
     is_trusted,
 )
 from chain.translator.storage import (
@@ -133,9 +140,62 @@ class ChainServicer(pb.ChainServiceBase):
         {"GetChainInfo", "GetInclusionProof", "VerifyInclusion", "GetHumanityRegistration"}
     )
 
-    def __init__(self, translator: ChainTranslator, fanout: EventFanout | None = None) -> None:
+    def __init__(
+        self,
+        translator: ChainTranslator,
+        fanout: EventFanout | None = None,
+        governance: OnChainGovernance | None = None,
+    ) -> None:
         self.translator = translator
         self.fanout = fanout
+        self.governance = governance
+
+    def _governance(self) -> OnChainGovernance:
+        if self.governance is None:
+            raise FailedPrecondition("on-chain governance is not available in this process")
+        return self.governance
+
+    async def create_governance_proposal(
+        self, create_governance_proposal_request: pb.CreateGovernanceProposalRequest
+    ) -> pb.CreateGovernanceProposalResponse:
+        request = create_governance_proposal_request
+        created = await self._governance().create_proposal(
+            current_principal(),
+            proposal_id=request.proposal_id,
+            content_hash=request.content_hash,
+            option_count=request.option_count,
+            starts_at=request.voting_starts_at,
+            ends_at=request.voting_ends_at,
+            quorum_bps=request.quorum_bps,
+            request_id=request.request_id,
+        )
+        return pb.CreateGovernanceProposalResponse(
+            onchain_proposal_id=felt_to_hex(created.onchain_proposal_id),
+            tx_hash=felt_to_hex(created.tx_hash),
+        )
+
+    async def cast_governance_vote(
+        self, cast_governance_vote_request: pb.CastGovernanceVoteRequest
+    ) -> pb.CastGovernanceVoteResponse:
+        request = cast_governance_vote_request
+        tx_hash = await self._governance().cast_vote(
+            current_principal(),
+            onchain_proposal_id=request.onchain_proposal_id,
+            voter_commitment=request.voter_commitment,
+            votes=[(v.option_index, v.votes_milli) for v in request.votes],
+        )
+        return pb.CastGovernanceVoteResponse(tx_hash=felt_to_hex(tx_hash))
+
+    async def finalize_governance_proposal(
+        self, finalize_governance_proposal_request: pb.FinalizeGovernanceProposalRequest
+    ) -> pb.FinalizeGovernanceProposalResponse:
+        request = finalize_governance_proposal_request
+        tx_hash = await self._governance().finalize(
+            current_principal(),
+            onchain_proposal_id=request.onchain_proposal_id,
+            outcome=int(request.outcome),
+        )
+        return pb.FinalizeGovernanceProposalResponse(tx_hash=felt_to_hex(tx_hash))
 
     async def sign_interaction(
         self, sign_interaction_request: pb.SignInteractionRequest
@@ -349,6 +409,9 @@ class TranslatorSettings(BaseSettings):
     watcher_poll_ms: int = 200
     # The RPC URL verifiers are told to use (GetChainInfo); default: the one we use.
     public_rpc_url: str = ""
+    # STRK (fri) the operator gives each new learner account: its deployment, its
+    # humanity registration and its votes are paid from it.
+    learner_funding_fri: int = DEFAULT_FUNDING_FRI
     # How often the key registrar looks for keys to bind on chain when nobody nudges it.
     key_registration_poll_s: float = 5.0
 
@@ -443,13 +506,24 @@ def build_chain_servicer(runtime: ServiceRuntime) -> ChainServicer:
         poll_interval=tuning.key_registration_poll_s,
         send_timeout=tuning.send_timeout_s,
     )
+
+    def vault() -> KeyVault:
+        return load_vault(settings.data_dir, embedded=settings.embedded_database)
+
+    accounts = LearnerAccounts(
+        LearnerAccountStore(runtime.database, runtime.clock),
+        vault,
+        connection,
+        settings=LearnerAccountSettings(funding_fri=tuning.learner_funding_fri),
+    )
+
     translator = ChainTranslator(
         store,
-        lambda: load_vault(settings.data_dir, embedded=settings.embedded_database),
+        vault,
         anchor_chain,
         engine,
         connection=connection,
-        registrants=RegistrantPool(config.registrants, config.rpc_url, config.deployment_file),
+        accounts=accounts,
         public_rpc_url=tuning.public_rpc_url or config.rpc_url,
         on_key_queued=registrar.notify,
     )
@@ -476,4 +550,5 @@ def build_chain_servicer(runtime: ServiceRuntime) -> ChainServicer:
     runtime.run_in_background("chain.outbox", relay.run)
     runtime.run_in_background("chain.intake", AnchorIntake(translator).job(runtime.event_bus))
     runtime.run_in_background("chain.key_rewrap", key_rewrap_job(translator))
-    return ChainServicer(translator, runtime.fanout)
+    governance = OnChainGovernance(runtime.database, runtime.clock, store, accounts, connection)
+    return ChainServicer(translator, runtime.fanout, governance)

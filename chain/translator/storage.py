@@ -1123,3 +1123,7 @@ class ChainStore:
                 .where(humanity.c.commitment == felt_to_hex(commitment))
                 .values(state=state, tx_hash=_hex(tx_hash), block=block, failure_reason=reason)
             )
+
+
+# Tables defined in modules of their own, on this schema's metadata.
+from chain.translator import onchain_tables  # noqa: E402,F401

@@ -24,8 +24,9 @@ from chain.tests.translator_service.conftest import statement
 from chain.translator.anchoring import AnchoringEngine, EngineSettings
 from chain.translator.batching import BackoffPolicy, BatchPolicy, Domain
 from chain.translator.keys import KeyVault
+from chain.translator.learner_accounts import LearnerAccounts, LearnerAccountStore
 from chain.translator.ports import ChainConnection, ClientAnchorChain, chain_config_from_env
-from chain.translator.service import ChainTranslator, RegistrantPool, anchor_leaf_data
+from chain.translator.service import ChainTranslator, anchor_leaf_data
 from chain.translator.servicer import ChainServicer
 from chain.translator.signing import canonical_bytes
 from chain.translator.storage import ANCHORED, ChainStore, outbox
@@ -91,13 +92,14 @@ async def stack(
     )
     engine = AnchoringEngine(store, chain, clock, settings, on_change=relay.notify)
     watcher = ChainWatcher(store, chain, poll_interval=0.1, on_change=relay.notify)
+    vault = KeyVault(os.urandom(32))
     translator = ChainTranslator(
         store,
-        KeyVault(os.urandom(32)),
+        vault,
         chain,
         engine,
         connection=connection,
-        registrants=RegistrantPool(config.registrants, config.rpc_url, config.deployment_file),
+        accounts=LearnerAccounts(LearnerAccountStore(chain_db, clock), vault, connection),
     )
     stop = asyncio.Event()
     jobs = [asyncio.create_task(j(stop)) for j in (engine.run, watcher.run, relay.run)]

@@ -24,13 +24,14 @@ from chain.node.process import free_port, start_node_process
 from chain.translator.anchoring import AnchoringEngine, EngineSettings
 from chain.translator.batching import BackoffPolicy, BatchPolicy
 from chain.translator.keys import KeyVault
+from chain.translator.learner_accounts import LearnerAccounts, LearnerAccountStore
 from chain.translator.ports import (
     ChainConfig,
     ChainConnection,
     ClientAnchorChain,
     chain_config_from_env,
 )
-from chain.translator.service import ChainTranslator, RegistrantPool
+from chain.translator.service import ChainTranslator
 from chain.translator.servicer import ChainServicer
 from chain.translator.storage import MIGRATIONS_DIR, ChainStore
 from services.api.keiko.chain import v1 as chain_pb
@@ -100,13 +101,14 @@ async def on_chain(
             backoff=BackoffPolicy(initial=timedelta(seconds=1), max_delay=timedelta(seconds=5)),
         ),
     )
+    vault = KeyVault(os.urandom(32))
     translator = ChainTranslator(
         store,
-        KeyVault(os.urandom(32)),
+        vault,
         anchor_chain,
         engine,
         connection=connection,
-        registrants=RegistrantPool(config.registrants, config.rpc_url, config.deployment_file),
+        accounts=LearnerAccounts(LearnerAccountStore(migrated_database, clock), vault, connection),
     )
     relay = OutboxRelay(migrated_database, outbox, event_bus, clock=clock)
     registrar = TranslatorRegistrar("", lambda: issuer.issue(SERVICE_PRINCIPAL).token)
