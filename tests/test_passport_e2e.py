@@ -1,5 +1,7 @@
 """The passport end to end, on the real platform (every service, the gateway and the
-Keikochain dev node executing the compiled Cairo contracts), on both engines:
+Keikochain dev node executing the compiled Cairo contracts), on both engines, twice: with
+the platform's embedded node, and against a node started empty onto which
+`keiko chain deploy` put Keiko's contracts (the production path onto any Starknet):
 
 log in with WebAuthn over GraphQL, open the `interactionAnchored` subscription, record
 100 interactions through GraphQL, receive each anchoring exactly once, then verify the
@@ -21,8 +23,11 @@ from typing import Any
 
 import pytest
 
+from chain.node.accounts import read_accounts_file
+from chain.node.process import NodeProcess, astart_node_process
 from chain.verify import cli
 from keiko import registry
+from keiko.cli import main as keiko_main
 from keiko.platform import RunningPlatform, running_platform
 from tests.e2e_support import (
     GraphQLClient,
@@ -50,19 +55,63 @@ mutation Share($input: CreateShareLinkInput!) {
 }"""
 
 
-@pytest.fixture
+async def deployed_chain(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> NodeProcess:
+    """A dev node started without Keiko's contracts, then `keiko chain deploy` onto it, as
+    onto any Starknet chain: the platform runs against that deployment."""
+    node = await astart_node_process(
+        tmp_path / "external-chain",
+        accounts=2,
+        log_path=tmp_path / "external-chain.log",
+        extra_args=["--no-keiko-contracts"],
+    )
+    operator = read_accounts_file(node.accounts_file)[0]
+    out = data_dir / "chain" / "deployment.json"
+    args = [
+        "chain",
+        "deploy",
+        "--rpc",
+        node.rpc_url,
+        "--account",
+        hex(operator.address),
+        "--private-key",
+        hex(operator.private_key),
+        "--out",
+        str(out),
+    ]
+    code = await asyncio.to_thread(keiko_main, args)
+    assert code == 0, "keiko chain deploy failed"
+    monkeypatch.setenv("KEIKO_CHAIN_ACCOUNT_ADDRESS", hex(operator.address))
+    monkeypatch.setenv("KEIKO_CHAIN_PRIVATE_KEY", hex(operator.private_key))
+    return node
+
+
+@pytest.fixture(params=["embedded-node", "deployed"])
 async def platform(
-    tmp_path: Path, database_url: str, event_bus_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    database_url: str,
+    event_bus_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[tuple[RunningPlatform, GraphQLClient]]:
     # 100 interactions in a handful of batches: a batch closes at 25 leaves or 1.5 s.
     engine_env(monkeypatch, database_url, batch_max_leaves="25", batch_max_wait_ms="1500")
     settings = e2e_settings(tmp_path / "data", database_url, event_bus_url)
+    node: NodeProcess | None = None
+    if request.param == "deployed":
+        node = await deployed_chain(tmp_path, settings.data_dir, monkeypatch)
+        settings = settings.model_copy(update={"chain_rpc_url": node.rpc_url})
     await migrate_all(database_url)
-    async with (
-        running_platform(settings, registry.resolve(None)) as running,
-        gateway_http(running) as http,
-    ):
-        yield running, GraphQLClient(http)
+    try:
+        async with (
+            running_platform(settings, registry.resolve(None)) as running,
+            gateway_http(running) as http,
+        ):
+            yield running, GraphQLClient(http)
+    finally:
+        if node is not None:
+            await node.astop()
 
 
 def verify(argv: list[str]) -> tuple[int, str]:

@@ -8,7 +8,9 @@ receipt):
 * ``anchor_batch`` with fee estimation (the client's default: estimate, sign, send,
   wait), sequentially: latency p50/p95 and invokes per second;
 * the same with fixed resource bounds (sign, send, wait): the cost of the invoke alone;
-* ``is_root_anchored`` view calls, sequentially and 8 in flight: calls per second.
+* ``is_root_anchored`` view calls: with arguments never asked before (each one executed in
+  the Cairo VM), then repeated over unchanged state (answered from the node's view memo,
+  which re-checks every storage cell the call read), sequentially and 8 in flight.
 
     .venv/bin/python scripts/bench/chain.py [--invokes 20] [--calls 200] \
         [--write FILE]
@@ -141,6 +143,10 @@ async def run(
         async def view(i: int) -> None:
             await estimating.anchor.is_root_anchored(base + 100 + (i % max(invokes, 1)))
 
+        async def view_fresh(i: int) -> None:
+            # An argument never asked before: the node runs the call in the Cairo VM.
+            await estimating.anchor.is_root_anchored(base + 50_000 + i)
+
         results = [
             await timed(
                 "anchor_batch, estimate + sign + send + receipt", invokes, anchor_estimated
@@ -151,6 +157,11 @@ async def run(
                 anchor_default_signer,
             ),
             await timed("anchor_batch, fixed bounds: sign + send + receipt", invokes, anchor_fixed),
+            await timed(
+                "is_root_anchored view, each a new argument (runs in the VM)",
+                max(calls // 10, 1),
+                view_fresh,
+            ),
             await timed("is_root_anchored view, sequential", calls, view),
             await concurrent("is_root_anchored view, 8 in flight", calls, 8, view),
         ]
