@@ -508,7 +508,8 @@ class CairoVM:
         # Parsed CompiledClass objects outlive calls: parsing CASM JSON costs milliseconds.
         self._compiled: dict[int, CompiledClassBase] = {}
         self._views = ViewCache()
-        self._last_reads: StateReads | None = None
+        # What the last call or view read from the chain state (first value of each cell).
+        self.last_reads: StateReads | None = None
 
     def fork(self) -> CairoVM:
         """An independent VM over a copy of the state, sharing the parsed classes."""
@@ -647,7 +648,8 @@ class CairoVM:
         context = (self.block, tx)
         cached = self._views.lookup(key, self.state, context)
         if cached is not None:
-            return list(cached)
+            retdata, self.last_reads = cached
+            return list(retdata)
         result = self.call(
             contract_address,
             entry_point,
@@ -656,8 +658,8 @@ class CairoVM:
             tx=tx,
             commit=False,
         )
-        assert self._last_reads is not None
-        self._views.store(key, result, self._last_reads, context)
+        assert self.last_reads is not None
+        self._views.store(key, result, self.last_reads, context)
         return result.retdata
 
     # -------------------------------------------------------------------- reads
@@ -706,7 +708,7 @@ class CairoVM:
         # cairo-lang keeps the pending writes and first reads in StateCache's private dicts
         # and offers no public accessor for them on CachedSyncState (0.14.0.1, pinned).
         cache = root.cache
-        self._last_reads = StateReads.of(cache)
+        self.last_reads = StateReads.of(cache)
         storage_diff: dict[int, dict[int, int]] = {}
         for (address, key), value in cache._storage_writes.items():
             if reader.get_storage_at(_L1, address, key) != value:

@@ -94,7 +94,10 @@ class ViewCache:
         self.hits = 0
         self.misses = 0
 
-    def lookup(self, key: ViewKey, state: ChainState, context: object) -> tuple[int, ...] | None:
+    def lookup(
+        self, key: ViewKey, state: ChainState, context: object
+    ) -> tuple[tuple[int, ...], StateReads] | None:
+        """The remembered result and the reads it rests on, or None."""
         entry = self._entries.get(key)
         if (
             entry is None
@@ -105,7 +108,7 @@ class ViewCache:
             return None
         self._entries.move_to_end(key)
         self.hits += 1
-        return entry.retdata
+        return entry.retdata, entry.reads
 
     def store(self, key: ViewKey, result: CallResult, reads: StateReads, context: object) -> None:
         uses_context = any(name in CONTEXT_SYSCALLS for name in result.syscalls)

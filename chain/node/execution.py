@@ -40,6 +40,7 @@ from chain.node.fees import (
     gas_usage,
     price_shortfall,
 )
+from chain.node.initial_reads import InitialReads
 from chain.node.journal import Journal
 from chain.node.store import DeclaredClass
 from chain.node.transactions import (
@@ -48,7 +49,15 @@ from chain.node.transactions import (
     DeployAccountV3Request,
     InvokeV3Request,
 )
-from chain.vm import CairoRevert, CairoVM, Event, Invocation, TxContext, class_hashes
+from chain.vm import (
+    CairoRevert,
+    CairoVM,
+    CallResult,
+    Event,
+    Invocation,
+    TxContext,
+    class_hashes,
+)
 
 VALIDATED = int.from_bytes(b"VALID", "big")
 SUPPORTED_CLASS_VERSION = "0.1.0"
@@ -97,11 +106,26 @@ class Executor:
         self.chain_id = chain_id
         self.fee_token = fee_token
         self.sequencer = sequencer
+        # Set while simulating with RETURN_INITIAL_READS: every read and write is noted.
+        self.reads: InitialReads | None = None
+
+    def _track(self, result: CallResult | None = None) -> None:
+        if self.reads is None:
+            return
+        self.reads.read(self.vm.last_reads)
+        if result is not None:
+            self.reads.wrote(result)
+
+    def _set_nonce(self, run: Execution, address: int, nonce: int) -> None:
+        run.journal.set_nonce(address, nonce)
+        if self.reads is not None:
+            self.reads.wrote_nonce(address)
 
     # ------------------------------------------------------------------ helpers
 
     def balance(self, account: int) -> int:
         low, high = self.vm.view(self.fee_token, "balance_of", [account])[:2]
+        self._track()
         return low + (high << 128)
 
     def _context(self, tx: BroadcastedTx, tx_hash: int) -> TxContext:
@@ -114,6 +138,8 @@ class Executor:
         )
 
     def _precheck(self, tx: BroadcastedTx, flags: RunFlags, expected_nonce: int) -> None:
+        if self.reads is not None:
+            self.reads.read_nonce(tx.payer, expected_nonce)
         if tx.nonce != expected_nonce:
             raise errors.invalid_transaction_nonce(
                 f"account {hex(tx.payer)}: expected nonce {expected_nonce}, got {tx.nonce}"
@@ -148,6 +174,7 @@ class Executor:
             raise errors.validation_failure(
                 f"{entry_point} returned {hex_list(result.retdata)}, expected 'VALID'"
             )
+        self._track(result)
         run.journal.apply(result)
         run.events += result.events
         run.validate = result.invocation
@@ -188,6 +215,7 @@ class Executor:
             )
         except CairoRevert as exc:
             raise _FeeShortfall(exc.reason) from None
+        self._track(result)
         (pending or run.journal).apply(result)
         run.fee_events = result.events
         run.fee_transfer = result.invocation
@@ -229,7 +257,7 @@ class Executor:
                 usage = self._usage(tx, run, _steps(run.validate))
                 if shortfall := amount_shortfall(tx.resource_bounds, usage):
                     raise errors.insufficient_resources(f"__validate__: {shortfall}")
-        run.journal.set_nonce(sender, nonce + 1)
+        self._set_nonce(run, sender, nonce + 1)
         # The execution's writes go into a nested journal: a revert drops them alone.
         execution = Journal(self.vm.state)
         try:
@@ -243,6 +271,7 @@ class Executor:
         except CairoRevert as exc:
             run.revert_reason = exc.reason
         else:
+            self._track(executed)
             execution.apply(executed)
             usage = self._usage(tx, run, _steps(run.validate) + executed.n_steps, execution)
             shortfall = amount_shortfall(tx.resource_bounds, usage) if flags.check_bounds else None
@@ -286,6 +315,10 @@ class Executor:
         except CompilationFailed as exc:
             raise errors.compilation_failed(str(exc)) from None
         hashes = class_hashes(sierra_text, casm_text)
+        if self.reads is not None:
+            self.reads.declared.setdefault(
+                hashes.class_hash, hashes.class_hash in self.vm.state.compiled_class_hashes
+            )
         if hashes.class_hash in self.vm.state.compiled_class_hashes:
             raise errors.class_already_declared(hex(hashes.class_hash))
         if hashes.compiled_class_hash != tx.compiled_class_hash:
@@ -297,7 +330,9 @@ class Executor:
         self._precheck(tx, flags, nonce)
         if flags.validate:
             self._validate(tx, run, "__validate_declare__", [hashes.class_hash])
-        run.journal.set_nonce(sender, nonce + 1)
+        self._set_nonce(run, sender, nonce + 1)
+        if self.reads is not None:
+            self.reads.wrote_class(hashes.class_hash)
         run.journal.declare(
             DeclaredClass(
                 hashes.class_hash,
@@ -317,6 +352,11 @@ class Executor:
 
     def _deploy_account(self, tx: DeployAccountV3Request, run: Execution, flags: RunFlags) -> None:
         address = tx.contract_address
+        if self.reads is not None:
+            self.reads.declared.setdefault(
+                tx.class_hash, tx.class_hash in self.vm.state.compiled_class_hashes
+            )
+            self.reads.class_hashes.setdefault(address, self.vm.get_class_hash_at(address))
         if tx.class_hash not in self.vm.state.compiled_class_hashes:
             raise errors.class_hash_not_found()
         if address in self.vm.state.class_hashes:
@@ -334,13 +374,14 @@ class Executor:
             )
         except CairoRevert as exc:
             raise errors.validation_failure(f"constructor: {exc.reason}") from None
+        self._track(deployed.result)
         run.journal.apply(deployed.result)
         run.events += deployed.result.events
         run.constructor = deployed.result.invocation
         if flags.validate:
             calldata = [tx.class_hash, tx.contract_address_salt, *tx.constructor_calldata]
             self._validate(tx, run, "__validate_deploy__", calldata)
-        run.journal.set_nonce(address, 1)
+        self._set_nonce(run, address, 1)
         run.usage = self._usage(tx, run, _steps(run.validate, run.constructor))
         if flags.check_bounds and (shortfall := amount_shortfall(tx.resource_bounds, run.usage)):
             raise errors.insufficient_resources(shortfall)

@@ -48,6 +48,7 @@ from chain.node.codec import (
 )
 from chain.node.execution import Execution, Executor, RunFlags
 from chain.node.fees import L1_DATA_GAS_PRICE_FRI, L2_GAS_PRICE_FRI, block_prices, gas_usage
+from chain.node.initial_reads import InitialReads
 from chain.node.store import (
     CLASS_HASH,
     NONCE,
@@ -77,6 +78,7 @@ from chain.vm import DeclaredClass as VmDeclaredClass
 
 log = logging.getLogger("keikochain.node")
 
+INITIAL_READS_KEY = "_initial_reads"  # stored with a transaction's trace, never served in it
 MAX_EVENTS_CHUNK = 1024
 MAX_EVENT_KEYS = 128
 MAX_MINT = 2**128 - 1
@@ -343,9 +345,13 @@ class DevNode:
         # A replay fails the nonce check (the hash covers the sender and the nonce).
         tx_hash = self._prepare(tx)
         self.vm.block = self._block_context()
-        run = self.executor.run(tx, tx_hash, RunFlags())
+        self.executor.reads = reads = InitialReads()
         try:
-            self._mine(run)
+            run = self.executor.run(tx, tx_hash, RunFlags())
+        finally:
+            self.executor.reads = None
+        try:
+            self._mine(run, reads)
         except Exception:
             run.journal.rollback()
             raise
@@ -356,11 +362,17 @@ class DevNode:
             raise errors.unexpected_error(f"{what} runs on the latest block only")
 
     def _run_sequence(
-        self, txs: list[BroadcastedTx], flags: RunFlags, *, revert_is_error: bool
+        self,
+        txs: list[BroadcastedTx],
+        flags: RunFlags,
+        *,
+        revert_is_error: bool,
+        reads: InitialReads | None = None,
     ) -> list[Execution]:
         """Execute ``txs`` in order on the live state, then restore it."""
         self.vm.block = self._block_context()
         runs: list[Execution] = []
+        self.executor.reads = reads
         try:
             for index, tx in enumerate(txs):
                 try:
@@ -376,6 +388,7 @@ class DevNode:
             # Traces read the journals: build them before the state is restored.
             self._traced = [trace_json(r) for r in runs]
         finally:
+            self.executor.reads = None
             for run in reversed(runs):
                 run.journal.rollback()
         return runs
@@ -397,23 +410,29 @@ class DevNode:
         skip_validate: bool,
         skip_fee_charge: bool,
         block_id: BlockId,
-    ) -> list[dict[str, Any]]:
-        """``simulateTransactions``: traces and fees; a revert is shown in its trace."""
+        initial_reads: bool = False,
+    ) -> Any:
+        """``simulateTransactions``: traces and fees; a revert is shown in its trace. With
+        ``initial_reads``, also the state values the simulation read first."""
         self._latest_only(block_id, "simulation")
         flags = RunFlags(
             validate=not skip_validate,
             charge_fee=not skip_fee_charge,
             check_bounds=not skip_fee_charge,
         )
-        runs = self._run_sequence(txs, flags, revert_is_error=False)
-        return [
+        reads = InitialReads() if initial_reads else None
+        runs = self._run_sequence(txs, flags, revert_is_error=False, reads=reads)
+        simulated = [
             {"transaction_trace": trace, "fee_estimation": run.usage.to_estimate()}
             for run, trace in zip(runs, self._traced, strict=True)
         ]
+        if reads is None:
+            return simulated
+        return {"simulated_transactions": simulated, "initial_reads": reads.to_json()}
 
     # ------------------------------------------------------------------ mining
 
-    def _mine(self, run: Execution) -> None:
+    def _mine(self, run: Execution, reads: InitialReads) -> None:
         tx = run.tx
         parent = self._latest
         number = parent.number + 1
@@ -438,7 +457,8 @@ class DevNode:
         header, block_hash = block_header(
             number, parent, timestamp, [run.tx_hash], [receipt], events, diff
         )
-        stored = StoredTx(run.tx_hash, 0, tx.to_rpc(run.tx_hash), receipt, trace_json(run))
+        trace = {**trace_json(run), INITIAL_READS_KEY: reads.to_json()}
+        stored = StoredTx(run.tx_hash, 0, tx.to_rpc(run.tx_hash), receipt, trace)
         block = StoredBlock(number, block_hash, header, [run.tx_hash])
         self.store.commit_block(
             block,
@@ -468,20 +488,33 @@ class DevNode:
 
     # ------------------------------------------------------------------ traces
 
-    def trace_json(self, tx_hash: int) -> dict[str, Any]:
+    def _stored_trace(self, tx_hash: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
         self._stored_tx(tx_hash)
         trace = self.store.trace(tx_hash)
         if trace is None:
             raise errors.no_trace_available("REJECTED")
-        return trace
+        reads = trace.pop(INITIAL_READS_KEY, None)
+        return trace, reads
 
-    def block_traces_json(self, block_id: BlockId) -> list[dict[str, Any]]:
-        if block_id.tag == "pre_confirmed":
-            return []  # instant mining: the block being built is empty
-        block = self.resolve_block(block_id)
-        return [
-            {"transaction_hash": hex(h), "trace_root": self.trace_json(h)} for h in block.tx_hashes
-        ]
+    def trace_json(self, tx_hash: int) -> dict[str, Any]:
+        return self._stored_trace(tx_hash)[0]
+
+    def block_traces_json(self, block_id: BlockId, initial_reads: bool = False) -> Any:
+        """The traces of a block's transactions; with ``initial_reads``, also what the
+        block read first (each block holds one transaction: its reads, as mined)."""
+        blocks_txs: list[int] = []
+        if block_id.tag != "pre_confirmed":  # instant mining: the block being built is empty
+            blocks_txs = self.resolve_block(block_id).tx_hashes
+        traces, reads = [], None
+        for tx_hash in blocks_txs:
+            trace, tx_reads = self._stored_trace(tx_hash)
+            traces.append({"transaction_hash": hex(tx_hash), "trace_root": trace})
+            reads = reads or tx_reads
+        if not initial_reads:
+            return traces
+        # Blocks mined before initial reads were recorded have none: an empty object, as
+        # the spec answers when it cannot give them.
+        return {"traces": traces, "initial_reads": reads or {}}
 
     def compiled_casm_json(self, class_hash: int) -> dict[str, Any]:
         declared = self.vm.state.classes.get(class_hash)

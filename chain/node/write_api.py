@@ -47,31 +47,24 @@ def _trace(node: DevNode, p: dict[str, Any]) -> dict[str, Any]:
 
 
 @method("starknet_traceBlockTransactions", "block_id", "trace_flags")
-def _trace_block(node: DevNode, p: dict[str, Any]) -> list[dict[str, Any]]:
+def _trace_block(node: DevNode, p: dict[str, Any]) -> Any:
     flags = flags_param(p, "trace_flags", ("RETURN_INITIAL_READS",))
-    if flags:
-        raise errors.invalid_params(
-            "trace_flags: RETURN_INITIAL_READS is not available on this node"
-        )
-    return node.block_traces_json(block_id_param(p))
+    return node.block_traces_json(block_id_param(p), "RETURN_INITIAL_READS" in flags)
 
 
 @method("starknet_simulateTransactions", "block_id", "transactions", "simulation_flags")
-def _simulate(node: DevNode, p: dict[str, Any]) -> list[dict[str, Any]]:
+def _simulate(node: DevNode, p: dict[str, Any]) -> Any:
     txs = required(p, "transactions")
     if not isinstance(txs, list) or len(txs) > MAX_SIMULATED_TXS:
         raise errors.invalid_params(f"transactions: expected a list of at most {MAX_SIMULATED_TXS}")
     flags = flags_param(
         p, "simulation_flags", ("SKIP_VALIDATE", "SKIP_FEE_CHARGE", "RETURN_INITIAL_READS")
     )
-    if "RETURN_INITIAL_READS" in flags:
-        raise errors.invalid_params(
-            "simulation_flags: RETURN_INITIAL_READS is not available on this node"
-        )
     parsed = [parse_broadcasted(item, f"transactions[{i}]") for i, item in enumerate(txs)]
     return node.simulate(
         parsed,
         skip_validate="SKIP_VALIDATE" in flags,
         skip_fee_charge="SKIP_FEE_CHARGE" in flags,
         block_id=block_id_param(p),
+        initial_reads="RETURN_INITIAL_READS" in flags,
     )

@@ -20,12 +20,15 @@ from starknet_py.hash.selector import get_selector_from_name
 from starknet_py.net.account.account import Account
 from starknet_py.net.client_errors import ClientError
 from starknet_py.net.client_models import (
+    BlockTransactionTracesWithInitialReads,
     Call,
     DeclareTransactionTrace,
     DeployAccountTransactionTrace,
     InvokeTransactionTrace,
     RevertedFunctionInvocation,
     SierraContractClass,
+    SimulatedTransactionsWithInitialReads,
+    TraceFlag,
     TransactionExecutionStatus,
     TransactionStatus,
 )
@@ -267,6 +270,14 @@ async def test_traces_and_simulation(
     block_traces = await client.trace_block_transactions(block_number=receipt.block_number)
     assert isinstance(block_traces, list)
     assert [t.transaction_hash for t in block_traces] == [sent.transaction_hash]
+    with_reads = await client.trace_block_transactions(
+        block_number=receipt.block_number, trace_flags=[TraceFlag.RETURN_INITIAL_READS]
+    )
+    assert isinstance(with_reads, BlockTransactionTracesWithInitialReads)
+    reads = with_reads.initial_reads
+    assert reads.nonces is not None and reads.storage is not None
+    assert {n.contract_address for n in reads.nonces} == {account0.address}
+    assert {r.contract_address for r in reads.storage} >= {devchain.address(ANCHOR), STRK}
 
     # Simulation: a success, then a revert shown in its trace; nothing is mined.
     height = await client.get_block_number()
@@ -302,6 +313,13 @@ async def test_traces_and_simulation(
     assert isinstance(skipped.transaction_trace, InvokeTransactionTrace)
     assert skipped.transaction_trace.validate_invocation is None
     assert skipped.transaction_trace.fee_transfer_invocation is None
+    read = await client.simulate_transactions([ok], return_initial_reads=True)
+    assert isinstance(read, SimulatedTransactionsWithInitialReads)
+    assert len(read.simulated_transactions) == 1
+    assert read.initial_reads.nonces is not None
+    assert [(n.contract_address, n.nonce) for n in read.initial_reads.nonces] == [
+        (account0.address, nonce)
+    ]
     with pytest.raises(ClientError) as refused:
         await client.simulate_transactions([unsigned])
     assert refused.value.code == 41
