@@ -30,7 +30,6 @@ from tests.authz.matrix import (
     PUBLIC,
     SIGNED_IN,
     UNAUTHENTICATED,
-    UNIMPLEMENTED,
     Caller,
     Rows,
     expect,
@@ -965,9 +964,6 @@ MARKETPLACE: list[Rows] = [
 
 # The chain translator serves Keiko's services (role "service") and admins; verifiers
 # read proofs and registrations without a token.
-# Declared in the proto for ON_CHAIN governance, not built in this release: refused for
-# everyone (ON_CHAIN communities are refused when created).
-NOT_BUILT = expect(UNIMPLEMENTED, anonymous=UNAUTHENTICATED)
 CHAIN: list[Rows] = [
     rows("ChainService/GetChainInfo", expect(NEEDS_CHAIN)),
     rows(
@@ -1024,19 +1020,26 @@ CHAIN: list[Rows] = [
         expect(DENIED, anonymous=UNAUTHENTICATED, admin=INPUT_CHECKED),
         lambda x: {"userId": x.me or "u", "commitment": "", "ed25519PublicKey": ""},
     ),
+    # On-chain governance: proposals are created and finalized by Keiko's services; a vote
+    # is cast for a registered human (by their commitment) by that human or a service. No
+    # human holds this commitment: found by nobody.
     rows(
         "ChainService/CreateGovernanceProposal",
-        NOT_BUILT,
+        expect(DENIED, anonymous=UNAUTHENTICATED, admin=INPUT_CHECKED),
         lambda x: {"communityId": "c"},
     ),
     rows(
         "ChainService/CastGovernanceVote",
-        NOT_BUILT,
-        lambda x: {"onchainProposalId": "0x1"},
+        expect(NOT_FOUND, anonymous=UNAUTHENTICATED),
+        lambda x: {
+            "onchainProposalId": "0x1",
+            "voterCommitment": "0x5",
+            "votes": [{"optionIndex": 0, "votesMilli": "1000"}],
+        },
     ),
     rows(
         "ChainService/FinalizeGovernanceProposal",
-        NOT_BUILT,
+        expect(DENIED, anonymous=UNAUTHENTICATED, admin=INPUT_CHECKED),
         lambda x: {"onchainProposalId": "0x1"},
     ),
 ]
