@@ -130,6 +130,7 @@ async def register(stack: Stack, i: int) -> pb.RegisterHumanityResponse:
 
 
 @pytest.mark.engines
+@pytest.mark.timeout(3600)  # a hang guard: 100 humans are 300 transactions in the Cairo VM
 async def test_each_human_registers_from_an_account_of_their_own(stack: Stack) -> None:
     started = time.perf_counter()
     for i in range(HUMANS):
