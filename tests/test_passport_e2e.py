@@ -125,6 +125,7 @@ async def averify(argv: list[str]) -> tuple[int, str]:
     return await asyncio.wait_for(asyncio.to_thread(verify, argv), 300)
 
 
+@pytest.mark.timeout(600)  # a hang guard: the deployed variant also starts and deploys a chain
 async def test_record_anchor_subscribe_verify_and_detect_tampering(
     platform: tuple[RunningPlatform, GraphQLClient], tmp_path: Path
 ) -> None:
