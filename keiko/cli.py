@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "serve":
         from keiko.platform import serve
+        from services.kit.errors import FailedPrecondition
 
         hosted = registry.resolve(args.services)
         alone = bool(args.services)
@@ -115,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         except (PortInUse, NodeStartError) as refused:
             print(f"keiko: cannot start: {refused}", file=sys.stderr)
             return 1
+        except FailedPrecondition as err:  # a configuration Keiko cannot run with
+            print(f"keiko: cannot start: {err}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "migrate":
         from keiko.platform import migrate

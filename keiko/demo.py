@@ -42,6 +42,7 @@ from keiko.operator_cli import UsageError, default_passkey_file, signed_in_clien
 from keiko.settings import Settings
 
 ANCHOR_TIMEOUT_S = 120.0
+READY_TIMEOUT_S = 60.0
 OPERATOR_EMAIL = "keiko-operator@example.org"
 
 
@@ -182,10 +183,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
     gateway = args.gateway.rstrip("/")
     rp_id = settings.webauthn_rp_id
-    with GatewayClient(gateway) as probe:
-        ready = probe.get("/readyz")
-        if ready.status_code != 200:
-            raise ClientError(f"{gateway}/readyz answered {ready.status_code}: {ready.text}")
+    with GatewayClient(gateway) as probe:  # ready (bounded wait: it may just have started)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while (ready := probe.get("/readyz")).status_code != 200:
+            if time.monotonic() > deadline:
+                raise ClientError(f"{gateway}/readyz answered {ready.status_code}: {ready.text}")
+            time.sleep(0.5)
 
     _say("1. An admin makes a demo tutor")
     with _admin(args, settings) as admin:

@@ -163,7 +163,10 @@ async def record_interactions(gql: GraphQLClient, count: int, *, label: str) -> 
 INTERACTIONS = """
 query Interactions($after: String) {
   interactions(first: 100, after: $after) {
-    nodes { id anchor { status batchId merkleRoot txHash blockNumber failureReason } }
+    nodes {
+      id signatureHex publicKeyHex
+      anchor { status batchId merkleRoot txHash blockNumber failureReason }
+    }
     endCursor hasNextPage
   }
 }"""

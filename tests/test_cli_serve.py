@@ -107,7 +107,34 @@ def test_keiko_serve_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
         assert done["share_url"].startswith(f"http://localhost:{http_port}/verify/share/")
         page = httpx.get(done["share_url"], timeout=30).text
         assert page.count('data-status="verified"') == 4
+        # Titles, not ids; the learner's name, since the demo's link discloses identity.
+        assert '<span id="learner">Ana Demo</span>' in page
+        assert "Course: Linear Algebra (demo)" in page and "Class: Class 2: Matrices" in page
     finally:
         process.send_signal(signal.SIGTERM)
         exit_code = process.wait(timeout=60)
     assert exit_code == 0
+
+
+def test_serve_without_a_kek_on_postgresql_stops_with_the_reason(tmp_path: Path) -> None:
+    """Outside the embedded default the KEK is not made up: `keiko serve` refuses to
+    start (the chain translator is built before anything connects) and says why."""
+    env = {
+        **os.environ,
+        "KEIKO_DATA_DIR": str(tmp_path / "data"),
+        "KEIKO_DATABASE_URL": "postgresql+asyncpg://keiko@127.0.0.1:5432/keiko",
+        "KEIKO_GRPC_PORT": str(free_port()),
+        "KEIKO_LOG_LEVEL": "WARNING",
+    }
+    env.pop("KEIKO_KEK", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "keiko", "serve", "--service", "chain"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "KEIKO_KEK is required outside the embedded default" in done.stderr
+    assert "Keiko is running" not in done.stdout

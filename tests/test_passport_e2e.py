@@ -171,8 +171,12 @@ async def test_record_anchor_subscribe_verify_and_detect_tampering(
     batches = {a["batchId"] for a in anchors.values()}
     assert 1 < len(batches) < COUNT, f"batched anchoring: {len(batches)} batches"
 
-    # The learning service agrees: every interaction anchored, with its batch.
-    stored = {i["id"]: i["anchor"] for i in await all_interactions(gql)}
+    # The learning service agrees: every interaction anchored, with its batch, and shows
+    # the signature and key that verify it.
+    listed = await all_interactions(gql)
+    signed = {i["id"]: (i["signatureHex"], i["publicKeyHex"]) for i in listed}
+    assert all(len(sig) == 128 and len(key) == 64 for sig, key in signed.values()), signed
+    stored = {i["id"]: i["anchor"] for i in listed}
     assert set(stored) == set(ids)
     assert all(stored[i]["status"] == "ANCHORED" for i in ids)
     assert {i: stored[i]["batchId"] for i in ids} == {i: anchors[i]["batchId"] for i in ids}
@@ -205,6 +209,7 @@ async def test_record_anchor_subscribe_verify_and_detect_tampering(
     assert document["passport_id"] == passport_id
     entries = {e["entry_id"]: e for e in document["entries"]}
     assert set(entries) == set(ids)
+    assert {i: (e["signature"], e["public_key"]) for i, e in entries.items()} == signed
     chain = document["chain"]
     assert chain["rpc_url"] == running.chain_rpc_url
     assert int(chain["chain_id"], 16) == int(named["chain_id"], 16)

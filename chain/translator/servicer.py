@@ -443,7 +443,11 @@ def load_vault(
     if env.get(ENV_KEK, "").strip():
         return KeyVault.from_env(env)
     if not embedded:
-        raise FailedPrecondition(f"{ENV_KEK} is required outside the embedded default")
+        raise FailedPrecondition(
+            f"{ENV_KEK} is required outside the embedded default: set it to a base64 "
+            "32-byte key (python -c 'import base64,os; print(base64.b64encode(os.urandom(32))"
+            ".decode())') and keep it secret; custodial keys are encrypted under it"
+        )
     path = data_dir / KEK_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -507,9 +511,9 @@ def build_chain_servicer(runtime: ServiceRuntime) -> ChainServicer:
         send_timeout=tuning.send_timeout_s,
     )
 
-    def vault() -> KeyVault:
-        return load_vault(settings.data_dir, embedded=settings.embedded_database)
-
+    # Loaded now, not on first use: without a KEK on PostgreSQL the platform must not
+    # start (custodial signing could never work), and says why.
+    vault = load_vault(settings.data_dir, embedded=settings.embedded_database)
     accounts = LearnerAccounts(
         LearnerAccountStore(runtime.database, runtime.clock),
         vault,

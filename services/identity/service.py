@@ -59,6 +59,7 @@ from services.kit.errors import (
     Unauthenticated,
     ValidationError,
 )
+from services.kit.events import Event
 from services.kit.events.outbox import enqueue
 from services.kit.logging import get_logger
 from services.kit.revocation import session_revoked_event
@@ -280,8 +281,10 @@ class IdentityService:
                 await repo.add_user(user)
                 await repo.add_credential(credential)
                 tokens = await self._start_session(repo, user, client)
+                await enqueue(repo.s, outbox, profile_changed_event(user))
         except IntegrityError as exc:
             raise _conflict(exc) from exc
+        self._committed(True)
         log.info("identity.user_registered", user_id=user.id, session_id=tokens.session_id)
         return SignedIn(user, tokens)
 
@@ -571,8 +574,12 @@ class IdentityService:
                 raise NotFound("user not found")
             if update.empty:
                 return user
+            renamed = update.display_name is not None and update.display_name != user.display_name
             user = user.apply(update, now)
             await repo.save_profile(user)
+            if renamed:
+                await enqueue(repo.s, outbox, profile_changed_event(user))
+        self._committed(renamed)
         return user
 
     async def set_roles(self, principal: Principal, user_id: str, roles: list[str]) -> User:
@@ -743,6 +750,19 @@ def _conflict(exc: IntegrityError) -> Exception:
     return AlreadyExists("conflicting identity record")
 
 
+TOPIC_PROFILE_CHANGED = "identity.profile_changed"
+
+
+def profile_changed_event(user: User) -> Event:
+    """Announced at sign-up and on every rename: the passport shows the display name to
+    those its owner lets see their identity."""
+    return Event(
+        TOPIC_PROFILE_CHANGED,
+        key=user.id,
+        payload={"user_id": user.id, "display_name": user.display_name},
+    )
+
+
 async def grant_admin(db: Database, clock: Clock, email: str) -> User:
     """Give the account with `email` the admin role, straight in the database: for the
     operator command line on the server's own machine (`keiko admin bootstrap`), whose
@@ -767,4 +787,13 @@ async def list_admins(db: Database, limit: int = 50) -> list[User]:
         return await repo.list_users(query="", role=Role.ADMIN, offset=0, limit=limit)
 
 
-__all__ = ["ClientInfo", "IdentityService", "SignedIn", "Started", "grant_admin", "list_admins"]
+__all__ = [
+    "TOPIC_PROFILE_CHANGED",
+    "ClientInfo",
+    "IdentityService",
+    "SignedIn",
+    "Started",
+    "grant_admin",
+    "list_admins",
+    "profile_changed_event",
+]

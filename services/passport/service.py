@@ -88,7 +88,14 @@ from services.passport.domain import (
     encode_cursor,
     validate_profile,
 )
-from services.passport.storage import anchors, entries, outbox, passports, share_links
+from services.passport.storage import (
+    anchors,
+    entries,
+    outbox,
+    owner_names,
+    passports,
+    share_links,
+)
 from services.passport.verification_cache import VerifiedEntries, verification_key
 
 log = get_logger(__name__)
@@ -97,7 +104,14 @@ TOPIC_INTERACTION_RECORDED = "learning.interaction_recorded"
 TOPIC_INTERACTION_ANCHORED = "chain.interaction_anchored"
 TOPIC_ANCHOR_FAILED = "chain.anchor_failed"
 TOPIC_PASSPORT_UPDATED = "passport.updated"
-CONSUMED_TOPICS = (TOPIC_INTERACTION_RECORDED, TOPIC_INTERACTION_ANCHORED, TOPIC_ANCHOR_FAILED)
+TOPIC_PROFILE_CHANGED = "identity.profile_changed"
+CONSUMED_TOPICS = (
+    TOPIC_INTERACTION_RECORDED,
+    TOPIC_INTERACTION_ANCHORED,
+    TOPIC_ANCHOR_FAILED,
+    TOPIC_PROFILE_CHANGED,
+)
+MAX_DISPLAY_NAME = 200
 
 ENTRY_ADDED = "entry_added"
 ENTRY_ANCHOR_CHANGED = "entry_anchor_changed"
@@ -382,6 +396,28 @@ class PassportService:
             await self._on_anchored(session, event)
         elif event.topic == TOPIC_ANCHOR_FAILED:
             await self._on_failed(session, event)
+        elif event.topic == TOPIC_PROFILE_CHANGED:
+            await self._on_profile_changed(session, event)
+
+    async def _on_profile_changed(self, s: AsyncSession, event: Event) -> None:
+        user_id = _text(event.payload, "user_id")
+        name = _text(event.payload, "display_name")[:MAX_DISPLAY_NAME]
+        if not user_id or len(user_id) > 200 or not name:
+            return
+        values = {"display_name": name, "updated_at": self.clock.now()}
+        changed = await s.execute(
+            update(owner_names).where(owner_names.c.user_id == user_id).values(**values)
+        )
+        if not changed.rowcount:  # type: ignore[attr-defined]
+            await s.execute(owner_names.insert().values(user_id=user_id, **values))
+
+    async def owner_display_name(self, owner_id: str) -> str:
+        """The owner's display name as identity last announced it ('' if never)."""
+        async with self.db.session() as s:
+            found = await s.scalar(
+                select(owner_names.c.display_name).where(owner_names.c.user_id == owner_id)
+            )
+        return str(found or "")
 
     async def prepare_event(self, event: Event) -> Event:
         """Outside any transaction: fetch what the event lacks (a proof) so the handler

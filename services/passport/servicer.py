@@ -344,7 +344,9 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
         message = pb.Passport(
             id=p.id,
             owner_id=p.owner_id if show_identity else "",
-            owner_display_name="",
+            owner_display_name=(
+                await self.service.owner_display_name(p.owner_id) if show_identity else ""
+            ),
             ed25519_public_key=p.public_key_hex,
             entry_count=await self.service.entry_count(access),
             created_at=p.created_at,

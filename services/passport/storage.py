@@ -48,6 +48,16 @@ passports = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# Display names of passport owners (identity.profile_changed), shown only to those the
+# owner lets see their identity.
+owner_names = Table(
+    "owner_names",
+    metadata,
+    Column("user_id", String(200), primary_key=True),
+    Column("display_name", String(200), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 entries = Table(
     "entries",
     metadata,

@@ -89,6 +89,7 @@ IDENTITY: list[Rows] = [
     rows("IdentityService/GetMe", SIGNED_IN),
     rows("Query.me", SIGNED_IN),
     rows("IdentityService/ListUsers", ADMIN_ONLY),
+    rows("Query.users", ADMIN_ONLY),
     rows(
         "IdentityService/UpdateProfile",
         OWNER_OR_ADMIN,
@@ -99,6 +100,11 @@ IDENTITY: list[Rows] = [
         "IdentityService/SetRoles",
         ADMIN_ONLY,
         lambda x: {"userId": x.user(Caller.LEARNER), "roles": ["ROLE_LEARNER"]},
+    ),
+    rows(
+        "Mutation.setUserRoles",
+        ADMIN_ONLY,
+        lambda x: {"userId": x.user(Caller.LEARNER), "roles": ["LEARNER"]},
     ),
     rows("IdentityService/BeginRegistration", PUBLIC, lambda x: x.registration_begin()),
     rows("Mutation.beginRegistration", PUBLIC, lambda x: x.registration_begin(graphql=True)),
@@ -359,6 +365,9 @@ LEARNING: list[Rows] = [
         OWNER_OR_ADMIN,
         lambda x: {"clientId": x.lrs_client_id},
     ),
+    rows("Mutation.registerLrsClient", SIGNED_IN, lambda x: {"name": "lms"}),
+    rows("Query.lrsClients", SIGNED_IN),
+    rows("Mutation.revokeLrsClient", OWNER_OR_ADMIN, lambda x: {"id": x.lrs_client_id}),
     rows(
         "LearningService/RegisterWebhookSource",
         SIGNED_IN,
@@ -370,6 +379,13 @@ LEARNING: list[Rows] = [
         OWNER_OR_ADMIN,
         lambda x: {"sourceId": x.webhook_source_id},
     ),
+    rows(
+        "Mutation.registerWebhookSource",
+        SIGNED_IN,
+        lambda x: {"input": {"name": "https://lms.example", "kind": "MOODLE"}},
+    ),
+    rows("Query.webhookSources", SIGNED_IN),
+    rows("Mutation.revokeWebhookSource", OWNER_OR_ADMIN, lambda x: {"id": x.webhook_source_id}),
     # The gateway's webhook endpoint calls it for an unauthenticated sender; the body's
     # signature is the credential (a wrong one is UNAUTHENTICATED for everyone).
     rows(

@@ -105,6 +105,19 @@ async def test_batches_close_at_n_leaves_or_after_t(store: ChainStore, clock: Fi
             )
 
 
+async def test_idle_engine_waits_long_busy_engine_short(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    """Nothing in flight: the engine waits idle_poll_interval (submissions notify() it);
+    a queued record brings the wait down to its batch deadline (poll_interval at most)."""
+    engine = engine_for(store, FakeAnchorChain(), clock, poll_interval=0.1, idle_poll_interval=2.0)
+    assert await engine._wait_hint() == 2.0
+    await queue(store, 1)
+    assert await engine._wait_hint() == 0.1
+    clock.advance(timedelta(milliseconds=450))
+    assert abs(await engine._wait_hint() - 0.05) < 1e-6
+
+
 async def test_anchor_then_confirm_from_events_publishes_once(
     store: ChainStore, clock: FixedClock
 ) -> None:

@@ -51,6 +51,7 @@ async def test_logout_revoke_and_reuse_are_each_announced_once(
 ) -> None:
     service = announcing
     first = await register(service, authenticator)
+    nudges.clear()  # sign-up announces the display name (identity.profile_changed)
     user_id = first.user.id
     me = Principal(
         user_id=user_id, roles=frozenset({"learner"}), session_id=first.tokens.session_id
@@ -87,6 +88,19 @@ async def test_revoking_a_revoked_session_announces_nothing_more(
     nudges: list[int],
 ) -> None:
     first = await register(announcing, authenticator)
+    assert len(nudges) == 1  # sign-up announced the display name
+    async with migrated_database.session() as s:
+        named = (
+            (
+                await s.execute(
+                    select(outbox.c.payload).where(outbox.c.topic == "identity.profile_changed")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert named == [{"user_id": first.user.id, "display_name": first.user.display_name}]
+    nudges.clear()
     me = Principal(
         user_id=first.user.id, roles=frozenset({"learner"}), session_id=first.tokens.session_id
     )

@@ -103,6 +103,7 @@ class OutboxRelay:
         *,
         batch_size: int = 100,
         poll_interval: float = 0.2,
+        idle_poll_interval: float = 2.0,
         clock: Clock | None = None,
         retention: timedelta | None = DEFAULT_RETENTION,
         purge_interval: float = DEFAULT_PURGE_INTERVAL_S,
@@ -112,6 +113,10 @@ class OutboxRelay:
         self.bus = bus
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        # Polls that find nothing double the wait up to this: writers in this process
+        # notify() the relay after commit, so polling only picks up rows another process
+        # left behind. Seven relays at 5 polls/s kept an idle platform busy.
+        self.idle_poll_interval = max(idle_poll_interval, poll_interval)
         self.clock = clock or SystemClock()
         self.retention = retention  # None: keep published rows
         self.purge_interval = purge_interval
@@ -165,6 +170,7 @@ class OutboxRelay:
         """Relay until `stop` is set: drain, then wait `poll_interval` (or until stopped).
         Errors are logged and retried with backoff; they never end the loop."""
         failures = 0
+        idle = 0
         next_purge = time.monotonic()
         while not stop.is_set():
             if self.retention is not None and time.monotonic() >= next_purge:
@@ -181,8 +187,14 @@ class OutboxRelay:
                 continue  # more may be waiting
             if self._nudged and not failures:
                 self._nudged = False
+                idle = 0
                 continue
-            await self._sleep(stop, self.poll_interval * min(2**failures, 50))
+            if failures:
+                delay = self.poll_interval * min(2**failures, 50)
+            else:
+                idle = 0 if sent else min(idle + 1, 16)
+                delay = min(self.poll_interval * 2**idle, self.idle_poll_interval)
+            await self._sleep(stop, delay)
 
     async def _sleep(self, stop: asyncio.Event, delay: float) -> None:
         """Wait `delay`, or less if stopped or notified."""

@@ -311,3 +311,24 @@ async def test_notify_relays_without_waiting_for_the_poll(
         finally:
             stop.set()
             await asyncio.wait_for(relay_task, GUARD_S)
+
+
+async def test_an_idle_relay_backs_off_and_a_nudge_resets_it(
+    db: Database, event_bus: EventBus
+) -> None:
+    """Polls that find nothing double the wait up to idle_poll_interval (an idle platform
+    must not spin); publishing or a notify() brings it back to poll_interval."""
+    relay = OutboxRelay(db, orders_outbox, event_bus, poll_interval=0.2, idle_poll_interval=2.0)
+    stop = asyncio.Event()
+    delays: list[float] = []
+
+    async def record(_stop: asyncio.Event, delay: float) -> None:
+        delays.append(delay)
+        if len(delays) == 6:
+            await place_order(db, "o-idle", 1)  # something to publish on the next poll
+        if len(delays) == 8:
+            stop.set()
+
+    relay._sleep = record  # type: ignore[method-assign,assignment]
+    await asyncio.wait_for(relay.run(stop), 30)
+    assert delays == [0.4, 0.8, 1.6, 2.0, 2.0, 2.0, 0.2, 0.4]

@@ -172,8 +172,9 @@ def interaction_to_pb(row: StatementRecord) -> pb.Interaction:
         occurred_at=row.timestamp,
         recorded_at=row.stored,
         statement_json=row.statement_json,
-        signature_hex=row.device_signature_hex or "",
-        public_key_hex=row.device_public_key_hex or "",
+        # A device's own signature, else the one anchored (custodial or the author's).
+        signature_hex=row.device_signature_hex or row.anchor_signature_hex or "",
+        public_key_hex=row.device_public_key_hex or row.anchor_public_key_hex or "",
         anchor=anchor_to_pb(row),
     )
     if data is not None and data.score is not None:

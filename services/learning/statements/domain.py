@@ -110,6 +110,8 @@ class StatementRecord:
     anchor_block: int | None = None
     anchor_tx_hash: str | None = None
     anchor_failure: str | None = None
+    anchor_signature_hex: str | None = None
+    anchor_public_key_hex: str | None = None
     anchored_at: datetime | None = None
 
     @property
@@ -144,6 +146,8 @@ class AnchorOutcome:
     block: int | None = None
     tx_hash: str | None = None
     failure: str | None = None
+    signature_hex: str | None = None
+    public_key_hex: str | None = None
     anchored_at: datetime | None = None
 
 

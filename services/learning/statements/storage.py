@@ -94,6 +94,10 @@ statements = Table(
     Column("anchor_block", BigInteger, nullable=True),
     Column("anchor_tx_hash", String(80), nullable=True),
     Column("anchor_failure", Text, nullable=True),
+    # The signature the translator anchored (custodial or the author's key), so an
+    # interaction shows what verifies it once anchored.
+    Column("anchor_signature_hex", String(128), nullable=True),
+    Column("anchor_public_key_hex", String(64), nullable=True),
     ts_column("anchored_at", nullable=True),
     Index(None, "learner_id", "stored", "id"),
     Index(None, "recorded_by", "stored", "id"),

@@ -391,6 +391,8 @@ class Statements:
                 leaf_index=leaf_index,
                 block=_int_or_none(p.get("block")),
                 tx_hash=str(p.get("tx_hash") or "") or None,
+                signature_hex=_hex_or_none(p.get("signature"), 128),
+                public_key_hex=_hex_or_none(p.get("public_key"), 64),
                 anchored_at=event.occurred_at,
             )
         elif event.topic == TOPIC_ANCHOR_FAILED:
@@ -405,6 +407,13 @@ class Statements:
             return False
         async with self.ctx.db.transaction() as s:
             return await StatementRepository(s).set_anchor(record_id.lower(), outcome)
+
+
+def _hex_or_none(value: object, length: int) -> str | None:
+    text = str(value or "").lower()
+    if len(text) != length or any(c not in "0123456789abcdef" for c in text):
+        return None
+    return text
 
 
 def _int_or_none(value: object) -> int | None:

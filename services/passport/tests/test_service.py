@@ -20,6 +20,7 @@ from chain.verify import (
 )
 from services.kit.clock import FixedClock
 from services.kit.errors import FailedPrecondition, NotFound, Unauthenticated, ValidationError
+from services.kit.events import Event
 from services.passport.domain import FULL, Disclosure, Level, PrivacySettings, group_entries
 from services.passport.service import Access, ChainReaderFactory, PassportService, TimelineFilter
 from services.passport.tests.conftest import ANA, BEN, consume
@@ -122,6 +123,23 @@ async def test_groups_are_titled_by_the_signed_statements(
     assert named.children[0].title == "Class 2: Matrices"
     assert named.children[0].children[0].title == "Rank"
     assert (unnamed.title, unnamed.children[0].title) == ("course-2", "class-9")
+
+
+async def test_owner_display_name_follows_identity(service: PassportService) -> None:
+    """identity.profile_changed (sign-up, rename) keeps the owner's display name; the
+    last announcement wins and redelivery changes nothing."""
+
+    def named(name: str) -> Event:
+        return Event(
+            "identity.profile_changed", key="ana", payload={"user_id": "ana", "display_name": name}
+        )
+
+    assert await service.owner_display_name("ana") == ""
+    assert await consume(service, named("Ana")) == [True]
+    assert await service.owner_display_name("ana") == "Ana"
+    renamed = named("Ana María")
+    assert await consume(service, renamed, renamed) == [True, False]
+    assert await service.owner_display_name("ana") == "Ana María"
 
 
 async def test_anchor_event_before_or_after_entry(
