@@ -15,9 +15,23 @@ APP_PAGE = STATIC_DIR / "app" / "index.html"
 
 def app_routes() -> list[Route]:
     async def page(_: Request) -> Response:
+        """
+        ---
+        summary: The web client (passkey sign-up and login, record, live anchoring, share)
+        tags: [web]
+        responses:
+          200: {description: the page, text/html; its scripts and styles are under /static/app}
+        """
         return FileResponse(APP_PAGE, headers={"cache-control": "no-cache"})
 
     async def home(_: Request) -> Response:
+        """
+        ---
+        summary: Redirects to the web client at /app
+        tags: [web]
+        responses:
+          307: {description: to /app}
+        """
         return RedirectResponse("/app", status_code=307)
 
     return [

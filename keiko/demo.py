@@ -52,20 +52,32 @@ def _say(text: str) -> None:
 
 def _admin(args: argparse.Namespace, settings: Settings) -> GatewayClient:
     path = args.passkey_file or default_passkey_file()
-    if not path.exists() and not args.token:
-        _say(f"No operator passkey at {path}: bootstrapping the first admin {OPERATOR_EMAIL}")
-        from keiko.operator_cli import bootstrap
+    if args.token:
+        return signed_in_client(args)
+    if path.exists():
+        try:
+            return signed_in_client(args)
+        except ClientError as err:
+            if err.code != "NOT_FOUND":
+                raise
+            # The file's account is not on this platform (a fresh data dir): keep the
+            # file aside and bootstrap here, if this platform has no admin yet.
+            stale = path.with_name(f"{path.name}.{int(time.time())}.unknown-here")
+            path.rename(stale)
+            _say(f"The operator passkey in {path} is for another platform: moved to {stale}")
+    _say(f"No operator passkey at {path}: bootstrapping the first admin {OPERATOR_EMAIL}")
+    from keiko.operator_cli import bootstrap
 
-        boot = argparse.Namespace(
-            gateway=args.gateway,
-            passkey_file=path,
-            token="",
-            json=False,
-            email=OPERATOR_EMAIL,
-            name="Keiko operator",
-            existing_account=False,
-        )
-        bootstrap(boot, settings)
+    boot = argparse.Namespace(
+        gateway=args.gateway,
+        passkey_file=path,
+        token="",
+        json=False,
+        email=OPERATOR_EMAIL,
+        name="Keiko operator",
+        existing_account=False,
+    )
+    bootstrap(boot, settings)
     return signed_in_client(args)
 
 
