@@ -26,7 +26,12 @@ index tags of synthetic people, nothing else), then, in one process and one run:
   with the compiled decoder and with galois's decoder (the previous implementation),
   as milliseconds per enrolled human.
 
-    nice -n 10 .venv/bin/python scripts/bench/humanity.py --population 10000 --ops 40
+    nice -n 10 .venv/bin/python scripts/bench/humanity.py --population 10000 --ops 40 \
+        --postgres postgresql://postgres@127.0.0.1:5432/postgres
+
+``--postgres`` adds the service's path: the pipeline in a worker thread reading its
+candidates from SQLite and from a scratch PostgreSQL database (created and dropped)
+holding the population's users, enrollments and tags.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from services.identity.humanity import fuzzy, index, pipeline  # noqa: E402
+from services.identity.humanity import features, fuzzy, index, pipeline  # noqa: E402
 from services.identity.humanity import synthetic as syn  # noqa: E402
 
 SEED = 99
@@ -206,6 +211,10 @@ def at_scale(args: argparse.Namespace) -> str:
         return call
 
     dup_own, dup_own_total = _timed([enroll_again(w, 1, "own genome") for w in again])
+    db_rows = []
+    if args.postgres:
+        again_inputs = [(syn.iris_image(w, 3), syn.genome_vcf(w, 3)) for w in again]
+        db_rows = through_databases(people, new_inputs, again_inputs, args.postgres)
     dup_iris, dup_iris_total = _timed([enroll_again(w, 2, STRANGER) for w in again])
 
     # baseline: the full scan (records without tags) over part of the population
@@ -213,15 +222,17 @@ def at_scale(args: argparse.Namespace) -> str:
     for i, (helper, _) in enumerate(people[: args.scan]):
         scan.add(f"h{i}", helper)
     probes = new_inputs[: max(3, args.ops // 8)]
-    scan_lat, _ = _timed([enroll_into(scan, d) for d in probes])
+    scan_lat, scan_total = _timed([enroll_into(scan, d) for d in probes])
     compiled = fuzzy._decode
     fuzzy._decode = _galois_decode  # type: ignore[assignment]
     try:
+        for params in (features.IRIS_ECC, features.GENOME_ECC):  # galois JIT, untimed
+            _galois_decode(params, np.zeros((1, params.n), np.uint8))
         galois_scan = max(10, args.scan // 20)
         small = pipeline.InMemoryTemplateStore(BENCH_KEY)
         for i, (helper, _) in enumerate(people[:galois_scan]):
             small.add(f"h{i}", helper)
-        galois_lat, _ = _timed([enroll_into(small, d) for d in probes])
+        galois_lat, galois_total = _timed([enroll_into(small, d) for d in probes])
     finally:
         fuzzy._decode = compiled  # type: ignore[assignment]
     empty = pipeline.InMemoryTemplateStore(BENCH_KEY)
@@ -250,8 +261,9 @@ def at_scale(args: argparse.Namespace) -> str:
         row(f"enroll a new human, {size} enrolled, index", new_lat, new_total),
         row(f"same human again (own genome), {size} enrolled", dup_own, dup_own_total),
         row(f"same eye, stranger's genome, {size} enrolled", dup_iris, dup_iris_total),
-        row(f"baseline: full scan of {args.scan} enrolled, compiled decoder", scan_lat, 1.0),
-        row(f"baseline: full scan of {galois_scan} enrolled, galois decoder", galois_lat, 1.0),
+        *db_rows,
+        row(f"baseline: full scan of {args.scan}, compiled decoder", scan_lat, scan_total),
+        row(f"baseline: full scan of {galois_scan}, galois decoder", galois_lat, galois_total),
         "",
         f"Records decoded per new enrollment (index candidates): median "
         f"{statistics.median(new_decoded):.0f}, max {max(new_decoded)} of {size}.",
@@ -263,6 +275,163 @@ def at_scale(args: argparse.Namespace) -> str:
         "by the population).",
     ]
     return "\n".join(lines)
+
+
+async def _fill(db_url: str, people: list[tuple[bytes, tuple[int, ...]]]) -> None:
+    """The identity tables with ``people`` enrolled (users, enrollments, index tags)."""
+    from datetime import UTC, datetime
+
+    from services.identity.humanity_storage import humanity_enrollments, humanity_index_tags
+    from services.identity.storage import metadata, users
+    from services.kit.db import Database
+
+    db = Database(db_url, schemas=["identity"])
+    try:
+        await db.create_schemas()
+        await db.create_all(metadata)
+        now = datetime.now(UTC)
+        step = 500
+        for at in range(0, len(people), step):
+            part = list(enumerate(people[at : at + step], start=at))
+            async with db.transaction() as session:
+                await session.execute(
+                    users.insert(),
+                    [
+                        {
+                            "id": f"h{i}",
+                            "email": f"h{i}@bench.invalid",
+                            "display_name": f"h{i}",
+                            "user_handle": i.to_bytes(8, "big"),
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for i, _ in part
+                    ],
+                )
+                await session.execute(
+                    humanity_enrollments.insert(),
+                    [
+                        {
+                            "user_id": f"h{i}",
+                            "id": f"e{i}",
+                            "helper_data": helper,
+                            "commitment": f"0x{i:x}",
+                            "ed25519_public_key": f"{i:064x}",
+                            "registration_state": "registered",
+                            "registry_tx_hash": "",
+                            "registration_attempts": 0,
+                            "registration_error": "",
+                            "enrolled_at": now,
+                            "updated_at": now,
+                            "index_key_id": BENCH_KEY.key_id,
+                        }
+                        for i, (helper, _) in part
+                    ],
+                )
+                await session.execute(
+                    humanity_index_tags.insert(),
+                    [{"user_id": f"h{i}", "tag": t} for i, (_, tags) in part for t in tags],
+                )
+    finally:
+        await db.dispose()
+
+
+async def _enroll_through_db(
+    db_url: str, inputs: list[tuple[bytes, bytes]]
+) -> tuple[list[float], float, list[str]]:
+    """The service's duplicate check: the pipeline in a worker thread, candidates read
+    from the database on the event loop (IndexedHelperStore)."""
+    import asyncio
+
+    from services.identity.humanity_storage import IndexedHelperStore
+    from services.kit.db import Database
+
+    db = Database(db_url, schemas=["identity"])
+    loop = asyncio.get_running_loop()
+    latencies, verdicts = [], []
+    start = time.perf_counter()
+    try:
+        for image, genome in inputs:
+            store = IndexedHelperStore(db, BENCH_KEY, loop)
+            t0 = time.perf_counter()
+            try:
+                await asyncio.to_thread(pipeline.enroll, image, genome, "vcf", existing=store)
+                verdicts.append("enrolled")
+            except pipeline.DuplicateHuman as duplicate:
+                verdicts.append(duplicate.modality)
+            latencies.append(time.perf_counter() - t0)
+    finally:
+        await db.dispose()
+    return latencies, time.perf_counter() - start, verdicts
+
+
+async def _one_engine(
+    engine: str,
+    url: str,
+    pg_name: str | None,
+    plain_admin: str,
+    people: list[tuple[bytes, tuple[int, ...]]],
+    newcomers: list[tuple[bytes, bytes]],
+    again: list[tuple[bytes, bytes]],
+) -> list[str]:
+    import asyncpg
+
+    if pg_name:
+        conn = await asyncpg.connect(plain_admin)
+        await conn.execute(f'CREATE DATABASE "{pg_name}"')
+        await conn.close()
+    try:
+        t0 = time.perf_counter()
+        await _fill(url, people)
+        filled = time.perf_counter() - t0
+        lat, total, _ = await _enroll_through_db(url, newcomers)
+        dup, dup_total, verdicts = await _enroll_through_db(url, again)
+    finally:
+        if pg_name:
+            conn = await asyncpg.connect(plain_admin)
+            await conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+            await conn.close()
+    refused = sum(v != "enrolled" for v in verdicts)
+    return [
+        row(f"{engine}: enroll a new human, {len(people)} enrolled", lat, total),
+        row(f"{engine}: same human again ({refused} of {len(verdicts)} refused)", dup, dup_total),
+        f"<!-- {engine}: population written in {filled:.0f} s -->",
+    ]
+
+
+def through_databases(
+    people: list[tuple[bytes, tuple[int, ...]]],
+    newcomers: list[tuple[bytes, bytes]],
+    again: list[tuple[bytes, bytes]],
+    postgres_admin: str,
+) -> list[str]:
+    """Rows: enrollment through SQLite and PostgreSQL holding the population."""
+    import asyncio
+    import tempfile
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        targets: list[tuple[str, str, str | None]] = [
+            ("SQLite", f"sqlite+aiosqlite:///{tmp}/bench.db", None)
+        ]
+        name = f"keiko_bench_{uuid.uuid4().hex[:8]}"
+        admin = make_url(postgres_admin)
+        targets.append(
+            (
+                "PostgreSQL",
+                admin.set(drivername="postgresql+asyncpg", database=name).render_as_string(
+                    hide_password=False
+                ),
+                name,
+            )
+        )
+        plain = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+        for engine, url, pg_name in targets:
+            rows += asyncio.run(_one_engine(engine, url, pg_name, plain, people, newcomers, again))
+    return rows
 
 
 def row(name: str, latencies: list[float], total: float) -> str:
@@ -280,6 +449,12 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="write the Markdown report here")
     parser.add_argument("--population", type=int, default=0, help="duplicate check at scale")
     parser.add_argument("--scan", type=int, default=200, help="baseline full-scan size")
+    parser.add_argument(
+        "--postgres",
+        default="",
+        help="also enroll through SQLite and PostgreSQL holding the population "
+        "(admin URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres)",
+    )
     args = parser.parse_args()
     if args.population:
         report = at_scale(args)
