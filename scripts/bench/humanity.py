@@ -55,6 +55,7 @@ import numpy as np  # noqa: E402
 
 from services.identity.humanity import features, fuzzy, index, pipeline  # noqa: E402
 from services.identity.humanity import synthetic as syn  # noqa: E402
+from services.kit.errors import DomainError  # noqa: E402
 
 SEED = 99
 STRANGER = "stranger's genome"
@@ -110,44 +111,58 @@ CACHE_DIR = ROOT / ".venv" / "tmp"
 POPULATION_SEED = 4242
 
 
-def _enroll_people(args: tuple[int, int]) -> list[tuple[bytes, tuple[int, ...]]]:
-    """Worker: enroll people ``first..first+count`` (capture 0, VCF) -> (helper, tags)."""
+Enrolled = tuple[int, bytes, tuple[int, ...]]  # person, helper data, index tags
+
+
+def _enroll_people(args: tuple[int, int]) -> list[Enrolled]:
+    """Worker: enroll people ``first..first+count`` (capture 0, VCF)."""
     first, count = args
     pipeline.warm_up()
     out = []
     store = pipeline.InMemoryTemplateStore(BENCH_KEY)
     for p in range(first, first + count):
         who = syn.make_person(POPULATION_SEED, p)
-        done = pipeline.enroll(
-            syn.iris_image(who, 0), syn.genome_vcf(who, 0), "vcf", existing=store
-        )
-        out.append((done.helper_data, done.index_tags))
+        image, genome = syn.iris_image(who, 0), syn.genome_vcf(who, 0)
+        try:
+            done = pipeline.enroll(image, genome, "vcf", existing=store)
+        except DomainError:  # a capture the pipeline refuses: a failure to enroll
+            continue
+        out.append((p, done.helper_data, done.index_tags))
     return out
 
 
-def population(size: int, workers: int) -> list[tuple[bytes, tuple[int, ...]]]:
+def population(size: int, workers: int) -> list[Enrolled]:
     """``size`` enrolled synthetic humans, built once and cached on disk."""
     path = CACHE_DIR / f"humanity-population-{POPULATION_SEED}-{size}-{BENCH_KEY.key_id}.npz"
     if path.exists():
         cached = np.load(path, allow_pickle=False)
-        helpers, tags, counts = cached["helpers"], cached["tags"], cached["counts"]
+        persons, helpers = cached["persons"], cached["helpers"]
+        tags, counts = cached["tags"], cached["counts"]
         ends = np.cumsum(counts)
         return [
-            (helpers[i].tobytes(), tuple(int(t) for t in tags[ends[i] - counts[i] : ends[i]]))
-            for i in range(size)
+            (
+                int(persons[i]),
+                helpers[i].tobytes(),
+                tuple(int(t) for t in tags[ends[i] - counts[i] : ends[i]]),
+            )
+            for i in range(len(persons))
         ]
     chunk = 250
     jobs = [(first, min(chunk, size - first)) for first in range(0, size, chunk)]
     t0 = time.perf_counter()
     with mp.get_context("spawn").Pool(workers) as pool:
         people = [item for part in pool.map(_enroll_people, jobs) for item in part]
-    print(f"built {size} enrollments in {time.perf_counter() - t0:.0f} s; cached in {path}")
+    print(
+        f"built {len(people)} enrollments ({size - len(people)} failures to enroll) in "
+        f"{time.perf_counter() - t0:.0f} s; cached in {path}"
+    )
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     np.savez(
         path,
-        helpers=np.array([np.frombuffer(h, np.uint8) for h, _ in people]),
-        tags=np.array([t for _, tags in people for t in tags], np.int64),
-        counts=np.array([len(tags) for _, tags in people], np.int64),
+        persons=np.array([p for p, _, _ in people], np.int64),
+        helpers=np.array([np.frombuffer(h, np.uint8) for _, h, _ in people]),
+        tags=np.array([t for _, _, tags in people for t in tags], np.int64),
+        counts=np.array([len(tags) for _, _, tags in people], np.int64),
     )
     return people
 
@@ -167,7 +182,9 @@ def at_scale(args: argparse.Namespace) -> str:
     t0 = time.perf_counter()
     pipeline.warm_up()
     warm = time.perf_counter() - t0
-    people = population(args.population, args.workers)
+    enrolled = population(args.population, args.workers)
+    persons = [p for p, _, _ in enrolled]
+    people = [(helper, tags) for _, helper, tags in enrolled]
     store = pipeline.InMemoryTemplateStore(BENCH_KEY)
     for i, (helper, tags) in enumerate(people):
         store.add(f"h{i}", helper, tags)
@@ -180,8 +197,10 @@ def at_scale(args: argparse.Namespace) -> str:
         return found
 
     store.candidates = counting  # type: ignore[method-assign]
-    size = args.population
-    newcomers = [syn.make_person(POPULATION_SEED, size + 1000 + i) for i in range(args.ops)]
+    size = len(people)
+    newcomers = [
+        syn.make_person(POPULATION_SEED, args.population + 1000 + i) for i in range(args.ops)
+    ]
     new_inputs = [(syn.iris_image(w, 0), syn.genome_vcf(w, 0)) for w in newcomers]
 
     def enroll_into(
@@ -192,8 +211,8 @@ def at_scale(args: argparse.Namespace) -> str:
     new_lat, new_total = _timed([enroll_into(store, d) for d in new_inputs])
     new_decoded = decoded[:]
     # the same humans again, under another account: own genome, or a stranger's
-    again = [syn.make_person(POPULATION_SEED, (i * 7919) % size) for i in range(args.ops)]
-    stranger = syn.make_person(POPULATION_SEED, size + 999)
+    again = [syn.make_person(POPULATION_SEED, persons[(i * 7919) % size]) for i in range(args.ops)]
+    stranger = syn.make_person(POPULATION_SEED, args.population + 999)
     verdicts: dict[str, list[str]] = {"own genome": [], STRANGER: []}
 
     def enroll_again(who: syn.SyntheticPerson, capture: int, kind: str) -> Callable[[], object]:
