@@ -258,10 +258,38 @@ def _capture(iris_image: bytes, genome_data: bytes, genome_format: str) -> _Capt
     return _Capture(code, bits, known)
 
 
-def _rep_iris(helper: HelperData, code: iris.IrisCode) -> tuple[bytes, int] | None:
+class _Rotations:
+    """A capture's iris code at each rotation, rotated once per duplicate check rather
+    than once per enrolled record. Holds biometric data: :meth:`wipe` when done."""
+
+    def __init__(self, code: iris.IrisCode) -> None:
+        self.code = code
+        self._rotated: dict[int, iris.IrisCode] = {}
+
+    def reading(self, positions: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
+        if shift == 0:
+            return features.iris_bits(self.code, positions)
+        rotated = self._rotated.get(shift)
+        if rotated is None:
+            rotated = self._rotated[shift] = self.code.shifted(shift)
+        return features.iris_bits(rotated, positions)
+
+    def wipe(self) -> None:
+        for rotated in self._rotated.values():
+            rotated.wipe()
+        self._rotated.clear()
+
+
+def _rep_iris(helper: HelperData, code: iris.IrisCode | _Rotations) -> tuple[bytes, int] | None:
     """The iris message and rotation (code columns) if ``code`` reproduces it."""
+    if isinstance(code, iris.IrisCode):
+        rotations = _Rotations(code)
+        try:
+            return _rep_iris(helper, rotations)
+        finally:
+            rotations.wipe()
     shifts = features.shift_order(helper.max_shift)
-    readings = [features.iris_bits(code, helper.positions, s) for s in shifts]
+    readings = [code.reading(helper.positions, s) for s in shifts]
     try:
         trials = fuzzy.rep_trials(helper.iris_ecc, helper.iris_offset, readings)
     finally:
@@ -304,16 +332,20 @@ def find_duplicate(
         features.shift_order(features.MAX_SHIFT),
         genome=refuse_genome_match,
     )
-    for subject, blob in existing.candidates(lookup):
-        try:
-            helper = HelperData.from_bytes(blob)
-        except ValidationError as error:
-            # stored data, not the client's input: a server-side fault (INTERNAL)
-            raise RuntimeError(f"enrolled helper data of {subject!r}: {error.reason}") from None
-        if refuse_genome_match and _rep_genome(helper, genome_bits, genome_known) is not None:
-            return subject, "genome"
-        if _rep_iris(helper, capture_code) is not None:
-            return subject, "iris"
+    rotations = _Rotations(capture_code)
+    try:
+        for subject, blob in existing.candidates(lookup):
+            try:
+                helper = HelperData.from_bytes(blob)
+            except ValidationError as error:
+                # stored data, not the client's input: a server-side fault (INTERNAL)
+                raise RuntimeError(f"enrolled helper data of {subject!r}: {error.reason}") from None
+            if refuse_genome_match and _rep_genome(helper, genome_bits, genome_known) is not None:
+                return subject, "genome"
+            if _rep_iris(helper, rotations) is not None:
+                return subject, "iris"
+    finally:
+        rotations.wipe()
     return None
 
 
