@@ -109,6 +109,10 @@ def test_keiko_serve_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
         assert page.count('data-status="verified"') == 4
         # Titles, not ids; the learner's name, since the demo's link discloses identity.
         assert '<span id="learner">Ana Demo</span>' in page
+        # The anchor link works on the embedded default: the node's receipt, succeeded.
+        receipt = httpx.get(done["urls"]["anchor transaction of the first entry"], timeout=30)
+        assert receipt.status_code == 200, receipt.text
+        assert receipt.json()["execution_status"] == "SUCCEEDED"
         assert "Course: Linear Algebra (demo)" in page and "Class: Class 2: Matrices" in page
     finally:
         process.send_signal(signal.SIGTERM)
@@ -138,3 +142,29 @@ def test_serve_without_a_kek_on_postgresql_stops_with_the_reason(tmp_path: Path)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "KEIKO_KEK is required outside the embedded default" in done.stderr
     assert "Keiko is running" not in done.stdout
+
+
+def test_verify_defaults_follow_the_configuration() -> None:
+    """`keiko passport verify <passport id>` asks the gateway the configuration names
+    (KEIKO_PUBLIC_BASE_URL, else localhost and KEIKO_HTTP_PORT), not a fixed :8000."""
+    env = {**os.environ, "KEIKO_HTTP_PORT": "8123"}
+    env.pop("KEIKO_PUBLIC_BASE_URL", None)
+    shown = subprocess.run(
+        [sys.executable, "-m", "keiko", "passport", "verify", "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "default: http://localhost:8123" in " ".join(shown.stdout.split()), shown.stdout
+    env["KEIKO_PUBLIC_BASE_URL"] = "https://keiko.example/"
+    shown = subprocess.run(
+        [sys.executable, "-m", "keiko", "passport", "verify", "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "default: https://keiko.example)" in " ".join(shown.stdout.split()), shown.stdout
