@@ -46,6 +46,7 @@ from chain.translator.servicer import ChainServicer
 from chain.translator.storage import ChainStore
 from services.api.keiko.chain import v1 as pb
 from services.api.keiko.common import v1 as common
+from services.kit.auth import TokenIssuer
 from services.kit.clock import SystemClock
 from services.kit.db import Database
 from services.kit.grpc.client import stub
@@ -59,8 +60,15 @@ class Stack:
     node: NodeProcess
     accounts: LearnerAccounts
     connection: ChainConnection
-    service: pb.ChainServiceStub
+    channel: grpc.aio.Channel
+    issuer: TokenIssuer
     as_learner: dict[str, pb.ChainServiceStub]
+
+    @property
+    def service(self) -> pb.ChainServiceStub:
+        """Identity's service token, fresh for each call (a long run outlives one)."""
+        token = access_token(self.issuer, "identity-svc", "service")
+        return stub(pb.ChainServiceStub, self.channel, access_token=token)
 
 
 def increase_time(node: NodeProcess, seconds: int) -> None:
@@ -102,16 +110,11 @@ async def stack(tmp_path: Path, chain_db: Database) -> AsyncIterator[Stack]:
         async with running_server(
             [ChainServicer(translator, governance=governance)], token_verifier=verifier
         ) as channel:
-            service = stub(
-                pb.ChainServiceStub,
-                channel,
-                access_token=access_token(issuer, "identity-svc", "service"),
-            )
             learners = {
                 name: stub(pb.ChainServiceStub, channel, access_token=access_token(issuer, name))
                 for name in ("human-0", "human-1")
             }
-            yield Stack(node, accounts, connection, service, learners)
+            yield Stack(node, accounts, connection, channel, issuer, learners)
     finally:
         await connection.close()
         await asyncio.to_thread(node.stop)
