@@ -3,6 +3,8 @@
 Each capability is a package read the same way (domain, storage, use cases, servicer):
 
 * `statements`: the xAPI record store (record, read, query, void; anchoring state);
+* `documents`: the State, Activity Profile and Agent Profile documents;
+* `activities`: canonical Activity definitions, Person objects, statement formats;
 * `hierarchy`: courses and classes;
 * `sessions`: tutorial sessions (human, AI, group) and study sessions;
 * `interactions`: atomic interactions recorded in the hierarchy, device signing, watching;
@@ -19,8 +21,10 @@ from collections.abc import Callable
 
 from services.kit.clock import Clock
 from services.kit.db import Database
+from services.learning.activities.usecases import Activities
 from services.learning.clients.usecases import LrsClients
 from services.learning.common.usecases import LearningContext
+from services.learning.documents.usecases import Documents
 from services.learning.hierarchy.usecases import Hierarchy
 from services.learning.interactions.usecases import Interactions
 from services.learning.sessions.usecases import Sessions
@@ -31,7 +35,9 @@ from services.learning.webhooks.usecases import Webhooks
 class LearningService:
     def __init__(self, database: Database, clock: Clock) -> None:
         self.ctx = LearningContext(database, clock)
-        self.statements = Statements(self.ctx)
+        self.activities = Activities(self.ctx)
+        self.statements = Statements(self.ctx, self.activities)
+        self.documents = Documents(self.ctx)
         self.hierarchy = Hierarchy(self.ctx)
         self.sessions = Sessions(self.ctx)
         self.interactions = Interactions(self.ctx, self.statements, self.sessions)

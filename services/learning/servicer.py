@@ -13,6 +13,7 @@ from services.api.keiko.learning import v1 as pb
 from services.kit.events.fanout import EventFanout
 from services.kit.events.outbox import OutboxRelay
 from services.kit.runtime import ServiceRuntime
+from services.learning.activities.servicer import ActivitiesServicer
 from services.learning.clients.servicer import (
     LRS_METADATA,
     LRS_METHODS,
@@ -20,6 +21,7 @@ from services.learning.clients.servicer import (
     lrs_auth_interceptor,
 )
 from services.learning.common.storage import outbox
+from services.learning.documents.servicer import DocumentsServicer
 from services.learning.hierarchy.servicer import HierarchyServicer
 from services.learning.interactions.servicer import InteractionsServicer, interaction_to_pb
 from services.learning.service import LearningService
@@ -32,6 +34,8 @@ from services.learning.webhooks.servicer import WebhooksServicer
 
 class LearningServicer(
     StatementsServicer,
+    DocumentsServicer,
+    ActivitiesServicer,
     HierarchyServicer,
     SessionsServicer,
     InteractionsServicer,

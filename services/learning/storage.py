@@ -5,6 +5,7 @@ the schema drift test compare against). Each table is defined in its capability'
 
 from __future__ import annotations
 
+from services.learning.activities.storage import activity_definitions
 from services.learning.clients.storage import lrs_clients
 from services.learning.common.storage import (
     SCHEMA,
@@ -13,6 +14,7 @@ from services.learning.common.storage import (
     processed_events,
     request_keys,
 )
+from services.learning.documents.storage import document_usage, documents
 from services.learning.hierarchy.storage import classes, courses
 from services.learning.interactions.storage import prepared_interactions
 from services.learning.sessions.storage import (
@@ -25,8 +27,11 @@ from services.learning.webhooks.storage import webhook_deliveries, webhook_sourc
 
 __all__ = [
     "SCHEMA",
+    "activity_definitions",
     "classes",
     "courses",
+    "document_usage",
+    "documents",
     "lrs_clients",
     "metadata",
     "outbox",

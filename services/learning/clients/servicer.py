@@ -1,10 +1,10 @@
 """gRPC: LRS client RPCs, their encoder, and the interceptor that authenticates an LRS
 client on the xAPI RPCs.
 
-The xAPI RPCs (RecordStatements, GetStatement, QueryStatements, VoidStatement) also
-accept an LRS client's credentials, forwarded by the gateway's /xapi resources as
-`x-keiko-lrs-authorization: Basic base64(key:secret)`. The proto has no RPC for it, so
-those four are declared public to the host's auth interceptor (which still verifies a
+The xAPI RPCs (`LRS_METHODS`: statements, attachments, documents, activities, agents,
+and ConfirmActorLink) also accept an LRS client's credentials, forwarded by the gateway's
+/xapi resources as `x-keiko-lrs-authorization: Basic base64(key:secret)`. The proto has
+no RPC for it, so those are declared public to the host's auth interceptor (which still verifies a
 bearer token when one is sent) and `lrs_auth_interceptor` binds the LRS client's
 principal; without either credential they answer UNAUTHENTICATED like any other RPC.
 The interceptor must be installed innermost, after the kit's auth interceptor.
@@ -31,7 +31,22 @@ if TYPE_CHECKING:
 
 SERVICE = "keiko.learning.v1.LearningService"
 LRS_METADATA = "x-keiko-lrs-authorization"
-LRS_METHODS = frozenset({"RecordStatements", "GetStatement", "QueryStatements", "VoidStatement"})
+LRS_METHODS = frozenset(
+    {
+        "RecordStatements",
+        "GetStatement",
+        "QueryStatements",
+        "VoidStatement",
+        "GetAttachments",
+        "PutDocument",
+        "GetDocument",
+        "ListDocuments",
+        "DeleteDocuments",
+        "GetActivity",
+        "GetPerson",
+        "ConfirmActorLink",
+    }
+)
 
 
 class ClientsServicer:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import JSON as SAJSON
 from sqlalchemy import Column, DateTime, MetaData, String, Table, and_, insert, or_, select, true
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -83,6 +84,18 @@ def mapping(row: Row[Any]) -> dict[str, Any]:
         if isinstance(value, datetime):
             out[key] = utc(value)
     return out
+
+
+async def insert_ignore(s: AsyncSession, table: Table, values: dict[str, Any]) -> bool:
+    """INSERT unless a row with the same key exists (ON CONFLICT DO NOTHING on both
+    engines): concurrent creators never abort each other's transaction. True if inserted."""
+    stmt: Any
+    if s.get_bind().dialect.name == "postgresql":
+        stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing()
+    else:
+        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
+    result = await s.execute(stmt)
+    return int(getattr(result, "rowcount", 0) or 0) == 1
 
 
 def row_values(record: object, table: Table) -> dict[str, Any]:

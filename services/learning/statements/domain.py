@@ -11,7 +11,7 @@ from typing import Any
 
 from services.kit.auth import Principal, Role
 from services.learning.hierarchy.domain import KEIKO_HOME_PAGE
-from services.learning.xapi import format_timestamp
+from services.learning.xapi import agent_key, format_timestamp
 
 TOPIC_INTERACTION_RECORDED = "learning.interaction_recorded"
 # The chain translator's outcome events (chain/translator/storage.py).
@@ -149,6 +149,48 @@ class AnchorOutcome:
     signature_hex: str | None = None
     public_key_hex: str | None = None
     anchored_at: datetime | None = None
+
+
+def agent_index(statement: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    """(agent key, related) for the xAPI `agent` filter (Communication 2.1.3): the actor
+    and an Agent/Group object match directly, as do the members of a Group there; the
+    authority, instructor, team, 2.0 context agents and groups, and everything inside a
+    SubStatement match only with `related_agents`."""
+    found: dict[str, bool] = {}
+
+    def add(agent: object, related: bool) -> None:
+        if not isinstance(agent, Mapping):
+            return
+        key = agent_key(agent)
+        if key is not None:
+            found[key] = found.get(key, True) and related
+        members = agent.get("member")
+        if isinstance(members, list):
+            for member in members:
+                add(member, related)
+
+    def visit(st: Mapping[str, Any], related: bool) -> None:
+        add(st.get("actor"), related)
+        obj = st.get("object")
+        if isinstance(obj, Mapping):
+            if obj.get("objectType") in ("Agent", "Group"):
+                add(obj, related)
+            elif obj.get("objectType") == "SubStatement":
+                visit(obj, True)
+        add(st.get("authority"), True)
+        context = st.get("context")
+        if isinstance(context, Mapping):
+            add(context.get("instructor"), True)
+            add(context.get("team"), True)
+            for item in context.get("contextAgents") or []:
+                if isinstance(item, Mapping):
+                    add(item.get("agent"), True)
+            for item in context.get("contextGroups") or []:
+                if isinstance(item, Mapping):
+                    add(item.get("group"), True)
+
+    visit(statement, False)
+    return list(found.items())
 
 
 def json_text(statement: Mapping[str, Any]) -> str:

@@ -15,6 +15,7 @@ from services.api.keiko.learning import v1 as pb
 from services.kit.auth import current_principal
 from services.kit.events import Event, EventBus
 from services.kit.events.dedupe import run_consumer
+from services.learning.activities.usecases import check_format
 from services.learning.statements.domain import (
     TOPIC_ANCHOR_FAILED,
     TOPIC_INTERACTION_ANCHORED,
@@ -51,17 +52,22 @@ class StatementsServicer:
     async def get_statement(
         self, get_statement_request: pb.GetStatementRequest
     ) -> pb.GetStatementResponse:
-        row = await self.service.statements.get_statement(
-            current_principal(), get_statement_request.statement_id
+        r = get_statement_request
+        caller = current_principal()
+        row = await self.service.statements.get_statement(caller, r.statement_id)
+        [text] = await self.service.activities.render(
+            caller, [row.statement_json], r.format, r.accept_language
         )
-        return pb.GetStatementResponse(statement=statement_to_pb(row))
+        return pb.GetStatementResponse(statement=statement_to_pb(row, text))
 
     async def query_statements(
         self, query_statements_request: pb.QueryStatementsRequest
     ) -> pb.QueryStatementsResponse:
         r = query_statements_request
+        caller = current_principal()
+        fmt = check_format(r.format)
         page = await self.service.statements.query_statements(
-            current_principal(),
+            caller,
             learner_id=r.learner_id,
             verb_id=r.verb_id,
             activity_id=r.activity_id,
@@ -71,11 +77,17 @@ class StatementsServicer:
             include_voided=r.include_voided,
             ascending=r.ascending,
             related_activities=r.related_activities,
+            related_agents=r.related_agents,
             requested_size=r.page_size,
             page_token=r.page_token,
         )
+        texts = await self.service.activities.render(
+            caller, [row.statement_json for row in page.items], fmt, r.accept_language
+        )
         return pb.QueryStatementsResponse(
-            statements=[statement_to_pb(s) for s in page.items],
+            statements=[
+                statement_to_pb(row, text) for row, text in zip(page.items, texts, strict=True)
+            ],
             next_page_token=page.next_page_token,
         )
 
@@ -170,11 +182,13 @@ def actor_to_pb(actor: dict[str, Any]) -> pb.Actor:
     )
 
 
-def statement_to_pb(row: StatementRecord) -> pb.Statement:
+def statement_to_pb(row: StatementRecord, rendered: str | None = None) -> pb.Statement:
+    """The statement message; `rendered` replaces the stored text for format ids or
+    canonical."""
     statement = row.statement
     return pb.Statement(
         id=row.id,
-        statement_json=row.statement_json,
+        statement_json=row.statement_json if rendered is None else rendered,
         actor=actor_to_pb(statement.get("actor", {})),
         learner_id=row.learner_id or "",
         verb_id=row.verb_id,

@@ -109,6 +109,7 @@ statements = Table(
     Index(None, "class_id"),
     Index(None, "tutorial_session_id"),
     Index(None, "study_session_id"),
+    Index(None, "object_id"),
 )
 
 statement_activities = Table(
@@ -126,11 +127,30 @@ statement_activities = Table(
     Index(None, "activity_id"),
 )
 
+statement_agents = Table(
+    "statement_agents",
+    metadata,
+    Column(
+        "statement_id",
+        String(36),
+        ForeignKey("statements.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("agent_key", String(IRI), primary_key=True),
+    # False: the actor or an Agent/Group object (or a member of such a Group); True: the
+    # authority, instructor, team, context agents/groups, anything in a SubStatement.
+    Column("related", Boolean, nullable=False),
+    Index(None, "agent_key"),
+)
+
 
 @dataclass(frozen=True)
 class StatementFilter:
     learner_id: str = ""
-    actor_key: str = ""
+    # An agent key (`agent_key`): statements whose actor or object is that agent (or a
+    # Group with it as member); with `related_agents`, anywhere in the statement.
+    agent_key: str = ""
+    related_agents: bool = False
     verb_id: str = ""
     activity_id: str = ""
     related_activities: bool = False
@@ -148,6 +168,9 @@ class StatementFilter:
     class_id: str = ""
     tutorial_session_id: str = ""
     study_session_id: str = ""
+    # xAPI 2.1.3.s3: a statement whose object is a StatementRef to a matching statement
+    # matches the non-time filters too (recursively), voiding statements included.
+    follow_statement_refs: bool = False
 
     def scope(self) -> str:
         return query_scope(*(getattr(self, f) for f in self.__dataclass_fields__))
@@ -167,6 +190,43 @@ def statement_values(record: StatementRecord) -> dict[str, Any]:
     values = {k: getattr(record, k) for k in record.__dataclass_fields__}
     values["interaction"] = record.interaction.to_json() if record.interaction else None
     return values
+
+
+def _matching(f: StatementFilter) -> list[ColumnElement[bool]]:
+    """The filters that are not time or sequence based (2.1.3.s3)."""
+    t = statements
+    conditions: list[ColumnElement[bool]] = []
+    if f.learner_id:
+        conditions.append(t.c.learner_id == f.learner_id)
+    if f.agent_key:
+        a = statement_agents
+        match = select(a.c.statement_id).where(a.c.agent_key == f.agent_key)
+        if not f.related_agents:
+            match = match.where(a.c.related.is_(False))
+        conditions.append(t.c.id.in_(match))
+    if f.verb_id:
+        conditions.append(t.c.verb_id == f.verb_id)
+    if f.registration:
+        conditions.append(t.c.registration == f.registration)
+    if f.activity_id:
+        a2 = statement_activities
+        found = select(a2.c.statement_id).where(a2.c.activity_id == f.activity_id)
+        if not f.related_activities:
+            found = found.where(a2.c.related.is_(False))
+        conditions.append(t.c.id.in_(found))
+    if f.interactions_only:
+        conditions.append(t.c.interaction_type.is_not(None))
+    if f.interaction_types:
+        conditions.append(t.c.interaction_type.in_(f.interaction_types))
+    for column, value in (
+        (t.c.course_id, f.course_id),
+        (t.c.class_id, f.class_id),
+        (t.c.tutorial_session_id, f.tutorial_session_id),
+        (t.c.study_session_id, f.study_session_id),
+    ):
+        if value:
+            conditions.append(column == value)
+    return conditions
 
 
 class StatementRepository:
@@ -189,9 +249,17 @@ class StatementRepository:
         return {r.id: r for r in found}
 
     async def insert_statement(
-        self, row: StatementRecord, activities: Sequence[tuple[str, bool]]
+        self,
+        row: StatementRecord,
+        activities: Sequence[tuple[str, bool]],
+        agents: Sequence[tuple[str, bool]] = (),
     ) -> None:
         await self.s.execute(insert(statements).values(**statement_values(row)))
+        if agents:
+            await self.s.execute(
+                insert(statement_agents),
+                [{"statement_id": row.id, "agent_key": k, "related": r} for k, r in agents],
+            )
         seen: dict[str, bool] = {}
         for activity_id, related in activities:
             # The object wins over a related mention of the same activity.
@@ -227,15 +295,23 @@ class StatementRepository:
     ) -> tuple[list[StatementRecord], Cursor | None]:
         """One page (at most `limit` rows) and the cursor of the next page, if any."""
         t = statements
+        matching = _matching(f)
         conditions: list[ColumnElement[bool]] = []
-        if f.learner_id:
-            conditions.append(t.c.learner_id == f.learner_id)
-        if f.actor_key:
-            conditions.append(t.c.actor_key == f.actor_key)
-        if f.verb_id:
-            conditions.append(t.c.verb_id == f.verb_id)
-        if f.registration:
-            conditions.append(t.c.registration == f.registration)
+        if f.follow_statement_refs and matching:
+            # Statements matching the filters, then (recursively) those whose object is a
+            # StatementRef to one of them. Voided targets count: 2.1.4.s1.b2.
+            seed = select(t.c.id.label("id")).where(and_(true(), *matching))
+            matched = seed.cte("matched", recursive=True)
+            referring = t.alias("referring")
+            matched = matched.union(
+                select(referring.c.id).where(
+                    referring.c.object_type == "StatementRef",
+                    referring.c.object_id == matched.c.id,
+                )
+            )
+            conditions.append(t.c.id.in_(select(matched.c.id)))
+        else:
+            conditions.extend(matching)
         if f.since is not None:
             conditions.append(t.c.stored >= f.since)
         if f.until is not None:
@@ -244,24 +320,6 @@ class StatementRepository:
             conditions.append(t.c.voided.is_(False))
         if f.visible_to:
             conditions.append(or_(t.c.learner_id == f.visible_to, t.c.recorded_by == f.visible_to))
-        if f.activity_id:
-            a = statement_activities
-            match = select(a.c.statement_id).where(a.c.activity_id == f.activity_id)
-            if not f.related_activities:
-                match = match.where(a.c.related.is_(False))
-            conditions.append(t.c.id.in_(match))
-        if f.interactions_only:
-            conditions.append(t.c.interaction_type.is_not(None))
-        if f.interaction_types:
-            conditions.append(t.c.interaction_type.in_(f.interaction_types))
-        for column, value in (
-            (t.c.course_id, f.course_id),
-            (t.c.class_id, f.class_id),
-            (t.c.tutorial_session_id, f.tutorial_session_id),
-            (t.c.study_session_id, f.study_session_id),
-        ):
-            if value:
-                conditions.append(column == value)
         if cursor is not None:
             conditions.append(keyset(t.c.stored, t.c.id, cursor, f.ascending))
         order = (
@@ -273,6 +331,13 @@ class StatementRepository:
             return rows, None
         page = rows[:limit]
         return page, Cursor(page[-1].stored, page[-1].id)
+
+    async def voiding_statements_of(self, statement_id: str) -> list[StatementRecord]:
+        """Voiding statements stored before the statement they void (2.3.2: a voiding
+        statement is accepted even when its target is not stored yet)."""
+        t = statements
+        rows = (await self.s.execute(select(t).where(t.c.voids_statement_id == statement_id))).all()
+        return [statement_record(r) for r in rows]
 
     async def count_interactions_by(self, column: str, values: Sequence[str]) -> dict[str, int]:
         """Interactions (not voided) per value of a hierarchy column (class, session)."""

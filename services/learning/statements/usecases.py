@@ -26,6 +26,7 @@ from services.kit.auth import Principal
 from services.kit.errors import AlreadyExists, NotFound, PermissionDenied, ValidationError
 from services.kit.events import Event
 from services.kit.events.outbox import enqueue
+from services.learning.activities.usecases import Activities
 from services.learning.clients.domain import LRS_SESSION_PREFIX
 from services.learning.common.storage import RequestKeys, decode_cursor, encode_cursor, outbox
 from services.learning.common.usecases import (
@@ -49,6 +50,7 @@ from services.learning.statements.domain import (
     AnchorOutcome,
     StatementRecord,
     StoreExtras,
+    agent_index,
     interaction_event_payload,
     json_text,
     keiko_learner_of,
@@ -70,8 +72,9 @@ _RECORD_NAMESPACE = uuid.UUID("9a1f6c3e-2b7d-5c41-8e90-4b6569b07265")
 
 
 class Statements:
-    def __init__(self, ctx: LearningContext) -> None:
+    def __init__(self, ctx: LearningContext, activities: Activities) -> None:
         self.ctx = ctx
+        self.activities = activities
 
     async def record_statements(
         self,
@@ -172,8 +175,9 @@ class Statements:
             raise AlreadyExists(
                 f"{path}.id: statement {v.id} is already stored with different content"
             )
+        voids_stored = False
         if v.voided_statement_id is not None:
-            await self._check_voidable(repo, caller, v.voided_statement_id, path)
+            voids_stored = await self._check_voidable(repo, caller, v.voided_statement_id, path)
         statement_json = extras.statement_json or json_text(v.statement)
         assert v.stored is not None
         row = StatementRecord(
@@ -207,9 +211,12 @@ class Statements:
         if v.object_type in ("Activity",) and v.object_id:
             activities.append((v.object_id, False))
         activities.extend((a, True) for a in v.activity_ids if a != v.object_id)
-        await repo.insert_statement(row, activities)
-        if v.voided_statement_id is not None:
+        await repo.insert_statement(row, activities, agent_index(v.statement))
+        await self.activities.remember(s, caller.user_id, v.statement)
+        if v.voided_statement_id is not None and voids_stored:
             await repo.mark_voided(v.voided_statement_id)
+        if await self._voided_before_arrival(repo, row):
+            await repo.mark_voided(row.id)
         if learner_id is not None:
             await enqueue(
                 s,
@@ -225,21 +232,31 @@ class Statements:
 
     async def _check_voidable(
         self, repo: StatementRepository, caller: Principal, target_id: str, path: str
-    ) -> None:
+    ) -> bool:
+        """True when the target is stored (and may be voided by the caller); False when it
+        is not stored yet, which is accepted (Data 2.3.2: an LRS SHOULD NOT reject a voiding
+        statement because its target is missing); see `_voided_before_arrival`."""
         target = await repo.get_statement(target_id)
         where = f"{path}.object.id"
         if target is None:
-            raise ValidationError(where, f"voids statement {target_id}, which is not stored")
+            return False
         if target.voids_statement_id is not None:
             raise ValidationError(
                 where, f"statement {target_id} is a voiding statement and cannot be voided"
             )
-        if not (
-            caller.is_admin
-            or target.recorded_by == caller.user_id
-            or target.learner_id == caller.user_id
-        ):
+        if not _may_void(caller.is_admin, caller.user_id, target):
             raise PermissionDenied(f"{where}: not allowed to void statement {target_id}")
+        return True
+
+    async def _voided_before_arrival(self, repo: StatementRepository, row: StatementRecord) -> bool:
+        """A statement arriving after a voiding statement that targets it is stored voided,
+        when that voiding statement's author could have voided it (same rules as above)."""
+        if row.voids_statement_id is not None:
+            return False
+        return any(
+            _may_void(False, voider.recorded_by, row)
+            for voider in await repo.voiding_statements_of(row.id)
+        )
 
     async def get_statement(self, caller: Principal, statement_id: str) -> StatementRecord:
         sid = check_statement_id(statement_id, "statement_id")
@@ -270,24 +287,29 @@ class Statements:
         include_voided: bool = False,
         ascending: bool = False,
         related_activities: bool = False,
+        related_agents: bool = False,
         requested_size: int = 0,
         page_token: str = "",
     ) -> Page[StatementRecord]:
-        """`learner_id` is a Keiko user id, or an agent key (`agent_key`: `mailto:...`,
-        `account:["<home page>","<name>"]`, ...) for actors that are not Keiko users."""
+        """`learner_id` is a Keiko user id (the actor's account), or an agent key
+        (`agent_key`: `mailto:...`, `account:["<home page>","<name>"]`, ...) matched as the
+        xAPI `agent` filter: actor or object, anywhere with `related_agents`. Statements
+        targeting a matching statement by StatementRef match too (xAPI 2.1.3.s3)."""
         if registration and not is_uuid(registration):
             raise ValidationError("registration", "must be a UUID")
         if since is not None and until is not None and since > until:
             raise ValidationError("until", "must not be before since")
-        learner, actor_key = "", ""
+        learner, agent = "", ""
         if learner_id:
             if ":" in learner_id:
-                actor_key = learner_id
+                agent = learner_id
             else:
                 learner = check_id(learner_id, "learner_id")
         f = StatementFilter(
             learner_id=learner,
-            actor_key=actor_key,
+            agent_key=agent,
+            related_agents=related_agents,
+            follow_statement_refs=True,
             verb_id=verb_id,
             activity_id=activity_id,
             related_activities=related_activities,
@@ -414,6 +436,10 @@ def _hex_or_none(value: object, length: int) -> str | None:
     if len(text) != length or any(c not in "0123456789abcdef" for c in text):
         return None
     return text
+
+
+def _may_void(is_admin: bool, user_id: str, target: StatementRecord) -> bool:
+    return is_admin or user_id in (target.recorded_by, target.learner_id)
 
 
 def _int_or_none(value: object) -> int | None:

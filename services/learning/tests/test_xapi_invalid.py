@@ -253,12 +253,6 @@ CASES = [
         'must be one of Activity, Agent, Group, StatementRef, SubStatement, got "Thing"',
     ),
     case(
-        "definition-empty",
-        setting(SIMPLE, "object.definition", {}),
-        "statement.object.definition",
-        "must not be an empty object",
-    ),
-    case(
         "definition-type-not-iri",
         setting(SIMPLE, "object.definition.type", "meeting"),
         "statement.object.definition.type",
@@ -415,6 +409,20 @@ CASES = [
         setting(CHOICE_ANSWER, "result.completion", None),
         "statement.result.completion",
         "must be a boolean, got null",
+    ),
+    # ISO 8601 4.4.3.2: a duration in weeks stands alone (xAPI Data 4.6).
+    case(
+        "duration-weeks-with-days",
+        setting(LONG, "result.duration", "P4W1D"),
+        "statement.result.duration",
+        'must be an ISO 8601 duration (e.g. PT1H30M), got "P4W1D"',
+    ),
+    case(
+        "duration-weeks-with-time",
+        setting(LONG, "result.duration", "P1WT2H"),
+        "statement.result.duration",
+        'must be an ISO 8601 duration (e.g. PT1H30M), got "P1WT2H"',
+        V2,
     ),
     case(
         "duration-words",
@@ -606,10 +614,10 @@ CASES = [
         'must be a 1.0.x version (start with "1.0."), got "2.0.0"',
     ),
     case(
-        "version-1-0-without-patch",
-        setting(SIMPLE, "version", "1.0"),
+        "version-1-without-minor",
+        setting(SIMPLE, "version", "1"),
         "statement.version",
-        'must be a 1.0.x version (start with "1.0."), got "1.0"',
+        'must be a 1.0.x version (start with "1.0."), got "1"',
     ),
     case(
         "version-3-under-2-0",
@@ -698,6 +706,21 @@ CASES = [
         "statement.result.extensions",
         "object keys must be strings, got number",
     ),
+    # Data 2.4.9 / 2.4.2: a client's authority is an actor and is validated as one, even
+    # though the LRS replaces it (the authority "ignored" is still 400 when invalid).
+    case(
+        "authority-lowercase-agent",
+        setting(SIMPLE, "authority", {"objectType": "agent", "mbox": "mailto:a@x.org"}),
+        "statement.authority.objectType",
+        'must be "Agent", got "agent"',
+    ),
+    case(
+        "authority-without-identifier",
+        setting(SIMPLE, "authority", {"objectType": "Agent", "name": "x"}),
+        "statement.authority",
+        NO_IFI,
+        V2,
+    ),
     case(
         "invalid-json",
         "{",
@@ -753,6 +776,21 @@ def test_batch_must_be_an_array() -> None:
         "statements",
         "must be an array of statements, got object",
     )
+
+
+@pytest.mark.parametrize("version", [V1, V2])
+def test_an_invalid_client_authority_is_rejected_even_when_replaced(version: str) -> None:
+    three = {
+        "objectType": "Group",
+        "member": [{"mbox": f"mailto:{n}@x.org"} for n in "abc"],
+    }
+    keiko = {"objectType": "Agent", "account": {"homePage": "https://keiko.network", "name": "k"}}
+    with pytest.raises(ValidationError) as info:
+        validate_statement(setting(SIMPLE, "authority", three), version=version, authority=keiko)
+    assert info.value.field == "statement.authority"
+    two = {**three, "member": three["member"][:2]}
+    v = validate_statement(setting(SIMPLE, "authority", two), version=version, authority=keiko)
+    assert v.statement["authority"] == keiko
 
 
 def test_caller_authority_is_validated_under_its_own_path() -> None:

@@ -206,3 +206,21 @@ def test_python_inputs_are_converted_to_plain_json() -> None:
     assert type(v.statement["result"]["score"]["raw"]) is int
     assert v.statement["object"]["definition"]["correctResponsesPattern"] == ["golf[,]tetris"]
     assert canonical_bytes(v.statement)
+
+
+@pytest.mark.parametrize("version", [XAPIVersion.V1_0_3, XAPIVersion.V2_0_0])
+def test_value_rules_the_specification_allows(version: XAPIVersion) -> None:
+    """Data 2.4.4.1: every definition property is optional, so `{}` is a definition.
+    Communication 3.3.s3.b3: "1.0" is read as "1.0.0", kept as sent (Data 2.4.10).
+    ISO 8601: a week duration alone (`P4W`) is valid."""
+    v = validate_statement(
+        {
+            **ex.SIMPLE,
+            "object": {**ex.SIMPLE["object"], "definition": {}},
+            "result": {"duration": "P4W"},
+            "version": "1.0",
+        },
+        version=version,
+    )
+    assert v.statement["object"]["definition"] == {}
+    assert v.statement["version"] == "1.0"

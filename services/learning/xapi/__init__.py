@@ -6,6 +6,8 @@ from services.learning.xapi.formats import format_duration, format_timestamp, pa
 from services.learning.xapi.validation import (
     ValidatedStatement,
     agent_key,
+    validate_agent,
+    validate_iri,
     validate_statement,
     validate_statements,
 )
@@ -28,6 +30,8 @@ __all__ = [
     "statement_hash",
     "statement_hash_hex",
     "statements_equivalent",
+    "validate_agent",
+    "validate_iri",
     "validate_statement",
     "validate_statements",
 ]

@@ -187,6 +187,8 @@ def is_duration(value: str) -> bool:
     parts = [p for p in (y, mo, w, d, h, mi, s) if p is not None]
     if not parts:
         return False
+    if w is not None and len(parts) > 1:
+        return False  # ISO 8601 4.4.3.2: weeks (PnW) are never combined with other units
     if t and h is None and mi is None and s is None:
         return False
     return all("." not in p and "," not in p for p in parts[:-1])

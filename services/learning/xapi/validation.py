@@ -319,10 +319,18 @@ class _Validator:
 
     # primitives ------------------------------------------------------------------
 
-    def obj(self, value: JSON, path: str, what: str, allowed: Sequence[str]) -> JsonObject:
+    def obj(
+        self,
+        value: JSON,
+        path: str,
+        what: str,
+        allowed: Sequence[str],
+        *,
+        may_be_empty: bool = False,
+    ) -> JsonObject:
         if not isinstance(value, dict):
             _fail(path, f"must be an object ({what}), got {_json_type(value)}")
-        if not value:
+        if not value and not may_be_empty:
             _fail(path, "must not be an empty object")
         for key in value:
             if key not in allowed:
@@ -525,7 +533,8 @@ class _Validator:
         return out
 
     def definition(self, value: JSON, path: str) -> JsonObject:
-        obj = self.obj(value, path, "an Activity Definition", _DEFINITION_KEYS)
+        # Every property of a definition is optional, so {} is a valid one (Data 2.4.4.1).
+        obj = self.obj(value, path, "an Activity Definition", _DEFINITION_KEYS, may_be_empty=True)
         out = dict(obj)
         for key in ("name", "description"):
             if key in obj:
@@ -836,7 +845,8 @@ class _Validator:
     def version_property(self, value: JSON, path: str) -> str:
         text = self.string(value, path)
         parts = text.split(".")
-        ok = len(parts) == 3 and parts[2].isdigit() and parts[2].isascii()
+        # "1.0" is "1.0.0" (Communication 3.3.s3.b3); a patch must be digits.
+        ok = len(parts) == 2 or (len(parts) == 3 and parts[2].isdigit() and parts[2].isascii())
         if self.version is XAPIVersion.V1_0_3:
             if not (ok and parts[:2] == ["1", "0"]):
                 _fail(path, f'must be a 1.0.x version (start with "1.0."), got {_show(text)}')
@@ -877,10 +887,12 @@ def _statement(
     if stored_text is not None:
         out["stored"] = stored_text
 
+    if "authority" in obj:
+        # Validated even when the LRS replaces it: an invalid authority is an invalid
+        # actor, 400 (Data 2.4.9, Communication 3.2).
+        out["authority"] = _authority(v, obj["authority"], f"{path}.authority")
     if authority is not None:
         out["authority"] = _authority(v, authority, "authority")
-    elif "authority" in obj:
-        out["authority"] = _authority(v, obj["authority"], f"{path}.authority")
 
     if "version" in obj:
         out["version"] = v.version_property(obj["version"], f"{path}.version")
@@ -949,6 +961,29 @@ def validate_statement(
     stored = clock.now() if clock is not None else None
     auth = dict(authority) if authority is not None else None
     return _statement(_Validator(api_version), data, path, stored=stored, authority=auth)
+
+
+def validate_agent(
+    raw: Mapping[str, Any] | str | bytes,
+    path: str,
+    *,
+    version: XAPIVersion | str = XAPIVersion.V1_0_3,
+    allow_group: bool = False,
+) -> JsonObject:
+    """An Agent (or, with `allow_group`, a Group) given as a request parameter, validated
+    as a statement's actor would be."""
+    data = parse_json(raw, path) if isinstance(raw, (str, bytes)) else to_json(raw, path)
+    v = _Validator(coerce_version(version))
+    if allow_group:
+        return v.actor(data, path)
+    if isinstance(data, dict) and data.get("objectType") == "Group":
+        _fail(f"{path}.objectType", 'must be "Agent" (a Group is not accepted here)')
+    return v.agent(data, path)
+
+
+def validate_iri(value: object, path: str) -> str:
+    """An absolute IRI (an activity id, a verb id) given as a request parameter."""
+    return _Validator(XAPIVersion.V1_0_3).iri(to_json(value, path), path)
 
 
 def validate_score(score: Mapping[str, Any], path: str) -> JsonObject:

@@ -66,6 +66,20 @@ class InteractionEventKind(betterproto.Enum):
     """Its anchor state changed (anchored or failed)."""
 
 
+class DocumentKind(betterproto.Enum):
+    """Which xAPI document resource a document belongs to."""
+
+    UNSPECIFIED = 0
+    STATE = 1
+    """/activities/state: activity + agent (+ registration) + stateId."""
+
+    ACTIVITY_PROFILE = 2
+    """/activities/profile: activity + profileId."""
+
+    AGENT_PROFILE = 3
+    """/agents/profile: agent + profileId."""
+
+
 @dataclass(eq=False, repr=False)
 class Actor(betterproto.Message):
     """
@@ -103,7 +117,8 @@ class Statement(betterproto.Message):
     The statement as stored, byte for byte: the client's validated JSON plus the
      properties the LRS sets (id when absent, stored, authority, version). This exact
      text is what is canonicalized (RFC 8785), signed and anchored, so it is never
-     re-serialized from the typed fields.
+     re-serialized from the typed fields. GetStatement and QueryStatements with format
+     "ids" or "canonical" return that rendering here instead (never stored).
     """
 
     actor: "Actor" = betterproto.message_field(3)
@@ -380,6 +395,12 @@ class RecordStatementsRequest(betterproto.Message):
      makes a retried batch return the original statements instead of duplicates.
     """
 
+    attachments: List["Attachment"] = betterproto.message_field(4)
+    """
+    The attachment parts of a multipart/mixed request, matched to the statements'
+     attachment objects by SHA-2 (JWS signatures of signed statements included).
+    """
+
 
 @dataclass(eq=False, repr=False)
 class RecordStatementsResponse(betterproto.Message):
@@ -393,6 +414,15 @@ class RecordStatementsResponse(betterproto.Message):
 @dataclass(eq=False, repr=False)
 class GetStatementRequest(betterproto.Message):
     statement_id: str = betterproto.string_field(1)
+    format: str = betterproto.string_field(2)
+    """
+    "exact" (default: as stored), "ids" or "canonical" (xAPI Communication 2.1.3).
+    """
+
+    accept_language: str = betterproto.string_field(3)
+    """
+    For "canonical": the client's Accept-Language, picking one language per map.
+    """
 
 
 @dataclass(eq=False, repr=False)
@@ -435,6 +465,17 @@ class QueryStatementsRequest(betterproto.Message):
 
     page_size: int = betterproto.int32_field(10)
     page_token: str = betterproto.string_field(11)
+    related_agents: bool = betterproto.bool_field(12)
+    """
+    Also match the agent as authority, instructor, team, context agent or inside a
+     SubStatement (xAPI related_agents).
+    """
+
+    format: str = betterproto.string_field(13)
+    """exact" (default), "ids" or "canonical"."""
+
+    accept_language: str = betterproto.string_field(14)
+    """For "canonical": the client's Accept-Language."""
 
 
 @dataclass(eq=False, repr=False)
@@ -454,6 +495,229 @@ class VoidStatementRequest(betterproto.Message):
 class VoidStatementResponse(betterproto.Message):
     voiding_statement: "Statement" = betterproto.message_field(1)
     """The voiding statement."""
+
+
+@dataclass(eq=False, repr=False)
+class Attachment(betterproto.Message):
+    """
+    Raw data of an xAPI attachment, identified by the SHA-2 hex digest the statement's
+     attachment object declares.
+    """
+
+    sha2: str = betterproto.string_field(1)
+    content_type: str = betterproto.string_field(2)
+    content: bytes = betterproto.bytes_field(3)
+
+
+@dataclass(eq=False, repr=False)
+class GetAttachmentsRequest(betterproto.Message):
+    sha2: List[str] = betterproto.string_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class GetAttachmentsResponse(betterproto.Message):
+    attachments: List["Attachment"] = betterproto.message_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class DocumentKey(betterproto.Message):
+    """Where a document lives. Unused parts stay empty."""
+
+    kind: "DocumentKind" = betterproto.enum_field(1)
+    activity_id: str = betterproto.string_field(2)
+    """Activity IRI (State, Activity Profile)."""
+
+    agent_json: str = betterproto.string_field(3)
+    """The Agent as xAPI JSON (State, Agent Profile)."""
+
+    registration: str = betterproto.string_field(4)
+    """Registration UUID (State, optional)."""
+
+    document_id: str = betterproto.string_field(5)
+    """
+    stateId or profileId; empty to address every document of the context.
+    """
+
+
+@dataclass(eq=False, repr=False)
+class Document(betterproto.Message):
+    key: "DocumentKey" = betterproto.message_field(1)
+    content: bytes = betterproto.bytes_field(2)
+    content_type: str = betterproto.string_field(3)
+    etag: str = betterproto.string_field(4)
+    """SHA-1 hex of the content (xAPI Communication 3.1), without quotes."""
+
+    updated: datetime = betterproto.message_field(5)
+
+
+@dataclass(eq=False, repr=False)
+class PutDocumentRequest(betterproto.Message):
+    key: "DocumentKey" = betterproto.message_field(1)
+    content: bytes = betterproto.bytes_field(2)
+    content_type: str = betterproto.string_field(3)
+    merge: bool = betterproto.bool_field(4)
+    """
+    POST: merge the posted JSON object into the stored one (top-level properties).
+    """
+
+    if_match: str = betterproto.string_field(5)
+    """
+    If-Match: the ETag the document must have now, or "*" (it must exist).
+    """
+
+    if_none_match: str = betterproto.string_field(6)
+    """If-None-Match: "*" (the document must not exist yet)."""
+
+    xapi_version: str = betterproto.string_field(7)
+    """
+    "1.0.3" or "2.0.0": under 2.0 replacing a State document needs a precondition too.
+    """
+
+
+@dataclass(eq=False, repr=False)
+class PutDocumentResponse(betterproto.Message):
+    document: "Document" = betterproto.message_field(1)
+    """The stored document's metadata (content left empty)."""
+
+
+@dataclass(eq=False, repr=False)
+class GetDocumentRequest(betterproto.Message):
+    key: "DocumentKey" = betterproto.message_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class GetDocumentResponse(betterproto.Message):
+    document: "Document" = betterproto.message_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class ListDocumentsRequest(betterproto.Message):
+    key: "DocumentKey" = betterproto.message_field(1)
+    """The context; document_id is ignored."""
+
+    since: datetime = betterproto.message_field(2)
+    """Only documents updated after this instant."""
+
+
+@dataclass(eq=False, repr=False)
+class ListDocumentsResponse(betterproto.Message):
+    document_ids: List[str] = betterproto.string_field(1)
+    last_modified: datetime = betterproto.message_field(2)
+    """
+    The latest update among the listed documents (unset when there are none).
+    """
+
+
+@dataclass(eq=False, repr=False)
+class DeleteDocumentsRequest(betterproto.Message):
+    key: "DocumentKey" = betterproto.message_field(1)
+    """
+    With document_id: that document; without (State only): all of the context.
+    """
+
+    if_match: str = betterproto.string_field(2)
+    """If-Match for a single document."""
+
+
+@dataclass(eq=False, repr=False)
+class DeleteDocumentsResponse(betterproto.Message):
+    deleted: int = betterproto.int32_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class GetActivityRequest(betterproto.Message):
+    activity_id: str = betterproto.string_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class GetActivityResponse(betterproto.Message):
+    activity_json: str = betterproto.string_field(1)
+    """The Activity object as JSON."""
+
+
+@dataclass(eq=False, repr=False)
+class GetPersonRequest(betterproto.Message):
+    agent_json: str = betterproto.string_field(1)
+    """An Agent as xAPI JSON."""
+
+
+@dataclass(eq=False, repr=False)
+class GetPersonResponse(betterproto.Message):
+    person_json: str = betterproto.string_field(1)
+    """The Person object as JSON."""
+
+
+@dataclass(eq=False, repr=False)
+class ActorLink(betterproto.Message):
+    """
+    An external xAPI identity linked to a Keiko learner by a vouching institution.
+    """
+
+    id: str = betterproto.string_field(1)
+    learner_id: str = betterproto.string_field(2)
+    institution_id: str = betterproto.string_field(3)
+    """
+    The Keiko user (an institution) that vouched for the identity; statements it stores
+     (through any of its LRS clients) about the identity enter the learner's passport.
+    """
+
+    agent_json: str = betterproto.string_field(4)
+    """The linked identity: an Agent with one identifier, as xAPI JSON."""
+
+    created_at: datetime = betterproto.message_field(5)
+    revoked_at: datetime = betterproto.message_field(6)
+
+
+@dataclass(eq=False, repr=False)
+class CreateActorLinkCodeRequest(betterproto.Message):
+    pass
+
+
+@dataclass(eq=False, repr=False)
+class CreateActorLinkCodeResponse(betterproto.Message):
+    code: str = betterproto.string_field(1)
+    """
+    Give this code to the institution (e.g. enter it in the LMS); it is shown once.
+    """
+
+    expires_at: datetime = betterproto.message_field(2)
+
+
+@dataclass(eq=False, repr=False)
+class ConfirmActorLinkRequest(betterproto.Message):
+    agent_json: str = betterproto.string_field(1)
+    """
+    The identity the institution vouches for: an Agent with an mbox or an account.
+    """
+
+    code: str = betterproto.string_field(2)
+
+
+@dataclass(eq=False, repr=False)
+class ConfirmActorLinkResponse(betterproto.Message):
+    link: "ActorLink" = betterproto.message_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class ListActorLinksRequest(betterproto.Message):
+    page_size: int = betterproto.int32_field(1)
+    page_token: str = betterproto.string_field(2)
+
+
+@dataclass(eq=False, repr=False)
+class ListActorLinksResponse(betterproto.Message):
+    links: List["ActorLink"] = betterproto.message_field(1)
+    next_page_token: str = betterproto.string_field(2)
+
+
+@dataclass(eq=False, repr=False)
+class RevokeActorLinkRequest(betterproto.Message):
+    link_id: str = betterproto.string_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class RevokeActorLinkResponse(betterproto.Message):
+    link: "ActorLink" = betterproto.message_field(1)
 
 
 @dataclass(eq=False, repr=False)
@@ -943,6 +1207,193 @@ class LearningServiceStub(betterproto.ServiceStub):
             "/keiko.learning.v1.LearningService/VoidStatement",
             void_statement_request,
             VoidStatementResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def get_attachments(
+        self,
+        get_attachments_request: "GetAttachmentsRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "GetAttachmentsResponse":
+        return await self._unary_unary(
+            "/keiko.learning.v1.LearningService/GetAttachments",
+            get_attachments_request,
+            GetAttachmentsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def put_document(
+        self,
+        put_document_request: "PutDocumentRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "PutDocumentResponse":
+        return await self._unary_unary(
+            "/keiko.learning.v1.LearningService/PutDocument",
+            put_document_request,
+            PutDocumentResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def get_document(
+        self,
+        get_document_request: "GetDocumentRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "GetDocumentResponse":
+        return await self._unary_unary(
+            "/keiko.learning.v1.LearningService/GetDocument",
+            get_document_request,
+            GetDocumentResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def list_documents(
+        self,
+        list_documents_request: "ListDocumentsRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "ListDocumentsResponse":
+        return await self._unary_unary(
+            "/keiko.learning.v1.LearningService/ListDocuments",
+            list_documents_request,
+            ListDocumentsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def delete_documents(
+        self,
+        delete_documents_request: "DeleteDocumentsRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "DeleteDocumentsResponse":
+        return await self._unary_unary(
+            "/keiko.learning.v1.LearningService/DeleteDocuments",
+            delete_documents_request,
+            DeleteDocumentsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def get_activity(
+        self,
+        get_activity_request: "GetActivityRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "GetActivityResponse":
+        return await self._unary_unary(
+            "/keiko.learning.v1.LearningService/GetActivity",
+            get_activity_request,
+            GetActivityResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def get_person(
+        self,
+        get_person_request: "GetPersonRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "GetPersonResponse":
+        return await self._unary_unary(
+            "/keiko.learning.v1.LearningService/GetPerson",
+            get_person_request,
+            GetPersonResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def create_actor_link_code(
+        self,
+        create_actor_link_code_request: "CreateActorLinkCodeRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "CreateActorLinkCodeResponse":
+        return await self._unary_unary(
+            "/keiko.learning.v1.LearningService/CreateActorLinkCode",
+            create_actor_link_code_request,
+            CreateActorLinkCodeResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def confirm_actor_link(
+        self,
+        confirm_actor_link_request: "ConfirmActorLinkRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "ConfirmActorLinkResponse":
+        return await self._unary_unary(
+            "/keiko.learning.v1.LearningService/ConfirmActorLink",
+            confirm_actor_link_request,
+            ConfirmActorLinkResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def list_actor_links(
+        self,
+        list_actor_links_request: "ListActorLinksRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "ListActorLinksResponse":
+        return await self._unary_unary(
+            "/keiko.learning.v1.LearningService/ListActorLinks",
+            list_actor_links_request,
+            ListActorLinksResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def revoke_actor_link(
+        self,
+        revoke_actor_link_request: "RevokeActorLinkRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "RevokeActorLinkResponse":
+        return await self._unary_unary(
+            "/keiko.learning.v1.LearningService/RevokeActorLink",
+            revoke_actor_link_request,
+            RevokeActorLinkResponse,
             timeout=timeout,
             deadline=deadline,
             metadata=metadata,
@@ -1465,6 +1916,61 @@ class LearningServiceBase(ServiceBase):
     ) -> "VoidStatementResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def get_attachments(
+        self, get_attachments_request: "GetAttachmentsRequest"
+    ) -> "GetAttachmentsResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def put_document(
+        self, put_document_request: "PutDocumentRequest"
+    ) -> "PutDocumentResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def get_document(
+        self, get_document_request: "GetDocumentRequest"
+    ) -> "GetDocumentResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def list_documents(
+        self, list_documents_request: "ListDocumentsRequest"
+    ) -> "ListDocumentsResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def delete_documents(
+        self, delete_documents_request: "DeleteDocumentsRequest"
+    ) -> "DeleteDocumentsResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def get_activity(
+        self, get_activity_request: "GetActivityRequest"
+    ) -> "GetActivityResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def get_person(
+        self, get_person_request: "GetPersonRequest"
+    ) -> "GetPersonResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def create_actor_link_code(
+        self, create_actor_link_code_request: "CreateActorLinkCodeRequest"
+    ) -> "CreateActorLinkCodeResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def confirm_actor_link(
+        self, confirm_actor_link_request: "ConfirmActorLinkRequest"
+    ) -> "ConfirmActorLinkResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def list_actor_links(
+        self, list_actor_links_request: "ListActorLinksRequest"
+    ) -> "ListActorLinksResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def revoke_actor_link(
+        self, revoke_actor_link_request: "RevokeActorLinkRequest"
+    ) -> "RevokeActorLinkResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def create_course(
         self, create_course_request: "CreateCourseRequest"
     ) -> "CreateCourseResponse":
@@ -1640,6 +2146,90 @@ class LearningServiceBase(ServiceBase):
     ) -> None:
         request = await stream.recv_message()
         response = await self.void_statement(request)
+        await stream.send_message(response)
+
+    async def __rpc_get_attachments(
+        self,
+        stream: "grpclib.server.Stream[GetAttachmentsRequest, GetAttachmentsResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.get_attachments(request)
+        await stream.send_message(response)
+
+    async def __rpc_put_document(
+        self, stream: "grpclib.server.Stream[PutDocumentRequest, PutDocumentResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.put_document(request)
+        await stream.send_message(response)
+
+    async def __rpc_get_document(
+        self, stream: "grpclib.server.Stream[GetDocumentRequest, GetDocumentResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.get_document(request)
+        await stream.send_message(response)
+
+    async def __rpc_list_documents(
+        self,
+        stream: "grpclib.server.Stream[ListDocumentsRequest, ListDocumentsResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.list_documents(request)
+        await stream.send_message(response)
+
+    async def __rpc_delete_documents(
+        self,
+        stream: "grpclib.server.Stream[DeleteDocumentsRequest, DeleteDocumentsResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.delete_documents(request)
+        await stream.send_message(response)
+
+    async def __rpc_get_activity(
+        self, stream: "grpclib.server.Stream[GetActivityRequest, GetActivityResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.get_activity(request)
+        await stream.send_message(response)
+
+    async def __rpc_get_person(
+        self, stream: "grpclib.server.Stream[GetPersonRequest, GetPersonResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.get_person(request)
+        await stream.send_message(response)
+
+    async def __rpc_create_actor_link_code(
+        self,
+        stream: "grpclib.server.Stream[CreateActorLinkCodeRequest, CreateActorLinkCodeResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.create_actor_link_code(request)
+        await stream.send_message(response)
+
+    async def __rpc_confirm_actor_link(
+        self,
+        stream: "grpclib.server.Stream[ConfirmActorLinkRequest, ConfirmActorLinkResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.confirm_actor_link(request)
+        await stream.send_message(response)
+
+    async def __rpc_list_actor_links(
+        self,
+        stream: "grpclib.server.Stream[ListActorLinksRequest, ListActorLinksResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.list_actor_links(request)
+        await stream.send_message(response)
+
+    async def __rpc_revoke_actor_link(
+        self,
+        stream: "grpclib.server.Stream[RevokeActorLinkRequest, RevokeActorLinkResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.revoke_actor_link(request)
         await stream.send_message(response)
 
     async def __rpc_create_course(
@@ -1894,6 +2484,72 @@ class LearningServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 VoidStatementRequest,
                 VoidStatementResponse,
+            ),
+            "/keiko.learning.v1.LearningService/GetAttachments": grpclib.const.Handler(
+                self.__rpc_get_attachments,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                GetAttachmentsRequest,
+                GetAttachmentsResponse,
+            ),
+            "/keiko.learning.v1.LearningService/PutDocument": grpclib.const.Handler(
+                self.__rpc_put_document,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                PutDocumentRequest,
+                PutDocumentResponse,
+            ),
+            "/keiko.learning.v1.LearningService/GetDocument": grpclib.const.Handler(
+                self.__rpc_get_document,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                GetDocumentRequest,
+                GetDocumentResponse,
+            ),
+            "/keiko.learning.v1.LearningService/ListDocuments": grpclib.const.Handler(
+                self.__rpc_list_documents,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ListDocumentsRequest,
+                ListDocumentsResponse,
+            ),
+            "/keiko.learning.v1.LearningService/DeleteDocuments": grpclib.const.Handler(
+                self.__rpc_delete_documents,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                DeleteDocumentsRequest,
+                DeleteDocumentsResponse,
+            ),
+            "/keiko.learning.v1.LearningService/GetActivity": grpclib.const.Handler(
+                self.__rpc_get_activity,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                GetActivityRequest,
+                GetActivityResponse,
+            ),
+            "/keiko.learning.v1.LearningService/GetPerson": grpclib.const.Handler(
+                self.__rpc_get_person,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                GetPersonRequest,
+                GetPersonResponse,
+            ),
+            "/keiko.learning.v1.LearningService/CreateActorLinkCode": grpclib.const.Handler(
+                self.__rpc_create_actor_link_code,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                CreateActorLinkCodeRequest,
+                CreateActorLinkCodeResponse,
+            ),
+            "/keiko.learning.v1.LearningService/ConfirmActorLink": grpclib.const.Handler(
+                self.__rpc_confirm_actor_link,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ConfirmActorLinkRequest,
+                ConfirmActorLinkResponse,
+            ),
+            "/keiko.learning.v1.LearningService/ListActorLinks": grpclib.const.Handler(
+                self.__rpc_list_actor_links,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ListActorLinksRequest,
+                ListActorLinksResponse,
+            ),
+            "/keiko.learning.v1.LearningService/RevokeActorLink": grpclib.const.Handler(
+                self.__rpc_revoke_actor_link,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                RevokeActorLinkRequest,
+                RevokeActorLinkResponse,
             ),
             "/keiko.learning.v1.LearningService/CreateCourse": grpclib.const.Handler(
                 self.__rpc_create_course,
