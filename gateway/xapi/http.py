@@ -9,7 +9,9 @@ names, e.g. `statements[0].actor.mbox`), 401 (with `WWW-Authenticate: Basic`), 4
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import email.utils
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +32,19 @@ CONSISTENT_THROUGH = "X-Experience-API-Consistent-Through"
 LRS_METADATA = "x-keiko-lrs-authorization"  # services.learning.clients.servicer.LRS_METADATA
 KEIKO_HOME_PAGE = "https://keiko.network"
 VERSIONS = ("1.0.3", "2.0.0")
+# Answer to a request without a (supported) version header: the latest version
+# (Communication 3.3.s3.b2; the 2.0 suite expects 400 with 2.0.0 there).
+LATEST = VERSIONS[-1]
+# Alternate request syntax (Communication 1.3): form parameters that are headers.
+FORM_HEADERS = (
+    "authorization",
+    "x-experience-api-version",
+    "content-type",
+    "content-length",
+    "if-match",
+    "if-none-match",
+)
+ALTERNATE_METHODS = ("GET", "PUT", "POST", "DELETE")
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
 
@@ -51,22 +66,28 @@ def error_response(error: HttpError, headers: dict[str, str] | None = None) -> J
     return JSONResponse(body, status_code=error.status, headers=extra)
 
 
-def from_rpc_error(error: grpc.aio.AioRpcError) -> HttpError:
-    """The client-facing answer (gateway.errors): a transport message never shows."""
+def from_rpc_error(
+    error: grpc.aio.AioRpcError, statuses: Mapping[grpc.StatusCode, int] | None = None
+) -> HttpError:
+    """The client-facing answer (gateway.errors): a transport message never shows.
+    `statuses` overrides the HTTP status of client-facing codes for one resource."""
     failure = describe_rpc_error(error)
     if failure is None:
         return HttpError(500, "internal error")
+    status = (statuses or {}).get(error.code(), failure.http_status)
     if failure.violations:
         field, reason = failure.violations[0]
-        return HttpError(failure.http_status, reason, field)
-    return HttpError(failure.http_status, failure.message)
+        return HttpError(status, reason, field)
+    return HttpError(status, failure.message)
 
 
-async def call(rpc: Awaitable[Any]) -> Any:
+async def call(rpc: Awaitable[Any], statuses: Mapping[grpc.StatusCode, int] | None = None) -> Any:
+    """Await a learning RPC; its error becomes the HttpError a client gets (`statuses`
+    overrides the default mapping for one resource, e.g. 412 for the documents)."""
     try:
         return await rpc
     except grpc.aio.AioRpcError as error:
-        raise from_rpc_error(error) from error
+        raise from_rpc_error(error, statuses) from error
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -164,6 +185,71 @@ def instant_param(params: dict[str, str], name: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+def http_date(value: datetime) -> str:
+    """RFC 7231 IMF-fixdate, for Last-Modified."""
+    return email.utils.format_datetime(value.astimezone(UTC), usegmt=True)
+
+
+def check_params(params: Mapping[str, str], allowed: frozenset[str]) -> None:
+    """Communication 3.2.s3.b7/b8: an unknown parameter (or one in another case) is 400."""
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise HttpError(400, "unknown query parameter", unknown[0])
+
+
+async def alternate_request(request: Request) -> Request:
+    """Communication 1.3: `POST ...?method=PUT` with a form body becomes the request it
+    stands for (headers and query parameters from the form, `content` as the body)."""
+    params = request.query_params
+    if set(params) != {"method"}:
+        raise HttpError(400, "only the method parameter may be in the query string", "method")
+    method = params["method"].upper()
+    if method not in ALTERNATE_METHODS:
+        raise HttpError(400, f"must be one of {', '.join(ALTERNATE_METHODS)}", "method")
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        raise HttpError(400, "must be application/x-www-form-urlencoded", "Content-Type")
+    raw = await read_body(request)
+    try:
+        form = urllib.parse.parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise HttpError(400, "the form is not UTF-8", "content") from None
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in FORM_HEADERS}
+    query: list[tuple[str, str]] = []
+    content = b""
+    seen: set[str] = set()
+    for name, value in form:
+        if name in seen:
+            raise HttpError(400, "form parameter given twice", name)
+        seen.add(name)
+        if name == "content":
+            content = value.encode("utf-8")
+        elif name.lower() in FORM_HEADERS:
+            headers[name.lower()] = value
+        else:
+            query.append((name, value))
+    headers.pop("content-length", None)
+    headers["content-length"] = str(len(content))
+    if not content:
+        headers.pop("content-type", None)
+    scope = {
+        **request.scope,
+        "method": method,
+        "query_string": urllib.parse.urlencode(query).encode("ascii"),
+        "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
+    }
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        sent = True
+        return {"type": "http.request", "body": content, "more_body": False}
+
+    return Request(scope, receive)
+
+
 Handler = Callable[[Request], Awaitable[Response]]
 VersionedHandler = Callable[[Request, str], Awaitable[Response]]
 
@@ -180,24 +266,36 @@ class XapiContext:
         pairs = forwarded(request) + creds
         return stub(pb.LearningServiceStub, self.channel, metadata=lambda: pairs)
 
-    def guarded(self, handler: VersionedHandler) -> Handler:
-        """Checks the version header, turns HttpError into its answer, and sets the
-        version and consistency headers on every answer."""
+    def stamp(self, response: Response, served: str) -> Response:
+        response.headers[VERSION_HEADER] = served
+        response.headers[CONSISTENT_THROUGH] = (
+            self.clock.now()
+            .astimezone(UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
+        return response
+
+    def resource(self, handlers: Mapping[str, VersionedHandler]) -> Handler:
+        """One endpoint for a resource path: the alternate request syntax (1.3), the
+        version header (3.3), dispatch by method (HEAD answers as GET without a body,
+        1.1), HttpError to its answer, and the version and consistency headers."""
 
         async def endpoint(request: Request) -> Response:
-            served = VERSIONS[0]
+            served = LATEST
             try:
+                if request.method == "POST" and "method" in request.query_params:
+                    request = await alternate_request(request)
                 served = served_version(request)
+                method = "GET" if request.method == "HEAD" else request.method
+                handler = handlers.get(method)
+                if handler is None:
+                    raise HttpError(405, f"{request.method} is not supported here")
                 response = await handler(request, served)
+                if request.method == "HEAD":
+                    response = Response(status_code=response.status_code, headers=response.headers)
             except HttpError as error:
                 response = error_response(error)
-            response.headers[VERSION_HEADER] = served
-            response.headers[CONSISTENT_THROUGH] = (
-                self.clock.now()
-                .astimezone(UTC)
-                .isoformat(timespec="milliseconds")
-                .replace("+00:00", "Z")
-            )
-            return response
+            return self.stamp(response, served)
 
         return endpoint

@@ -23,12 +23,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.xapi.http import (
-    KEIKO_HOME_PAGE,
     HttpError,
     XapiContext,
     bool_param,
     call,
+    check_params,
     credentials,
+    http_date,
     instant_param,
     parse_json_body,
     read_body,
@@ -59,17 +60,13 @@ MAX_LIMIT = 500
 
 
 def _agent_filter(value: str) -> str:
+    """The agent key the learning service indexes agents by (actor, object, members...)."""
     try:
         agent = loads_limited(value)
     except JsonRefused:
         raise HttpError(400, "must be an Agent as JSON", "agent") from None
     if not isinstance(agent, dict):
         raise HttpError(400, "must be an Agent as JSON object", "agent")
-    account = agent.get("account")
-    if isinstance(account, dict) and account.get("homePage") == KEIKO_HOME_PAGE:
-        name = account.get("name")
-        if isinstance(name, str) and name:
-            return name
     key = agent_key(agent)
     if key is None:
         raise HttpError(400, "must carry an inverse functional identifier", "agent")
@@ -137,17 +134,13 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
         creds = credentials(request)
         params = dict(request.query_params)
         learning = ctx.learning(request, creds)
+        accept_language = request.headers.get("accept-language", "")
         if "statementId" in params or "voidedStatementId" in params:
-            return await _single(learning, params)
-        unknown = sorted(set(params) - QUERY_PARAMS)
-        if unknown:
-            raise HttpError(400, "unknown query parameter", unknown[0])
+            return await _single(learning, params, accept_language)
+        check_params(params, QUERY_PARAMS)
         if bool_param(params, "attachments"):
             raise HttpError(400, "attachments are not supported", "attachments")
-        if params.get("format", "exact") not in ("exact", "ids", "canonical"):
-            raise HttpError(400, "must be exact, ids or canonical", "format")
-        if params.get("related_agents"):
-            raise HttpError(400, "related_agents is not supported", "related_agents")
+        fmt = _format(params)
         limit_text = params.get("limit", "0")
         if not (limit_text.isascii() and limit_text.isdigit()):
             raise HttpError(400, "must be a non-negative integer", "limit")
@@ -158,8 +151,11 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
             registration=params.get("registration", ""),
             ascending=bool_param(params, "ascending"),
             related_activities=bool_param(params, "related_activities"),
+            related_agents=bool_param(params, "related_agents"),
             page_size=min(int(limit_text), MAX_LIMIT),
             page_token=params.get("more", ""),
+            format=fmt,
+            accept_language=accept_language,
         )
         since, until = instant_param(params, "since"), instant_param(params, "until")
         if since is not None:
@@ -179,9 +175,14 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
             + json.dumps(more)
             + "}"
         )
-        return Response(body, media_type="application/json")
+        response = Response(body, media_type="application/json")
+        if result.statements:
+            response.headers["Last-Modified"] = http_date(max(s.stored for s in result.statements))
+        return response
 
-    async def _single(learning: pb.LearningServiceStub, params: dict[str, str]) -> Response:
+    async def _single(
+        learning: pb.LearningServiceStub, params: dict[str, str], accept_language: str
+    ) -> Response:
         voided = "voidedStatementId" in params
         if "statementId" in params and voided:
             raise HttpError(400, "give statementId or voidedStatementId, not both", "statementId")
@@ -189,9 +190,17 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
         extra = sorted(set(params) - SINGLE_PARAMS)
         if extra:
             raise HttpError(400, f"cannot be combined with {name}", extra[0])
+        if bool_param(params, "attachments"):
+            raise HttpError(400, "attachments are not supported", "attachments")
         try:
             result = await call(
-                learning.get_statement(pb.GetStatementRequest(statement_id=params[name]))
+                learning.get_statement(
+                    pb.GetStatementRequest(
+                        statement_id=params[name],
+                        format=_format(params),
+                        accept_language=accept_language,
+                    )
+                )
             )
         except HttpError as error:
             if error.field == "statement_id":
@@ -205,17 +214,17 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
                 else "the statement is not voided: use statementId"
             )
             raise HttpError(404, reason)
-        return Response(statement.statement_json, media_type="application/json")
+        response = Response(statement.statement_json, media_type="application/json")
+        # Communication 2.1.3.s2.b8: Last-Modified matches the statement's `stored`.
+        response.headers["Last-Modified"] = http_date(statement.stored)
+        return response
 
-    statements_get = ctx.guarded(get_statements)
-    statements_put = ctx.guarded(put_statement)
-    statements_post = ctx.guarded(post_statements)
+    endpoint = ctx.resource({"GET": get_statements, "PUT": put_statement, "POST": post_statements})
+    return [Route("/xapi/statements", endpoint, methods=["GET", "HEAD", "PUT", "POST"])]
 
-    async def statements(request: Request) -> Response:
-        if request.method == "PUT":
-            return await statements_put(request)
-        if request.method == "POST":
-            return await statements_post(request)
-        return await statements_get(request)
 
-    return [Route("/xapi/statements", statements, methods=["GET", "PUT", "POST"])]
+def _format(params: dict[str, str]) -> str:
+    fmt = params.get("format", "exact")
+    if fmt not in ("exact", "ids", "canonical"):
+        raise HttpError(400, "must be exact, ids or canonical", "format")
+    return fmt

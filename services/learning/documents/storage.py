@@ -2,10 +2,10 @@
 and document id) and `document_usage` (bytes and documents per owner, kept in the same
 transaction as every write so the quota check and the write are one atomic step).
 
-Writes are compare-and-set on the ETag: an update or delete names the ETag it read, so
-of two writers that read the same version exactly one changes the row; the other sees
-no row changed and the use case turns that into 412 (a precondition it was given) or a
-retry (a merge without preconditions, so no concurrent update is ever lost).
+A writer reads the document with its row locked (SELECT ... FOR UPDATE), checks the
+preconditions against what it read, and writes compare-and-set on that ETag: writers of
+one document take turns, so of 20 that read the same version and send it as If-Match
+exactly one succeeds, and merges without preconditions each apply on top of the last.
 """
 
 from __future__ import annotations
@@ -84,9 +84,14 @@ class DocumentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
 
-    async def get(self, key: DocumentKey) -> DocumentRecord | None:
+    async def get(self, key: DocumentKey, *, for_update: bool = False) -> DocumentRecord | None:
+        """The stored document; `for_update` locks its row until the transaction ends
+        (PostgreSQL; SQLite write transactions already hold the database lock), so
+        concurrent writers of one document take turns instead of failing each other."""
         t = documents
         query = select(t.c.content, t.c.content_type, t.c.etag, t.c.updated).where(*_where(key))
+        if for_update:
+            query = query.with_for_update()
         row = (await self.s.execute(query)).first()
         if row is None:
             return None

@@ -4,11 +4,12 @@ rules of `domain` and the owner's limits.
 Authorization: a caller reads and writes the documents of their own namespace (their
 user id; an LRS client's owner's), and nothing else.
 
-A write runs as one transaction: read the stored version, check the preconditions,
-write compare-and-set on the ETag read, and account the owner's usage. When the CAS finds
-the row changed (a concurrent writer won), a request that carried a precondition fails
-with 412; one that did not (a merge, a State PUT under 1.0.3) starts over on the new
-version, so its update is applied on top and nothing is lost.
+A write runs as one transaction: read the stored version with its row locked, check the
+preconditions, write compare-and-set on the ETag read, and account the owner's usage.
+Concurrent writers of one document therefore take turns: with If-Match the first wins
+and the others find another ETag (412); without preconditions (a merge, a State PUT
+under 1.0.3) each applies on top of the last, so nothing is lost. Two writers creating
+the same new document collide on its key; the loser starts over on the stored version.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ class Documents:
         now = self.ctx.clock.now()
         async with self.ctx.db.transaction() as s:
             repo = DocumentRepository(s)
-            existing = await repo.get(key)
+            existing = await repo.get(key, for_update=True)
             d.check_preconditions(existing, pre, replacing=not merge, requires_precondition=needs)
             body, media = content, content_type
             if merge and existing is not None:
@@ -213,7 +214,7 @@ class Documents:
                 if count:
                     await repo.add_usage(key.owner_id, -size, -count, 0, 0)
                 return count
-            existing = await repo.get(key)
+            existing = await repo.get(key, for_update=True)
             d.check_preconditions(existing, pre, replacing=False, requires_precondition=False)
             if existing is None:
                 return 0
