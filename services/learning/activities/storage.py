@@ -52,34 +52,53 @@ class ActivityRepository:
         return {r.activity_id: json.loads(r.definition_json) for r in rows}
 
     async def remember(
-        self, owner_id: str, activity_id: str, definition: Mapping[str, Any], now: datetime
+        self, owner_id: str, definitions: Mapping[str, Mapping[str, Any]], now: datetime
     ) -> None:
-        """Merge `definition` into the owner's canonical one. The row is created with
-        insert-or-ignore and then updated under the row lock (PostgreSQL SELECT FOR
-        UPDATE; SQLite writers are serialized), so concurrent statements never abort."""
+        """Merge each activity's `definitions[id]` into the owner's canonical one: one
+        SELECT for all of them (rows locked: PostgreSQL SELECT FOR UPDATE; SQLite writers
+        are serialized), then an insert-or-ignore for new activities and an update only
+        where the merge changed something (tools mostly resend the same definitions)."""
+        if not definitions:
+            return
         t = activity_definitions
-        key = activity_hash(activity_id)
-        await insert_ignore(
-            self.s,
-            t,
-            {
-                "owner_id": owner_id,
-                "activity_hash": key,
-                "activity_id": activity_id,
-                "definition_json": "{}",
-                "updated": now,
-            },
-        )
-        where = (t.c.owner_id == owner_id, t.c.activity_hash == key)
-        current = (
-            await self.s.execute(select(t.c.definition_json).where(*where).with_for_update())
-        ).scalar_one()
-        merged = merge_definition(json.loads(current), definition)
-        await self.s.execute(
-            update(t)
-            .where(*where)
-            .values(
-                definition_json=json.dumps(merged, ensure_ascii=False, separators=(",", ":")),
-                updated=now,
+        hashes = {activity_hash(a): a for a in definitions}
+        rows = (
+            await self.s.execute(
+                select(t.c.activity_hash, t.c.definition_json)
+                .where(t.c.owner_id == owner_id, t.c.activity_hash.in_(list(hashes)))
+                .with_for_update()
             )
-        )
+        ).all()
+        stored = {r.activity_hash: r.definition_json for r in rows}
+        for key, activity_id in hashes.items():
+            new = definitions[activity_id]
+            if key not in stored:
+                values = {
+                    "owner_id": owner_id,
+                    "activity_hash": key,
+                    "activity_id": activity_id,
+                    "definition_json": _text(merge_definition(None, new)),
+                    "updated": now,
+                }
+                if await insert_ignore(self.s, t, values):
+                    continue
+                # A concurrent writer created it first: merge into theirs.
+                stored[key] = (
+                    await self.s.execute(
+                        select(t.c.definition_json)
+                        .where(t.c.owner_id == owner_id, t.c.activity_hash == key)
+                        .with_for_update()
+                    )
+                ).scalar_one()
+            before = json.loads(stored[key])
+            merged = merge_definition(before, new)
+            if merged != before:
+                await self.s.execute(
+                    update(t)
+                    .where(t.c.owner_id == owner_id, t.c.activity_hash == key)
+                    .values(definition_json=_text(merged), updated=now)
+                )
+
+
+def _text(value: Mapping[str, Any]) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

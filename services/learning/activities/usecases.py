@@ -39,10 +39,12 @@ class Activities:
     async def remember(self, s: AsyncSession, owner_id: str, statement: Mapping[str, Any]) -> None:
         """Fold the definitions a stored statement carries into the owner's canonical ones
         (in the statement's transaction `s`)."""
-        repo = ActivityRepository(s)
-        now = self.ctx.clock.now()
+        merged: dict[str, dict[str, Any]] = {}
         for activity in ad.activities_with_definitions(statement):
-            await repo.remember(owner_id, activity["id"], activity["definition"], now)
+            merged[activity["id"]] = ad.merge_definition(
+                merged.get(activity["id"]), activity["definition"]
+            )
+        await ActivityRepository(s).remember(owner_id, merged, self.ctx.clock.now())
 
     async def get_activity(self, caller: Principal, activity_id: str) -> dict[str, Any]:
         iri = validate_iri(activity_id, "activityId")

@@ -215,7 +215,13 @@ class Statements:
         await self.activities.remember(s, caller.user_id, v.statement)
         if v.voided_statement_id is not None and voids_stored:
             await repo.mark_voided(v.voided_statement_id)
-        if await self._voided_before_arrival(repo, row):
+        # Only a client-chosen id can have been voided before it arrived: ids the LRS or
+        # Keiko generate are fresh UUIDs no earlier statement could name.
+        if (
+            incoming is not None
+            and "id" in incoming
+            and await self._voided_before_arrival(repo, row)
+        ):
             await repo.mark_voided(row.id)
         if learner_id is not None:
             await enqueue(
