@@ -114,6 +114,14 @@ FIELD_MAX_CHARS: Mapping[str, int] = {
     "keiko.passport.v1.GetSharedPresentationRequest.domain": 253,
 }
 
+# Bytes by full field name, when a bare name means different things.
+FIELD_MAX_BYTES: Mapping[str, int] = {
+    # An xAPI document (State, Activity/Agent Profile): services.learning.documents.
+    "keiko.learning.v1.PutDocumentRequest.content": 1 * MIB,
+    # An xAPI attachment part (services.learning.statements.attachments).
+    "keiko.learning.v1.Attachment.content": 16 * MIB,
+}
+
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -149,7 +157,8 @@ def _check_scalar(value: Any, message: betterproto.Message, field: str, path: st
     if isinstance(value, str):
         _check_string(value, _max_chars(message, field), path)
     elif isinstance(value, bytes):
-        limit = NAME_MAX_BYTES.get(field, DEFAULT_MAX_BYTES)
+        full = FIELD_MAX_BYTES.get(_key(message, field))
+        limit = full if full is not None else NAME_MAX_BYTES.get(field, DEFAULT_MAX_BYTES)
         if len(value) > limit:
             raise ValidationError(path, f"must be at most {limit} bytes")
     elif isinstance(value, float):

@@ -30,6 +30,7 @@ from tests.authz.matrix import (
     PUBLIC,
     SIGNED_IN,
     UNAUTHENTICATED,
+    UNIMPLEMENTED,
     Caller,
     Rows,
     expect,
@@ -168,6 +169,20 @@ IDENTITY: list[Rows] = [
     rows("Query.humanityStatus", OWNER_OR_ADMIN, lambda x: {"userId": x.user(OWNER)}),
 ]
 
+MATRIX_ACTIVITY = "https://matrix.example/a"
+MATRIX_AGENT = '{"objectType": "Agent", "mbox": "mailto:matrix@example.org"}'
+MATRIX_DOCUMENT = {
+    "key": {
+        "kind": "DOCUMENT_KIND_STATE",
+        "activityId": MATRIX_ACTIVITY,
+        "agentJson": MATRIX_AGENT,
+        "documentId": "bookmark",
+    },
+    "content": "e30=",  # {} (proto JSON bytes are base64)
+    "contentType": "application/json",
+    "merge": True,
+}
+
 LEARNING: list[Rows] = [
     # -- statements (the xAPI resource's RPCs) ------------------------------------------
     rows("LearningService/RecordStatements", SIGNED_IN, lambda x: x.own_statement()),
@@ -188,6 +203,23 @@ LEARNING: list[Rows] = [
         lambda x: {"learnerId": x.user(OWNER)},
         pending=READ_SCOPE_ALL,
     ),
+    # -- the xAPI document, activity and agent resources: each caller acts in their own
+    # namespace (their user id; an LRS client's owner's), so every signed-in caller may.
+    rows("LearningService/PutDocument", SIGNED_IN, lambda x: MATRIX_DOCUMENT),
+    rows("LearningService/GetDocument", SIGNED_IN, lambda x: {"key": MATRIX_DOCUMENT["key"]}),
+    rows("LearningService/ListDocuments", SIGNED_IN, lambda x: {"key": MATRIX_DOCUMENT["key"]}),
+    rows("LearningService/DeleteDocuments", SIGNED_IN, lambda x: {"key": MATRIX_DOCUMENT["key"]}),
+    rows("LearningService/GetActivity", SIGNED_IN, lambda x: {"activityId": MATRIX_ACTIVITY}),
+    rows("LearningService/GetPerson", SIGNED_IN, lambda x: {"agentJson": MATRIX_AGENT}),
+    # Declared for attachments and actor linking (issue 11), built next.
+    rows("LearningService/GetAttachments", expect(UNIMPLEMENTED)),
+    rows(
+        "LearningService/CreateActorLinkCode",
+        expect(UNIMPLEMENTED, anonymous=UNAUTHENTICATED),
+    ),
+    rows("LearningService/ConfirmActorLink", expect(UNIMPLEMENTED)),
+    rows("LearningService/ListActorLinks", expect(UNIMPLEMENTED, anonymous=UNAUTHENTICATED)),
+    rows("LearningService/RevokeActorLink", expect(UNIMPLEMENTED, anonymous=UNAUTHENTICATED)),
     # -- the hierarchy ----------------------------------------------------------------------
     rows(
         "LearningService/CreateCourse",

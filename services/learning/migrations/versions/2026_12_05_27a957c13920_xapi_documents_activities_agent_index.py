@@ -3,7 +3,7 @@ definitions, and the agent index of statements (the xAPI agent / related_agents 
 backfilled from the statements already stored.
 
 Revision ID: 27a957c13920
-Revises: 5d0c7a1e9b42
+Revises: 7e3b1c5a9f20
 Create Date: 2026-12-05 00:46:43.617633
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "27a957c13920"
-down_revision: str | Sequence[str] | None = "5d0c7a1e9b42"
+down_revision: str | Sequence[str] | None = "7e3b1c5a9f20"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
