@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
-from starknet_py.contract import Contract
+from starknet_py.contract import Contract, ContractData
 from starknet_py.net.account.account import Account
 from starknet_py.net.client_errors import ClientError
 from starknet_py.net.client_models import (
@@ -158,6 +159,44 @@ def execute_calldata(calls: Sequence[Call]) -> list[int]:
     return out
 
 
+# Parsing a Cairo 1 ABI (starknet-py's lark grammar) costs seconds of CPU per contract.
+# Done on the event loop at every connect, it stalled every other coroutine of the process
+# (open database transactions included) for as long; so each distinct ABI is parsed once
+# per process, in a worker thread, and every later Contract reuses the parsed form.
+_PARSED_ABIS: dict[str, Any] = {}
+_PARSE_LOCK = threading.Lock()  # a thread lock: connects run on several event loops
+
+
+def _parse_abi(key: str, abi: list[dict[str, Any]]) -> Any:
+    with _PARSE_LOCK:
+        parsed = _PARSED_ABIS.get(key)
+        if parsed is None:
+            parsed = _PARSED_ABIS[key] = ContractData.from_abi(0, abi, 1).parsed_abi
+        return parsed
+
+
+async def _parsed_abi(abi: list[dict[str, Any]]) -> Any:
+    key = json.dumps(abi, sort_keys=True)
+    parsed = _PARSED_ABIS.get(key)
+    return parsed if parsed is not None else await asyncio.to_thread(_parse_abi, key, abi)
+
+
+async def _bound_contract(address: int, abi: list[dict[str, Any]], account: Account) -> Contract:
+    """``Contract(address, abi, provider=account, cairo_version=1)`` with the ABI parsed
+    once per process. ``ContractData.parsed_abi`` is a cached_property (starknet-py 0.30,
+    pinned): seeding its cache is how the parsed form is shared."""
+    data = ContractData.from_abi(address, abi, 1)
+    data.__dict__["parsed_abi"] = await _parsed_abi(abi)
+    contract = Contract.__new__(Contract)
+    contract.account = account
+    contract.client = account.client
+    contract.data = data
+    contract._functions = Contract._make_functions(
+        contract_data=data, client=account.client, account=account, cairo_version=1
+    )
+    return contract
+
+
 def load_abi(name: str, build_dir: Path = BUILD_DIR) -> list[dict[str, Any]] | None:
     """The ABI of a Keiko contract from its compiled Sierra in ``contracts/build``."""
     path = build_dir / f"{name}.sierra.json"
@@ -265,9 +304,7 @@ class KeikoChain:
                 if abi is None:
                     contracts[name] = await Contract.from_address(ref.address, provider=account)
                 else:
-                    contracts[name] = await asyncio.to_thread(
-                        Contract, ref.address, abi, provider=account, cairo_version=1
-                    )
+                    contracts[name] = await _bound_contract(ref.address, abi, account)
         except BaseException:
             await session.close()
             raise
