@@ -78,6 +78,21 @@ class Author:
         return self.kind is not AuthorKind.SELF
 
 
+def author_label(kind: AuthorKind, author_id: str, display_name: str, legacy: bool) -> str:
+    """How an entry's author reads to a person: ``self``, ``attested by <name>``, or, for
+    an entry someone else wrote that the learner's key signed (before per-author signing),
+    the legacy wording, which claims neither the learner nor the writer signed as author."""
+    name = display_name or SERVICE_AUTHORS.get(author_id, "")
+    who = name or author_id or "an unnamed author"
+    if legacy:
+        return f"recorded by {who}, signed with the learner's key (legacy)"
+    if kind is AuthorKind.SELF:
+        return "self"
+    if kind is AuthorKind.SERVICE:
+        return f"attested by {who} (Keiko service)"
+    return f"attested by {who}" + (f" ({author_id})" if name and author_id else "")
+
+
 def is_service(author_id: str) -> bool:
     return author_id in SERVICE_AUTHORS
 
@@ -154,6 +169,7 @@ __all__ = [
     "AuthorKind",
     "KeyCustody",
     "author_kind",
+    "author_label",
     "check_holder_id",
     "custody_of",
     "display_name_of_service",

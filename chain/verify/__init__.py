@@ -5,6 +5,7 @@ page. See :mod:`chain.verify.export` for the document format and
 :mod:`chain.verify.verifier` for what is checked.
 """
 
+from chain.verify.authorship import AuthorReport, Registration
 from chain.verify.export import (
     EXPORT_FORMAT,
     EXPORT_VERSION,
@@ -22,6 +23,7 @@ from chain.verify.reader import (
     BatchInfo,
     ChainReader,
     InMemoryChainReader,
+    KeyInfo,
 )
 from chain.verify.render import render_text
 from chain.verify.verifier import (
@@ -41,6 +43,7 @@ __all__ = [
     "AnchorProof",
     "AnchorTransaction",
     "AsyncChainReader",
+    "AuthorReport",
     "BatchInfo",
     "ChainReader",
     "EntryReport",
@@ -48,9 +51,11 @@ __all__ = [
     "ExportEntry",
     "Failure",
     "InMemoryChainReader",
+    "KeyInfo",
     "MalformedEntry",
     "PassportExport",
     "Problem",
+    "Registration",
     "VerificationReport",
     "averify_passport",
     "build_entry",

@@ -5,11 +5,11 @@ the CLI verifier and the public page (:func:`parse_export`). Everything in it is
 nothing in it is trusted: the verifier recomputes every hash and reads every root from
 the chain.
 
-Format ``keiko.passport.export`` version 1 (JSON, UTF-8)::
+Format ``keiko.passport.export`` version 2 (JSON, UTF-8)::
 
     {
       "format": "keiko.passport.export",
-      "version": 1,
+      "version": 2,
       "passport_id": "<string>",
       "learner_id": "<string>",                 # optional
       "generated_at": "<RFC 3339 UTC timestamp>",
@@ -28,6 +28,13 @@ Format ``keiko.passport.export`` version 1 (JSON, UTF-8)::
           "statement_sha256": "<64 hex>",       # sha256 of the RFC 8785 bytes
           "signature": "<128 hex>",             # Ed25519 over the RFC 8785 bytes
           "public_key": "<64 hex>",             # Ed25519 public key
+          "author": {                           # who wrote it and whose key signed it
+            "kind": "self" | "user" | "service",
+            "id": "<user or service id>",       # "" for self when identity is withheld
+            "name": "<display name>",           # optional
+            "public_key": "<64 hex>"            # the author's key: the entry's key
+          },
+          "legacy": true,                       # optional, see below
           "leaf": "0x<hex felt>",               # optional, recomputed by verifiers
           "anchor": null | {                    # null while not yet anchored
             "batch_id": "0x<hex felt>",
@@ -41,6 +48,15 @@ Format ``keiko.passport.export`` version 1 (JSON, UTF-8)::
         }
       ]
     }
+
+``author`` (new in version 2; :mod:`chain.translator.authors`): ``self`` for what the
+learner submitted, else ``user`` (a tutor's feedback: "attested by" that user) or
+``service`` (an attendance record: "attested by" a Keiko service). Its id is the Keiko
+account the signed statement's ``authority`` names. ``legacy`` marks an entry written by
+someone else before Keiko signed each entry with its author's key: it was signed with the
+learner's key, and it is shown as such, never as the learner's own nor as the author's
+signature. Version 1 documents (no author) are still read; their entries are checked as
+before, with the author reported as not stated.
 
 ``chain`` lets a verifier need nothing but the link: it names the chain and the
 anchoring contract, and a default RPC endpoint. Nothing in it is trusted either: the
@@ -62,6 +78,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from chain.translator.authors import Author, AuthorKind
 from chain.translator.batching import Domain
 from chain.translator.felts import decode_short_string, felt_to_hex, parse_felt
 from chain.translator.leaves import LEAF_ENCODING, compute_leaf, statement_hash
@@ -76,7 +93,9 @@ from chain.translator.signing import (
 from services.kit.errors import ValidationError
 
 EXPORT_FORMAT = "keiko.passport.export"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+MAX_NAME_CHARS = 200
 MAX_EXPORT_BYTES = 64 * 1024 * 1024
 MAX_URL_CHARS = 2000
 
@@ -148,6 +167,8 @@ class ExportEntry:
     public_key: bytes
     anchor: AnchorProof | None
     leaf: int | None = None
+    author: Author | None = None  # None: not stated (a version 1 document)
+    legacy: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -157,6 +178,10 @@ class ExportEntry:
             "signature": self.signature.hex(),
             "public_key": self.public_key.hex(),
         }
+        if self.author is not None:
+            out["author"] = author_to_json(self.author)
+        if self.legacy:
+            out["legacy"] = True
         if self.leaf is not None:
             out["leaf"] = felt_to_hex(self.leaf)
         out["anchor"] = None if self.anchor is None else self.anchor.to_json()
@@ -183,10 +208,16 @@ class PassportExport:
     learner_id: str | None = None
     chain: ChainRef | None = None
 
+    @property
+    def version(self) -> int:
+        """2 when every entry states its author, else 1 (the format without authors)."""
+        stated = all(isinstance(e, ExportEntry) and e.author is not None for e in self.entries)
+        return EXPORT_VERSION if stated else 1
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "format": EXPORT_FORMAT,
-            "version": EXPORT_VERSION,
+            "version": self.version,
             "passport_id": self.passport_id,
         }
         if self.learner_id is not None:
@@ -209,12 +240,23 @@ class PassportExport:
         return json.dumps(self.to_json(), indent=indent, ensure_ascii=False)
 
 
+def author_to_json(author: Author) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": author.kind.value, "id": author.id}
+    if author.display_name:
+        out["name"] = author.display_name
+    out["public_key"] = author.public_key.hex()
+    return out
+
+
 def build_entry(
     entry_id: str,
     statement: StatementInput,
     signature: bytes,
     public_key: bytes,
     anchor: AnchorProof | None,
+    author: Author | None = None,
+    *,
+    legacy: bool = False,
 ) -> ExportEntry:
     """Build an export entry (the passport service's side); computes hash and leaf."""
     if not isinstance(entry_id, str) or not entry_id:
@@ -229,6 +271,8 @@ def build_entry(
         public_key=bytes(public_key),
         anchor=anchor,
         leaf=compute_leaf(canonical, signature, public_key),
+        author=author,
+        legacy=legacy,
     )
 
 
@@ -302,7 +346,32 @@ def _parse_chain(raw: object) -> ChainRef | None:
     )
 
 
-def _parse_entry(raw: object, position: int) -> ParsedEntry:
+def _parse_author(raw: object, field: str) -> Author | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ValidationError(field, "must be an object")
+    try:
+        kind = AuthorKind(str(raw.get("kind")))
+    except ValueError:
+        raise ValidationError(f"{field}.kind", "must be self, user or service") from None
+    author_id = raw.get("id", "")
+    if not isinstance(author_id, str) or len(author_id) > MAX_NAME_CHARS:
+        raise ValidationError(f"{field}.id", f"must be a string of at most {MAX_NAME_CHARS}")
+    if not author_id and kind is not AuthorKind.SELF:
+        raise ValidationError(f"{field}.id", "is required for an attested entry")
+    name = raw.get("name", "")
+    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
+        raise ValidationError(f"{field}.name", f"must be a string of at most {MAX_NAME_CHARS}")
+    return Author(
+        kind=kind,
+        id=author_id,
+        display_name=name,
+        public_key=decode_hex(raw.get("public_key"), f"{field}.public_key", PUBLIC_KEY_BYTES),
+    )
+
+
+def _parse_entry(raw: object, position: int, version: int) -> ParsedEntry:
     prefix = f"entries[{position}]"
     entry_id: str | None = None
     try:
@@ -313,6 +382,12 @@ def _parse_entry(raw: object, position: int) -> ParsedEntry:
         if not isinstance(statement, Mapping):
             raise ValidationError(f"{prefix}.statement", "must be a JSON object")
         leaf_raw = raw.get("leaf")
+        author = _parse_author(raw.get("author"), f"{prefix}.author")
+        if author is None and version >= 2:
+            raise ValidationError(f"{prefix}.author", "is required")
+        legacy = raw.get("legacy", False)
+        if not isinstance(legacy, bool):
+            raise ValidationError(f"{prefix}.legacy", "must be true or false")
         return ExportEntry(
             entry_id=entry_id,
             statement=statement,
@@ -323,6 +398,8 @@ def _parse_entry(raw: object, position: int) -> ParsedEntry:
             public_key=decode_hex(raw.get("public_key"), f"{prefix}.public_key", PUBLIC_KEY_BYTES),
             anchor=_parse_anchor(raw.get("anchor"), f"{prefix}.anchor"),
             leaf=None if leaf_raw is None else parse_felt(leaf_raw, f"{prefix}.leaf"),
+            author=author,
+            legacy=legacy,
         )
     except ValidationError as exc:
         return MalformedEntry(entry_id=entry_id, field=exc.field, reason=exc.reason)
@@ -344,8 +421,9 @@ def parse_export(document: str | bytes | Mapping[str, Any]) -> PassportExport:
         raise ValidationError("document", "must be a JSON object")
     if data.get("format") != EXPORT_FORMAT:
         raise ValidationError("format", f"must be {EXPORT_FORMAT!r}")
-    if data.get("version") != EXPORT_VERSION:
-        raise ValidationError("version", f"unsupported version {data.get('version')!r}")
+    version = data.get("version")
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        raise ValidationError("version", f"unsupported version {version!r}")
     for key, expected in (("leaf_encoding", LEAF_ENCODING), ("tree_encoding", TREE_ENCODING)):
         if data.get(key, expected) != expected:
             raise ValidationError(key, f"unsupported encoding {data.get(key)!r}")
@@ -358,7 +436,7 @@ def parse_export(document: str | bytes | Mapping[str, Any]) -> PassportExport:
     return PassportExport(
         passport_id=_require_str(data, "passport_id", "passport_id"),
         generated_at=_parse_time(data.get("generated_at"), "generated_at"),
-        entries=tuple(_parse_entry(raw, i) for i, raw in enumerate(entries)),
+        entries=tuple(_parse_entry(raw, i, version) for i, raw in enumerate(entries)),
         learner_id=learner_id,
         chain=_parse_chain(data.get("chain")),
     )

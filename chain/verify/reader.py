@@ -5,7 +5,8 @@ The real reader is the chain client's ``interaction_anchor`` binding
 wrap it in :class:`AnchorContractReader` to get an :class:`AsyncChainReader`. Its
 ``get_batch`` must return None for an unknown batch id (the contract panics with
 ``'unknown batch'``), never raise; so must ``anchor_transaction`` for a transaction hash
-the chain does not know.
+the chain does not know, and ``key_binding`` for a key the contract's key directory does
+not hold.
 """
 
 from __future__ import annotations
@@ -41,6 +42,18 @@ class AnchorTransaction(NamedTuple):
     anchors: frozenset[tuple[int, int]]
 
 
+class KeyInfo(NamedTuple):
+    """A signing key's binding in the anchor contract's key directory: the holder's
+    subject felt (:func:`chain.translator.authors.subject_of`), the custody kind
+    ('custodial', 'device', 'service'), the block that bound it and, once revoked, the
+    block that revoked it."""
+
+    subject: int
+    kind: str
+    block: int
+    revoked_block: int | None = None
+
+
 @runtime_checkable
 class ChainReader(Protocol):
     def is_root_anchored(self, root: int) -> bool: ...
@@ -51,6 +64,10 @@ class ChainReader(Protocol):
 
     def anchor_transaction(self, tx_hash: int) -> AnchorTransaction | None:
         """The transaction's receipt, or None if the chain has no such transaction."""
+        ...
+
+    def key_binding(self, public_key: bytes) -> KeyInfo | None:
+        """The key's binding in the key directory, or None if it holds no such key."""
         ...
 
 
@@ -64,6 +81,8 @@ class AsyncChainReader(Protocol):
 
     async def anchor_transaction(self, tx_hash: int) -> AnchorTransaction | None: ...
 
+    async def key_binding(self, public_key: bytes) -> KeyInfo | None: ...
+
 
 class InMemoryChainReader:
     """A dict-backed :class:`ChainReader` (tests, demos). Counts its reads."""
@@ -72,6 +91,7 @@ class InMemoryChainReader:
         self._batches: dict[int, BatchInfo] = {}
         self._roots: set[int] = set()
         self._transactions: dict[int, AnchorTransaction] = {}
+        self._keys: dict[bytes, KeyInfo] = {}
         self.reads = 0
         for batch_id, info, tx_hash in batches:
             self.add_batch(batch_id, info, tx_hash)
@@ -89,6 +109,9 @@ class InMemoryChainReader:
     def add_transaction(self, tx_hash: int, transaction: AnchorTransaction) -> None:
         self._transactions[tx_hash] = transaction
 
+    def bind_key(self, public_key: bytes, info: KeyInfo) -> None:
+        self._keys[bytes(public_key)] = info
+
     def is_root_anchored(self, root: int) -> bool:
         self.reads += 1
         return root in self._roots
@@ -100,6 +123,10 @@ class InMemoryChainReader:
     def anchor_transaction(self, tx_hash: int) -> AnchorTransaction | None:
         self.reads += 1
         return self._transactions.get(tx_hash)
+
+    def key_binding(self, public_key: bytes) -> KeyInfo | None:
+        self.reads += 1
+        return self._keys.get(bytes(public_key))
 
 
 class _AnchorViews(Protocol):
@@ -113,6 +140,8 @@ class _AnchorViews(Protocol):
     async def is_root_anchored(self, root: int) -> bool: ...
 
     async def transaction_events(self, tx_hash: int) -> TxResult | None: ...
+
+    async def get_key(self, public_key: bytes) -> Any: ...
 
 
 class AnchorContractReader:
@@ -147,3 +176,14 @@ class AnchorContractReader:
             if event.name == BATCH_ANCHORED and event.from_address == self._contract.address
         )
         return AnchorTransaction(tx.block_number, tx.status == "SUCCEEDED", anchors)
+
+    async def key_binding(self, public_key: bytes) -> KeyInfo | None:
+        binding = await self._contract.get_key(public_key)
+        if binding is None:
+            return None
+        return KeyInfo(
+            subject=int(binding.subject),
+            kind=str(binding.kind),
+            block=int(binding.registered_block),
+            revoked_block=int(binding.revoked_block) if binding.revoked else None,
+        )

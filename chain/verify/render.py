@@ -38,7 +38,12 @@ def render_entry(entry: EntryReport) -> list[str]:
         )
     elif entry.status is EntryStatus.UNANCHORED:
         head += "  (signed, not yet anchored)"
-    return [head] + [f"           - {problem}" for problem in entry.problems]
+    lines = [head]
+    if entry.author is not None:
+        lines.append(f"           author: {entry.author.label}; {entry.author.key_text}")
+    else:
+        lines.append("           author: not stated (a version 1 export)")
+    return lines + [f"           - {problem}" for problem in entry.problems]
 
 
 def render_text(report: VerificationReport) -> str:

@@ -12,11 +12,15 @@ For every entry the verifier, trusting nothing in the document:
    compared with it, and checked with ``is_root_anchored``;
 5. reads the receipt of the transaction the export names (``anchor_transaction``): it
    must have succeeded, in the batch's block, and emitted ``BatchAnchored`` for this
-   batch id and root, so the hash a reader looks up in an explorer is the real anchor.
+   batch id and root, so the hash a reader looks up in an explorer is the real anchor;
+6. checks the entry's author against the signed statement and the signing key, and looks
+   the key up in the chain's key directory (``key_binding``): whose key it is, whether it
+   is registered on chain (:mod:`chain.verify.authorship`).
 
 Each entry gets a report: ``verified``, ``unanchored`` (allowed only with
 ``require_anchored=False``) or ``failed`` with every problem found, each a named
 :class:`Failure` with a detail. Chain reads are made once per distinct batch and root.
+Keys are read once per distinct key.
 A reader that raises is reported as ``chain read failed`` for the entries concerned,
 never as a crash of the whole verification.
 """
@@ -35,6 +39,7 @@ from chain.translator.felts import FELT_PRIME, decode_short_string
 from chain.translator.leaves import leaf_from_hash, statement_hash
 from chain.translator.merkle import MAX_LEAVES, depth_for, verify_inclusion
 from chain.translator.signing import SignatureFailure, canonical_bytes, verify
+from chain.verify.authorship import AuthorReport, KeyFact, check_author
 from chain.verify.export import (
     ExportEntry,
     MalformedEntry,
@@ -42,43 +47,21 @@ from chain.verify.export import (
     PassportExport,
     parse_export,
 )
-from chain.verify.reader import AnchorTransaction, AsyncChainReader, BatchInfo, ChainReader
+from chain.verify.problems import Failure, Problem
+from chain.verify.reader import (
+    AnchorTransaction,
+    AsyncChainReader,
+    BatchInfo,
+    ChainReader,
+    KeyInfo,
+)
 from services.kit.errors import ValidationError
-
-
-class Failure(StrEnum):
-    """Named reasons an entry fails (the value is what reports print)."""
-
-    MALFORMED = "malformed entry"
-    STATEMENT_MISMATCH = "statement does not match signature"
-    SIGNATURE_INVALID = "signature invalid"
-    STATEMENT_HASH_MISMATCH = "statement hash does not match statement"
-    KEY_NOT_LEARNERS = "public key is not the learner's"
-    LEAF_MISMATCH = "leaf does not match entry data"
-    NOT_ANCHORED = "entry not anchored"
-    CHAIN_READ_FAILED = "chain read failed"
-    BATCH_ROOT_MISMATCH = "batch root mismatch"
-    ROOT_NOT_ANCHORED = "root not anchored on chain"
-    BATCH_DOMAIN_MISMATCH = "batch domain mismatch"
-    BLOCK_MISMATCH = "anchor block mismatch"
-    TX_MISMATCH = "anchor transaction mismatch"
-    INDEX_OUT_OF_RANGE = "leaf index outside the batch"
-    PROOF_FAILED = "proof does not reach root"
 
 
 class EntryStatus(StrEnum):
     VERIFIED = "verified"
     UNANCHORED = "unanchored"
     FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    reason: Failure
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.reason.value}: {self.detail}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +76,7 @@ class EntryReport:
     chain_root: int | None = None
     block: int | None = None
     tx_hash: int | None = None
+    author: AuthorReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -124,6 +108,7 @@ class EntryReport:
             "chain_root": hx(self.chain_root),
             "block": self.block,
             "tx_hash": hx(self.tx_hash),
+            "author": None if self.author is None else self.author.to_json(),
         }
 
 
@@ -175,6 +160,7 @@ class _ChainFacts:
     batches: dict[int, BatchInfo | str | None] = field(default_factory=dict)  # str = error
     roots: dict[int, bool | str] = field(default_factory=dict)
     transactions: dict[int, AnchorTransaction | str | None] = field(default_factory=dict)
+    keys: dict[bytes, KeyFact] = field(default_factory=dict)
 
 
 def _read_error(exc: Exception) -> str:
@@ -220,6 +206,25 @@ def _batch_ids(export: PassportExport) -> list[int]:
     return sorted({e.anchor.batch_id for e in _anchored_entries(export) if e.anchor})
 
 
+def _author_keys(export: PassportExport) -> list[bytes]:
+    """The distinct signing keys of entries that state their author."""
+    keys = {e.public_key for e in export.entries if isinstance(e, ExportEntry) and e.author}
+    return sorted(keys)
+
+
+def _normalize_key(raw: object) -> KeyFact:
+    if raw is None:
+        return None
+    if not isinstance(raw, tuple) or len(raw) != 4:
+        return "reader returned a malformed key binding"
+    subject, kind, block, revoked = raw
+    if type(subject) is not int or not 0 < subject < FELT_PRIME or not isinstance(kind, str):
+        return "reader returned a malformed key binding"
+    if type(block) is not int or block < 0 or (revoked is not None and type(revoked) is not int):
+        return "reader returned a malformed key binding"
+    return KeyInfo(subject, kind, block, revoked)
+
+
 def _tx_hashes(export: PassportExport) -> list[int]:
     return sorted({e.anchor.tx_hash for e in _anchored_entries(export) if e.anchor})
 
@@ -247,6 +252,11 @@ def _read_sync(export: PassportExport, reader: ChainReader) -> _ChainFacts:
             facts.transactions[tx_hash] = _normalize_transaction(reader.anchor_transaction(tx_hash))
         except Exception as exc:
             facts.transactions[tx_hash] = _read_error(exc)
+    for key in _author_keys(export):
+        try:
+            facts.keys[key] = _normalize_key(reader.key_binding(key))
+        except Exception as exc:
+            facts.keys[key] = _read_error(exc)
     return facts
 
 
@@ -279,8 +289,17 @@ async def _read_async(
             except Exception as exc:
                 facts.transactions[tx_hash] = _read_error(exc)
 
+    async def key(public_key: bytes) -> None:
+        async with limit:
+            try:
+                facts.keys[public_key] = _normalize_key(await reader.key_binding(public_key))
+            except Exception as exc:
+                facts.keys[public_key] = _read_error(exc)
+
     await asyncio.gather(
-        *(batch(b) for b in _batch_ids(export)), *(transaction(t) for t in _tx_hashes(export))
+        *(batch(b) for b in _batch_ids(export)),
+        *(transaction(t) for t in _tx_hashes(export)),
+        *(key(k) for k in _author_keys(export)),
     )
     await asyncio.gather(*(root(r) for r in _roots_to_check(export, facts)))
     return facts
@@ -328,6 +347,7 @@ def _check_entry(
     facts: _ChainFacts,
     require_anchored: bool,
     expected_keys: Collection[bytes] | None,
+    learner_id: str | None = None,
 ) -> EntryReport:
     if isinstance(entry, MalformedEntry):
         problem = Problem(Failure.MALFORMED, f"{entry.field}: {entry.reason}")
@@ -376,11 +396,19 @@ def _check_entry(
         )
 
     anchor = entry.anchor
+    on_chain = facts.batches.get(anchor.batch_id) if anchor is not None else None
+    anchor_block = on_chain.block if isinstance(on_chain, BatchInfo) else None
+    author, author_problems = check_author(
+        entry, learner_id, facts.keys.get(entry.public_key), anchor_block
+    )
+    problems += author_problems
     if anchor is None:
         if require_anchored:
             problems.append(Problem(Failure.NOT_ANCHORED, "the entry has no anchor yet"))
         status = EntryStatus.FAILED if problems else EntryStatus.UNANCHORED
-        return EntryReport(position, entry.entry_id, status, tuple(problems), leaf=leaf)
+        return EntryReport(
+            position, entry.entry_id, status, tuple(problems), leaf=leaf, author=author
+        )
 
     chain_root: int | None = None
     batch = facts.batches.get(anchor.batch_id)
@@ -478,6 +506,7 @@ def _check_entry(
         chain_root=chain_root,
         block=anchor.block,
         tx_hash=anchor.tx_hash,
+        author=author,
     )
 
 
@@ -497,7 +526,7 @@ def _report(
         generated_at=export.generated_at,
         learner_id=export.learner_id,
         entries=tuple(
-            _check_entry(i, entry, facts, require_anchored, keys)
+            _check_entry(i, entry, facts, require_anchored, keys, export.learner_id)
             for i, entry in enumerate(export.entries)
         ),
     )

@@ -32,7 +32,7 @@ from chain.translator.batching import Domain, make_batch_id
 from chain.translator.leaves import compute_leaf
 from chain.translator.merkle import MerkleTree
 from chain.translator.signing import canonical_bytes
-from chain.verify.reader import AnchorTransaction, BatchInfo, InMemoryChainReader
+from chain.verify.reader import AnchorTransaction, BatchInfo, InMemoryChainReader, KeyInfo
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CHAIN_ID = 0x4B45494B4F5F444556  # 'KEIKO_DEV'
@@ -111,6 +111,9 @@ class AsyncChain(InMemoryChainReader):
         self, tx_hash: int
     ) -> AnchorTransaction | None:
         return super().anchor_transaction(tx_hash)
+
+    async def key_binding(self, public_key: bytes) -> KeyInfo | None:  # type: ignore[override]
+        return super().key_binding(public_key)
 
 
 @dataclass

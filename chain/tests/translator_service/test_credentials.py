@@ -34,7 +34,7 @@ from chain.translator.servicer import credential_purpose_from_pb
 from chain.translator.storage import ChainStore
 from chain.translator.watcher import ChainWatcher
 from chain.verify.credentials import verify_credential
-from chain.verify.reader import AnchorTransaction, BatchInfo
+from chain.verify.reader import AnchorTransaction, BatchInfo, KeyInfo
 from services.api.keiko.chain import v1 as pb
 from services.kit.auth import Principal
 from services.kit.clock import FixedClock
@@ -71,6 +71,13 @@ class FakeChainReader:
             return None
         anchors = frozenset((e["batch_id"], e["root"]) for e in events)
         return AnchorTransaction(events[0].block_number or 0, True, anchors)
+
+    async def key_binding(self, public_key: bytes) -> KeyInfo | None:
+        binding = self.chain.keys.get(public_key)
+        if binding is None:
+            return None
+        revoked = binding.revoked_block if binding.revoked else None
+        return KeyInfo(binding.subject, binding.kind, binding.registered_block, revoked)
 
 
 @pytest.fixture

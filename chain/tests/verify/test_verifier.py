@@ -24,6 +24,7 @@ from chain.verify import (
     EntryStatus,
     Failure,
     InMemoryChainReader,
+    KeyInfo,
     PassportExport,
     averify_passport,
     build_entry,
@@ -300,6 +301,9 @@ class BrokenReader:
     def anchor_transaction(self, tx_hash: int) -> AnchorTransaction | None:
         raise ConnectionError("connection refused")
 
+    def key_binding(self, public_key: bytes) -> KeyInfo | None:
+        raise ConnectionError("connection refused")
+
 
 def test_chain_outage_fails_entries_with_a_reason() -> None:
     document, _ = make_passport(2, 2)
@@ -323,6 +327,10 @@ class AsyncReader:
     async def anchor_transaction(self, tx_hash: int) -> AnchorTransaction | None:
         await asyncio.sleep(0)
         return self.inner.anchor_transaction(tx_hash)
+
+    async def key_binding(self, public_key: bytes) -> KeyInfo | None:
+        await asyncio.sleep(0)
+        return self.inner.key_binding(public_key)
 
 
 def test_async_verification() -> None:
@@ -350,7 +358,7 @@ def test_reader_returning_garbage_is_a_chain_failure() -> None:
     ("mutate", "field"),
     [
         (lambda d: d.update(format="other"), "format"),
-        (lambda d: d.update(version=2), "version"),
+        (lambda d: d.update(version=3), "version"),
         (lambda d: d.update(leaf_encoding="keiko.leaf.v2"), "leaf_encoding"),
         (lambda d: d.update(entries="x"), "entries"),
         (lambda d: d.update(generated_at="yesterday"), "generated_at"),
@@ -415,6 +423,9 @@ def test_anchor_contract_adapter() -> None:
 
         async def is_root_anchored(self, root: int) -> bool:
             return reader.is_root_anchored(root)
+
+        async def get_key(self, public_key: bytes) -> None:
+            return None
 
         address = ANCHOR_ADDRESS
 
