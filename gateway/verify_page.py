@@ -38,6 +38,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from chain.client.deployment import ANCHOR
+from chain.translator.authors import Author, AuthorKind
 from chain.translator.batching import Domain
 from chain.translator.felts import encode_short_string, parse_felt
 from chain.verify import AnchorProof, ExportEntry, PassportExport, build_entry
@@ -238,6 +239,19 @@ def _chronological(entries: list[pb.PassportEntry]) -> list[pb.PassportEntry]:
     return sorted(entries, key=lambda e: (e.timestamp, e.statement_id))
 
 
+_AUTHOR_KINDS = {pb.AuthorKind.from_string(k.name): k for k in AuthorKind}
+
+
+def _author(e: pb.PassportEntry) -> Author:
+    """The entry's author as the passport states it (the verifier checks it)."""
+    return Author(
+        kind=_AUTHOR_KINDS.get(e.author.kind, AuthorKind.SELF),
+        id=e.author.id,
+        display_name=e.author.display_name,
+        public_key=bytes.fromhex(e.author.public_key_hex or e.public_key_hex),
+    )
+
+
 def export_of(page: Page, generated_at: datetime, chain: ChainRef | None = None) -> PassportExport:
     """The ``keiko.passport.export`` document of the entries a page reveals."""
     if page.entries and not any(e.statement_json for e in page.entries):
@@ -268,6 +282,8 @@ def export_of(page: Page, generated_at: datetime, chain: ChainRef | None = None)
                 bytes.fromhex(e.signature_hex),
                 bytes.fromhex(e.public_key_hex),
                 anchor,
+                _author(e),
+                legacy=e.author.legacy,
             )
         )
     return PassportExport(
@@ -292,7 +308,9 @@ li.entry[data-status=verified]{border-color:#2a7}
 li.entry[data-status=failed]{border-color:#c33}
 li.entry[data-status=pending]{border-color:#d90}
 .status{font-weight:600;text-transform:uppercase;font-size:.8rem;margin-right:.5rem}
-.reason{color:#c33;display:block;font-size:.9rem} code{font-size:.85rem;word-break:break-all}
+.reason{color:#c33;display:block;font-size:.9rem}
+.author{display:block;font-size:.9rem;font-weight:600}
+.key{display:block;font-size:.8rem;color:#555} code{font-size:.85rem;word-break:break-all}
 .summary{font-size:1.1rem} .counts span{margin-right:1rem;white-space:nowrap}
 .command{display:flex;gap:.5rem;align-items:flex-start;flex-wrap:wrap}
 .command pre{flex:1 1 16rem;margin:0;padding:.6rem;background:#f3f3f3;white-space:pre-wrap;
@@ -336,6 +354,30 @@ def _downloads(links: Sequence[tuple[str, str]]) -> str:
     return f' <span class="credentials">W3C credential: {anchors}</span>'
 
 
+def _authorship(entry: pb.PassportEntry, check: Any) -> str:
+    """Who wrote the entry, whose key signed it and whether the chain has that key."""
+    label = entry.author.label or "author not stated"
+    key = entry.author.public_key_hex or entry.public_key_hex
+    text = f'<span class="author" data-kind="{_e(pb.AuthorKind(entry.author.kind).name)}">'
+    text += f"{_e(label)}</span>"
+    if key:
+        holder = ""
+        if check is not None and check.key_holder:
+            holder = f" of {_e(check.key_holder)}"
+        registration = ""
+        if check is not None and check.key_registration:
+            registration = f", {_e(check.key_registration)}"
+            if check.key_custody:
+                registration += (
+                    f" as a {_e(check.key_custody)} key at block {_e(check.key_registered_block)}"
+                )
+        text += (
+            f'<span class="key">signed by the key{holder} <code>{_e(key[:16])}…</code>'
+            f"{registration}</span>"
+        )
+    return text
+
+
 def render_page(
     page: Page,
     checks: dict[str, Any],
@@ -364,6 +406,7 @@ def render_page(
             f'<li class="entry" data-status="{status}" data-entry-id="{_e(entry.statement_id)}">'
             f'<span class="status">{status}</span><span class="summary">{_e(entry.summary)}</span>'
             f' <span class="when">{_e(when)}</span>{anchor}'
+            + _authorship(entry, checks.get(entry.statement_id))
             + (f'<span class="reason">{_e(reason)}</span>' if status == "failed" else "")
             + _downloads(downloads.get(entry.statement_id, []))
             + f'<br><code class="id">{_e(entry.statement_id)}</code></li>'

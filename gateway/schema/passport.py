@@ -109,6 +109,14 @@ class TimelineLevel(enum.Enum):
     UNGROUPED = "UNGROUPED"
 
 
+@strawberry.enum(description="Who wrote an entry.")
+class AuthorKind(enum.Enum):
+    UNSPECIFIED = "UNSPECIFIED"
+    SELF = "SELF"
+    USER = "USER"
+    SERVICE = "SERVICE"
+
+
 @strawberry.enum
 class PassportUpdateKind(enum.Enum):
     UNSPECIFIED = "UNSPECIFIED"
@@ -344,11 +352,25 @@ class EntryVerification:
     block_number: int
     tx_hash: str
     status: str = strawberry.field(description="verified, failed or pending.")
+    key_holder: str = strawberry.field(
+        description="Whose key signed it: the author, or the learner for a legacy entry; "
+        "empty when the learner's identity is not disclosed."
+    )
+    key_registration: str = strawberry.field(
+        description="What the chain's key directory says about the signing key: registered "
+        "on chain, revoked on chain, not registered on chain, or not readable."
+    )
+    key_custody: str = strawberry.field(description="custodial, device or service, if bound.")
+    key_registered_block: int = strawberry.field(description="Block that bound the key.")
 
     @staticmethod
     def from_pb(v: pb.EntryVerification) -> EntryVerification:
         status = "verified" if v.verified else ("failed" if v.reason else "pending")
         return EntryVerification(
+            key_holder=v.key_holder,
+            key_registration=v.key_registration,
+            key_custody=v.key_custody,
+            key_registered_block=v.key_registered_block,
             statement_id=strawberry.ID(v.statement_id),
             signature_valid=v.signature_valid,
             inclusion_valid=v.inclusion_valid,
@@ -369,6 +391,34 @@ class _Scope:
     share_token: str = ""
 
 
+@strawberry.type(description="Who wrote an entry and the key that signed it.")
+class EntryAuthor:
+    kind: AuthorKind
+    id: str = strawberry.field(
+        description="User or service id; empty for the learner's own entries when the "
+        "learner's identity is not disclosed."
+    )
+    display_name: str = strawberry.field(description="The attesting user's or service's name.")
+    public_key_hex: str = strawberry.field(description="The key that signed the entry.")
+    legacy: bool = strawberry.field(
+        description="Written by someone else before Keiko signed entries with their author's "
+        "key: signed with the learner's key, so neither the learner's own nor the author's "
+        "signature."
+    )
+    label: str = strawberry.field(description='"self", "attested by <name>" or legacy wording.')
+
+    @staticmethod
+    def from_pb(a: pb.EntryAuthor) -> EntryAuthor:
+        return EntryAuthor(
+            kind=_enum_from(a.kind, pb.AuthorKind, AuthorKind),  # type: ignore[arg-type]
+            id=a.id,
+            display_name=a.display_name,
+            public_key_hex=a.public_key_hex,
+            legacy=a.legacy,
+            label=a.label,
+        )
+
+
 @strawberry.type(description="One signed interaction with everything needed to verify it.")
 class PassportEntry:
     statement_id: strawberry.ID
@@ -382,6 +432,9 @@ class PassportEntry:
     anchor: InteractionAnchor
     proof_leaf: str
     proof: list[str]
+    author: EntryAuthor = strawberry.field(
+        description='Who wrote it: the learner ("self") or an attesting user or Keiko service.'
+    )
     scope: strawberry.Private[_Scope]
 
     @strawberry.field(description="Checked server side against the chain (batched per page).")
@@ -402,6 +455,7 @@ class PassportEntry:
             anchor=InteractionAnchor.from_pb(e.anchor),
             proof_leaf=e.proof_leaf,
             proof=list(e.proof),
+            author=EntryAuthor.from_pb(e.author),
             scope=scope,
         )
 

@@ -110,7 +110,10 @@ async def gw(
         await fanout.close()
 
 
-ENTRY = "statementId interactionType summary scoreScaled anchor { status txHash } "
+ENTRY = (
+    "statementId interactionType summary scoreScaled anchor { status txHash } "
+    "author { kind id displayName label legacy publicKeyHex } "
+)
 PASSPORT = (
     """
 query($first: Int!, $after: String) {
@@ -120,7 +123,7 @@ query($first: Int!, $after: String) {
       pageInfo { hasNextPage endCursor }
       edges { cursor node { level id children { level id entries {"""
     + ENTRY
-    + """ verification { status verified reason } } } } }
+    + """ verification { status verified reason keyRegistration } } } } }
     }
   }
 }
@@ -150,6 +153,15 @@ async def test_timeline_connection_with_batched_verification(gw: Gw) -> None:
     assert [e["statementId"] for e in entries] == [i.statement_id for i in items[:3]]
     assert [e["verification"]["status"] for e in entries] == ["verified"] * 3
     assert entries[0]["interactionType"] == "ANSWER" and entries[0]["scoreScaled"] == 0.8
+    assert entries[0]["author"] == {
+        "kind": "SELF",
+        "id": "ana",
+        "displayName": "",
+        "label": "self",
+        "legacy": False,
+        "publicKeyHex": items[0].public_key.hex(),
+    }
+    assert entries[0]["verification"]["keyRegistration"] == "not registered on chain"
     # Three entries, one VerifyPassport call: the DataLoader batched them.
     assert CountingServicer.verify_calls == 1
     rest = await gw.live.graphql(

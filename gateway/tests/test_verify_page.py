@@ -24,11 +24,14 @@ import uvicorn
 from nacl.signing import SigningKey
 from starlette.applications import Starlette
 
-from chain.verify import InMemoryChainReader, verify_passport
+from chain.translator.authors import subject_of
+from chain.translator.signing import public_key_of
+from chain.verify import InMemoryChainReader, KeyInfo, verify_passport
 from gateway.verify_page import verify_routes
 from services.kit.auth import Principal
 from services.kit.clock import FixedClock
 from services.kit.db import Database
+from services.kit.events import Event
 from services.kit.grpc.testing import running_server, token_pair
 from services.passport.domain import Disclosure, PrivacySettings
 from services.passport.service import PassportService
@@ -213,3 +216,59 @@ async def test_page_in_headless_chromium(site: Site) -> None:
     await site.service.revoke_link(ANA, (await site.service.list_links(ANA, False, 1, ""))[0][0].id)
     dom = await _dump_dom(f"{site.url}/verify/share/{site.token}")
     assert "Passport not available" in dom and _entries(dom) == []
+
+
+async def test_the_page_and_export_name_each_entrys_author_and_key(
+    migrated_database: Database, clock: FixedClock
+) -> None:
+    service = PassportService(migrated_database, clock, share_base_url="http://gw.test")
+    ana, tom = SigningKey.generate(), SigningKey.generate()
+    own = interaction(ana, "ana", clock.now(), signer="ana")
+    feedback = interaction(
+        tom,
+        "ana",
+        clock.now() + minutes(1),
+        kind="feedback",
+        author="tutor-tom",
+        signer="tutor-tom",
+    )
+    anchored = batch([own, feedback])
+    named = Event(
+        "identity.profile_changed",
+        key="tutor-tom",
+        payload={"user_id": "tutor-tom", "display_name": "Tom <Tutor>"},
+    )
+    await consume(
+        service,
+        named,
+        *(recorded_event(i, device=False) for i in (own, feedback)),
+        *anchored.events(),
+    )
+    chain = InMemoryChainReader([(anchored.batch_id, anchored.info(), anchored.tx_hash)])
+    chain.bind_key(public_key_of(tom), KeyInfo(subject_of("tutor-tom"), "custodial", 3))
+    service.chain_reader = reader_factory(chain)
+    public = Disclosure.build("d", [], [], True, False, True)
+    await service.update_privacy(ANA, PrivacySettings(True, public, public))
+    passport = await service.own_passport(ANA)
+    _, verifier = token_pair(clock)
+    async with running_server([PassportServicer(service)], token_verifier=verifier) as channel:
+        app = Starlette(routes=verify_routes(channel, chain_rpc_url="http://127.0.0.1:1/rpc"))
+        async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+            document = (await http.get(f"/passports/{passport.id}/export.json")).json()
+            page = (await http.get(f"/verify/{passport.id}")).text
+    authors = {e["entry_id"]: e["author"] for e in document["entries"]}
+    assert authors[own.statement_id] == {
+        "kind": "self",
+        "id": "",  # identity not disclosed
+        "public_key": public_key_of(ana).hex(),
+    }
+    assert authors[feedback.statement_id]["id"] == "tutor-tom"
+    assert verify_passport(document, chain).ok
+    assert '<span class="author" data-kind="SELF">self</span>' in page
+    assert "attested by Tom &lt;Tutor&gt; (tutor-tom)" in page  # named, and escaped
+    assert (
+        "signed by the key of tutor-tom <code>"
+        f"{public_key_of(tom).hex()[:16]}…</code>, registered on chain as a custodial key "
+        "at block 3" in page
+    )
+    assert "not registered on chain" in page  # ana's key: truthfully

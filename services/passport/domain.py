@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from chain.translator.authors import Author, AuthorKind, author_label, display_name_of_service
 from services.kit.errors import ValidationError
 
 INTERACTION_TYPES = ("question", "answer", "exercise", "discussion", "evaluation", "feedback")
@@ -276,6 +277,10 @@ class Entry:
     public_key_hex: str
     anchor: Anchor
     seq: int = 0
+    author_id: str = ""  # the Keiko account the statement's authority names
+    author_kind: str = AuthorKind.SELF.value
+    signer_id: str = ""  # whose key signed it, once the translator says so
+    author_name: str = ""  # the author's display name, when known
 
     @property
     def statement(self) -> dict[str, Any]:
@@ -299,6 +304,37 @@ class Entry:
                     if isinstance(definition, Mapping):
                         return _first_text(definition.get("name") or {})[:300]
         return ""
+
+    @property
+    def legacy(self) -> bool:
+        """Written by someone else but signed with the learner's key: how every entry was
+        signed before per-author signing. Shown as recorded by its writer, never as the
+        learner's own nor as the writer's signature."""
+        return self.author_id not in ("", self.learner_id) and self.signer_id == self.learner_id
+
+    @property
+    def kind(self) -> AuthorKind:
+        try:
+            return AuthorKind(self.author_kind)
+        except ValueError:
+            return AuthorKind.SELF if self.author_id in ("", self.learner_id) else AuthorKind.USER
+
+    def author(self, show_identity: bool) -> Author:
+        """Who wrote it and the key that signed it. The learner's own id is withheld unless
+        the viewer may see the learner's identity; an attesting user or service is named."""
+        kind = self.kind
+        if kind is AuthorKind.SELF:
+            author_id = self.learner_id if show_identity else ""
+            name = ""
+        else:
+            author_id = self.author_id
+            name = self.author_name or display_name_of_service(self.author_id)
+        key = bytes.fromhex(self.public_key_hex) if self.public_key_hex else b""
+        return Author(kind, author_id, name, key)
+
+    def author_label(self, show_identity: bool) -> str:
+        author = self.author(show_identity)
+        return author_label(author.kind, author.id, author.display_name, self.legacy)
 
     def score_scaled(self) -> float | None:
         try:

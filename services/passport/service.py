@@ -18,6 +18,14 @@ Writes (profile, privacy, links) act on the caller's own passport only.
   ``public_key`` (custodial signatures). A missing proof is fetched through the
   :class:`ProofSource` (the translator's public ``GetInclusionProof``).
 * ``chain.anchor_failed``: ``record_id``, ``learner_id``, ``failure_reason``.
+* ``identity.profile_changed``: ``user_id``, ``display_name`` (``owner_names``): the
+  owner's name, shown to those the owner lets see their identity, and the names shown for
+  the users who attest entries.
+
+**Authors.** Each entry records its author, the Keiko account the statement's authority
+names (``self`` when that is the learner, else a user or a Keiko service), and, from the
+translator's anchor event, whose key signed it (``author_id`` there). Only the learner's
+own entries set the passport's public key.
 
 Each change enqueues ``passport.updated`` (``passport_id``, ``owner_id``, ``kind``,
 ``statement_id``) in the same transaction: WatchPassport streams it.
@@ -30,11 +38,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -42,6 +51,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chain.translator.authors import author_kind, keiko_account
 from chain.translator.batching import Domain
 from chain.translator.felts import parse_felt
 from chain.verify import (
@@ -224,6 +234,10 @@ class Verification:
     reason: str
     block: int
     tx_hash: str
+    key_holder: str = ""
+    key_registration: str = ""
+    key_custody: str = ""
+    key_registered_block: int = 0
 
     @property
     def verified(self) -> bool:
@@ -236,6 +250,12 @@ _SIGNATURE_FAILURES = {
     Failure.SIGNATURE_INVALID,
     Failure.STATEMENT_HASH_MISMATCH,
     Failure.KEY_NOT_LEARNERS,
+    Failure.AUTHOR_KEY_MISMATCH,
+    Failure.NOT_LEARNERS_OWN,
+    Failure.AUTHOR_NOT_AUTHORITY,
+    Failure.ENTRY_NOT_LEARNERS,
+    Failure.KEY_NOT_AUTHORS,
+    Failure.KEY_REVOKED,
 }
 _INCLUSION_FAILURES = {
     Failure.MALFORMED,
@@ -256,6 +276,7 @@ _ROOT_FAILURES = {
 def verification_of(report: EntryReport) -> Verification:
     reasons = {p.reason for p in report.problems}
     anchored = report.batch_id is not None
+    author = report.author
     return Verification(
         statement_id=report.entry_id or "",
         signature_valid=not (reasons & _SIGNATURE_FAILURES),
@@ -265,6 +286,10 @@ def verification_of(report: EntryReport) -> Verification:
         reason=str(report.problems[0]) if report.problems else "",
         block=report.block or 0,
         tx_hash=hex(report.tx_hash) if report.tx_hash is not None else "",
+        key_holder="" if author is None else author.holder,
+        key_registration="" if author is None else author.registration.value,
+        key_custody="" if author is None or author.custody is None else author.custody,
+        key_registered_block=0 if author is None or author.block is None else author.block,
     )
 
 
@@ -305,6 +330,10 @@ def _entry_of(row: Any) -> Entry:
         public_key_hex=public_key,
         anchor=anchor,
         seq=int(m["seq"]),
+        author_id=m["author_id"],
+        author_kind=m["author_kind"],
+        signer_id=m["a_signer_id"] or "",
+        author_name=m["p_display_name"] or "",
     )
 
 
@@ -325,7 +354,13 @@ def _entry_select() -> Any:
         a.public_key_hex.label("a_public_key_hex"),
         a.failure_reason.label("a_failure_reason"),
         a.updated_at.label("a_updated_at"),
-    ).select_from(entries.outerjoin(anchors, anchors.c.record_id == entries.c.statement_id))
+        a.signer_id.label("a_signer_id"),
+        owner_names.c.display_name.label("p_display_name"),
+    ).select_from(
+        entries.outerjoin(anchors, anchors.c.record_id == entries.c.statement_id).outerjoin(
+            owner_names, owner_names.c.user_id == entries.c.author_id
+        )
+    )
 
 
 def _text(payload: Mapping[str, Any], key: str) -> str:
@@ -333,7 +368,18 @@ def _text(payload: Mapping[str, Any], key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def export_entry(entry: Entry) -> ExportEntry | None:
+def _author_of(statement_json: str, recorded_by: str, learner: str) -> str:
+    """The Keiko account the statement's authority names (the learning service sets it
+    to the writer's), else who recorded it, else the learner."""
+    try:
+        statement = json.loads(statement_json)
+    except ValueError:
+        statement = {}
+    authority = statement.get("authority") if isinstance(statement, dict) else None
+    return (keiko_account(authority) or recorded_by or learner)[:200]
+
+
+def export_entry(entry: Entry, show_identity: bool = True) -> ExportEntry | None:
     """The entry in ``keiko.passport.export`` form, or None while it has no signature."""
     if not entry.signature_hex or not entry.public_key_hex:
         return None
@@ -357,6 +403,8 @@ def export_entry(entry: Entry) -> ExportEntry | None:
         bytes.fromhex(entry.signature_hex),
         bytes.fromhex(entry.public_key_hex),
         anchor,
+        entry.author(show_identity),
+        legacy=entry.legacy,
     )
 
 
@@ -465,6 +513,7 @@ class PassportService:
         signature = _text(device, "signature_hex") if isinstance(device, Mapping) else ""
         public_key = _text(device, "public_key_hex") if isinstance(device, Mapping) else ""
         timestamp = datetime.fromisoformat(_text(p, "timestamp").replace("Z", "+00:00"))
+        author = _author_of(statement_json, _text(p, "recorded_by"), learner)
         passport = await self._ensure_passport(s, learner)
         exists = (
             await s.execute(select(entries.c.seq).where(entries.c.statement_id == statement_id))
@@ -487,9 +536,11 @@ class PassportService:
                 signature_hex=signature.lower(),
                 public_key_hex=public_key.lower(),
                 recorded_at=self.clock.now(),
+                author_id=author,
+                author_kind=author_kind(author, learner).value,
             )
         )
-        if public_key and _text(p, "recorded_by") in ("", learner):
+        if public_key and author == learner:
             # Only the learner's own entries carry the learner's key.
             await self._set_key(s, passport, public_key.lower())
         await self._announce(s, passport, ENTRY_ADDED, statement_id)
@@ -518,10 +569,13 @@ class PassportService:
             "public_key_hex": _text(p, "public_key").lower(),
             "failure_reason": "",
             "updated_at": self.clock.now(),
+            # Whose key signed it; the translator's events before per-author signing do
+            # not say, and every entry was then signed by its learner's key.
+            "signer_id": _text(p, "author_id") or learner,
         }
         await self._upsert_anchor(s, record_id, values)
         passport = await self._ensure_passport(s, learner)
-        if values["public_key_hex"] and _text(p, "author_id") in ("", learner):
+        if values["public_key_hex"] and values["signer_id"] == learner:
             # Only the learner's own entries carry the learner's key.
             await self._set_key(s, passport, str(values["public_key_hex"]))
         await self._announce(s, passport, ENTRY_ANCHOR_CHANGED, record_id)
@@ -552,6 +606,7 @@ class PassportService:
             "public_key_hex": "",
             "failure_reason": (_text(p, "failure_reason") or "anchoring failed")[:2000],
             "updated_at": self.clock.now(),
+            "signer_id": "",
         }
         await self._upsert_anchor(s, record_id, values)
         passport = await self._ensure_passport(s, learner)
@@ -963,7 +1018,8 @@ class PassportService:
         token = ""
         while len(out) < MAX_EXPORT_ENTRIES:
             page, token = await self.entry_page(access, size=500, page_token=token)
-            out.extend(e for e in map(export_entry, page) if e is not None)
+            show = access.disclosure.show_identity
+            out.extend(e for e in (export_entry(x, show) for x in page) if e is not None)
             if not token:
                 break
         return PassportExport(
@@ -978,8 +1034,12 @@ class PassportService:
         async with self.chain_reader() as reader:
             return await averify_passport(doc, reader, require_anchored=False)
 
-    async def verify_entries(self, found: Sequence[Entry]) -> list[Verification]:
-        """Check each entry's signature, proof and root ON CHAIN (never Keiko's roots)."""
+    async def verify_entries(
+        self, found: Sequence[Entry], show_identity: bool = True
+    ) -> list[Verification]:
+        """Check each entry's signature, its author's key, proof and root ON CHAIN (never
+        Keiko's roots). Without ``show_identity`` the learner is not named as a key's
+        holder."""
         if self.chain_reader is None:
             raise Unavailable("verification needs a chain RPC endpoint (KEIKO_CHAIN_RPC_URL)")
         exported: list[ExportEntry] = []
@@ -990,6 +1050,7 @@ class PassportService:
                 unsigned.append(e)
             else:
                 exported.append(item)
+        learner = found[0].learner_id if found else None
         by_id: dict[str, Verification] = {}
         unknown: list[ExportEntry] = []
         for item in exported:
@@ -999,7 +1060,7 @@ class PassportService:
             else:
                 unknown.append(item)
         if unknown:
-            doc = PassportExport("verification", self.clock.now(), tuple(unknown))
+            doc = PassportExport("verification", self.clock.now(), tuple(unknown), learner)
             if self.verify_in_thread:
                 report = await asyncio.to_thread(asyncio.run, self._verify_on_chain(doc))
             else:
@@ -1009,6 +1070,11 @@ class PassportService:
                 if item.entry_id in fresh:
                     self.verified.remember(verification_key(item), fresh[item.entry_id])
             by_id.update(fresh)
+        if not show_identity and learner:
+            by_id = {
+                k: replace(v, key_holder="") if v.key_holder == learner else v
+                for k, v in by_id.items()
+            }
         results: list[Verification] = []
         for e in found:
             v = by_id.get(e.statement_id)

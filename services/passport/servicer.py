@@ -19,6 +19,7 @@ from typing import Any
 import betterproto
 import grpc
 
+from chain.translator.authors import AuthorKind
 from chain.verify import AsyncChainReader
 from services.api.keiko.common import v1 as common
 from services.api.keiko.passport import v1 as pb
@@ -254,6 +255,21 @@ def anchor_to_pb(entry: Entry) -> common.AnchorState:
     return message
 
 
+_AUTHOR_KIND_TO_PB = {kind: pb.AuthorKind.from_string(kind.name) for kind in AuthorKind}
+
+
+def author_to_pb(entry: Entry, disclosure: Disclosure) -> pb.EntryAuthor:
+    author = entry.author(disclosure.show_identity)
+    return pb.EntryAuthor(
+        kind=_AUTHOR_KIND_TO_PB[author.kind],
+        id=author.id,
+        display_name=author.display_name,
+        public_key_hex=author.public_key.hex(),
+        legacy=entry.legacy,
+        label=entry.author_label(disclosure.show_identity),
+    )
+
+
 def entry_to_pb(entry: Entry, disclosure: Disclosure) -> pb.PassportEntry:
     message = pb.PassportEntry(
         statement_id=entry.statement_id,
@@ -266,6 +282,7 @@ def entry_to_pb(entry: Entry, disclosure: Disclosure) -> pb.PassportEntry:
         anchor=anchor_to_pb(entry),
         proof_leaf=entry.anchor.leaf,
         proof=list(entry.anchor.proof or ()),
+        author=author_to_pb(entry, disclosure),
     )
     score = entry.score_scaled() if disclosure.show_scores else None
     if score is not None:
@@ -308,6 +325,10 @@ def verification_to_pb(v: Verification) -> pb.EntryVerification:
         reason=v.reason,
         block_number=v.block,
         tx_hash=v.tx_hash,
+        key_holder=v.key_holder,
+        key_registration=v.key_registration,
+        key_custody=v.key_custody,
+        key_registered_block=v.key_registered_block,
     )
 
 
@@ -492,8 +513,8 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
         self, verify_entry_request: pb.VerifyEntryRequest
     ) -> pb.VerifyEntryResponse:
         r = verify_entry_request
-        entry, _ = await self._entry(r.statement_id, r.share_token)
-        [result] = await self.service.verify_entries([entry])
+        entry, disclosure = await self._entry(r.statement_id, r.share_token)
+        [result] = await self.service.verify_entries([entry], disclosure.show_identity)
         return pb.VerifyEntryResponse(verification=verification_to_pb(result))
 
     async def verify_passport(
@@ -504,7 +525,7 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
         found, token = await self.service.entry_page(
             access, TimelineFilter(), page_size(r.page_size), r.page_token
         )
-        results = await self.service.verify_entries(found)
+        results = await self.service.verify_entries(found, access.disclosure.show_identity)
         statuses = [v.status.value for v in results]
         return pb.VerifyPassportResponse(
             entries=[verification_to_pb(v) for v in results],

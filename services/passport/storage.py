@@ -3,10 +3,16 @@
 - ``passports``: one per learner (``owner_id`` unique); privacy settings and learning
   profile as JSON; the public id verifiers look it up by.
 - ``entries``: one per xAPI statement of the learner (from
-  ``learning.interaction_recorded``), with the hierarchy ids and the signed statement.
+  ``learning.interaction_recorded``), with the hierarchy ids, the signed statement and its
+  author (``author_id``: the Keiko account the statement's authority names;
+  ``author_kind``: self, user or service).
 - ``anchors``: the anchor of each record (from ``chain.interaction_anchored`` /
   ``chain.anchor_failed``), kept apart from ``entries`` because the two topics arrive
-  in any order; joined on read.
+  in any order; joined on read. ``signer_id`` is whose key signed it (the translator's
+  ``author_id``): an entry written by someone else but signed by the learner's key, as
+  every entry was before per-author signing, is *legacy*.
+- ``owner_names``: users' display names (from ``identity.profile_changed``): the
+  owner's, and those of the users who attest entries.
 - ``share_links``: hashed bearer tokens (SHA-256 of ``secrets.token_urlsafe(32)``), scope,
   expiry, revocation, view count.
 - ``outbox``, ``processed_events``: the kit's event plumbing.
@@ -76,6 +82,8 @@ entries = Table(
     Column("signature_hex", String(128), nullable=False),
     Column("public_key_hex", String(64), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("author_id", String(200), nullable=False, server_default=""),
+    Column("author_kind", String(16), nullable=False, server_default="self"),
     Index("ix_entries_learner_id_timestamp", "learner_id", "timestamp", "statement_id"),
 )
 
@@ -97,6 +105,7 @@ anchors = Table(
     Column("public_key_hex", String(64), nullable=False),
     Column("failure_reason", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("signer_id", String(200), nullable=False, server_default=""),
 )
 
 share_links = Table(

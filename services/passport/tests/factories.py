@@ -18,6 +18,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
+from chain.translator.authors import KEIKO_HOME_PAGE
 from chain.translator.batching import Domain, make_batch_id
 from chain.translator.felts import felt_to_hex
 from chain.translator.leaves import compute_leaf
@@ -26,7 +27,7 @@ from chain.translator.signing import public_key_of, sign
 from chain.verify import BatchInfo, InMemoryChainReader
 from services.kit.events import Event
 
-KEIKO_HOME = "https://keiko.app"
+KEIKO_HOME = KEIKO_HOME_PAGE
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Interaction:
     class_id: str
     session_id: str
     timestamp: datetime
+    author_id: str = ""  # the authority the statement names; "" = the learner
+    signer_id: str = ""  # whose key signed it, as the translator reports; "" = not said
 
     @property
     def leaf(self) -> int:
@@ -59,9 +62,13 @@ def interaction(
     score: float | None = 0.8,
     name: str = "Question 3",
     titles: dict[str, str] | None = None,
+    author: str = "",
+    signer: str = "",
 ) -> Interaction:
     """``titles`` (``{"course": ..., "class": ..., "tutorial-session": ...}``) name the
-    hierarchy in the statement's context, as the learning service does."""
+    hierarchy in the statement's context, as the learning service does. ``key`` signs;
+    ``author`` (else the learner) is the statement's authority and ``signer`` whose key
+    the translator says it was (its anchor event's ``author_id``)."""
     statement_id = str(uuid.uuid4())
     statement: dict[str, Any] = {
         "id": statement_id,
@@ -94,6 +101,11 @@ def interaction(
                 ]
             }
         }
+    if author:
+        statement["authority"] = {
+            "objectType": "Agent",
+            "account": {"homePage": KEIKO_HOME, "name": author},
+        }
     return Interaction(
         statement_id,
         learner_id,
@@ -105,6 +117,8 @@ def interaction(
         class_id,
         session_id,
         when,
+        author,
+        signer,
     )
 
 
@@ -116,7 +130,7 @@ def recorded_event(item: Interaction, *, device: bool = True) -> Event:
         payload={
             "statement_id": item.statement_id,
             "learner_id": item.learner_id,
-            "recorded_by": item.learner_id,
+            "recorded_by": item.author_id or item.learner_id,
             "verb_id": item.statement["verb"]["id"],
             "object_id": item.statement["object"]["id"],
             "interaction_type": item.interaction_type,
@@ -171,6 +185,8 @@ class Batch:
             if with_signature:
                 payload["signature"] = item.signature.hex()
                 payload["public_key"] = item.public_key.hex()
+            if item.signer_id:
+                payload["author_id"] = item.signer_id
             out.append(Event("chain.interaction_anchored", key=item.learner_id, payload=payload))
         return out
 

@@ -11,11 +11,13 @@ from datetime import timedelta
 import pytest
 from nacl.signing import SigningKey
 
+from chain.translator.authors import subject_of
 from chain.verify import (
     AnchorTransaction,
     AsyncChainReader,
     BatchInfo,
     InMemoryChainReader,
+    KeyInfo,
     verify_passport,
 )
 from services.kit.clock import FixedClock
@@ -49,6 +51,9 @@ class AsyncReader:
 
     async def anchor_transaction(self, tx_hash: int) -> AnchorTransaction | None:
         return self.inner.anchor_transaction(tx_hash)
+
+    async def key_binding(self, public_key: bytes) -> KeyInfo | None:
+        return self.inner.key_binding(public_key)
 
 
 def reader_factory(inner: InMemoryChainReader) -> ChainReaderFactory:
@@ -333,6 +338,8 @@ async def test_verify_entries_reads_roots_from_the_chain(
     found, _ = await service.entry_page(await own(service))
 
     chain = reader_for(anchored)
+    # ana's key is bound on chain (a result is remembered only once its key is).
+    chain.bind_key(bytes(ana_key.verify_key), KeyInfo(subject_of("ana"), "custodial", 1))
     service.chain_reader = reader_factory(chain)
     results = await service.verify_entries(found)
     assert [r.status.value for r in results] == ["verified", "verified", "unanchored"]

@@ -89,6 +89,26 @@ class PassportUpdateKind(betterproto.Enum):
     PRIVACY_UPDATED = 4
 
 
+class AuthorKind(betterproto.Enum):
+    """Who wrote an entry."""
+
+    UNSPECIFIED = 0
+    SELF = 1
+    """
+    The learner: what they submitted themself, signed with their own key.
+    """
+
+    USER = 2
+    """
+    Another Keiko user (a tutor's feedback), signed with that user's own key.
+    """
+
+    SERVICE = 3
+    """
+    A Keiko service (an attendance record), signed with the service's own key.
+    """
+
+
 class CredentialFormat(betterproto.Enum):
     """How entries become credentials."""
 
@@ -123,6 +143,38 @@ class CredentialRevocationReason(betterproto.Enum):
 
     WITHDRAWN_SHARE = 4
     """It was issued for a share link that was revoked."""
+
+
+@dataclass(eq=False, repr=False)
+class EntryAuthor(betterproto.Message):
+    """The author of an entry and the key that signed it."""
+
+    kind: "AuthorKind" = betterproto.enum_field(1)
+    id: str = betterproto.string_field(2)
+    """
+    User or service id; empty for the learner's own entries when the viewer may not see
+     the learner's identity.
+    """
+
+    display_name: str = betterproto.string_field(3)
+    """
+    The attesting user's or service's name; empty when unknown, and for the learner.
+    """
+
+    public_key_hex: str = betterproto.string_field(4)
+    """
+    Hex Ed25519 public key that signed the entry; empty until it is signed.
+    """
+
+    legacy: bool = betterproto.bool_field(5)
+    """
+    Written by someone else before Keiko signed each entry with its author's key: the
+     learner's key signed it. Shown as recorded by the author, never as the learner's own
+     entry nor as the author's signature.
+    """
+
+    label: str = betterproto.string_field(6)
+    """How to show it: "self", "attested by <name>", or the legacy wording."""
 
 
 @dataclass(eq=False, repr=False)
@@ -294,6 +346,11 @@ class PassportEntry(betterproto.Message):
      anchored.
     """
 
+    author: "EntryAuthor" = betterproto.message_field(12)
+    """
+    Who wrote it: the learner ("self") or an attesting user or Keiko service.
+    """
+
 
 @dataclass(eq=False, repr=False)
 class TimelineGroup(betterproto.Message):
@@ -355,6 +412,25 @@ class EntryVerification(betterproto.Message):
     """Block and transaction of the anchor the check found on chain."""
 
     tx_hash: str = betterproto.string_field(8)
+    key_holder: str = betterproto.string_field(9)
+    """
+    Whose key signed the entry: the author's id, or the learner's for a legacy entry;
+     empty when the learner's identity is not disclosed.
+    """
+
+    key_registration: str = betterproto.string_field(10)
+    """
+    What the chain's key directory says about the key: "registered on chain", "revoked
+     on chain", "not registered on chain" or "key directory not readable".
+    """
+
+    key_custody: str = betterproto.string_field(11)
+    """
+    For a registered key: its custody ("custodial", "device", "service") and the block
+     that bound it to its holder.
+    """
+
+    key_registered_block: int = betterproto.uint64_field(12)
 
 
 @dataclass(eq=False, repr=False)
