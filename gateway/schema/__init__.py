@@ -30,6 +30,11 @@ from gateway.schema.governance import (
 from gateway.schema.humanity import HumanityMutation, HumanityQuery
 from gateway.schema.identity import IdentityMutation, IdentityQuery
 from gateway.schema.integrations import IntegrationsMutation, IntegrationsQuery
+from gateway.schema.invitations import (
+    InvitationMutation,
+    InvitationQuery,
+    InvitationSubscription,
+)
 from gateway.schema.learning import LearningMutation, LearningQuery, LearningSubscription
 from gateway.schema.marketplace import (
     MarketplaceMutation,
@@ -58,6 +63,7 @@ class Query(
     MarketplaceQuery,
     UsersQuery,
     IntegrationsQuery,
+    InvitationQuery,
 ):
     pass
 
@@ -74,6 +80,7 @@ class Mutation(
     MarketplaceMutation,
     UsersMutation,
     IntegrationsMutation,
+    InvitationMutation,
 ):
     pass
 
@@ -86,6 +93,7 @@ class Subscription(
     ReputationSubscription,
     GovernanceSubscription,
     MarketplaceSubscription,
+    InvitationSubscription,
 ):
     pass
 

@@ -21,6 +21,7 @@ from strawberry.dataloader import DataLoader
 
 from gateway.context import Info
 from gateway.errors import ClientError, rpc, rpc_stream
+from gateway.schema.invitations import Invitation
 from services.api.keiko.common import v1 as common_pb
 from services.api.keiko.learning import v1 as pb
 from services.kit.limits import MAX_DURATION
@@ -191,6 +192,9 @@ class TutorialSession:
     ended_at: datetime | None
     interaction_count: int
     created_at: datetime
+    invitations: list[Invitation] = strawberry.field(
+        description="The invitations of the students named by someone else (issue 9)."
+    )
 
     @strawberry.field(name="class", description="The class the session is held in, if any.")
     async def klass(self, info: Info) -> Class | None:
@@ -212,6 +216,7 @@ class TutorialSession:
             ended_at=_when(session.ended_at),
             interaction_count=session.interaction_count,
             created_at=session.created_at,
+            invitations=[Invitation.from_pb(i) for i in session.invitations],
         )
 
 

@@ -19,6 +19,7 @@ import strawberry
 
 from gateway.context import Info
 from gateway.errors import rpc, rpc_stream
+from gateway.schema.invitations import InvitationStatus, status_from_pb
 from services.api.keiko.common import v1 as common_pb
 from services.api.keiko.marketplace import v1 as pb
 
@@ -340,6 +341,12 @@ class Reservation:
     created_by: strawberry.ID
     created_at: datetime
     updated_at: datetime
+    student_invitation: InvitationStatus | None = strawberry.field(
+        description=(
+            "The named student's answer to their invitation; null when nobody was "
+            "invited (they booked it themselves). Completing needs ACCEPTED."
+        )
+    )
 
     @staticmethod
     def from_pb(r: pb.Reservation) -> Reservation:
@@ -369,6 +376,7 @@ class Reservation:
             created_by=strawberry.ID(r.created_by),
             created_at=r.created_at,
             updated_at=r.updated_at,
+            student_invitation=status_from_pb(r.student_invitation),
         )
 
 
@@ -385,6 +393,9 @@ class TutorSession:
     status: TutorSessionStatus
     learning_session_id: strawberry.ID | None
     created_at: datetime
+    student_invitation: InvitationStatus | None = strawberry.field(
+        description="The student's answer to their invitation; completing needs ACCEPTED."
+    )
 
     @staticmethod
     def from_pb(s: pb.TutorSession) -> TutorSession:
@@ -402,6 +413,7 @@ class TutorSession:
                 strawberry.ID(s.learning_session_id) if s.learning_session_id else None
             ),
             created_at=s.created_at,
+            student_invitation=status_from_pb(s.student_invitation),
         )
 
 

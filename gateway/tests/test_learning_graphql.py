@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect
 from gateway.extensions import MaskInternalErrors
 from gateway.schema import KeikoSchema
 from gateway.schema.identity import IdentityMutation, IdentityQuery
+from gateway.schema.invitations import InvitationMutation
 from gateway.schema.learning import LearningMutation, LearningQuery, LearningSubscription
 from gateway.schema.system import SystemSubscription
 from gateway.tests.test_xapi_resource import LiveLearning, live_learning
@@ -32,7 +33,7 @@ class Query(IdentityQuery, LearningQuery):
 
 
 @strawberry.type
-class Mutation(IdentityMutation, LearningMutation):
+class Mutation(IdentityMutation, LearningMutation, InvitationMutation):
     pass
 
 
@@ -102,12 +103,23 @@ async def setup_session(gw: LiveLearning) -> dict[str, str]:
     session = data(
         await gw.graphql(
             "mutation($i: TutorialSessionInput!) { createTutorialSession(input: $i) "
-            "{ id sessionType studentIds startedAt class { id } } }",
+            "{ id sessionType studentIds startedAt class { id } invitations { id status } } }",
             {"i": {"sessionType": "HUMAN", "studentIds": ["ana"], "classId": klass["id"]}},
             token=tutor,
         )
     )["createTutorialSession"]
     assert session["startedAt"] is None and session["class"] == {"id": klass["id"]}
+    # Issue 9: Ana was invited; she accepts.
+    [invitation] = session["invitations"]
+    assert invitation["status"] == "PENDING"
+    accepted = data(
+        await gw.graphql(
+            "mutation($i: ID!) { acceptInvitation(id: $i) { status inviteeId } }",
+            {"i": invitation["id"]},
+            token=gw.token("ana"),
+        )
+    )["acceptInvitation"]
+    assert accepted == {"status": "ACCEPTED", "inviteeId": "ana"}
     started = data(
         await gw.graphql(
             "mutation($s: ID!) { startTutorialSession(id: $s) { startedAt } }",

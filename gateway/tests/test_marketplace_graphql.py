@@ -305,6 +305,26 @@ async def test_tutor_session_flow_with_the_reservation_subscription(market: Mark
             "FAILED_PRECONDITION",
         )
         market.clock.set(datetime(2026, 1, 10, 10, 30, tzinfo=UTC))
+        # Issue 9: naming the student invited them; completing needs their consent.
+        pending = await market.error(complete, tutor, id=booked["session"]["id"])
+        assert pending["extensions"]["code"] == "FAILED_PRECONDITION"
+        invited = await market.ok(
+            "{ invitations(kinds: [TUTOR_SESSION], statuses: [PENDING]) "
+            "{ id kind subjectId inviterId } }",
+            student,
+        )
+        [invitation] = invited["invitations"]
+        assert (invitation["kind"], invitation["subjectId"], invitation["inviterId"]) == (
+            "TUTOR_SESSION",
+            booked["session"]["id"],
+            "tutor-1",
+        )
+        accepted = await market.ok(
+            "mutation A($id: ID!) { acceptInvitation(id: $id) { status } }",
+            student,
+            id=invitation["id"],
+        )
+        assert accepted["acceptInvitation"] == {"status": "ACCEPTED"}
         done = await market.ok(complete, tutor, id=booked["session"]["id"])
         assert done["completeTutorSession"] == {"status": "COMPLETED"}
         assert (await _next_event(ws))["kind"] == "COMPLETED"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from services.api.keiko.learning import v1 as pb
 from services.kit.events.fanout import EventFanout
 from services.kit.events.outbox import OutboxRelay
+from services.kit.invitations.rpc import InvitationRpcs
 from services.kit.runtime import ServiceRuntime
 from services.learning.activities.servicer import ActivitiesServicer
 from services.learning.clients.servicer import (
@@ -33,6 +34,7 @@ from services.learning.webhooks.servicer import WebhooksServicer
 
 
 class LearningServicer(
+    InvitationRpcs,
     StatementsServicer,
     DocumentsServicer,
     ActivitiesServicer,
@@ -48,6 +50,9 @@ class LearningServicer(
     def __init__(self, service: LearningService, fanout: EventFanout | None = None) -> None:
         self.service = service
         self.fanout = fanout
+        # ListInvitations, RespondToInvitation, WatchInvitations (the shared mixin).
+        self.invitation_owner = service.sessions
+        self.invitation_pb = pb
         self.interceptors = [lrs_auth_interceptor(service.clients)]
 
 

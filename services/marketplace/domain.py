@@ -37,6 +37,7 @@ from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 from services.kit.errors import ValidationError
+from services.kit.invitations import InvitationStatus
 
 T = TypeVar("T")
 
@@ -295,6 +296,9 @@ class Reservation:
     tutor_session_id: str = ""
     cancellation: Cancellation | None = None
     request_id: str = ""
+    # The named student's answer to their invitation (None: nobody was invited). Read
+    # from the invitations, not stored with the reservation.
+    student_invitation: InvitationStatus | None = None
 
     def participants(self) -> set[str]:
         return {p for p in (self.tutor_id, self.student_id, self.created_by) if p}
@@ -371,6 +375,7 @@ class TutorSession:
     status: TutorSessionStatus
     created_at: datetime
     learning_session_id: str = ""
+    student_invitation: InvitationStatus | None = None
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,19 @@ from services.kit.errors import (
 )
 from services.kit.events import Event
 from services.kit.events.outbox import enqueue
+from services.kit.invitations import Invitation, InvitationKind, InvitationStatus
+from services.kit.invitations.rpc import list_page
+from services.marketplace.consent import (
+    cancel_invitations,
+    invite_named,
+    marketplace_invitations,
+    require_consent,
+    student_consent,
+    with_reservation_consent,
+    with_session_consent,
+)
 from services.marketplace.domain import (
+    ACTIVE_STATUSES,
     MAX_ADDRESS,
     MAX_AVAILABILITY_WINDOW,
     MAX_CERT_FIELD,
@@ -207,6 +219,7 @@ class MarketplaceService:
         self.db = db
         self.clock = clock
         self._on_commit = on_commit
+        self.invitations = marketplace_invitations()
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -650,6 +663,16 @@ class MarketplaceService:
                         _session_event(TOPIC_TUTOR_SESSION_BOOKED, session, now, principal)
                     )
                 await tx.emit(_reservation_event(reservation, space.owner_id))
+                session_ = tx.repo.session
+                for event in await invite_named(
+                    self.invitations, session_, principal, reservation, now
+                ):
+                    await tx.emit(event)
+                [reservation] = await with_reservation_consent(
+                    self.invitations, session_, [reservation]
+                )
+                if session is not None:
+                    [session] = await with_session_consent(self.invitations, session_, [session])
                 return reservation, session
         except IntegrityError as exc:
             overlap = violated_constraint(exc) == NO_OVERLAP_CONSTRAINT
@@ -679,6 +702,9 @@ class MarketplaceService:
         if (found.space_id, found.start_time, found.end_time) != (data.space_id, start, end):
             raise ValidationError("request_id", "was already used for a different reservation")
         session = await repo.get_session(found.tutor_session_id) if found.tutor_session_id else None
+        [found] = await with_reservation_consent(self.invitations, repo.session, [found])
+        if session is not None:
+            [session] = await with_session_consent(self.invitations, repo.session, [session])
         return found, session
 
     def _can_cancel(self, principal: Principal, r: Reservation, space: Space) -> bool:
@@ -695,6 +721,7 @@ class MarketplaceService:
             space = await self._space(tx.repo, r.space_id, "reservation_id")
             self._require_owner(principal, space, "confirm reservations")
             if r.status is ReservationStatus.CONFIRMED:
+                [r] = await with_reservation_consent(self.invitations, tx.repo.session, [r])
                 return r
             if r.status is not ReservationStatus.REQUESTED:
                 raise FailedPrecondition(f"reservation is {r.status}, not requested")
@@ -703,6 +730,9 @@ class MarketplaceService:
             confirmed = replace(r, status=ReservationStatus.CONFIRMED, updated_at=now)
             await tx.repo.update_reservation(confirmed)
             await tx.emit(_reservation_event(confirmed, space.owner_id))
+            [confirmed] = await with_reservation_consent(
+                self.invitations, tx.repo.session, [confirmed]
+            )
             return confirmed
 
     async def cancel_reservation(
@@ -725,7 +755,7 @@ class MarketplaceService:
             )
         session = await tx.repo.get_session(r.tutor_session_id) if r.tutor_session_id else None
         if r.status is ReservationStatus.CANCELLED:
-            return r, session  # a retry
+            return await self._consent(tx.repo, r, session)  # a retry
         if r.status is ReservationStatus.COMPLETED:
             raise FailedPrecondition("a completed reservation cannot be cancelled")
         outcome, refund = cancellation_refund(
@@ -746,7 +776,9 @@ class MarketplaceService:
             await tx.repo.set_session_status(session.id, TutorSessionStatus.CANCELLED, now)
             session = replace(session, status=TutorSessionStatus.CANCELLED)
             await tx.emit(_session_event(TOPIC_TUTOR_SESSION_CANCELLED, session, now, principal))
-        return cancelled, session
+        for event in await cancel_invitations(self.invitations, tx.repo.session, r, now):
+            await tx.emit(event)
+        return await self._consent(tx.repo, cancelled, session)
 
     async def complete_reservation(self, principal: Principal, reservation_id: str) -> Reservation:
         async with self._write() as tx:
@@ -769,9 +801,11 @@ class MarketplaceService:
             raise FailedPrecondition(f"reservation is {r.status}, not confirmed")
         if now < r.end_time:
             raise FailedPrecondition("the reservation has not ended yet")
+        await require_consent(self.invitations, tx.repo.session, r)
         completed = replace(r, status=ReservationStatus.COMPLETED, updated_at=now)
         await tx.repo.update_reservation(completed)
         await tx.emit(_reservation_event(completed, space.owner_id))
+        [completed] = await with_reservation_consent(self.invitations, tx.repo.session, [completed])
         return completed
 
     async def get_reservation(self, principal: Principal, reservation_id: str) -> Reservation:
@@ -781,8 +815,9 @@ class MarketplaceService:
             if r is None:
                 raise NotFound(f"reservation {reservation_id} not found")
             space = await self._space(repo, r.space_id, "reservation_id")
-        if not self._can_cancel(principal, r, space):
-            raise PermissionDenied("not a participant of this reservation nor the space owner")
+            if not self._can_cancel(principal, r, space):
+                raise PermissionDenied("not a participant of this reservation nor the space owner")
+            [r] = await with_reservation_consent(self.invitations, repo.session, [r])
         return r
 
     async def list_reservations(
@@ -810,6 +845,7 @@ class MarketplaceService:
                 cursor=cursor,
                 limit=size + 1,
             )
+            found = await with_reservation_consent(self.invitations, repo.session, found)
         if len(found) > size:
             last = found[size - 1]
             return Page(found[:size], encode_cursor(last.start_time, last.id))
@@ -904,6 +940,7 @@ class MarketplaceService:
             if principal.user_id != session.tutor_id and not principal.is_admin:
                 raise PermissionDenied("only the session's tutor may complete it")
             if session.status is TutorSessionStatus.COMPLETED:
+                [session] = await with_session_consent(self.invitations, tx.repo.session, [session])
                 return session  # a retry
             if session.status is TutorSessionStatus.CANCELLED:
                 raise FailedPrecondition("the session was cancelled")
@@ -911,8 +948,23 @@ class MarketplaceService:
             space = await self._space(tx.repo, r.space_id, "session_id")
             await self._complete(tx, r, space)
             await tx.repo.set_session_status(session.id, TutorSessionStatus.COMPLETED, now)
-            completed = replace(session, status=TutorSessionStatus.COMPLETED)
-            await tx.emit(_session_event(TOPIC_TUTOR_SESSION_COMPLETED, completed, now, principal))
+            [completed] = await with_session_consent(
+                self.invitations,
+                tx.repo.session,
+                [replace(session, status=TutorSessionStatus.COMPLETED)],
+            )
+            invitation = await self.invitations.find(
+                tx.repo.session, InvitationKind.TUTOR_SESSION, session.id, session.student_id
+            )
+            await tx.emit(
+                _session_event(
+                    TOPIC_TUTOR_SESSION_COMPLETED,
+                    completed,
+                    now,
+                    principal,
+                    student_consent=student_consent(r, invitation),
+                )
+            )
             return completed
 
     async def cancel_tutor_session(
@@ -930,6 +982,7 @@ class MarketplaceService:
     async def get_tutor_session(self, principal: Principal, session_id: str) -> TutorSession:
         async with self._read() as repo:
             session = await self._session(repo, session_id)
+            [session] = await with_session_consent(self.invitations, repo.session, [session])
         if principal.user_id not in (session.tutor_id, session.student_id) and not (
             principal.is_admin
         ):
@@ -968,10 +1021,70 @@ class MarketplaceService:
                 cursor=cursor,
                 limit=size + 1,
             )
+            found = await with_session_consent(self.invitations, repo.session, found)
         if len(found) > size:
             last = found[size - 1]
             return Page(found[:size], encode_cursor(last.start_time, last.id))
         return Page(found)
+
+    # -- invitations (issue 9) -------------------------------------------------------------
+
+    async def list_invitations(
+        self,
+        caller: Principal,
+        *,
+        as_inviter: bool,
+        statuses: Sequence[InvitationStatus],
+        requested_size: int,
+        page_token: str,
+    ) -> tuple[list[Invitation], str]:
+        async with self._read() as repo:
+            return await list_page(
+                self.invitations,
+                repo.session,
+                caller,
+                as_inviter=as_inviter,
+                statuses=statuses,
+                requested_size=requested_size,
+                page_token=page_token,
+            )
+
+    async def respond_to_invitation(
+        self, caller: Principal, invitation_id: str, accept: bool
+    ) -> Invitation:
+        """The invitee's answer. Declining (also after accepting) cancels the reservation
+        and its tutor session, as a cancellation by the invitee."""
+        now = self.clock.now()
+        async with self._write() as tx:
+            invitation, changed = await self.invitations.respond(
+                tx.repo.session, invitation_id, caller.user_id, accept, now
+            )
+            if not changed:
+                return invitation
+            await tx.emit(self.invitations.event(invitation, now))
+            if invitation.status is InvitationStatus.DECLINED:
+                r = await self._invited_reservation(tx.repo, invitation)
+                if r.status in ACTIVE_STATUSES:
+                    await self._cancel(
+                        tx, caller, r, f"the {invitation.role} declined the invitation"
+                    )
+            return invitation
+
+    async def _invited_reservation(
+        self, repo: MarketplaceRepository, invitation: Invitation
+    ) -> Reservation:
+        reservation_id = invitation.subject_id
+        if invitation.kind is InvitationKind.TUTOR_SESSION:
+            reservation_id = (await self._session(repo, invitation.subject_id)).reservation_id
+        return await self._reservation(repo, reservation_id)
+
+    async def _consent(
+        self, repo: MarketplaceRepository, r: Reservation, session: TutorSession | None
+    ) -> tuple[Reservation, TutorSession | None]:
+        [r] = await with_reservation_consent(self.invitations, repo.session, [r])
+        if session is not None:
+            [session] = await with_session_consent(self.invitations, repo.session, [session])
+        return r, session
 
     # -- ratings --------------------------------------------------------------------------
 
@@ -1079,10 +1192,14 @@ def _reservation_event(r: Reservation, owner_id: str) -> Event:
     )
 
 
-def _session_event(topic: str, s: TutorSession, now: datetime, by: Principal) -> Event:
+def _session_event(
+    topic: str, s: TutorSession, now: datetime, by: Principal, *, student_consent: str = ""
+) -> Event:
     """The tutor session events. `marketplace.tutor_session_completed` is what the
     learning/passport services turn into an interaction in both passports and what opens
-    the reputation rating window."""
+    the reputation rating window; its `student_consent` ("self": the student booked it,
+    "accepted": they accepted the invitation) is what reputation checks before opening
+    it (a rating needs a completed session both sides agreed to)."""
     return Event(
         topic,
         key=s.id,
@@ -1100,6 +1217,7 @@ def _session_event(topic: str, s: TutorSession, now: datetime, by: Principal) ->
             "status": str(s.status),
             "actor_id": by.user_id,
             "occurred_at": _iso(now),
+            **({"student_consent": student_consent} if student_consent else {}),
         },
     )
 

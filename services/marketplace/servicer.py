@@ -28,6 +28,7 @@ from services.kit.auth import current_principal
 from services.kit.errors import Unavailable, ValidationError
 from services.kit.events.fanout import EventFanout
 from services.kit.events.outbox import OutboxRelay
+from services.kit.invitations.rpc import InvitationRpcs, status_to_pb
 from services.kit.runtime import ServiceRuntime
 from services.marketplace.domain import (
     AccessibilityFeature,
@@ -77,7 +78,7 @@ _EXCEPTION_KINDS = {
 }
 
 
-class MarketplaceServicer(pb.MarketplaceServiceBase):
+class MarketplaceServicer(InvitationRpcs, pb.MarketplaceServiceBase):
     public_methods = frozenset(
         {"GetSpace", "SearchSpaces", "GetSpaceAvailability", "ListSpaceRatings"}
     )
@@ -85,6 +86,9 @@ class MarketplaceServicer(pb.MarketplaceServiceBase):
     def __init__(self, service: MarketplaceService, fanout: EventFanout | None = None) -> None:
         self.service = service
         self.fanout = fanout
+        # ListInvitations, RespondToInvitation, WatchInvitations (the shared mixin).
+        self.invitation_owner = service
+        self.invitation_pb = pb
 
     # -- spaces ---------------------------------------------------------------------------
 
@@ -665,6 +669,7 @@ def reservation_to_pb(r: Reservation) -> pb.Reservation:
         created_by=r.created_by,
         created_at=r.created_at,
         updated_at=r.updated_at,
+        student_invitation=status_to_pb(r.student_invitation),
     )
     c = r.cancellation
     if c is not None:
@@ -691,6 +696,7 @@ def session_to_pb(s: TutorSession) -> pb.TutorSession:
         status=_TO_PB_SESSION_STATUS[s.status],
         learning_session_id=s.learning_session_id,
         created_at=s.created_at,
+        student_invitation=status_to_pb(s.student_invitation),
     )
 
 

@@ -45,6 +45,7 @@ from sqlalchemy.sql import ColumnElement
 
 from services.kit.db import NAMING_CONVENTION
 from services.kit.events.outbox import outbox_table
+from services.kit.invitations import invitation_table
 from services.marketplace.domain import (
     ACTIVE_STATUSES,
     AccessibilityFeature,
@@ -220,6 +221,7 @@ space_ratings = Table(
 )
 
 outbox = outbox_table(metadata)
+invitations_table = invitation_table(metadata)
 
 
 def new_id() -> str:

@@ -73,6 +73,7 @@ TOPIC_FLAG_REVIEWED = "reputation.flag_reviewed"
 TOPIC_REPUTATION_UPDATED = "reputation.reputation_updated"
 # Topics it consumes.
 TOPIC_SESSION_COMPLETED = "marketplace.tutor_session_completed"
+STUDENT_CONSENTS = frozenset({"self", "accepted"})
 TOPIC_HUMANITY_VERIFIED = "identity.humanity_verified"
 TOPIC_USER_UPDATED = "identity.user_updated"
 CONSUMED_TOPICS = (TOPIC_SESSION_COMPLETED, TOPIC_HUMANITY_VERIFIED, TOPIC_USER_UPDATED)
@@ -155,6 +156,13 @@ class ReputationService:
         try:
             tutor, student = str(p["tutor_id"]), str(p["student_id"])
             session_id = str(p["session_id"])
+            # Issue 9: a rating needs a session both sides agreed to. The marketplace
+            # completes a session only with the student's consent and says how it was
+            # given ("self": they booked it, "accepted": they accepted the invitation);
+            # an event without it opens no rating window.
+            consent = p.get("student_consent")
+            if consent not in STUDENT_CONSENTS:
+                raise ValidationError("student_consent", f"is {consent!r}, not a consent")
             completed_raw = p.get("occurred_at")
             completed_at = parse_iso(str(completed_raw)) if completed_raw else event.occurred_at
             if tutor == student:

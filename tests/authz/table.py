@@ -55,15 +55,6 @@ OWN_SAMPLE = expect(INPUT_CHECKED, anonymous=UNAUTHENTICATED)
 NOT_ENROLLED = expect(ALLOWED, anonymous=UNAUTHENTICATED)
 # Issue 9 parts not landed yet: the callers each row already states the designed outcome
 # for (`pending` fails the run once the behaviour matches: then delete the mark).
-STRANGERS = ("learner", "non_member", "member", "invited")
-READ_SCOPE = dict.fromkeys(STRANGERS, "issue 9.3: a learner's record is theirs")
-READ_SCOPE_ALL = dict.fromkeys(
-    (*STRANGERS, "other_tutor", "participant"), "issue 9.3: a learner's record is theirs"
-)
-HIERARCHY = dict.fromkeys(
-    (*STRANGERS, "other_tutor", "participant"),
-    "issue 9.4: only the instructor attaches sessions to a class",
-)
 STANDARDS = dict.fromkeys(
     ("learner", "non_member", "invited", "other_tutor", "participant"),
     "issue 9.5: a closed community's standards are for members",
@@ -191,18 +182,10 @@ LEARNING: list[Rows] = [
         SELF_OR_ADMIN,
         lambda x: {"statementId": x.owner_interaction_id},
     ),
-    rows(
-        "LearningService/QueryStatements",
-        SELF_OR_ADMIN,
-        lambda x: {"learnerId": x.user(OWNER)},
-        pending=READ_SCOPE_ALL,
-    ),
-    rows(
-        "Query.statements",
-        SELF_OR_ADMIN,
-        lambda x: {"learnerId": x.user(OWNER)},
-        pending=READ_SCOPE_ALL,
-    ),
+    # A query answers only with statements the caller may see (its own, or recorded by
+    # it): asking about someone else is allowed and returns nothing of theirs.
+    rows("LearningService/QueryStatements", SIGNED_IN, lambda x: {"learnerId": x.user(OWNER)}),
+    rows("Query.statements", SIGNED_IN, lambda x: {"learnerId": x.user(OWNER)}),
     # -- the xAPI document, activity and agent resources: each caller acts in their own
     # namespace (their user id; an LRS client's owner's), so every signed-in caller may.
     rows("LearningService/PutDocument", SIGNED_IN, lambda x: MATRIX_DOCUMENT),
@@ -269,13 +252,11 @@ LEARNING: list[Rows] = [
         "LearningService/CreateTutorialSession",
         OWNER_OR_ADMIN,
         lambda x: x.tutorial_session_request(),
-        pending=HIERARCHY,
     ),
     rows(
         "Mutation.createTutorialSession",
         OWNER_OR_ADMIN,
         lambda x: x.tutorial_session_request(graphql=True),
-        pending=HIERARCHY,
     ),
     rows(
         "LearningService/GetTutorialSession",
@@ -354,40 +335,34 @@ LEARNING: list[Rows] = [
         STUDENT_RECORD,
         lambda x: {"interactionId": x.session_interaction_id},
         other_tutor=DENIED,
-        pending={**READ_SCOPE, "other_tutor": "issue 9.3"},
     ),
     rows(
         "Query.interaction",
         STUDENT_RECORD,
         lambda x: {"id": x.session_interaction_id},
         other_tutor=DENIED,
-        pending={**READ_SCOPE, "other_tutor": "issue 9.3"},
     ),
     rows(
         "LearningService/ListInteractions",
         STUDENT_RECORD,
         lambda x: {"learnerId": x.user(PARTICIPANT)},
-        pending=READ_SCOPE,
     ),
     rows(
         "Query.interactions",
         STUDENT_RECORD,
         lambda x: {"learnerId": x.user(PARTICIPANT)},
-        pending=READ_SCOPE,
     ),
     rows(
         "LearningService/WatchInteractions",
         STUDENT_RECORD,
         lambda x: {"learnerId": x.user(PARTICIPANT)},
         trigger=lambda x, a: x.participant_records(a),
-        pending=READ_SCOPE,
     ),
     rows(
         "Subscription.interactionRecorded",
         STUDENT_RECORD,
         lambda x: {"learnerId": x.user(PARTICIPANT)},
         trigger=lambda x, a: x.participant_records(a),
-        pending=READ_SCOPE,
     ),
     # -- LRS clients and webhook sources (the caller's own) -------------------------------
     rows("LearningService/RegisterLrsClient", SIGNED_IN, lambda x: {"name": "lms"}),
@@ -1092,6 +1067,41 @@ CHAIN: list[Rows] = [
     ),
 ]
 
+# Issue 9: invitations. Each caller lists and watches its own; only the invitee answers.
+ANSWER = expect(DENIED, anonymous=UNAUTHENTICATED, invited=OK)
+INVITATIONS: list[Rows] = [
+    rows("LearningService/ListInvitations", SIGNED_IN),
+    rows("MarketplaceService/ListInvitations", SIGNED_IN),
+    rows("Query.invitations", SIGNED_IN),
+    rows(
+        "LearningService/RespondToInvitation",
+        ANSWER,
+        lambda x: x.fresh_invitation("learning"),
+    ),
+    rows(
+        "MarketplaceService/RespondToInvitation",
+        ANSWER,
+        lambda x: x.fresh_invitation("marketplace"),
+    ),
+    rows("Mutation.acceptInvitation", ANSWER, lambda x: x.fresh_invitation("learning", True)),
+    rows("Mutation.declineInvitation", ANSWER, lambda x: x.fresh_invitation("marketplace", True)),
+    rows(
+        "LearningService/WatchInvitations",
+        SIGNED_IN,
+        trigger=lambda x, a: x.invite_me("learning"),
+    ),
+    rows(
+        "MarketplaceService/WatchInvitations",
+        SIGNED_IN,
+        trigger=lambda x, a: x.invite_me("marketplace"),
+    ),
+    rows(
+        "Subscription.invitationChanged",
+        SIGNED_IN,
+        trigger=lambda x, a: x.invite_me("marketplace"),
+    ),
+]
+
 SYSTEM: list[Rows] = [
     rows("Subscription.serviceHealth", PUBLIC, lambda x: {"service": ""}),
 ]
@@ -1104,5 +1114,6 @@ TABLE: list[Rows] = [
     *GOVERNANCE,
     *MARKETPLACE,
     *CHAIN,
+    *INVITATIONS,
     *SYSTEM,
 ]

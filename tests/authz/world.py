@@ -276,8 +276,27 @@ class World:
         await self.must(tutor, "LearningService/StartTutorialSession", {"sessionId": session_id})
         return session_id
 
+    async def invitation(self, invitee: Caller, kind: str, subject_id: str) -> str:
+        """The id of `invitee`'s pending invitation of `kind` to `subject_id`."""
+        service = "LearningService" if kind == "tutorial_session" else "MarketplaceService"
+        listed = await self.must(
+            invitee,
+            f"{service}/ListInvitations",
+            {"statuses": ["INVITATION_STATUS_PENDING"], "pageSize": 200},
+        )
+        for invitation in listed.get("invitations", []):
+            if invitation["subjectId"] == subject_id:
+                return str(invitation["id"])
+        raise AssertionError(f"fixture: no {kind} invitation of {invitee} to {subject_id}")
+
     async def accept(self, invitee: Caller, kind: str, subject_id: str) -> None:
         """The invitee accepts the invitation of `kind` to `subject_id`."""
+        service = "LearningService" if kind == "tutorial_session" else "MarketplaceService"
+        await self.must(
+            invitee,
+            f"{service}/RespondToInvitation",
+            {"invitationId": await self.invitation(invitee, kind, subject_id), "accept": True},
+        )
 
     async def _marketplace(self) -> None:
         space = await self.must(
@@ -611,6 +630,52 @@ class Ctx:
     async def fresh_tutorial_session(self, graphql: bool = False) -> dict[str, Any]:
         session_id = await self.world.tutorial_session(Caller.OWNER, Caller.PARTICIPANT)
         return {"id": session_id} if graphql else {"sessionId": session_id}
+
+    # -- invitations --------------------------------------------------------------------
+
+    async def fresh_invitation(self, service: str, graphql: bool = False) -> dict[str, Any]:
+        """A new pending invitation of the invited account, to answer."""
+        if service == "learning":
+            made = await self.world.must(
+                Caller.OWNER,
+                "LearningService/CreateTutorialSession",
+                {
+                    "studentIds": [self.user(Caller.INVITED)],
+                    "sessionType": "SESSION_TYPE_HUMAN",
+                    "topic": "Invited",
+                },
+            )
+            kind, subject = "tutorial_session", str(made["session"]["id"])
+        else:
+            kind = "reservation"
+            subject = await self.world.reservation(Caller.INVITED, accept=False)
+        invitation_id = await self.world.invitation(Caller.INVITED, kind, subject)
+        if graphql:
+            return {"id": invitation_id}
+        return {"invitationId": invitation_id, "accept": True}
+
+    async def invite_me(self, service: str) -> None:
+        """An invitation this caller sees on its stream: the owner invites it (or, for
+        the owner itself, the participant)."""
+        who = self.user(Caller.PARTICIPANT) if self.caller is Caller.OWNER else self.me
+        if service == "learning":
+            await self.world.must(
+                Caller.OWNER,
+                "LearningService/CreateTutorialSession",
+                {"studentIds": [who], "sessionType": "SESSION_TYPE_HUMAN", "topic": "For you"},
+            )
+            return
+        start, end = self.world.next_slot()
+        await self.world.must(
+            Caller.OWNER,
+            "MarketplaceService/CreateReservation",
+            {
+                "spaceId": self.space_id,
+                "studentId": who,
+                "startTime": iso(start),
+                "endTime": iso(end),
+            },
+        )
 
     # -- passport -----------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from services.kit.db import NAMING_CONVENTION
 from services.kit.errors import ValidationError
 from services.kit.events.dedupe import processed_events_table
 from services.kit.events.outbox import outbox_table
+from services.kit.invitations import invitation_table
 
 SCHEMA = "learning"
 
@@ -56,6 +57,8 @@ request_keys = Table(
 )
 
 outbox = outbox_table(metadata)
+# Issue 9: students named in a tutorial session by someone else (services.kit.invitations).
+invitations_table = invitation_table(metadata)
 # Markers of events the learning consumers handled (services.kit.events.dedupe).
 processed_events = processed_events_table(metadata)
 

@@ -18,6 +18,7 @@ from services.learning.common.storage import RequestKeys, decode_cursor, encode_
 from services.learning.common.usecases import MAX_LIST_PAGE, LearningContext, Page, page_size
 from services.learning.hierarchy import domain as h
 from services.learning.hierarchy.storage import ClassRecord, CourseRecord, HierarchyRepository
+from services.learning.sessions.consent import class_owner
 from services.learning.sessions.storage import SessionRepository
 from services.learning.statements.storage import StatementRepository
 
@@ -178,15 +179,15 @@ class Hierarchy:
         return record
 
     async def get_class(self, caller: Principal, class_id: str) -> ClassRecord:
-        return (await self.get_classes([class_id]))[class_id]
+        return (await self.get_classes(caller, [class_id]))[class_id]
 
-    async def get_classes(self, ids: Sequence[str]) -> dict[str, ClassRecord]:
+    async def get_classes(self, caller: Principal, ids: Sequence[str]) -> dict[str, ClassRecord]:
         async with self.ctx.db.session() as s:
             rows = await HierarchyRepository(s).get_classes(list(ids))
             for key in ids:
                 if key not in rows:
                     raise NotFound(f"class {key} not found")
-            return await _class_views(s, rows)
+            return await _class_views(s, caller, rows)
 
     async def list_classes(
         self, caller: Principal, course_id: str = "", requested: int = 0, token: str = ""
@@ -196,7 +197,7 @@ class Hierarchy:
         cursor = decode_cursor(token, scope)
         async with self.ctx.db.session() as s:
             rows, nxt = await HierarchyRepository(s).page_classes(course_id, size, cursor)
-            views = await _class_views(s, {r.id: r for r in rows})
+            views = await _class_views(s, caller, {r.id: r for r in rows})
         return Page([views[r.id] for r in rows], encode_cursor(nxt, scope) if nxt else "")
 
     async def update_class(
@@ -231,12 +232,32 @@ class Hierarchy:
         return await self.get_class(caller, class_id)
 
 
-async def _class_views(s: Any, rows: dict[str, ClassRecord]) -> dict[str, ClassRecord]:
-    """Each class with its tutorial session ids and its interaction count."""
+async def _class_views(
+    s: Any, caller: Principal, rows: dict[str, ClassRecord]
+) -> dict[str, ClassRecord]:
+    """Each class with its tutorial session ids and its interaction count, as the caller
+    may see them (issue 9): the class's owner (its course's instructor, or its creator)
+    and admins see all of them; anyone else only the sessions they take part in and the
+    count of their own interactions in the class."""
     keys = list(rows)
     sessions = await SessionRepository(s).session_ids_of_classes(keys)
     counts = await StatementRepository(s).count_interactions_by("class_id", keys)
-    return {
-        k: replace(r, tutorial_session_ids=sessions.get(k, []), interaction_count=counts.get(k, 0))
-        for k, r in rows.items()
-    }
+    out = {}
+    for key, row in rows.items():
+        if caller.is_admin or await class_owner(s, key) == caller.user_id:
+            out[key] = replace(
+                row,
+                tutorial_session_ids=sessions.get(key, []),
+                interaction_count=counts.get(key, 0),
+            )
+            continue
+        mine = {sid for sid, _, _ in await SessionRepository(s).class_roles(caller.user_id, key)}
+        own = await StatementRepository(s).count_interactions_by(
+            "class_id", [key], learner_id=caller.user_id
+        )
+        out[key] = replace(
+            row,
+            tutorial_session_ids=[sid for sid in sessions.get(key, []) if sid in mine],
+            interaction_count=own.get(key, 0),
+        )
+    return out

@@ -137,6 +137,9 @@ class InteractionsServicer:
             return None
         if row is None or row.interaction_type is None:
             return None
+        # Checked on every event: the read scope (issue 9) follows the learner's answers.
+        if not await self.service.interactions.visible(current_principal(), row):
+            return None
         interaction = interaction_to_pb(row)
         if event.topic == TOPIC_INTERACTION_RECORDED:
             return pb.WatchInteractionsResponse(

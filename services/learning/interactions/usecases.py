@@ -1,10 +1,13 @@
 """Interaction use cases: record (optionally device-signed after PrepareInteraction), read,
 list and authorize watching a learner's interactions.
 
-Authorization: a learner records into their own record; into a tutorial or study session
-only as a participant, while it is open (the domain's rules). The tutor of a tutorial
-session may record for its students. Admins may record for anyone. A learner's
-interactions are read by the learner, admins and the tutors of the learner's sessions.
+Authorization (issue 9, see `services.learning.sessions.consent`): a learner records
+into their own record; into a tutorial or study session only as a participant, while it
+is open (the domain's rules); referencing a class (or course) only when taking part in it.
+The tutor of a tutorial session records for a student of it only once the student agreed
+to the session. Admins may record for anyone. A learner's interactions are read by the
+learner and admins, and by a tutor only those recorded in the sessions that tutor runs
+with the learner and the learner agreed to (streams included).
 """
 
 from __future__ import annotations
@@ -143,6 +146,15 @@ class Interactions:
                 )
             if learner not in tutorial.student_ids:
                 raise PermissionDenied("the learner is not a student of this tutorial session")
+            planned = await SessionRepository(s).get_tutorial(tutorial.id)
+            creator = planned.created_by if planned is not None else ""
+            if learner not in await self.sessions.agreed_students(s, tutorial.id, creator):
+                raise PermissionDenied(
+                    "the learner has not accepted this tutorial session: "
+                    "nothing is recorded about them until they do"
+                )
+        elif not caller.is_admin and where.tutorial is None:
+            await self._require_taking_part(s, caller, placement)
         related: StatementRecord | None = None
         if inp.related_interaction_id:
             rid = check_statement_id(
@@ -279,12 +291,40 @@ class Interactions:
     async def get_statement_for_watch(self, statement_id: str) -> StatementRecord | None:
         return await self.statements.find(statement_id, "interaction_id")
 
+    async def _require_taking_part(
+        self, s: AsyncSession, caller: Principal, placement: Placement
+    ) -> None:
+        """A learner references a class (or a course) in their own record only when they
+        take part in it (a class of it, for a course)."""
+        if placement.class_id is not None:
+            if not await self.sessions.takes_part(s, caller, placement.class_id):
+                raise PermissionDenied("you may record in a class only when you take part in it")
+        elif placement.course_id is not None:
+            course = placement.where.course
+            if course is not None and course.instructor_id == caller.user_id:
+                return
+            of_course = await HierarchyRepository(s).class_ids_of_courses([placement.course_id])
+            for class_id in of_course.get(placement.course_id, []):
+                if await self.sessions.takes_part(s, caller, class_id):
+                    return
+            raise PermissionDenied("you may record in a course only when you take part in it")
+
+    async def visible(self, caller: Principal, row: StatementRecord) -> bool:
+        """Whether the caller may read this interaction (and see it on a stream)."""
+        if caller.is_admin:
+            return True
+        if not row.learner_id:  # not about a Keiko learner: whoever recorded it
+            return caller.user_id == row.recorded_by
+        if caller.user_id == row.learner_id:
+            return True
+        if not row.tutorial_session_id:
+            return False
+        scope = await self.sessions.read_scope(caller, row.learner_id)
+        return scope is None or row.tutorial_session_id in scope
+
     async def _require_visible(self, caller: Principal, row: StatementRecord) -> None:
-        if caller.is_admin or caller.user_id in (row.learner_id, row.recorded_by):
-            return
-        if row.learner_id and await self.sessions.may_watch(caller, row.learner_id):
-            return
-        raise PermissionDenied("not allowed to read this interaction")
+        if not await self.visible(caller, row):
+            raise PermissionDenied("not allowed to read this interaction")
 
     async def list_interactions(
         self,
@@ -302,7 +342,8 @@ class Interactions:
         token: str = "",
     ) -> Page[StatementRecord]:
         learner = learner_id or caller.user_id
-        if not await self.sessions.may_watch(caller, learner):
+        scope = await self.sessions.read_scope(caller, learner)
+        if scope is not None and not scope:
             raise PermissionDenied("not allowed to list this learner's interactions")
         unknown = [t for t in interaction_types if t not in KIND_NAMES]
         if unknown:
@@ -318,11 +359,13 @@ class Interactions:
             class_id=class_id,
             tutorial_session_id=tutorial_session_id,
             study_session_id=study_session_id,
+            within_sessions=scope,
         )
         return await self.statements.page(f, requested, MAX_STATEMENT_PAGE, token)
 
     async def authorize_watch(self, caller: Principal, learner_id: str) -> str:
         learner = learner_id or caller.user_id
-        if not await self.sessions.may_watch(caller, learner):
+        scope = await self.sessions.read_scope(caller, learner)
+        if scope is not None and not scope:
             raise PermissionDenied("not allowed to watch this learner's interactions")
         return learner

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from services.api.keiko.learning import v1 as pb
 from services.kit.auth import current_principal
 from services.kit.errors import ValidationError
+from services.kit.invitations.rpc import invitation_to_pb
 from services.learning.sessions.storage import StudySessionRecord, TutorialSessionRecord
 from services.learning.statements.servicer import unset_as_none
 
@@ -131,6 +132,7 @@ def tutorial_to_pb(session: TutorialSessionRecord) -> pb.TutorialSession:
         topic=session.topic,
         interaction_count=session.interaction_count,
         created_at=session.created_at,
+        invitations=[invitation_to_pb(i) for i in session.invitations],
     )
     if session.scheduled_at is not None:
         message.scheduled_at = session.scheduled_at

@@ -11,6 +11,7 @@ from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from services.kit.invitations import Invitation
 from services.learning.common.storage import (
     ID,
     Cursor,
@@ -82,6 +83,8 @@ class TutorialSessionRecord:
     # Shown with the session, not stored in its row.
     student_ids: list[str] = field(default_factory=list)
     interaction_count: int = 0
+    # The students' invitations (issue 9): those named by someone else.
+    invitations: list[Invitation] = field(default_factory=list)
 
     def domain(self) -> TutorialSession:
         """The domain session (only for a started one: `started_at` is required there)."""
@@ -209,6 +212,28 @@ class SessionRepository:
         for class_id, session_id in (await self.s.execute(query)).all():
             out[class_id].append(session_id)
         return out
+
+    async def tutored_with(self, tutor_id: str, student_id: str) -> dict[str, str]:
+        """The tutorial sessions `tutor_id` runs with `student_id` as a student, each with
+        who created it."""
+        t, p = tutorial_sessions, tutorial_participants
+        query = (
+            select(t.c.id, t.c.created_by)
+            .join(p, p.c.session_id == t.c.id)
+            .where(t.c.tutor_id == tutor_id, p.c.user_id == student_id, p.c.position > 0)
+        )
+        return {row.id: row.created_by for row in (await self.s.execute(query)).all()}
+
+    async def class_roles(self, user_id: str, class_id: str) -> list[tuple[str, str, int]]:
+        """(session id, creator, position) of every tutorial session of `class_id` that
+        `user_id` takes part in: position 0 as its tutor, 1.. as a student."""
+        t, p = tutorial_sessions, tutorial_participants
+        query = (
+            select(t.c.id, t.c.created_by, p.c.position)
+            .join(p, p.c.session_id == t.c.id)
+            .where(t.c.class_id == class_id, p.c.user_id == user_id)
+        )
+        return [(r.id, r.created_by, r.position) for r in (await self.s.execute(query)).all()]
 
     async def tutor_of_student(self, tutor_id: str, student_id: str) -> bool:
         """True when `tutor_id` tutors a session that `student_id` is a student of."""

@@ -1,9 +1,12 @@
 """Tutorial and study session use cases.
 
 Authorization: tutorial sessions are planned by their (human) tutor, or by the student
-for an AI tutor; the tutor starts them (the student, for an AI tutor); any participant
-ends them. Participants, the course's instructor and admins see a session. Study
-sessions belong to their learner.
+for an AI tutor; a session inside a class only by the class's owner (its course's
+instructor, or the creator of a standalone class) or an admin. Naming students invites
+them (issue 9, `services.learning.sessions.consent`): they accept or decline. The tutor
+starts a session (the student, for an AI tutor); any participant ends it. Participants
+(invited students included), the course's instructor and admins see a session. Study
+sessions belong to their learner, inside a class only one they take part in.
 """
 
 from __future__ import annotations
@@ -17,11 +20,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.errors import FailedPrecondition, NotFound, PermissionDenied, ValidationError
-from services.learning.common.storage import RequestKeys, decode_cursor, encode_cursor, query_scope
+from services.kit.events.outbox import enqueue
+from services.kit.invitations import Invitation, InvitationStatus
+from services.kit.invitations.rpc import list_page
+from services.learning.common.storage import (
+    RequestKeys,
+    decode_cursor,
+    encode_cursor,
+    outbox,
+    query_scope,
+)
 from services.learning.common.usecases import MAX_LIST_PAGE, LearningContext, Page, page_size
 from services.learning.hierarchy import domain as h
 from services.learning.hierarchy.storage import HierarchyRepository
 from services.learning.sessions import domain as sd
+from services.learning.sessions.consent import (
+    KIND,
+    agreed_students,
+    class_owner,
+    invite_students,
+    learning_invitations,
+    read_scope,
+    takes_part,
+)
 from services.learning.sessions.storage import (
     SessionRepository,
     StudySessionRecord,
@@ -50,6 +71,7 @@ async def load_class(s: AsyncSession, class_id: str) -> h.Class | None:
 class Sessions:
     def __init__(self, ctx: LearningContext) -> None:
         self.ctx = ctx
+        self.invitations = learning_invitations()
 
     # -- tutorial sessions ------------------------------------------------------------------
 
@@ -81,6 +103,11 @@ class Sessions:
         now = self.ctx.clock.now()
         async with self.ctx.db.transaction() as s:
             klass = await load_class(s, class_id)
+            owner = await class_owner(s, klass.id) if klass is not None else None
+            if klass is not None and not caller.is_admin and owner != caller.user_id:
+                raise PermissionDenied(
+                    "only the class's instructor (or an admin) attaches sessions to it"
+                )
             session = sd.TutorialSession.start(
                 id=str(uuid.uuid4()),
                 tutor_id=tutor,
@@ -103,11 +130,16 @@ class Sessions:
                 student_ids=list(session.student_ids),
             )
             await SessionRepository(s).insert_tutorial(record, session.tutor_id)
+            invited = await invite_students(
+                self.invitations, s, caller, session.id, session.student_ids, now
+            )
             if request_id:
                 await RequestKeys(s).put(
                     caller.user_id, "create_tutorial_session", request_id, session.id, now
                 )
-        return record
+        if invited:
+            self.ctx.notify()
+        return replace(record, invitations=invited)
 
     async def _views(
         self, s: AsyncSession, rows: Sequence[TutorialSessionRecord]
@@ -116,7 +148,12 @@ class Sessions:
         students = await SessionRepository(s).participants(ids)
         counts = await StatementRepository(s).count_interactions_by("tutorial_session_id", ids)
         return [
-            replace(r, student_ids=students.get(r.id, []), interaction_count=counts.get(r.id, 0))
+            replace(
+                r,
+                student_ids=students.get(r.id, []),
+                interaction_count=counts.get(r.id, 0),
+                invitations=await self.invitations.of_subject(s, KIND, r.id),
+            )
             for r in rows
         ]
 
@@ -211,12 +248,55 @@ class Sessions:
             view = await self._tutorial(s, session_id)
         return view
 
-    async def may_watch(self, caller: Principal, learner_id: str) -> bool:
-        """The learner themself, an admin, or a tutor of one of the learner's sessions."""
-        if caller.is_admin or caller.user_id == learner_id:
-            return True
+    async def read_scope(self, caller: Principal, learner_id: str) -> tuple[str, ...] | None:
+        """What of `learner_id`'s record the caller reads: all (None) or the interactions
+        of these tutorial sessions (see `consent.read_scope`)."""
         async with self.ctx.db.session() as s:
-            return await SessionRepository(s).tutor_of_student(caller.user_id, learner_id)
+            return await read_scope(self.invitations, s, caller, learner_id)
+
+    async def agreed_students(self, s: AsyncSession, session_id: str, created_by: str) -> set[str]:
+        return await agreed_students(self.invitations, s, session_id, created_by)
+
+    async def takes_part(self, s: AsyncSession, caller: Principal, class_id: str) -> bool:
+        return await takes_part(self.invitations, s, caller, class_id)
+
+    # -- invitations (issue 9) -------------------------------------------------------------
+
+    async def list_invitations(
+        self,
+        caller: Principal,
+        *,
+        as_inviter: bool,
+        statuses: Sequence[InvitationStatus],
+        requested_size: int,
+        page_token: str,
+    ) -> tuple[list[Invitation], str]:
+        async with self.ctx.db.session() as s:
+            return await list_page(
+                self.invitations,
+                s,
+                caller,
+                as_inviter=as_inviter,
+                statuses=statuses,
+                requested_size=requested_size,
+                page_token=page_token,
+            )
+
+    async def respond_to_invitation(
+        self, caller: Principal, invitation_id: str, accept: bool
+    ) -> Invitation:
+        """The student's answer; what it allows is computed from it on every access, so a
+        decline (also after accepting) ends the tutor's access at once."""
+        now = self.ctx.clock.now()
+        async with self.ctx.db.transaction() as s:
+            invitation, changed = await self.invitations.respond(
+                s, invitation_id, caller.user_id, accept, now
+            )
+            if changed:
+                await enqueue(s, outbox, self.invitations.event(invitation, now))
+        if changed:
+            self.ctx.notify()
+        return invitation
 
     # -- study sessions ---------------------------------------------------------------------
 
@@ -229,6 +309,8 @@ class Sessions:
         now = self.ctx.clock.now()
         async with self.ctx.db.transaction() as s:
             klass = await load_class(s, class_id)
+            if klass is not None and not await self.takes_part(s, caller, klass.id):
+                raise PermissionDenied("you may study in a class only when you take part in it")
             session = sd.StudySession.start(
                 id=str(uuid.uuid4()),
                 learner_id=caller.user_id,

@@ -171,6 +171,9 @@ class StatementFilter:
     # xAPI 2.1.3.s3: a statement whose object is a StatementRef to a matching statement
     # matches the non-time filters too (recursively), voiding statements included.
     follow_statement_refs: bool = False
+    # Read scope (issue 9): when set, only interactions recorded in these tutorial
+    # sessions (a tutor reading a student's record).
+    within_sessions: tuple[str, ...] | None = None
 
     def scope(self) -> str:
         return query_scope(*(getattr(self, f) for f in self.__dataclass_fields__))
@@ -218,6 +221,8 @@ def _matching(f: StatementFilter) -> list[ColumnElement[bool]]:
         conditions.append(t.c.interaction_type.is_not(None))
     if f.interaction_types:
         conditions.append(t.c.interaction_type.in_(f.interaction_types))
+    if f.within_sessions is not None:
+        conditions.append(t.c.tutorial_session_id.in_(f.within_sessions))
     for column, value in (
         (t.c.course_id, f.course_id),
         (t.c.class_id, f.class_id),
@@ -345,9 +350,10 @@ class StatementRepository:
             return {}
         t = statements
         col = t.c[column]
-        query = (
-            select(col, func.count())
-            .where(col.in_(values), t.c.voided.is_(False), t.c.interaction_type.is_not(None))
-            .group_by(col)
+        query = select(col, func.count()).where(
+            col.in_(values), t.c.voided.is_(False), t.c.interaction_type.is_not(None)
         )
+        if learner_id:
+            query = query.where(t.c.learner_id == learner_id)
+        query = query.group_by(col)
         return {str(k): int(n) for k, n in (await self.s.execute(query)).all()}

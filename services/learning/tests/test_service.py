@@ -376,6 +376,19 @@ async def test_tutorial_session_interactions(
     )
     assert answer.object_id == asked.object_id
     clock.advance(timedelta(seconds=1))
+    tom_feedback = InteractionInput(
+        kind="feedback",
+        learner_id="ana",
+        tutorial_session_id=session.id,
+        related_interaction_id=answer.id,
+        content="Good",
+    )
+    # Issue 9: naming Ana invited her; nothing about her is recorded before she accepts.
+    [invitation] = session.invitations
+    assert (invitation.invitee_id, invitation.status) == ("ana", "pending")
+    with pytest.raises(PermissionDenied, match="has not accepted this tutorial session"):
+        await service.interactions.record_interaction(TOM, tom_feedback)
+    await service.sessions.respond_to_invitation(ANA, invitation.id, True)
     feedback = await service.interactions.record_interaction(
         TOM,
         InteractionInput(

@@ -223,6 +223,13 @@ async def test_hierarchy_and_interactions(harness: Harness) -> None:
             )
         )
     ).session
+    # Issue 9: Ana was invited; she accepts (and so takes part in the class).
+    [invitation] = session.invitations
+    assert invitation.status == common_pb.InvitationStatus.PENDING
+    answered = await ana.respond_to_invitation(
+        pb.RespondToInvitationRequest(invitation_id=invitation.id, accept=True)
+    )
+    assert answered.invitation.status == common_pb.InvitationStatus.ACCEPTED
     error = await rpc_error(
         ana.record_interaction(
             pb.RecordInteractionRequest(interaction=question(tutorial_session_id=session.id))
@@ -272,8 +279,11 @@ async def test_hierarchy_and_interactions(harness: Harness) -> None:
     assert evaluation.score.raw == 3 and evaluation.duration == timedelta(minutes=2)
     got = await ana.get_interaction(pb.GetInteractionRequest(interaction_id=evaluation.id))
     assert got.interaction.statement_json == evaluation.statement_json
+    # Read scope: the tutor sees what was recorded in his session, not Ana's own study.
     listed = await tom.list_interactions(pb.ListInteractionsRequest(learner_id="ana"))
-    assert {i.id for i in listed.interactions} == {recorded.id, evaluation.id}
+    assert {i.id for i in listed.interactions} == {recorded.id}
+    own = await ana.list_interactions(pb.ListInteractionsRequest())
+    assert {i.id for i in own.interactions} == {recorded.id, evaluation.id}
     error = await rpc_error(
         harness.client("ben").list_interactions(pb.ListInteractionsRequest(learner_id="ana"))
     )

@@ -162,6 +162,22 @@ class Harness:
         )
         return response.reservation
 
+    async def accept(self, user: str = "student-1") -> list[common_pb.Invitation]:
+        """`user` accepts every invitation pending for them (issue 9: consent)."""
+        me = self.learner(user)
+        pending = await me.list_invitations(
+            pb.ListInvitationsRequest(
+                statuses=[common_pb.InvitationStatus(common_pb.InvitationStatus.PENDING)]
+            )
+        )
+        accepted = []
+        for invitation in pending.invitations:
+            answered = await me.respond_to_invitation(
+                pb.RespondToInvitationRequest(invitation_id=invitation.id, accept=True)
+            )
+            accepted.append(answered.invitation)
+        return accepted
+
     async def verified_child_safe_space(self, owner: str = "owner-1") -> pb.LearningSpace:
         space = await self.create_space(owner)
         added = await self.owner(owner).add_certification(

@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 import pytest
 
+from services.api.keiko.common import v1 as common_pb
 from services.api.keiko.marketplace import v1 as pb
 from services.marketplace.tests.conftest import (
     Harness,
@@ -62,7 +63,17 @@ async def test_reservation_lifecycle(harness: Harness) -> None:
         DENIED,
         "only the space owner or the tutor may complete it",
     )
+    # Issue 9: nothing is recorded about the student before they accept.
+    assert confirmed.student_invitation == common_pb.InvitationStatus.PENDING
+    await expect_code(
+        harness.tutor().complete_reservation(complete),
+        PRECONDITION,
+        "the student has not accepted the invitation (pending): "
+        "nothing is recorded about them until they do",
+    )
+    await harness.accept("student-1")
     done = (await harness.tutor().complete_reservation(complete)).reservation
+    assert done.student_invitation == common_pb.InvitationStatus.ACCEPTED
     assert done.status == pb.ReservationStatus.COMPLETED
     await expect_code(
         harness.owner().confirm_reservation(confirm),
@@ -506,6 +517,7 @@ async def test_tutor_session_books_completes_and_announces(harness: Harness) -> 
         "the reservation has not ended yet",
     )
     harness.clock.set(at(10, 11))
+    await harness.accept("student-1")
     await expect_code(
         harness.owner().complete_reservation(
             pb.CompleteReservationRequest(reservation_id=reservation.id)
@@ -537,6 +549,7 @@ async def test_tutor_session_books_completes_and_announces(harness: Harness) -> 
         "status": "completed",
         "actor_id": "tutor-1",
         "occurred_at": at(10, 11).isoformat(),
+        "student_consent": "accepted",
     }
     [booked_event] = await outbox_events(harness.database, "marketplace.tutor_session_booked")
     assert booked_event["status"] == "scheduled"
@@ -658,6 +671,7 @@ async def test_space_ratings(harness: Harness) -> None:
     )
     await harness.owner().confirm_reservation(pb.ConfirmReservationRequest(reservation_id=r.id))
     harness.clock.set(at(10, 11))
+    await harness.accept("student-1")
     await harness.owner().complete_reservation(pb.CompleteReservationRequest(reservation_id=r.id))
 
     for field in ("overall", "safety", "cleanliness", "accessibility"):

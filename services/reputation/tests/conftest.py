@@ -45,7 +45,12 @@ ADMIN = user("admin-1", "admin")
 
 
 def session_event(
-    tutor: str, student: str, completed_at: datetime, session_id: str | None = None
+    tutor: str,
+    student: str,
+    completed_at: datetime,
+    session_id: str | None = None,
+    *,
+    student_consent: str | None = "accepted",
 ) -> Event:
     sid = session_id or f"sess-{next(_session_ids)}"
     return Event(
@@ -65,6 +70,7 @@ def session_event(
             "status": "completed",
             "actor_id": tutor,
             "occurred_at": completed_at.isoformat(),
+            **({"student_consent": student_consent} if student_consent else {}),
         },
     )
 

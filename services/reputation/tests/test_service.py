@@ -82,6 +82,24 @@ async def test_malformed_session_event_is_skipped(service: ReputationService) ->
         await rate(service, "same", "x", Role.STUDENT, str(event.payload["session_id"]))
 
 
+async def test_a_session_the_student_did_not_agree_to_opens_no_window(
+    service: ReputationService,
+) -> None:
+    """Issue 9: an organizer cannot rate someone they booked without consent. The
+    marketplace completes sessions only with the student's consent and says so in the
+    event; an event that does not state it (or states a refusal) is skipped."""
+    for consent in (None, "pending", "declined"):
+        event = session_event("owner", "ana", service.clock.now(), student_consent=consent)
+        assert await consume(service, event)
+        with pytest.raises(NotFound):
+            await rate(service, "owner", "ana", Role.TUTOR, str(event.payload["session_id"]))
+    for consent in ("self", "accepted"):
+        event = session_event("owner", "ana", service.clock.now(), student_consent=consent)
+        assert await consume(service, event)
+        rating = await rate(service, "owner", "ana", Role.TUTOR, str(event.payload["session_id"]))
+        assert rating.rated_id == "ana"
+
+
 # -- authorization of SubmitRating ------------------------------------------------------------
 
 

@@ -43,6 +43,33 @@ class AnchorStatus(betterproto.Enum):
     """Anchoring gave up; `failure_reason` says why."""
 
 
+class InvitationKind(betterproto.Enum):
+    """
+    What an invitation asks someone to join (issue 9: nobody becomes another person's
+     student without consent). Learning owns TUTORIAL_SESSION invitations, the marketplace
+     RESERVATION and TUTOR_SESSION ones.
+    """
+
+    UNSPECIFIED = 0
+    TUTORIAL_SESSION = 1
+    RESERVATION = 2
+    TUTOR_SESSION = 3
+
+
+class InvitationStatus(betterproto.Enum):
+    """
+    PENDING -> ACCEPTED or DECLINED (by the invitee; an accepted invitation may still be
+     declined, which withdraws consent); any -> CANCELLED when the organizer cancels what
+     it invites to. A declined or cancelled invitation is final.
+    """
+
+    UNSPECIFIED = 0
+    PENDING = 1
+    ACCEPTED = 2
+    DECLINED = 3
+    CANCELLED = 4
+
+
 @dataclass(eq=False, repr=False)
 class AnchorState(betterproto.Message):
     """The anchoring state of one record (one Merkle leaf)."""
@@ -120,3 +147,33 @@ class Money(betterproto.Message):
 
     amount_minor: int = betterproto.int64_field(2)
     """Amount in the currency's minor unit, e.g. 1250 = 12.50 EUR."""
+
+
+@dataclass(eq=False, repr=False)
+class Invitation(betterproto.Message):
+    """
+    Someone named someone else as a participant (today: the student) of a session or
+     reservation. Until the invitee accepts, the organizer sees nothing of them and can
+     record nothing about them.
+    """
+
+    id: str = betterproto.string_field(1)
+    """
+    Carries its owning service ("inv-learning-...", "inv-marketplace-...").
+    """
+
+    kind: "InvitationKind" = betterproto.enum_field(2)
+    subject_id: str = betterproto.string_field(3)
+    """The tutorial session, reservation or tutor session id."""
+
+    inviter_id: str = betterproto.string_field(4)
+    """Who named the invitee."""
+
+    invitee_id: str = betterproto.string_field(5)
+    role: str = betterproto.string_field(6)
+    """The role the invitee is asked to take, e.g. "student"."""
+
+    status: "InvitationStatus" = betterproto.enum_field(7)
+    created_at: datetime = betterproto.message_field(8)
+    responded_at: datetime = betterproto.message_field(9)
+    """Unset while PENDING."""

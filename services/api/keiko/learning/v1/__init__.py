@@ -322,6 +322,11 @@ class TutorialSession(betterproto.Message):
 
     interaction_count: int = betterproto.uint64_field(10)
     created_at: datetime = betterproto.message_field(11)
+    invitations: List["__common_v1__.Invitation"] = betterproto.message_field(12)
+    """
+    The invitations of the students named by someone else (issue 9). The tutor records
+     about a student, and reads their interactions of this session, only once accepted.
+    """
 
 
 @dataclass(eq=False, repr=False)
@@ -1143,6 +1148,46 @@ class ImportWebhookResponse(betterproto.Message):
     """
 
 
+@dataclass(eq=False, repr=False)
+class ListInvitationsRequest(betterproto.Message):
+    statuses: List["__common_v1__.InvitationStatus"] = betterproto.enum_field(1)
+    """Only these statuses; empty means all."""
+
+    as_inviter: bool = betterproto.bool_field(2)
+    """The invitations the caller sent instead of those it received."""
+
+    page_size: int = betterproto.int32_field(3)
+    page_token: str = betterproto.string_field(4)
+
+
+@dataclass(eq=False, repr=False)
+class ListInvitationsResponse(betterproto.Message):
+    invitations: List["__common_v1__.Invitation"] = betterproto.message_field(1)
+    next_page_token: str = betterproto.string_field(2)
+
+
+@dataclass(eq=False, repr=False)
+class RespondToInvitationRequest(betterproto.Message):
+    invitation_id: str = betterproto.string_field(1)
+    accept: bool = betterproto.bool_field(2)
+    """True accepts, false declines."""
+
+
+@dataclass(eq=False, repr=False)
+class RespondToInvitationResponse(betterproto.Message):
+    invitation: "__common_v1__.Invitation" = betterproto.message_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class WatchInvitationsRequest(betterproto.Message):
+    pass
+
+
+@dataclass(eq=False, repr=False)
+class WatchInvitationsResponse(betterproto.Message):
+    invitation: "__common_v1__.Invitation" = betterproto.message_field(1)
+
+
 class LearningServiceStub(betterproto.ServiceStub):
     async def record_statements(
         self,
@@ -1893,6 +1938,58 @@ class LearningServiceStub(betterproto.ServiceStub):
             metadata=metadata,
         )
 
+    async def list_invitations(
+        self,
+        list_invitations_request: "ListInvitationsRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "ListInvitationsResponse":
+        return await self._unary_unary(
+            "/keiko.learning.v1.LearningService/ListInvitations",
+            list_invitations_request,
+            ListInvitationsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def respond_to_invitation(
+        self,
+        respond_to_invitation_request: "RespondToInvitationRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "RespondToInvitationResponse":
+        return await self._unary_unary(
+            "/keiko.learning.v1.LearningService/RespondToInvitation",
+            respond_to_invitation_request,
+            RespondToInvitationResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def watch_invitations(
+        self,
+        watch_invitations_request: "WatchInvitationsRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> AsyncIterator[WatchInvitationsResponse]:
+        async for response in self._unary_stream(
+            "/keiko.learning.v1.LearningService/WatchInvitations",
+            watch_invitations_request,
+            WatchInvitationsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        ):
+            yield response
+
 
 class LearningServiceBase(ServiceBase):
 
@@ -2116,6 +2213,22 @@ class LearningServiceBase(ServiceBase):
         self, import_webhook_request: "ImportWebhookRequest"
     ) -> "ImportWebhookResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def list_invitations(
+        self, list_invitations_request: "ListInvitationsRequest"
+    ) -> "ListInvitationsResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def respond_to_invitation(
+        self, respond_to_invitation_request: "RespondToInvitationRequest"
+    ) -> "RespondToInvitationResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def watch_invitations(
+        self, watch_invitations_request: "WatchInvitationsRequest"
+    ) -> AsyncIterator[WatchInvitationsResponse]:
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+        yield WatchInvitationsResponse()
 
     async def __rpc_record_statements(
         self,
@@ -2459,6 +2572,33 @@ class LearningServiceBase(ServiceBase):
         response = await self.import_webhook(request)
         await stream.send_message(response)
 
+    async def __rpc_list_invitations(
+        self,
+        stream: "grpclib.server.Stream[ListInvitationsRequest, ListInvitationsResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.list_invitations(request)
+        await stream.send_message(response)
+
+    async def __rpc_respond_to_invitation(
+        self,
+        stream: "grpclib.server.Stream[RespondToInvitationRequest, RespondToInvitationResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.respond_to_invitation(request)
+        await stream.send_message(response)
+
+    async def __rpc_watch_invitations(
+        self,
+        stream: "grpclib.server.Stream[WatchInvitationsRequest, WatchInvitationsResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        await self._call_rpc_handler_server_stream(
+            self.watch_invitations,
+            stream,
+            request,
+        )
+
     def __mapping__(self) -> Dict[str, grpclib.const.Handler]:
         return {
             "/keiko.learning.v1.LearningService/RecordStatements": grpclib.const.Handler(
@@ -2724,5 +2864,23 @@ class LearningServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 ImportWebhookRequest,
                 ImportWebhookResponse,
+            ),
+            "/keiko.learning.v1.LearningService/ListInvitations": grpclib.const.Handler(
+                self.__rpc_list_invitations,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ListInvitationsRequest,
+                ListInvitationsResponse,
+            ),
+            "/keiko.learning.v1.LearningService/RespondToInvitation": grpclib.const.Handler(
+                self.__rpc_respond_to_invitation,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                RespondToInvitationRequest,
+                RespondToInvitationResponse,
+            ),
+            "/keiko.learning.v1.LearningService/WatchInvitations": grpclib.const.Handler(
+                self.__rpc_watch_invitations,
+                grpclib.const.Cardinality.UNARY_STREAM,
+                WatchInvitationsRequest,
+                WatchInvitationsResponse,
             ),
         }

@@ -315,6 +315,12 @@ class Reservation(betterproto.Message):
     created_by: str = betterproto.string_field(12)
     created_at: datetime = betterproto.message_field(13)
     updated_at: datetime = betterproto.message_field(14)
+    student_invitation: "__common_v1__.InvitationStatus" = betterproto.enum_field(15)
+    """
+    The named student's answer to the invitation (issue 9); UNSPECIFIED when nobody was
+     invited (the student booked for themselves, or no student). A reservation completes
+     only once it is ACCEPTED; DECLINED cancels it.
+    """
 
 
 @dataclass(eq=False, repr=False)
@@ -338,6 +344,10 @@ class TutorSession(betterproto.Message):
     """
 
     created_at: datetime = betterproto.message_field(11)
+    student_invitation: "__common_v1__.InvitationStatus" = betterproto.enum_field(12)
+    """
+    The student's answer to the invitation; the session completes only once ACCEPTED.
+    """
 
 
 @dataclass(eq=False, repr=False)
@@ -727,6 +737,46 @@ class ListSpaceRatingsRequest(betterproto.Message):
 class ListSpaceRatingsResponse(betterproto.Message):
     ratings: List["SpaceRating"] = betterproto.message_field(1)
     next_page_token: str = betterproto.string_field(2)
+
+
+@dataclass(eq=False, repr=False)
+class ListInvitationsRequest(betterproto.Message):
+    statuses: List["__common_v1__.InvitationStatus"] = betterproto.enum_field(1)
+    """Only these statuses; empty means all."""
+
+    as_inviter: bool = betterproto.bool_field(2)
+    """The invitations the caller sent instead of those it received."""
+
+    page_size: int = betterproto.int32_field(3)
+    page_token: str = betterproto.string_field(4)
+
+
+@dataclass(eq=False, repr=False)
+class ListInvitationsResponse(betterproto.Message):
+    invitations: List["__common_v1__.Invitation"] = betterproto.message_field(1)
+    next_page_token: str = betterproto.string_field(2)
+
+
+@dataclass(eq=False, repr=False)
+class RespondToInvitationRequest(betterproto.Message):
+    invitation_id: str = betterproto.string_field(1)
+    accept: bool = betterproto.bool_field(2)
+    """True accepts, false declines."""
+
+
+@dataclass(eq=False, repr=False)
+class RespondToInvitationResponse(betterproto.Message):
+    invitation: "__common_v1__.Invitation" = betterproto.message_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class WatchInvitationsRequest(betterproto.Message):
+    pass
+
+
+@dataclass(eq=False, repr=False)
+class WatchInvitationsResponse(betterproto.Message):
+    invitation: "__common_v1__.Invitation" = betterproto.message_field(1)
 
 
 class MarketplaceServiceStub(betterproto.ServiceStub):
@@ -1139,6 +1189,58 @@ class MarketplaceServiceStub(betterproto.ServiceStub):
             metadata=metadata,
         )
 
+    async def list_invitations(
+        self,
+        list_invitations_request: "ListInvitationsRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "ListInvitationsResponse":
+        return await self._unary_unary(
+            "/keiko.marketplace.v1.MarketplaceService/ListInvitations",
+            list_invitations_request,
+            ListInvitationsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def respond_to_invitation(
+        self,
+        respond_to_invitation_request: "RespondToInvitationRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "RespondToInvitationResponse":
+        return await self._unary_unary(
+            "/keiko.marketplace.v1.MarketplaceService/RespondToInvitation",
+            respond_to_invitation_request,
+            RespondToInvitationResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def watch_invitations(
+        self,
+        watch_invitations_request: "WatchInvitationsRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> AsyncIterator[WatchInvitationsResponse]:
+        async for response in self._unary_stream(
+            "/keiko.marketplace.v1.MarketplaceService/WatchInvitations",
+            watch_invitations_request,
+            WatchInvitationsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        ):
+            yield response
+
 
 class MarketplaceServiceBase(ServiceBase):
 
@@ -1262,6 +1364,22 @@ class MarketplaceServiceBase(ServiceBase):
         self, list_space_ratings_request: "ListSpaceRatingsRequest"
     ) -> "ListSpaceRatingsResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def list_invitations(
+        self, list_invitations_request: "ListInvitationsRequest"
+    ) -> "ListInvitationsResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def respond_to_invitation(
+        self, respond_to_invitation_request: "RespondToInvitationRequest"
+    ) -> "RespondToInvitationResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def watch_invitations(
+        self, watch_invitations_request: "WatchInvitationsRequest"
+    ) -> AsyncIterator[WatchInvitationsResponse]:
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+        yield WatchInvitationsResponse()
 
     async def __rpc_create_space(
         self, stream: "grpclib.server.Stream[CreateSpaceRequest, CreateSpaceResponse]"
@@ -1453,6 +1571,33 @@ class MarketplaceServiceBase(ServiceBase):
         response = await self.list_space_ratings(request)
         await stream.send_message(response)
 
+    async def __rpc_list_invitations(
+        self,
+        stream: "grpclib.server.Stream[ListInvitationsRequest, ListInvitationsResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.list_invitations(request)
+        await stream.send_message(response)
+
+    async def __rpc_respond_to_invitation(
+        self,
+        stream: "grpclib.server.Stream[RespondToInvitationRequest, RespondToInvitationResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.respond_to_invitation(request)
+        await stream.send_message(response)
+
+    async def __rpc_watch_invitations(
+        self,
+        stream: "grpclib.server.Stream[WatchInvitationsRequest, WatchInvitationsResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        await self._call_rpc_handler_server_stream(
+            self.watch_invitations,
+            stream,
+            request,
+        )
+
     def __mapping__(self) -> Dict[str, grpclib.const.Handler]:
         return {
             "/keiko.marketplace.v1.MarketplaceService/CreateSpace": grpclib.const.Handler(
@@ -1598,5 +1743,23 @@ class MarketplaceServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 ListSpaceRatingsRequest,
                 ListSpaceRatingsResponse,
+            ),
+            "/keiko.marketplace.v1.MarketplaceService/ListInvitations": grpclib.const.Handler(
+                self.__rpc_list_invitations,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ListInvitationsRequest,
+                ListInvitationsResponse,
+            ),
+            "/keiko.marketplace.v1.MarketplaceService/RespondToInvitation": grpclib.const.Handler(
+                self.__rpc_respond_to_invitation,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                RespondToInvitationRequest,
+                RespondToInvitationResponse,
+            ),
+            "/keiko.marketplace.v1.MarketplaceService/WatchInvitations": grpclib.const.Handler(
+                self.__rpc_watch_invitations,
+                grpclib.const.Cardinality.UNARY_STREAM,
+                WatchInvitationsRequest,
+                WatchInvitationsResponse,
             ),
         }
