@@ -30,12 +30,31 @@ def role_from_pb(role: pb.Role) -> Role:
     return Role[str(pb.Role(role).name).removeprefix("ROLE_")]
 
 
+@strawberry.enum(
+    description=(
+        "A profile fact you may show others (issue 9): others see your id, display name "
+        "and these only."
+    )
+)
+class ProfileField(enum.Enum):
+    BIO = "BIO"
+    AVATAR_URL = "AVATAR_URL"
+    LOCALE = "LOCALE"
+    TIME_ZONE = "TIME_ZONE"
+    HUMAN_VERIFIED = "HUMAN_VERIFIED"
+
+
 @strawberry.type
 class UserProfile:
     bio: str
     avatar_url: str
     locale: str
     time_zone: str
+    public_fields: list[ProfileField] = strawberry.field(
+        description=(
+            "What you show others besides your display name (yours only; empty for others)."
+        )
+    )
 
 
 @strawberry.type
@@ -64,6 +83,9 @@ class User:
                 avatar_url=profile.avatar_url,
                 locale=profile.locale,
                 time_zone=profile.time_zone,
+                public_fields=[
+                    ProfileField[str(pb.ProfileField(f).name)] for f in profile.public_fields
+                ],
             ),
             human_verified=user.human_verified,
             created_at=user.created_at,
@@ -134,6 +156,10 @@ class UpdateProfileInput:
     avatar_url: str | None = None
     locale: str | None = None
     time_zone: str | None = None
+    public_fields: list[ProfileField] | None = strawberry.field(
+        default=None,
+        description="Replaces what others see besides your display name; null keeps it.",
+    )
 
 
 def identity(info: Info) -> pb.IdentityServiceStub:
@@ -268,6 +294,10 @@ class IdentityMutation:
                     avatar_url=input.avatar_url,
                     locale=input.locale,
                     time_zone=input.time_zone,
+                    public_fields=[
+                        pb.ProfileField.from_string(f.value) for f in input.public_fields or []
+                    ],
+                    update_public_fields=input.public_fields is not None,
                 )
             )
         )

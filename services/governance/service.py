@@ -164,6 +164,13 @@ class GovernanceService:
             raise PermissionDenied("only members of the community may see this")
         return member
 
+    async def _require_standards_reader(
+        self, repo: GovernanceRepository, principal: Principal, community_id: str
+    ) -> None:
+        community = await self._community(repo, community_id)
+        if not community.rules.open_membership:
+            await self._require_reader(repo, principal, community_id)
+
     @staticmethod
     async def _require_member(
         repo: GovernanceRepository, principal: Principal, community_id: str
@@ -1056,12 +1063,13 @@ class GovernanceService:
     async def get_standards(
         self, principal: Principal, community_id: str, kind: d.StandardsKind, version: int
     ) -> d.StandardsDocument:
-        """Standards are public to any authenticated caller: anyone may check what a
-        community's records are validated against."""
+        """An open community's standards are public to any authenticated caller (anyone
+        may check what its records are validated against); a closed community's are for
+        its members and platform admins (issue 9)."""
         community_id = _object_id(community_id, "community_id", "community")
         async with self.db.session() as session:
             repo = GovernanceRepository(session)
-            await self._community(repo, community_id)
+            await self._require_standards_reader(repo, principal, community_id)
             doc = await repo.get_standards(community_id, kind, version)
         if doc is None:
             raise NotFound(
@@ -1082,6 +1090,6 @@ class GovernanceService:
         offset = d.decode_page_token(page_token)
         async with self.db.session() as session:
             repo = GovernanceRepository(session)
-            await self._community(repo, community_id)
+            await self._require_standards_reader(repo, principal, community_id)
             rows = await repo.list_standards(community_id, kind, offset, limit + 1)
         return d.paged(rows, offset, limit)

@@ -164,6 +164,20 @@ class Profile:
     avatar_url: str = ""
     locale: str = ""
     time_zone: str = ""
+    # What others may see besides the display name (issue 9): names from PUBLIC_FIELDS.
+    # Nothing by default; the user, and admins, always see everything.
+    public: frozenset[str] = frozenset()
+
+
+# The profile facts a user may choose to show to others.
+PUBLIC_FIELDS = ("bio", "avatar_url", "locale", "time_zone", "human_verified")
+
+
+def validate_public_fields(fields: frozenset[str]) -> frozenset[str]:
+    unknown = sorted(fields - set(PUBLIC_FIELDS))
+    if unknown:
+        raise ValidationError("public_fields", f"unknown profile field {unknown[0]}")
+    return fields
 
 
 @dataclass(frozen=True)
@@ -175,6 +189,7 @@ class ProfileUpdate:
     avatar_url: str | None = None
     locale: str | None = None
     time_zone: str | None = None
+    public: frozenset[str] | None = None
 
     def validated(self) -> ProfileUpdate:
         return ProfileUpdate(
@@ -185,13 +200,21 @@ class ProfileUpdate:
             avatar_url=None if self.avatar_url is None else validate_avatar_url(self.avatar_url),
             locale=None if self.locale is None else validate_locale(self.locale),
             time_zone=None if self.time_zone is None else validate_time_zone(self.time_zone),
+            public=None if self.public is None else validate_public_fields(self.public),
         )
 
     @property
     def empty(self) -> bool:
         return all(
             v is None
-            for v in (self.display_name, self.bio, self.avatar_url, self.locale, self.time_zone)
+            for v in (
+                self.display_name,
+                self.bio,
+                self.avatar_url,
+                self.locale,
+                self.time_zone,
+                self.public,
+            )
         )
 
 
@@ -217,6 +240,7 @@ class User:
             avatar_url=profile.avatar_url if update.avatar_url is None else update.avatar_url,
             locale=profile.locale if update.locale is None else update.locale,
             time_zone=profile.time_zone if update.time_zone is None else update.time_zone,
+            public=profile.public if update.public is None else update.public,
         )
         return replace(
             self,

@@ -25,7 +25,15 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from services.api.keiko.identity import v1 as pb
 from services.identity import humanity as humanity_pipeline
-from services.identity.domain import Credential, ProfileUpdate, Role, Session, TokenPair, User
+from services.identity.domain import (
+    PUBLIC_FIELDS,
+    Credential,
+    ProfileUpdate,
+    Role,
+    Session,
+    TokenPair,
+    User,
+)
 from services.identity.humanity import IndexKey
 from services.identity.humanity_service import (
     BiometricSample,
@@ -124,6 +132,9 @@ class IdentityServicer(pb.IdentityServiceBase):
                 avatar_url=request.avatar_url,
                 locale=request.locale,
                 time_zone=request.time_zone,
+                public=_public_fields_from_pb(request.public_fields)
+                if request.update_public_fields
+                else None,
             ),
         )
         return pb.UpdateProfileResponse(user=user_to_pb(user, caller))
@@ -545,23 +556,51 @@ def _self_principal(user: User, tokens: TokenPair) -> Principal:
     )
 
 
+_PROFILE_FIELDS = {name: pb.ProfileField.from_string(name.upper()) for name in PUBLIC_FIELDS}
+_PROFILE_FIELD_NAMES = {int(v): k for k, v in _PROFILE_FIELDS.items()}
+
+
+def _public_fields_from_pb(values: list[pb.ProfileField]) -> frozenset[str]:
+    names = set()
+    for i, value in enumerate(values):
+        name = _PROFILE_FIELD_NAMES.get(int(value))
+        if name is None:
+            raise ValidationError(f"public_fields[{i}]", "must be a known profile field")
+        names.add(name)
+    return frozenset(names)
+
+
 def user_to_pb(user: User, viewer: Principal) -> pb.User:
-    """The email is only shown to the user themself and to admins."""
-    sees_email = viewer.user_id == user.id or viewer.is_admin
+    """The user themself and admins see everything; anyone else the public profile only:
+    the id, the display name and what the user made public (issue 9)."""
+    if viewer.user_id == user.id or viewer.is_admin:
+        return pb.User(
+            id=user.id,
+            email=user.email,
+            display_name=user.display_name,
+            roles=sorted((_TO_PB_ROLE[r] for r in user.roles), key=int),
+            profile=pb.UserProfile(
+                bio=user.profile.bio,
+                avatar_url=user.profile.avatar_url,
+                locale=user.profile.locale,
+                time_zone=user.profile.time_zone,
+                public_fields=sorted((_PROFILE_FIELDS[f] for f in user.profile.public), key=int),
+            ),
+            human_verified=user.human_verified,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        )
+    public = user.profile.public
     return pb.User(
         id=user.id,
-        email=user.email if sees_email else "",
         display_name=user.display_name,
-        roles=sorted((_TO_PB_ROLE[r] for r in user.roles), key=int),
         profile=pb.UserProfile(
-            bio=user.profile.bio,
-            avatar_url=user.profile.avatar_url,
-            locale=user.profile.locale,
-            time_zone=user.profile.time_zone,
+            bio=user.profile.bio if "bio" in public else "",
+            avatar_url=user.profile.avatar_url if "avatar_url" in public else "",
+            locale=user.profile.locale if "locale" in public else "",
+            time_zone=user.profile.time_zone if "time_zone" in public else "",
         ),
-        human_verified=user.human_verified,
-        created_at=user.created_at,
-        updated_at=user.updated_at,
+        human_verified=user.human_verified and "human_verified" in public,
     )
 
 

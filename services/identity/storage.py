@@ -76,6 +76,8 @@ users = Table(
     Column("avatar_url", String(2048), nullable=False, default=""),
     Column("locale", String(35), nullable=False, default=""),
     Column("time_zone", String(64), nullable=False, default=""),
+    # The profile fields the user made public, comma-separated (issue 9).
+    Column("public_fields", String(200), nullable=False, default="", server_default=""),
     Column("human_verified", Boolean, nullable=False, default=False),
     Column("user_handle", LargeBinary(64), nullable=False, unique=True),
     _ts("locked_until", nullable=True),
@@ -217,6 +219,7 @@ class IdentityRepository:
                 avatar_url=user.profile.avatar_url,
                 locale=user.profile.locale,
                 time_zone=user.profile.time_zone,
+                public_fields=",".join(sorted(user.profile.public)),
                 human_verified=user.human_verified,
                 user_handle=user.user_handle,
                 locked_until=user.locked_until,
@@ -300,6 +303,7 @@ class IdentityRepository:
                 avatar_url=user.profile.avatar_url,
                 locale=user.profile.locale,
                 time_zone=user.profile.time_zone,
+                public_fields=",".join(sorted(user.profile.public)),
                 updated_at=user.updated_at,
             )
         )
@@ -640,7 +644,11 @@ def _user(row: Row[Any], roles: frozenset[Role]) -> User:
         display_name=row.display_name,
         roles=roles,
         profile=Profile(
-            bio=row.bio, avatar_url=row.avatar_url, locale=row.locale, time_zone=row.time_zone
+            bio=row.bio,
+            avatar_url=row.avatar_url,
+            locale=row.locale,
+            time_zone=row.time_zone,
+            public=frozenset(f for f in row.public_fields.split(",") if f),
         ),
         human_verified=bool(row.human_verified),
         user_handle=bytes(row.user_handle),

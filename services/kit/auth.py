@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
@@ -25,6 +25,8 @@ from services.kit.clock import Clock
 from services.kit.errors import PermissionDenied, Unauthenticated
 
 ISSUER = "keiko-identity"
+# What a stream (a gRPC Watch*, a GraphQL subscription) ends with when its token expires.
+TOKEN_EXPIRED = "access token expired: reconnect with a fresh access token"
 AUDIENCE = "keiko"
 ALGORITHM = "EdDSA"
 
@@ -44,6 +46,9 @@ class Principal:
     user_id: str
     roles: frozenset[str] = field(default_factory=frozenset)
     session_id: str = ""
+    # When the access token it came from expires (None: not from a token, e.g. a test or
+    # a service acting in-process). A stream opened with the token ends then (issue 9).
+    expires_at: datetime | None = None
 
     def has_role(self, role: Role | str) -> bool:
         return str(role) in self.roles
@@ -178,9 +183,17 @@ class TokenVerifier:
             user_id=str(claims["sub"]),
             roles=frozenset(roles),
             session_id=str(claims.get("sid", "")),
+            expires_at=datetime.fromtimestamp(float(claims["exp"]), UTC),
         )
         self.refuse_revoked(principal)
         return principal
+
+    def refuse_expired(self, principal: Principal) -> None:
+        """UNAUTHENTICATED once the token the principal came from has expired: what a
+        stream opened with it checks before each message."""
+        expires = principal.expires_at
+        if expires is not None and self._clock.now() > expires + self._leeway:
+            raise Unauthenticated(TOKEN_EXPIRED)
 
     def refuse_revoked(self, principal: Principal) -> None:
         """UNAUTHENTICATED if the principal's session is known to be revoked."""

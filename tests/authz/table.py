@@ -53,12 +53,6 @@ STUDENT_RECORD = expect(
 # Acting on the caller's own proof of humanity, with a deliberately empty sample.
 OWN_SAMPLE = expect(INPUT_CHECKED, anonymous=UNAUTHENTICATED)
 NOT_ENROLLED = expect(ALLOWED, anonymous=UNAUTHENTICATED)
-# Issue 9 parts not landed yet: the callers each row already states the designed outcome
-# for (`pending` fails the run once the behaviour matches: then delete the mark).
-STANDARDS = dict.fromkeys(
-    ("learner", "non_member", "invited", "other_tutor", "participant"),
-    "issue 9.5: a closed community's standards are for members",
-)
 SAMPLE = {"irisImage": "", "genome": "", "genomeFormat": "GENOME_FORMAT_VCF"}
 
 
@@ -366,6 +360,22 @@ LEARNING: list[Rows] = [
     ),
     # -- LRS clients and webhook sources (the caller's own) -------------------------------
     rows("LearningService/RegisterLrsClient", SIGNED_IN, lambda x: {"name": "lms"}),
+    rows("Mutation.registerLrsClient", SIGNED_IN, lambda x: {"name": "lms"}),
+    rows(
+        "Mutation.registerWebhookSource",
+        SIGNED_IN,
+        lambda x: {"input": {"name": "https://lms.example", "kind": "MOODLE"}},
+    ),
+    rows(
+        "Mutation.revokeLrsClient",
+        expect(NOT_FOUND, anonymous=UNAUTHENTICATED, owner=OK, admin=OK),
+        lambda x: x.fresh_lrs_client(),
+    ),
+    rows(
+        "Mutation.revokeWebhookSource",
+        expect(NOT_FOUND, anonymous=UNAUTHENTICATED, owner=OK, admin=OK),
+        lambda x: x.fresh_webhook_source(),
+    ),
     rows("LearningService/ListLrsClients", SIGNED_IN),
     rows(
         "LearningService/RevokeLrsClient",
@@ -636,7 +646,6 @@ GOVERNANCE: list[Rows] = [
             "communityId": x.closed_community_id,
             "kind": "STANDARDS_KIND_COMMUNITY_STANDARDS",
         },
-        pending=STANDARDS,
     ),
     rows(
         "Query.communityStandards",
@@ -646,7 +655,6 @@ GOVERNANCE: list[Rows] = [
             "kind": "COMMUNITY_STANDARDS",
             "version": 0,
         },
-        pending=STANDARDS,
     ),
     rows(
         "GovernanceService/ListStandardsVersions",
@@ -655,13 +663,11 @@ GOVERNANCE: list[Rows] = [
             "communityId": x.closed_community_id,
             "kind": "STANDARDS_KIND_COMMUNITY_STANDARDS",
         },
-        pending=STANDARDS,
     ),
     rows(
         "Query.communityStandardsVersions",
         MEMBERS,
         lambda x: {"communityId": x.closed_community_id, "kind": "COMMUNITY_STANDARDS"},
-        pending=STANDARDS,
     ),
     rows(
         "GovernanceService/WatchProposal",

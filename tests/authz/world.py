@@ -677,6 +677,20 @@ class Ctx:
             },
         )
 
+    async def fresh_lrs_client(self) -> dict[str, Any]:
+        made = await self.world.must(
+            Caller.OWNER, "LearningService/RegisterLrsClient", {"name": "x"}
+        )
+        return {"id": made["client"]["id"]}
+
+    async def fresh_webhook_source(self) -> dict[str, Any]:
+        made = await self.world.must(
+            Caller.OWNER,
+            "LearningService/RegisterWebhookSource",
+            {"name": "https://x.example", "kind": "WEBHOOK_SOURCE_KIND_MOODLE"},
+        )
+        return {"id": made["source"]["id"]}
+
     # -- passport -----------------------------------------------------------------------
 
     def gql_learning_profile(self) -> dict[str, Any]:

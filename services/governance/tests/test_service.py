@@ -637,6 +637,26 @@ async def test_standards_are_versioned_by_passed_proposals(
     assert rules_v.version == 1 and rules_v.content_type == "application/json"
 
 
+async def test_a_closed_communitys_standards_are_for_its_members(
+    service: GovernanceService,
+) -> None:
+    """Issue 9: a non-member reads an open community's standards, not a closed one's
+    (PERMISSION_DENIED, like its proposals and members); members and admins do."""
+    admin, member, outsider = user(), user(), user()
+    platform_admin = Principal("platform-admin", frozenset({"admin"}))
+    closed = await community(service, admin, "Closed circle", open_membership=False)
+    await service.set_member_role(admin, closed.id, member.user_id, d.MemberRole.MEMBER)
+    kind = d.StandardsKind.COMMUNITY_STANDARDS
+    err = await fails(PermissionDenied, service.get_standards(outsider, closed.id, kind, 0))
+    assert err.message == "only members of the community may see this"
+    await fails(PermissionDenied, service.list_standards_versions(outsider, closed.id, kind, 0, ""))
+    for reader in (admin, member, platform_admin):
+        doc = await service.get_standards(reader, closed.id, kind, 0)
+        assert doc.content == "# Be kind"
+    opened = await community(service, admin, "Open circle")
+    assert (await service.get_standards(outsider, opened.id, kind, 0)).version == 1
+
+
 async def test_rules_change_only_through_a_passed_proposal(
     service: GovernanceService, mirror: HumanityMirror, clock: FixedClock
 ) -> None:

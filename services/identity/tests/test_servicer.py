@@ -176,8 +176,33 @@ async def test_profile_update_and_email_visibility(
             pb.GetUserRequest(user_id=ana.user.id)
         )
     ).user
+    # Issue 9: others see the public profile only: the name, and what Ana made public
+    # (nothing by default): never her email, roles, bio, locale or time zone.
     assert seen_by_bob.email == ""
-    assert seen_by_bob.profile.time_zone == "America/Lima"
+    assert (seen_by_bob.id, seen_by_bob.display_name) == (ana.user.id, "Ana")
+    assert seen_by_bob.roles == []
+    assert seen_by_bob.profile == pb.UserProfile()
+    assert not seen_by_bob.human_verified
+    chose = await as_ana.update_profile(
+        pb.UpdateProfileRequest(
+            update_public_fields=True,
+            public_fields=[pb.ProfileField(pb.ProfileField.TIME_ZONE)],
+        )
+    )
+    assert chose.user.profile.public_fields == [pb.ProfileField.TIME_ZONE]
+    seen_by_bob = (
+        await harness.client(bob.tokens.access_token).get_user(
+            pb.GetUserRequest(user_id=ana.user.id)
+        )
+    ).user
+    assert seen_by_bob.profile == pb.UserProfile(time_zone="America/Lima")
+    assert seen_by_bob.roles == [] and seen_by_bob.email == ""
+    mine = (await as_ana.get_me(pb.GetMeRequest())).user
+    assert (mine.email, mine.profile.bio, mine.roles) == (
+        ana.user.email,
+        "Hola",
+        [role("LEARNER")],
+    )
 
     error = await rpc_error(as_ana.update_profile(pb.UpdateProfileRequest(avatar_url="ftp://x")))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT

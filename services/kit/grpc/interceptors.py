@@ -214,7 +214,9 @@ def auth_interceptor(
     """Verify the bearer token of every RPC not in `public_methods` (full method names)
     and bind the caller's Principal; public RPCs still see a caller when one is given.
     A server stream outlives the check made when it opened, so before each of its
-    messages the caller's session is checked again against the revoked ones."""
+    messages the caller's session is checked again against the revoked ones, and the
+    token's expiry: a stream delivers nothing after its token expired (issue 9) and ends
+    UNAUTHENTICATED, telling the client to reconnect with a fresh token."""
 
     public = frozenset(public_methods)
 
@@ -238,5 +240,6 @@ def auth_interceptor(
         principal = optional_principal()
         if principal is not None:
             verifier.refuse_revoked(principal)
+            verifier.refuse_expired(principal)
 
     return AroundInterceptor(around, each_message=still_authorized)

@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from services.kit import errors
-from services.kit.auth import Principal, current_principal
+from services.kit.auth import TOKEN_EXPIRED, Principal, current_principal
 from services.kit.clock import FixedClock
 from services.kit.grpc.client import stub
 from services.kit.grpc.errors import field_violations
@@ -253,6 +253,44 @@ async def test_a_stream_stops_once_its_session_is_revoked(demo: tuple[ModuleType
             await anext(stream)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert caught.value.details() == "session has been revoked"
+
+
+async def test_a_stream_ends_when_its_access_token_expires(
+    demo: tuple[ModuleType, bytes],
+) -> None:
+    """Issue 9: a stream opened with a token delivers nothing once the token expired; it
+    ends UNAUTHENTICATED with a message telling the client to reconnect."""
+    api, descriptors = demo
+    clock = FixedClock(datetime.now(UTC))
+    issuer, verifier = token_pair(clock, ttl=timedelta(minutes=15))
+    go_on = asyncio.Event()
+
+    class PausingServicer(type(make_servicer(api))):  # type: ignore[misc]
+        async def count(self, request: Any) -> AsyncIterator[Any]:
+            yield api.EchoResponse(text="first")
+            await go_on.wait()
+            yield api.EchoResponse(text="second")
+
+    ana = Principal(user_id="ana", roles=frozenset({"learner"}), session_id="s-ana")
+    async with (
+        running_host(
+            [PausingServicer()], token_verifier=verifier, descriptor_set=descriptors
+        ) as host,
+        grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel,
+    ):
+        client = stub(api.DemoServiceStub, channel, access_token=issuer.issue(ana).token)
+        stream = aiter(client.count(api.EchoRequest(text="n")))
+        assert (await anext(stream)).text == "first"
+        clock.advance(timedelta(minutes=16))  # the token expired meanwhile
+        go_on.set()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await anext(stream)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert (
+        caught.value.details()
+        == TOKEN_EXPIRED
+        == ("access token expired: reconnect with a fresh access token")
+    )
 
 
 async def test_request_id_is_echoed_or_generated(server: dict) -> None:

@@ -344,8 +344,11 @@ class StatementRepository:
         rows = (await self.s.execute(select(t).where(t.c.voids_statement_id == statement_id))).all()
         return [statement_record(r) for r in rows]
 
-    async def count_interactions_by(self, column: str, values: Sequence[str]) -> dict[str, int]:
-        """Interactions (not voided) per value of a hierarchy column (class, session)."""
+    async def count_interactions_by(
+        self, column: str, values: Sequence[str], *, learner_id: str = ""
+    ) -> dict[str, int]:
+        """Interactions (not voided) per value of a hierarchy column (class, session), of
+        one learner when `learner_id` is given."""
         if not values:
             return {}
         t = statements

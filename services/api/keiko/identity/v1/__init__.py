@@ -50,6 +50,20 @@ class GenomeFormat(betterproto.Enum):
     VCF = 2
 
 
+class ProfileField(betterproto.Enum):
+    """
+    A profile fact a user may make public (issue 9). Others see a user's id, display name
+     and these; never the email, roles or anything not chosen.
+    """
+
+    UNSPECIFIED = 0
+    BIO = 1
+    AVATAR_URL = 2
+    LOCALE = 3
+    TIME_ZONE = 4
+    HUMAN_VERIFIED = 5
+
+
 @dataclass(eq=False, repr=False)
 class UserProfile(betterproto.Message):
     """Self-described public profile of a user."""
@@ -61,6 +75,12 @@ class UserProfile(betterproto.Message):
 
     time_zone: str = betterproto.string_field(4)
     """IANA time zone name, e.g. "America/Mexico_City"."""
+
+    public_fields: List["ProfileField"] = betterproto.enum_field(5)
+    """
+    What the user shows others besides the display name; empty by default. Only shown
+     to the user themself and admins.
+    """
 
 
 @dataclass(eq=False, repr=False)
@@ -251,6 +271,12 @@ class UpdateProfileRequest(betterproto.Message):
     avatar_url: Optional[str] = betterproto.string_field(4, optional=True)
     locale: Optional[str] = betterproto.string_field(5, optional=True)
     time_zone: Optional[str] = betterproto.string_field(6, optional=True)
+    public_fields: List["ProfileField"] = betterproto.enum_field(7)
+    """
+    Replaces the public profile fields when update_public_fields is true.
+    """
+
+    update_public_fields: bool = betterproto.bool_field(8)
 
 
 @dataclass(eq=False, repr=False)
