@@ -41,7 +41,6 @@ class ProfileField(enum.Enum):
     AVATAR_URL = "AVATAR_URL"
     LOCALE = "LOCALE"
     TIME_ZONE = "TIME_ZONE"
-    HUMAN_VERIFIED = "HUMAN_VERIFIED"
 
 
 @strawberry.type

@@ -170,7 +170,8 @@ class Profile:
 
 
 # The profile facts a user may choose to show to others.
-PUBLIC_FIELDS = ("bio", "avatar_url", "locale", "time_zone", "human_verified")
+# (Whether a user is a verified human is always public: one human, one vote.)
+PUBLIC_FIELDS = ("bio", "avatar_url", "locale", "time_zone")
 
 
 def validate_public_fields(fields: frozenset[str]) -> frozenset[str]:

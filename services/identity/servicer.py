@@ -572,7 +572,8 @@ def _public_fields_from_pb(values: list[pb.ProfileField]) -> frozenset[str]:
 
 def user_to_pb(user: User, viewer: Principal) -> pb.User:
     """The user themself and admins see everything; anyone else the public profile only:
-    the id, the display name and what the user made public (issue 9)."""
+    the id, the display name, whether a verified human (public: one human, one vote) and
+    what the user made public (issue 9)."""
     if viewer.user_id == user.id or viewer.is_admin:
         return pb.User(
             id=user.id,
@@ -600,7 +601,7 @@ def user_to_pb(user: User, viewer: Principal) -> pb.User:
             locale=user.profile.locale if "locale" in public else "",
             time_zone=user.profile.time_zone if "time_zone" in public else "",
         ),
-        human_verified=user.human_verified and "human_verified" in public,
+        human_verified=user.human_verified,
     )
 
 

@@ -360,22 +360,6 @@ LEARNING: list[Rows] = [
     ),
     # -- LRS clients and webhook sources (the caller's own) -------------------------------
     rows("LearningService/RegisterLrsClient", SIGNED_IN, lambda x: {"name": "lms"}),
-    rows("Mutation.registerLrsClient", SIGNED_IN, lambda x: {"name": "lms"}),
-    rows(
-        "Mutation.registerWebhookSource",
-        SIGNED_IN,
-        lambda x: {"input": {"name": "https://lms.example", "kind": "MOODLE"}},
-    ),
-    rows(
-        "Mutation.revokeLrsClient",
-        expect(NOT_FOUND, anonymous=UNAUTHENTICATED, owner=OK, admin=OK),
-        lambda x: x.fresh_lrs_client(),
-    ),
-    rows(
-        "Mutation.revokeWebhookSource",
-        expect(NOT_FOUND, anonymous=UNAUTHENTICATED, owner=OK, admin=OK),
-        lambda x: x.fresh_webhook_source(),
-    ),
     rows("LearningService/ListLrsClients", SIGNED_IN),
     rows(
         "LearningService/RevokeLrsClient",

@@ -52,8 +52,9 @@ class GenomeFormat(betterproto.Enum):
 
 class ProfileField(betterproto.Enum):
     """
-    A profile fact a user may make public (issue 9). Others see a user's id, display name
-     and these; never the email, roles or anything not chosen.
+    A profile fact a user may make public (issue 9). Others see a user's id, display name,
+     whether they are a verified human (one human, one vote is public) and these; never the
+     email, roles or anything not chosen.
     """
 
     UNSPECIFIED = 0
@@ -61,7 +62,6 @@ class ProfileField(betterproto.Enum):
     AVATAR_URL = 2
     LOCALE = 3
     TIME_ZONE = 4
-    HUMAN_VERIFIED = 5
 
 
 @dataclass(eq=False, repr=False)
