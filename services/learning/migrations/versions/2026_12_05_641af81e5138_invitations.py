@@ -1,7 +1,7 @@
 """invitations: students named in a tutorial session, and their answer (issue 9)
 
 Revision ID: 641af81e5138
-Revises: 5d0c7a1e9b42
+Revises: 27a957c13920
 Create Date: 2026-12-05 01:26:07.045203
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "641af81e5138"
-down_revision: str | Sequence[str] | None = "5d0c7a1e9b42"
+down_revision: str | Sequence[str] | None = "27a957c13920"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
