@@ -1,7 +1,7 @@
 """public profile fields: what a user shows others besides the name (issue 9); none by default
 
 Revision ID: ce4f3a7e0d01
-Revises: a3c1e7d0b2f4
+Revises: 4f0e68b287e4
 Create Date: 2026-12-05 02:19:59.211374
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "ce4f3a7e0d01"
-down_revision: str | Sequence[str] | None = "a3c1e7d0b2f4"
+down_revision: str | Sequence[str] | None = "4f0e68b287e4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
