@@ -128,7 +128,9 @@ class EntryAuthor:
 
 
 def entry_author(entry: Entry) -> EntryAuthor:
-    author_id = statement_author(entry.statement, entry.learner_id)
+    """The entry's author as the passport knows it (the translator's word once anchored),
+    else as the statement's authority names it."""
+    author_id = entry.author_id or statement_author(entry.statement, entry.learner_id)
     return EntryAuthor(author_id, author_kind(author_id, entry.learner_id))
 
 
@@ -149,7 +151,8 @@ def check_issuable(entries: Sequence[Entry], learner_key_hex: str) -> None:
         if entry.anchor.status is not AnchorStatus.ANCHORED or entry.anchor.proof is None:
             raise FailedPrecondition(f"{where} is not anchored yet: its anchor is the evidence")
         author = entry_author(entry)
-        if author.kind is not AuthorKind.SELF and entry.public_key_hex == learner_key_hex:
+        signed_with_learners_key = entry.public_key_hex == learner_key_hex
+        if entry.legacy or (author.kind is not AuthorKind.SELF and signed_with_learners_key):
             raise FailedPrecondition(
                 f"{where} was written by {author.author_id} but signed with your key "
                 "(before per-author signing): it cannot be issued as their attestation"

@@ -107,7 +107,13 @@ def credential_of(row: Any) -> IssuedCredential:
     )
 
 
-def _record(entry: Entry, anchor_ref: AnchorRef) -> AnchoredRecord:
+def _author_name(entry: Entry, author_id: str, learner_name: str) -> str:
+    if author_id == entry.learner_id:
+        return learner_name
+    return entry.author_name or display_name_of_service(author_id)
+
+
+def _record(entry: Entry, anchor_ref: AnchorRef, learner_name: str) -> AnchoredRecord:
     a = entry.anchor
     author = entry_author(entry)
     assert a.proof is not None
@@ -119,7 +125,7 @@ def _record(entry: Entry, anchor_ref: AnchorRef) -> AnchoredRecord:
             author.kind,
             author.author_id,
             bytes.fromhex(entry.public_key_hex),
-            display_name_of_service(author.author_id),
+            _author_name(entry, author.author_id, learner_name),
         ),
         anchor=AnchorEvidence(
             chain_id=anchor_ref.chain_id,
@@ -220,8 +226,9 @@ class CredentialService:
         list_id, index = await self._allocate(planned.holder_id)
         credential_id = uuid.uuid4().urn
         now = self.clock.now()
-        records = [_record(e, anchor_ref) for e in planned.entries]
-        issuer_name = display_name_of_service(planned.holder_id) or (
+        learner_name = await self.passports.owner_display_name(passport.owner_id)
+        records = [_record(e, anchor_ref, learner_name) for e in planned.entries]
+        issuer_name = _author_name(planned.entries[0], planned.holder_id, learner_name) or (
             "Keiko learner" if planned.holder_id == passport.owner_id else "Keiko user"
         )
         issuer = Issuer(_PLACEHOLDER_DID, issuer_name)

@@ -32,6 +32,7 @@ from chain.verify.credentials import (
 )
 from services.kit.clock import FixedClock
 from services.kit.errors import FailedPrecondition, NotFound, Unavailable, ValidationError
+from services.kit.events import Event
 from services.passport.credentials.domain import (
     AchievementInput,
     CredentialFormat,
@@ -160,19 +161,28 @@ async def ledger(service: PassportService, ana_key: SigningKey, keys: KeyHolder)
     )
     pending = interaction(ana_key, "ana", start + minutes(5), course_id="course-3")
     keys.keys["ana"] = ana_key  # the learner's key the translator holds
-    anchored = batch([*own, feedback])
-    events = [recorded_event(i) for i in [*own, pending]]
+    # Written by Tom, signed with Ana's key (before per-author signing): legacy.
+    legacy = authored_by(
+        "tom", ana_key, interaction(ana_key, "ana", start + minutes(6), course_id="course-4")
+    )
+    anchored = batch([*own, feedback, legacy])
+    events = [recorded_event(i) for i in [*own, pending, legacy]]
     tom_event = recorded_event(feedback)
     tom_event.payload["recorded_by"] = "tom"
     anchored_events = anchored.events()
     for event in anchored_events:  # as the translator says it: who wrote each record
         mine = event.payload["record_id"] != feedback.statement_id
-        event.payload["author_id"] = "ana" if mine else "tom"
-    await consume(service, *events, tom_event, *anchored_events)
+        event.payload["author_id"] = "ana" if mine else "tom"  # whose key signed
+    names = [
+        Event("identity.profile_changed", key=who, payload={"user_id": who, "display_name": name})
+        for who, name in (("ana", "Ana"), ("tom", "Tomás"))
+    ]
+    await consume(service, *names, *events, tom_event, *anchored_events)
     return {
         "own": own,
         "feedback": feedback,
         "pending": pending,
+        "legacy": legacy,
         "reader": AsyncReader(reader_for(anchored)),
     }
 
@@ -212,6 +222,10 @@ async def test_per_entry_credentials_are_issued_by_each_author(
         ANA, IssueRequest(CredentialFormat.PER_ENTRY, statement_ids=tuple(ids))
     )
     assert [c.holder_id for c in issued] == ["ana", "tom"]
+    documents = [json.loads(c.document_json) for c in issued]
+    assert [d["issuer"]["name"] for d in documents] == ["Ana", "Tomás"]
+    author = documents[1]["credentialSubject"]["learningRecord"][0]["author"]
+    assert (author["authorKind"], author["authorId"], author["name"]) == ("user", "tom", "Tomás")
     assert issued[1].issuer_did == keys.did("tom") and issued[1].subject_did == keys.did("ana")
     for credential in issued:
         report = await verify(credential.document_json, ledger, credentials)
@@ -247,6 +261,13 @@ async def test_what_cannot_be_issued(credentials: CredentialService, ledger: Any
     with pytest.raises(FailedPrecondition, match="not anchored yet"):
         await credentials.issue(
             ANA, IssueRequest(CredentialFormat.PER_ENTRY, statement_ids=(pending,))
+        )
+    with pytest.raises(FailedPrecondition, match="signed with your key"):
+        await credentials.issue(
+            ANA,
+            IssueRequest(
+                CredentialFormat.PER_ENTRY, statement_ids=(ledger["legacy"].statement_id,)
+            ),
         )
     with pytest.raises(NotFound):
         await credentials.issue(
