@@ -53,7 +53,7 @@ from chain.credentials.presentations import (
     check_domain,
     parse_presentation,
 )
-from chain.credentials.records import AnchoredRecord, AnchorEvidence, AuthorKind
+from chain.credentials.records import AnchoredRecord, AnchorEvidence
 from chain.credentials.status_list import parse_status_list_credential
 from chain.translator.authors import author_kind, check_holder_id
 from chain.translator.batching import Domain
@@ -187,15 +187,10 @@ class CredentialSigner:
         except ValidationError as exc:
             raise _in_document(exc) from None
         for i, record in enumerate(parsed.records):
-            await self._check_record(record, i, holder_id, learner_id, subject_did)
+            await self._check_record(record, i, holder_id, learner_id)
 
     async def _check_record(
-        self,
-        record: AnchoredRecord,
-        position: int,
-        holder_id: str,
-        learner_id: str,
-        subject_did: str,
+        self, record: AnchoredRecord, position: int, holder_id: str, learner_id: str
     ) -> None:
         where = f"record {record.statement_id}"
         row = await self.store.get_record(Domain.LEARNING, record.statement_id)
@@ -217,11 +212,6 @@ class CredentialSigner:
             raise PermissionDenied(f"{where} differs from the record as it was signed")
         if record.author.kind is not author_kind(row.author_id, learner_id):
             raise PermissionDenied(f"{where}: its author kind is not {record.author.kind.value}")
-        if record.author.kind is AuthorKind.SELF and record.author.did != subject_did:
-            raise FailedPrecondition(
-                f"{where} was signed on the learner's device: a credential's subject is the "
-                "learner's custodial key, and verifiers cannot yet tie the two keys together"
-            )
         if holder_id not in (learner_id, row.author_id):
             raise PermissionDenied(f"{where} was not written by {holder_id}: their key won't")
         if row.status != ANCHORED or row.batch_id is None:

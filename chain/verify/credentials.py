@@ -16,9 +16,11 @@ trusting nothing in the document and nothing on Keiko's servers:
    and its inclusion proof against the batch root **read from the chain**, with the
    anchor transaction's receipt (:mod:`chain.verify.verifier`); and that the evidence
    names the expected chain and anchor contract when the caller knows them;
-5. checks authorship: a record of kind ``self`` is signed by the subject's own key, and
-   the issuer is either the subject (the learner's own compilation) or the author of
-   every record (an attesting tutor or service issues only what they wrote).
+5. checks authorship: a record of kind ``self`` is signed by the subject's own key (or a
+   key the chain's key directory binds to the same holder, like a learner's device key),
+   an attested one by another key, and the issuer is either the subject (the learner's
+   own compilation) or the author of every record (an attesting tutor or service issues
+   only what they wrote).
 
 A presentation adds holder binding: its proofs (purpose ``authentication``) must be made
 by the holder over the verifier's ``challenge`` and ``domain``, and every credential in it
@@ -45,13 +47,14 @@ from chain.credentials.integrity import (
     verify_proofs,
 )
 from chain.credentials.learning_credentials import ParsedCredential, parse_credential
+from chain.credentials.multikey import public_key_from_did
 from chain.credentials.presentations import is_presentation, parse_presentation
 from chain.credentials.records import AnchoredRecord, AuthorKind
 from chain.credentials.status_list import StatusEntry, parse_status_list_credential
 from chain.translator.leaves import statement_hash
 from chain.translator.signing import canonical_bytes
 from chain.verify.export import AnchorProof, ExportEntry, MalformedEntry, PassportExport
-from chain.verify.reader import AsyncChainReader
+from chain.verify.reader import AsyncChainReader, KeyInfo
 from chain.verify.verifier import EntryReport, averify_passport
 from services.kit.errors import ValidationError
 
@@ -176,6 +179,7 @@ class _Context:
     now: datetime
     chain: ChainExpectation
     status_lists: dict[str, Mapping[str, Any] | CredentialProblem] = field(default_factory=dict)
+    key_bindings: dict[bytes, KeyInfo | None] = field(default_factory=dict)
 
 
 # -- proofs -------------------------------------------------------------------------------
@@ -321,18 +325,47 @@ def _export_entry(record: AnchoredRecord) -> ExportEntry | MalformedEntry:
     )
 
 
-def _authorship_problems(parsed: ParsedCredential) -> list[CredentialProblem]:
+async def _same_holder(did_a: str, did_b: str, ctx: _Context) -> bool:
+    """Two keys of one holder: both bound, unrevoked, to the same subject in the chain's
+    key directory (a learner's custodial key and the key on their device, say)."""
+    if did_a == did_b:
+        return True
+    bindings = []
+    for did in (did_a, did_b):
+        try:
+            key = public_key_from_did(did, "did")
+        except ValidationError:
+            return False
+        if key not in ctx.key_bindings:
+            try:
+                ctx.key_bindings[key] = await ctx.reader.key_binding(key)
+            except Exception:
+                ctx.key_bindings[key] = None
+        bindings.append(ctx.key_bindings[key])
+    first, second = bindings
+    return (
+        first is not None
+        and second is not None
+        and first.revoked_block is None
+        and second.revoked_block is None
+        and first.subject == second.subject
+    )
+
+
+async def _authorship_problems(parsed: ParsedCredential, ctx: _Context) -> list[CredentialProblem]:
     problems = []
     for record in parsed.records:
         own = record.author.did == parsed.subject
         if record.author.kind is AuthorKind.SELF and not own:
-            problems.append(
-                CredentialProblem(
-                    CredentialFailure.AUTHOR_MISMATCH,
-                    f"record {record.statement_id} is presented as the learner's own but "
-                    f"signed by {record.author.did}",
+            if not await _same_holder(record.author.did, parsed.subject, ctx):
+                problems.append(
+                    CredentialProblem(
+                        CredentialFailure.AUTHOR_MISMATCH,
+                        f"record {record.statement_id} is presented as the learner's own but "
+                        f"signed by {record.author.did}, a key the chain's key directory "
+                        "does not bind to the learner",
+                    )
                 )
-            )
         elif record.author.kind is not AuthorKind.SELF and own:
             problems.append(
                 CredentialProblem(
@@ -342,7 +375,11 @@ def _authorship_problems(parsed: ParsedCredential) -> list[CredentialProblem]:
                 )
             )
     if parsed.issuer != parsed.subject:
-        foreign = [r.statement_id for r in parsed.records if r.author.did != parsed.issuer]
+        foreign = [
+            r.statement_id
+            for r in parsed.records
+            if not await _same_holder(r.author.did, parsed.issuer, ctx)
+        ]
         if foreign:
             problems.append(
                 CredentialProblem(
@@ -432,7 +469,7 @@ async def _verify_credential(document: Mapping[str, Any], ctx: _Context) -> Cred
     problems += _time_problems(parsed, ctx.now)
     status, status_problems = await _status_problems(parsed, ctx)
     problems += status_problems
-    problems += _authorship_problems(parsed)
+    problems += await _authorship_problems(parsed, ctx)
     problems += _evidence_problems(parsed, ctx.chain)
     records, record_problems = await _record_reports(parsed, ctx)
     problems += record_problems

@@ -22,10 +22,12 @@ from chain.tests.credentials.factory import (
     Ledger,
     StatusLists,
     badge_credential,
+    person,
     record_credential,
     signed_presentation,
     statement,
 )
+from chain.translator.authors import subject_of
 from chain.verify.credentials import (
     ChainExpectation,
     CredentialFailure,
@@ -36,6 +38,7 @@ from chain.verify.credentials import (
     verify_document,
     verify_presentation,
 )
+from chain.verify.reader import KeyInfo
 
 Doc = dict[str, Any]
 
@@ -284,3 +287,22 @@ async def test_presentation_holder_binding(ledger: Ledger, lists: StatusLists) -
     assert not report.ok and not report.credentials[0].ok
     detected = await verify_document(vp, ledger.reader, status_source=lists, now=NOW)
     assert isinstance(detected, PresentationReport) and not detected.challenge_checked
+
+
+async def test_a_learners_device_key_counts_once_the_chain_binds_it(ledger: Ledger) -> None:
+    """Ana's own record signed on her device: her credential's subject is her custodial
+    key; the chain's key directory must bind both keys to her."""
+    device = person(11, "Ana's phone")
+    [record] = ledger.anchor([(statement(ANA, 5), device, AuthorKind.SELF)])
+    credential = record_credential(ANA, ANA, [record])
+    report = await check(credential, ledger)
+    assert report.reasons == [CredentialFailure.AUTHOR_MISMATCH]
+    assert "does not bind to the learner" in str(report.problems[0])
+    ana = subject_of(ANA.user_id)
+    ledger.reader.bind_key(ANA.public_key, KeyInfo(ana, "custodial", 3))
+    ledger.reader.bind_key(device.public_key, KeyInfo(subject_of("mallory"), "device", 4))
+    assert (await check(credential, ledger)).reasons == [CredentialFailure.AUTHOR_MISMATCH]
+    ledger.reader.bind_key(device.public_key, KeyInfo(ana, "device", 4))
+    assert (await check(credential, ledger)).ok
+    ledger.reader.bind_key(device.public_key, KeyInfo(ana, "device", 4, revoked_block=9))
+    assert (await check(credential, ledger)).reasons == [CredentialFailure.AUTHOR_MISMATCH]
