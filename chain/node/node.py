@@ -1,4 +1,5 @@
-"""The dev chain itself: state, transactions, blocks, receipts, traces and events.
+"""The dev chain itself: state, transactions and mining (what it recorded is read back by
+:class:`~chain.node.history.ChainHistory`, its base: blocks, receipts, traces, events).
 
 ``DevNode`` is single-threaded by design: the HTTP server calls it from one worker
 thread only, the order in which transactions arrive is the order in which they are
@@ -22,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from starknet_py.hash.selector import get_selector_from_name
 from starknet_py.net.client_models import Call, ResourceBounds, ResourceBoundsMapping
@@ -36,18 +37,11 @@ from chain.node.blocks import (
     STARKNET_VERSION,
     block_header,
     event_json,
-    filter_state_diff,
-    keys_match,
-    state_diff_json,
 )
-from chain.node.codec import (
-    BlockId,
-    EventFilter,
-    FunctionCall,
-    hex_list,
-)
+from chain.node.codec import BlockId, FunctionCall
 from chain.node.execution import Execution, Executor, RunFlags
 from chain.node.fees import L1_DATA_GAS_PRICE_FRI, L2_GAS_PRICE_FRI, block_prices, gas_usage
+from chain.node.history import INITIAL_READS_KEY, ChainHistory
 from chain.node.initial_reads import InitialReads
 from chain.node.store import (
     CLASS_HASH,
@@ -55,7 +49,6 @@ from chain.node.store import (
     STORAGE,
     ChainStore,
     CurrentState,
-    StateDiff,
     StoredBlock,
     StoredTx,
 )
@@ -78,9 +71,6 @@ from chain.vm import DeclaredClass as VmDeclaredClass
 
 log = logging.getLogger("keikochain.node")
 
-INITIAL_READS_KEY = "_initial_reads"  # stored with a transaction's trace, never served in it
-MAX_EVENTS_CHUNK = 1024
-MAX_EVENT_KEYS = 128
 MAX_MINT = 2**128 - 1
 # Bounds of the node's own mint transactions: generous, at the chain's own prices.
 MINT_BOUNDS = ResourceBoundsMapping(
@@ -89,11 +79,10 @@ MINT_BOUNDS = ResourceBoundsMapping(
     l1_data_gas=ResourceBounds(max_amount=10**5, max_price_per_unit=L1_DATA_GAS_PRICE_FRI),
 )
 
-BlockView = Literal["hashes", "txs", "receipts"]
 BlockListener = Callable[[StoredBlock, list[StoredTx]], None]
 
 
-class DevNode:
+class DevNode(ChainHistory):
     """One Keikochain dev chain over a :class:`ChainStore` and a :class:`CairoVM`."""
 
     def __init__(
@@ -145,19 +134,6 @@ class DevNode:
     def latest_block_number(self) -> int:
         return self._latest.number
 
-    def resolve_block(self, block_id: BlockId) -> StoredBlock:
-        """A mined block (``pre_confirmed`` resolves to the latest one)."""
-        if block_id.tag is not None:
-            return self._latest
-        if block_id.number is not None:
-            block = self.store.block_by_number(block_id.number)
-        else:
-            assert block_id.hash is not None
-            block = self.store.block_by_hash(block_id.hash)
-        if block is None:
-            raise errors.block_not_found()
-        return block
-
     def _state_block(self, block_id: BlockId) -> int | None:
         """The block whose post-state a query reads; None means the live state."""
         if block_id.tag is not None:
@@ -176,43 +152,6 @@ class DevNode:
             **block_prices(),
             "l1_da_mode": "BLOB",
             "starknet_version": STARKNET_VERSION,
-        }
-
-    def block_json(self, block_id: BlockId, view: BlockView) -> dict[str, Any]:
-        if block_id.tag == "pre_confirmed":
-            # Instant mining: the block being built is always empty.
-            return {**self._pending_header(), "transactions": []}
-        block = self.resolve_block(block_id)
-        body: dict[str, Any] = {k: v for k, v in block.header.items() if not k.startswith("_")}
-        body["status"] = "ACCEPTED_ON_L2"
-        if view == "hashes":
-            body["transactions"] = [hex(h) for h in block.tx_hashes]
-        else:
-            txs = self.store.block_txs(block.number)
-            if view == "txs":
-                body["transactions"] = [t.tx for t in txs]
-            else:
-                body["transactions"] = [{"transaction": t.tx, "receipt": t.receipt} for t in txs]
-        return body
-
-    def state_update_json(
-        self, block_id: BlockId, contract_addresses: set[int] | None = None
-    ) -> dict[str, Any]:
-        if block_id.tag == "pre_confirmed":
-            # Instant mining: nothing is pending.
-            return {
-                "old_root": self._latest.header["new_root"],
-                "state_diff": state_diff_json(StateDiff()),
-            }
-        block = self.resolve_block(block_id)
-        diff = block.header["_state_diff"]
-        if contract_addresses is not None:
-            diff = filter_state_diff(diff, contract_addresses)
-        return {
-            "block_hash": hex(block.hash),
-            "new_root": block.header["new_root"],
-            "old_root": block.header["_old_root"],
-            "state_diff": diff,
         }
 
     # ------------------------------------------------------------------ state
@@ -485,139 +424,6 @@ class DevNode:
     def remove_listener(self, listener: BlockListener) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
-
-    # ------------------------------------------------------------------ traces
-
-    def _stored_trace(self, tx_hash: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        self._stored_tx(tx_hash)
-        trace = self.store.trace(tx_hash)
-        if trace is None:
-            raise errors.no_trace_available("REJECTED")
-        reads = trace.pop(INITIAL_READS_KEY, None)
-        return trace, reads
-
-    def trace_json(self, tx_hash: int) -> dict[str, Any]:
-        return self._stored_trace(tx_hash)[0]
-
-    def block_traces_json(self, block_id: BlockId, initial_reads: bool = False) -> Any:
-        """The traces of a block's transactions; with ``initial_reads``, also what the
-        block read first (each block holds one transaction: its reads, as mined)."""
-        blocks_txs: list[int] = []
-        if block_id.tag != "pre_confirmed":  # instant mining: the block being built is empty
-            blocks_txs = self.resolve_block(block_id).tx_hashes
-        traces, reads = [], None
-        for tx_hash in blocks_txs:
-            trace, tx_reads = self._stored_trace(tx_hash)
-            traces.append({"transaction_hash": hex(tx_hash), "trace_root": trace})
-            reads = reads or tx_reads
-        if not initial_reads:
-            return traces
-        # Blocks mined before initial reads were recorded have none: an empty object, as
-        # the spec answers when it cannot give them.
-        return {"traces": traces, "initial_reads": reads or {}}
-
-    def compiled_casm_json(self, class_hash: int) -> dict[str, Any]:
-        declared = self.vm.state.classes.get(class_hash)
-        if declared is None:
-            raise errors.class_hash_not_found()
-        casm = json.loads(declared.casm)
-        body = {
-            key: casm[key]
-            for key in ("prime", "compiler_version", "bytecode", "hints", "entry_points_by_type")
-        }
-        if "bytecode_segment_lengths" in casm:
-            body["bytecode_segment_lengths"] = casm["bytecode_segment_lengths"]
-        return body
-
-    # --------------------------------------------------------- tx / receipt reads
-
-    def _stored_tx(self, tx_hash: int) -> tuple[StoredBlock, StoredTx]:
-        found = self.store.tx(tx_hash)
-        if found is None:
-            raise errors.txn_hash_not_found()
-        number, stored = found
-        block = self.store.block_by_number(number)
-        assert block is not None
-        return block, stored
-
-    def transaction_json(self, tx_hash: int) -> dict[str, Any]:
-        return self._stored_tx(tx_hash)[1].tx
-
-    def transaction_by_index_json(self, block_id: BlockId, index: int) -> dict[str, Any]:
-        if block_id.tag == "pre_confirmed":
-            raise errors.invalid_txn_index()
-        block = self.resolve_block(block_id)
-        txs = self.store.block_txs(block.number)
-        if index >= len(txs):
-            raise errors.invalid_txn_index()
-        return txs[index].tx
-
-    def receipt_json(self, tx_hash: int) -> dict[str, Any]:
-        block, stored = self._stored_tx(tx_hash)
-        return {**stored.receipt, "block_hash": hex(block.hash), "block_number": block.number}
-
-    def status_json(self, tx_hash: int) -> dict[str, Any]:
-        _, stored = self._stored_tx(tx_hash)
-        body = {
-            "finality_status": stored.receipt["finality_status"],
-            "execution_status": stored.receipt["execution_status"],
-        }
-        if "revert_reason" in stored.receipt:
-            body["failure_reason"] = stored.receipt["revert_reason"]
-        return body
-
-    # ----------------------------------------------------------------- events
-
-    def _event_range_bound(self, block_id: BlockId | None, default: int) -> int:
-        if block_id is None:
-            return default
-        if block_id.tag == "pre_confirmed":
-            return self._latest.number + 1
-        return self.resolve_block(block_id).number
-
-    def events_json(self, flt: EventFilter) -> dict[str, Any]:
-        if flt.chunk_size > MAX_EVENTS_CHUNK:
-            raise errors.page_size_too_big(MAX_EVENTS_CHUNK)
-        if sum(len(k) for k in flt.keys) > MAX_EVENT_KEYS:
-            raise errors.too_many_keys_in_filter(MAX_EVENT_KEYS)
-        start_id = 0
-        if flt.continuation_token is not None:
-            token = flt.continuation_token
-            if not token.isdigit() or int(token) <= 0:
-                raise errors.invalid_continuation_token()
-            start_id = int(token)
-        first = self._event_range_bound(flt.from_block, 0)
-        last = self._event_range_bound(flt.to_block, self._latest.number + 1)
-        out: list[dict[str, Any]] = []
-        token_out: str | None = None
-        hashes: dict[int, int] = {}
-        if first <= last:
-            for event in self.store.iter_events(first, last, start_id, flt.addresses):
-                if not keys_match(flt.keys, event.keys):
-                    continue
-                if len(out) == flt.chunk_size:
-                    token_out = str(event.id)
-                    break
-                if event.block_number not in hashes:
-                    block = self.store.block_by_number(event.block_number)
-                    assert block is not None
-                    hashes[event.block_number] = block.hash
-                out.append(
-                    {
-                        "from_address": hex(event.from_address),
-                        "keys": hex_list(event.keys),
-                        "data": hex_list(event.data),
-                        "block_hash": hex(hashes[event.block_number]),
-                        "block_number": event.block_number,
-                        "transaction_hash": hex(event.tx_hash),
-                        "transaction_index": event.tx_index,
-                        "event_index": event.event_index,
-                    }
-                )
-        body: dict[str, Any] = {"events": out}
-        if token_out is not None:
-            body["continuation_token"] = token_out
-        return body
 
     # ---------------------------------------------------------------- devnet
 

@@ -39,7 +39,8 @@ from chain.node import errors, rpc
 from chain.node.blocks import keys_match
 from chain.node.codec import BlockId, parse_block_id, parse_felt, parse_felt_list
 from chain.node.errors import RpcError, invalid_params, invalid_request, parse_error
-from chain.node.node import MAX_EVENT_KEYS, DevNode
+from chain.node.history import MAX_EVENT_KEYS
+from chain.node.node import DevNode
 from chain.node.read_api import with_proof_facts
 from chain.node.store import StoredBlock, StoredTx
 
