@@ -4,8 +4,13 @@
     POST /xapi/statements                      one statement or an array -> 200 ["<id>", ...]
     GET  /xapi/statements?statementId=<uuid>   | voidedStatementId=<uuid> -> the statement
     GET  /xapi/statements?agent=&verb=&activity=&registration=&since=&until=&limit=
-                          &ascending=&related_activities=&format=
-                                               -> {"statements": [...], "more": "<IRL>"}
+                          &ascending=&related_activities=&related_agents=&format=
+                          &attachments=        -> {"statements": [...], "more": "<IRL>"}
+
+PUT and POST take application/json, or multipart/mixed with the attachment parts
+(Communication 1.5.2); `attachments=true` answers multipart/mixed with the stored
+attachment data (2.1.3). `format=ids|canonical` (with Accept-Language) renders the
+statements as 2.1.3 describes; `exact` (the default) serves them as stored.
 
 Statements are authorized by the learning service (services/learning/statements/) and
 served exactly as stored (the signed JSON text), never re-serialized. A statement id
@@ -22,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from gateway.xapi import multipart
 from gateway.xapi.http import (
     HttpError,
     XapiContext,
@@ -36,6 +42,7 @@ from gateway.xapi.http import (
 )
 from services.api.keiko.learning import v1 as pb
 from services.kit.jsonlimits import JsonRefused, loads_limited
+from services.learning.statements.attachments import attachment_objects
 from services.learning.xapi import agent_key
 
 QUERY_PARAMS = frozenset(
@@ -82,40 +89,101 @@ def _single_statement_json(obj: Any, statement_id: str) -> str:
     return json.dumps({"id": statement_id, **obj}, ensure_ascii=False)
 
 
-def _check_content_type(request: Request) -> None:
-    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    if content_type.lower() == "multipart/mixed":
-        raise HttpError(400, "statements with attachments are not supported", "Content-Type")
-    if content_type.lower() != "application/json":
-        raise HttpError(400, "must be application/json", "Content-Type")
+def _statement_body(request: Request, body: bytes) -> tuple[bytes, list[pb.Attachment]]:
+    """The statements' JSON and the attachment parts (Communication 1.5): application/json,
+    or multipart/mixed whose first part is the statements (application/json) and whose
+    other parts carry X-Experience-API-Hash."""
+    content_type = request.headers.get("content-type", "application/json")
+    media = content_type.split(";")[0].strip().lower()
+    if media == "application/json":
+        return body, []
+    if media != "multipart/mixed":
+        raise HttpError(400, "must be application/json or multipart/mixed", "Content-Type")
+    first, *rest = multipart.parse(content_type, body)
+    if first.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise HttpError(400, "the first part must be application/json", "Content-Type")
+    parts = []
+    for i, part in enumerate(rest, start=1):
+        sha2 = part.headers.get("x-experience-api-hash", "")
+        if not sha2:
+            raise HttpError(400, f"part {i} has no X-Experience-API-Hash", "X-Experience-API-Hash")
+        encoding = part.headers.get("content-transfer-encoding", "binary").lower()
+        if encoding != "binary":
+            raise HttpError(400, f"part {i} must be binary", "Content-Transfer-Encoding")
+        parts.append(
+            pb.Attachment(
+                sha2=sha2,
+                content_type=part.headers.get("content-type", "application/octet-stream"),
+                content=part.content,
+            )
+        )
+    return first.content, parts
+
+
+def _attachment_digests(statements: list[dict[str, Any]]) -> list[str]:
+    found: list[str] = []
+    for statement in statements:
+        for _, attachment in attachment_objects(statement):
+            sha2 = str(attachment.get("sha2", "")).lower()
+            if sha2 and sha2 not in found:
+                found.append(sha2)
+    return found
+
+
+async def _with_attachments(
+    learning: pb.LearningServiceStub, body: bytes, statements: list[dict[str, Any]]
+) -> Response:
+    """Communication 2.1.3 attachments=true: multipart/mixed, the JSON first, then one part
+    per attachment whose data the store holds (fileUrl-only attachments have none)."""
+    digests = _attachment_digests(statements)
+    stored: list[pb.Attachment] = []
+    if digests:
+        stored = list(
+            (
+                await call(learning.get_attachments(pb.GetAttachmentsRequest(sha2=digests)))
+            ).attachments
+        )
+    parts = [multipart.Part({"Content-Type": "application/json"}, body)]
+    parts += [
+        multipart.Part(
+            {
+                "Content-Type": a.content_type,
+                "Content-Transfer-Encoding": "binary",
+                "X-Experience-API-Hash": a.sha2,
+            },
+            a.content,
+        )
+        for a in stored
+    ]
+    content_type, data = multipart.build(parts)
+    return Response(data, headers={"Content-Type": content_type})
 
 
 def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
     async def put_statement(request: Request, version: str) -> Response:
         creds = credentials(request)
-        _check_content_type(request)
         params = dict(request.query_params)
         statement_id = params.pop("statementId", "").strip().lower()
         if not statement_id:
             raise HttpError(400, "query parameter is required", "statementId")
         if params:
             raise HttpError(400, "unknown query parameter", sorted(params)[0])
-        text = _single_statement_json(
-            parse_json_body(await read_body(request), "statement"), statement_id
-        )
+        body, parts = _statement_body(request, await read_body(request))
+        text = _single_statement_json(parse_json_body(body, "statement"), statement_id)
         await call(
             ctx.learning(request, creds).record_statements(
-                pb.RecordStatementsRequest(statement_jsons=[text], xapi_version=version)
+                pb.RecordStatementsRequest(
+                    statement_jsons=[text], xapi_version=version, attachments=parts
+                )
             )
         )
         return Response(status_code=204)
 
     async def post_statements(request: Request, version: str) -> Response:
         creds = credentials(request)
-        _check_content_type(request)
         if request.query_params:
             raise HttpError(400, "unknown query parameter", sorted(request.query_params)[0])
-        body = await read_body(request)
+        body, parts = _statement_body(request, await read_body(request))
         data = parse_json_body(body, "statements")
         if isinstance(data, list):
             texts = [json.dumps(item, ensure_ascii=False) for item in data]
@@ -125,7 +193,9 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
             raise HttpError(400, "must be a statement or an array of statements", "statements")
         response = await call(
             ctx.learning(request, creds).record_statements(
-                pb.RecordStatementsRequest(statement_jsons=texts, xapi_version=version)
+                pb.RecordStatementsRequest(
+                    statement_jsons=texts, xapi_version=version, attachments=parts
+                )
             )
         )
         return JSONResponse([s.id for s in response.statements])
@@ -138,8 +208,7 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
         if "statementId" in params or "voidedStatementId" in params:
             return await _single(learning, params, accept_language)
         check_params(params, QUERY_PARAMS)
-        if bool_param(params, "attachments"):
-            raise HttpError(400, "attachments are not supported", "attachments")
+        with_attachments = bool_param(params, "attachments")
         fmt = _format(params)
         limit_text = params.get("limit", "0")
         if not (limit_text.isascii() and limit_text.isdigit()):
@@ -175,7 +244,11 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
             + json.dumps(more)
             + "}"
         )
-        response = Response(body, media_type="application/json")
+        if with_attachments:
+            stored = [json.loads(s.statement_json) for s in result.statements]
+            response = await _with_attachments(learning, body.encode("utf-8"), stored)
+        else:
+            response = Response(body, media_type="application/json")
         if result.statements:
             response.headers["Last-Modified"] = http_date(max(s.stored for s in result.statements))
         return response
@@ -190,8 +263,7 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
         extra = sorted(set(params) - SINGLE_PARAMS)
         if extra:
             raise HttpError(400, f"cannot be combined with {name}", extra[0])
-        if bool_param(params, "attachments"):
-            raise HttpError(400, "attachments are not supported", "attachments")
+        with_attachments = bool_param(params, "attachments")
         try:
             result = await call(
                 learning.get_statement(
@@ -214,7 +286,11 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
                 else "the statement is not voided: use statementId"
             )
             raise HttpError(404, reason)
-        response = Response(statement.statement_json, media_type="application/json")
+        text = statement.statement_json
+        if with_attachments:
+            response = await _with_attachments(learning, text.encode("utf-8"), [json.loads(text)])
+        else:
+            response = Response(text, media_type="application/json")
         # Communication 2.1.3.s2.b8: Last-Modified matches the statement's `stored`.
         response.headers["Last-Modified"] = http_date(statement.stored)
         return response

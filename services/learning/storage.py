@@ -22,12 +22,19 @@ from services.learning.sessions.storage import (
     tutorial_participants,
     tutorial_sessions,
 )
-from services.learning.statements.storage import statement_activities, statements
+from services.learning.statements.storage import (
+    attachments,
+    statement_activities,
+    statement_agents,
+    statement_attachments,
+    statements,
+)
 from services.learning.webhooks.storage import webhook_deliveries, webhook_sources
 
 __all__ = [
     "SCHEMA",
     "activity_definitions",
+    "attachments",
     "classes",
     "courses",
     "document_usage",
@@ -39,6 +46,8 @@ __all__ = [
     "processed_events",
     "request_keys",
     "statement_activities",
+    "statement_agents",
+    "statement_attachments",
     "statements",
     "study_sessions",
     "tutorial_participants",

@@ -188,8 +188,9 @@ LEARNING: list[Rows] = [
     rows("LearningService/DeleteDocuments", SIGNED_IN, lambda x: {"key": MATRIX_DOCUMENT["key"]}),
     rows("LearningService/GetActivity", SIGNED_IN, lambda x: {"activityId": MATRIX_ACTIVITY}),
     rows("LearningService/GetPerson", SIGNED_IN, lambda x: {"agentJson": MATRIX_AGENT}),
-    # Declared for attachments and actor linking (issue 11), built next.
-    rows("LearningService/GetAttachments", expect(UNIMPLEMENTED)),
+    # Attachment data of statements the caller may read (others' are left out, not refused).
+    rows("LearningService/GetAttachments", SIGNED_IN, lambda x: {"sha2": ["0" * 64]}),
+    # Declared for actor linking (issue 11.3), built next.
     rows(
         "LearningService/CreateActorLinkCode",
         expect(UNIMPLEMENTED, anonymous=UNAUTHENTICATED),

@@ -16,6 +16,7 @@ from services.kit.auth import current_principal
 from services.kit.events import Event, EventBus
 from services.kit.events.dedupe import run_consumer
 from services.learning.activities.usecases import check_format
+from services.learning.statements.attachments import AttachmentPart
 from services.learning.statements.domain import (
     TOPIC_ANCHOR_FAILED,
     TOPIC_INTERACTION_ANCHORED,
@@ -46,8 +47,25 @@ class StatementsServicer:
             list(request.statement_jsons),
             xapi_version=request.xapi_version,
             request_id=request.request_id,
+            attachments=[
+                AttachmentPart(a.sha2, a.content_type, bytes(a.content))
+                for a in request.attachments
+            ],
         )
         return pb.RecordStatementsResponse(statements=[statement_to_pb(r) for r in rows])
+
+    async def get_attachments(
+        self, get_attachments_request: pb.GetAttachmentsRequest
+    ) -> pb.GetAttachmentsResponse:
+        found = await self.service.statements.get_attachments(
+            current_principal(), list(get_attachments_request.sha2)
+        )
+        return pb.GetAttachmentsResponse(
+            attachments=[
+                pb.Attachment(sha2=a.sha2, content_type=a.content_type, content=a.content)
+                for a in found
+            ]
+        )
 
     async def get_statement(
         self, get_statement_request: pb.GetStatementRequest

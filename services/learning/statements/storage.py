@@ -24,6 +24,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -43,6 +44,7 @@ from services.learning.common.storage import (
     ID,
     IRI,
     Cursor,
+    insert_ignore,
     keyset,
     metadata,
     query_scope,
@@ -142,6 +144,38 @@ statement_agents = Table(
     Column("related", Boolean, nullable=False),
     Index(None, "agent_key"),
 )
+
+
+# Attachment data, content-addressed by the SHA-2 hex digest its statements declare.
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("sha2", String(128), primary_key=True),
+    Column("content_type", String(255), nullable=False),
+    Column("length", Integer, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    ts_column("created_at"),
+)
+
+statement_attachments = Table(
+    "statement_attachments",
+    metadata,
+    Column(
+        "statement_id",
+        String(36),
+        ForeignKey("statements.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("sha2", String(128), ForeignKey("attachments.sha2"), primary_key=True),
+    Index(None, "sha2"),
+)
+
+
+@dataclass(frozen=True)
+class StoredAttachment:
+    sha2: str
+    content_type: str
+    content: bytes
 
 
 @dataclass(frozen=True)
@@ -336,6 +370,43 @@ class StatementRepository:
             return rows, None
         page = rows[:limit]
         return page, Cursor(page[-1].stored, page[-1].id)
+
+    async def store_attachment(
+        self, sha2: str, content_type: str, content: bytes, now: datetime
+    ) -> None:
+        """Keep attachment data once per digest (a second copy of the same data is a no-op)."""
+        await insert_ignore(
+            self.s,
+            attachments,
+            {
+                "sha2": sha2,
+                "content_type": content_type[:255],
+                "length": len(content),
+                "content": content,
+                "created_at": now,
+            },
+        )
+
+    async def link_attachments(self, statement_id: str, sha2s: Sequence[str]) -> None:
+        for sha2 in dict.fromkeys(sha2s):
+            await insert_ignore(
+                self.s, statement_attachments, {"statement_id": statement_id, "sha2": sha2}
+            )
+
+    async def attachments_visible(
+        self, sha2s: Sequence[str], visible_to: str
+    ) -> list[StoredAttachment]:
+        """Attachment data of the digests that a statement `visible_to` may read uses
+        (every one when `visible_to` is empty: an admin)."""
+        if not sha2s:
+            return []
+        a, sa, t = attachments, statement_attachments, statements
+        users = select(sa.c.sha2).join(t, t.c.id == sa.c.statement_id).where(sa.c.sha2.in_(sha2s))
+        if visible_to:
+            users = users.where(or_(t.c.learner_id == visible_to, t.c.recorded_by == visible_to))
+        query = select(a.c.sha2, a.c.content_type, a.c.content).where(a.c.sha2.in_(users))
+        rows = (await self.s.execute(query)).all()
+        return [StoredAttachment(r.sha2, r.content_type, bytes(r.content)) for r in rows]
 
     async def voiding_statements_of(self, statement_id: str) -> list[StatementRecord]:
         """Voiding statements stored before the statement they void (2.3.2: a voiding

@@ -39,6 +39,7 @@ from services.learning.common.usecases import (
     page_size,
 )
 from services.learning.hierarchy.domain import check_id, keiko_agent
+from services.learning.statements.attachments import AttachmentPart, check_parts, match_parts
 from services.learning.statements.domain import (
     ANCHOR_DOMAIN,
     MAX_BATCH,
@@ -56,10 +57,15 @@ from services.learning.statements.domain import (
     keiko_learner_of,
     may_read,
 )
-from services.learning.statements.storage import StatementFilter, StatementRepository
+from services.learning.statements.storage import (
+    StatementFilter,
+    StatementRepository,
+    StoredAttachment,
+)
 from services.learning.xapi import (
     ValidatedStatement,
     XAPIVersion,
+    formats,
     parse_version_header,
     statement_hash_hex,
     statements_equivalent,
@@ -82,7 +88,11 @@ class Statements:
         statement_jsons: Sequence[str],
         xapi_version: str = "",
         request_id: str = "",
+        attachments: Sequence[AttachmentPart] = (),
     ) -> list[StatementRecord]:
+        """Store a batch atomically. `attachments`: the parts of a multipart/mixed request,
+        matched to the statements' attachment objects by SHA-2 (signatures verified); see
+        `services.learning.statements.attachments`."""
         version = parse_version_header(xapi_version) if xapi_version else XAPIVersion.V1_0_3
         request_id = check_request_id(request_id)
         if not statement_jsons:
@@ -110,6 +120,10 @@ class Statements:
                 )
             seen[v.id] = i
             validated.append((v, json.loads(text)))
+        parts = check_parts(attachments)
+        used = match_parts(
+            [v.statement for v, _ in validated], [raw for _, raw in validated], parts, version
+        )
         lrs_client_id = (
             caller.session_id.removeprefix(LRS_SESSION_PREFIX)
             if caller.session_id.startswith(LRS_SESSION_PREFIX)
@@ -128,12 +142,30 @@ class Statements:
                 )
                 for i, (v, raw) in enumerate(validated)
             ]
+            repo = StatementRepository(s)
+            for part in parts.values():
+                await repo.store_attachment(part.sha2, part.content_type, part.content, clock.now())
+            for row, sha2s in zip(rows, used, strict=True):
+                await repo.link_attachments(row.id, sha2s)
             if request_id:
                 await RequestKeys(s).put(
                     writer, "record_statements", request_id, [r.id for r in rows], clock.now()
                 )
         self.ctx.notify()
         return rows
+
+    async def get_attachments(
+        self, caller: Principal, sha2s: Sequence[str]
+    ) -> list[StoredAttachment]:
+        """The data of the attachments (by SHA-2) of statements the caller may read; the
+        others, and digests stored nowhere (fileUrl attachments), are left out."""
+        for i, sha2 in enumerate(sha2s):
+            if not formats.is_sha2_hex(sha2):
+                raise ValidationError(f"sha2[{i}]", "must be a SHA-2 hex digest")
+        async with self.ctx.db.session() as s:
+            return await StatementRepository(s).attachments_visible(
+                [x.lower() for x in sha2s], "" if caller.is_admin else caller.user_id
+            )
 
     async def rows_in_order(self, ids: Sequence[str]) -> list[StatementRecord]:
         async with self.ctx.db.session() as s:
