@@ -21,6 +21,7 @@ from gateway.extensions import (
     RequestErrorsExecutionContext,
 )
 from gateway.scalars import SCALAR_OVERRIDES
+from gateway.schema.actor_links import ActorLinksMutation, ActorLinksQuery
 from gateway.schema.credentials import CredentialMutation, CredentialQuery
 from gateway.schema.governance import (
     GovernanceMutation,
@@ -64,6 +65,7 @@ class Query(
     UsersQuery,
     IntegrationsQuery,
     InvitationQuery,
+    ActorLinksQuery,
 ):
     pass
 
@@ -81,6 +83,7 @@ class Mutation(
     UsersMutation,
     IntegrationsMutation,
     InvitationMutation,
+    ActorLinksMutation,
 ):
     pass
 

@@ -5,6 +5,7 @@ encode the answer.
 * `statements`: /xapi/statements (PUT, POST, GET, HEAD);
 * `documents`: /xapi/activities/state, /xapi/activities/profile, /xapi/agents/profile;
 * `activities`: /xapi/activities and /xapi/agents;
+* `actor_links`: /xapi/extensions/keiko/actor-links (institutions confirm actor links);
 * `about`: /xapi/about;
 * `http`: what they share (errors, credentials, version header, body limits).
 
@@ -22,6 +23,7 @@ from starlette.routing import BaseRoute
 
 from gateway.xapi.about import about_routes
 from gateway.xapi.activities import activity_routes
+from gateway.xapi.actor_links import actor_link_routes
 from gateway.xapi.documents import all_document_routes
 from gateway.xapi.http import XapiContext
 from gateway.xapi.statements import statement_routes
@@ -36,6 +38,7 @@ def xapi_routes(channel: grpc.aio.Channel, *, clock: Clock | None = None) -> lis
         *statement_routes(ctx),
         *all_document_routes(ctx),
         *activity_routes(ctx),
+        *actor_link_routes(ctx),
         *about_routes(ctx),
     ]
 

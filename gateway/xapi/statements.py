@@ -64,6 +64,10 @@ QUERY_PARAMS = frozenset(
 )
 SINGLE_PARAMS = frozenset({"statementId", "voidedStatementId", "format", "attachments"})
 MAX_LIMIT = 500
+# Response headers of PUT/POST: how many statements entered a learner's passport, and how
+# many stay in the LRS only (their actor is neither a Keiko account nor a linked identity).
+PASSPORT_ENTRIES = "X-Keiko-Passport-Entries"
+LRS_ONLY = "X-Keiko-LRS-Only"
 
 
 def _agent_filter(value: str) -> str:
@@ -120,6 +124,16 @@ def _statement_body(request: Request, body: bytes) -> tuple[bytes, list[pb.Attac
     return first.content, parts
 
 
+def passport_headers(response: Response, stored: list[pb.Statement]) -> Response:
+    """Tell the client which statements reached a passport: a statement about a Keiko
+    account, or about an identity the learner linked (actor linking), does; any other
+    stays in the LRS only (docs/lrs.md)."""
+    linked = sum(1 for s in stored if s.learner_id)
+    response.headers[PASSPORT_ENTRIES] = str(linked)
+    response.headers[LRS_ONLY] = str(len(stored) - linked)
+    return response
+
+
 def _attachment_digests(statements: list[dict[str, Any]]) -> list[str]:
     found: list[str] = []
     for statement in statements:
@@ -170,14 +184,14 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
             raise HttpError(400, "unknown query parameter", sorted(params)[0])
         body, parts = _statement_body(request, await read_body(request))
         text = _single_statement_json(parse_json_body(body, "statement"), statement_id)
-        await call(
+        response = await call(
             ctx.learning(request, creds).record_statements(
                 pb.RecordStatementsRequest(
                     statement_jsons=[text], xapi_version=version, attachments=parts
                 )
             )
         )
-        return Response(status_code=204)
+        return passport_headers(Response(status_code=204), response.statements)
 
     async def post_statements(request: Request, version: str) -> Response:
         creds = credentials(request)
@@ -198,7 +212,8 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
                 )
             )
         )
-        return JSONResponse([s.id for s in response.statements])
+        answer = JSONResponse([s.id for s in response.statements])
+        return passport_headers(answer, response.statements)
 
     async def get_statements(request: Request, version: str) -> Response:
         creds = credentials(request)

@@ -9,6 +9,7 @@ Each capability is a package read the same way (domain, storage, use cases, serv
 * `sessions`: tutorial sessions (human, AI, group) and study sessions;
 * `interactions`: atomic interactions recorded in the hierarchy, device signing, watching;
 * `clients`: LRS client credentials for the xAPI resources;
+* `links`: external xAPI identities linked to learners (actor linking);
 * `webhooks`: imports from Learning Locker, SCORM Cloud, Moodle and Canvas.
 
 Every use case takes the authenticated caller (`Principal`) and authorizes each object
@@ -27,6 +28,7 @@ from services.learning.common.usecases import LearningContext
 from services.learning.documents.usecases import Documents
 from services.learning.hierarchy.usecases import Hierarchy
 from services.learning.interactions.usecases import Interactions
+from services.learning.links.usecases import Links
 from services.learning.sessions.usecases import Sessions
 from services.learning.statements.usecases import Statements
 from services.learning.webhooks.usecases import Webhooks
@@ -36,7 +38,8 @@ class LearningService:
     def __init__(self, database: Database, clock: Clock) -> None:
         self.ctx = LearningContext(database, clock)
         self.activities = Activities(self.ctx)
-        self.statements = Statements(self.ctx, self.activities)
+        self.links = Links(self.ctx)
+        self.statements = Statements(self.ctx, self.activities, self.links)
         self.documents = Documents(self.ctx)
         self.hierarchy = Hierarchy(self.ctx)
         self.sessions = Sessions(self.ctx)

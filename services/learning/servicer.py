@@ -25,6 +25,7 @@ from services.learning.common.storage import outbox
 from services.learning.documents.servicer import DocumentsServicer
 from services.learning.hierarchy.servicer import HierarchyServicer
 from services.learning.interactions.servicer import InteractionsServicer, interaction_to_pb
+from services.learning.links.servicer import LinksServicer
 from services.learning.service import LearningService
 from services.learning.sessions.servicer import SessionsServicer
 from services.learning.statements.servicer import StatementsServicer, anchor_consumer
@@ -42,6 +43,7 @@ class LearningServicer(
     SessionsServicer,
     InteractionsServicer,
     ClientsServicer,
+    LinksServicer,
     WebhooksServicer,
     pb.LearningServiceBase,
 ):

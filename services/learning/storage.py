@@ -17,6 +17,7 @@ from services.learning.common.storage import (
 from services.learning.documents.storage import document_usage, documents
 from services.learning.hierarchy.storage import classes, courses
 from services.learning.interactions.storage import prepared_interactions
+from services.learning.links.storage import actor_link_codes, actor_links
 from services.learning.sessions.storage import (
     study_sessions,
     tutorial_participants,
@@ -34,6 +35,8 @@ from services.learning.webhooks.storage import webhook_deliveries, webhook_sourc
 __all__ = [
     "SCHEMA",
     "activity_definitions",
+    "actor_link_codes",
+    "actor_links",
     "attachments",
     "classes",
     "courses",

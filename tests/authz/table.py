@@ -30,7 +30,6 @@ from tests.authz.matrix import (
     PUBLIC,
     SIGNED_IN,
     UNAUTHENTICATED,
-    UNIMPLEMENTED,
     Caller,
     Rows,
     expect,
@@ -154,6 +153,8 @@ IDENTITY: list[Rows] = [
     rows("Query.humanityStatus", OWNER_OR_ADMIN, lambda x: {"userId": x.user(OWNER)}),
 ]
 
+# An actor link's learner (the owner) and vouching institution (the other tutor).
+LINK_PARTIES = expect(DENIED, anonymous=UNAUTHENTICATED, owner=OK, other_tutor=OK, admin=OK)
 MATRIX_ACTIVITY = "https://matrix.example/a"
 MATRIX_AGENT = '{"objectType": "Agent", "mbox": "mailto:matrix@example.org"}'
 MATRIX_DOCUMENT = {
@@ -190,14 +191,24 @@ LEARNING: list[Rows] = [
     rows("LearningService/GetPerson", SIGNED_IN, lambda x: {"agentJson": MATRIX_AGENT}),
     # Attachment data of statements the caller may read (others' are left out, not refused).
     rows("LearningService/GetAttachments", SIGNED_IN, lambda x: {"sha2": ["0" * 64]}),
-    # Declared for actor linking (issue 11.3), built next.
+    # Actor linking: the learner makes codes; an institution confirms one (a wrong code is
+    # NOT_FOUND: codes are secrets); both parties (and admins) may revoke the link.
+    rows("LearningService/CreateActorLinkCode", SIGNED_IN),
+    rows("Mutation.createActorLinkCode", SIGNED_IN),
     rows(
-        "LearningService/CreateActorLinkCode",
-        expect(UNIMPLEMENTED, anonymous=UNAUTHENTICATED),
+        "LearningService/ConfirmActorLink",
+        expect(NOT_FOUND, anonymous=UNAUTHENTICATED),
+        lambda x: {"agentJson": MATRIX_AGENT, "code": "NOSUC-HCODE-ATALL-XXXXX"},
     ),
-    rows("LearningService/ConfirmActorLink", expect(UNIMPLEMENTED)),
-    rows("LearningService/ListActorLinks", expect(UNIMPLEMENTED, anonymous=UNAUTHENTICATED)),
-    rows("LearningService/RevokeActorLink", expect(UNIMPLEMENTED, anonymous=UNAUTHENTICATED)),
+    rows(
+        "Mutation.confirmActorLink",
+        expect(NOT_FOUND, anonymous=UNAUTHENTICATED),
+        lambda x: {"agent": {"mbox": "mailto:matrix@example.org"}, "code": "NOSUC-HCODE"},
+    ),
+    rows("LearningService/ListActorLinks", SIGNED_IN),
+    rows("Query.actorLinks", SIGNED_IN),
+    rows("LearningService/RevokeActorLink", LINK_PARTIES, lambda x: x.fresh_actor_link()),
+    rows("Mutation.revokeActorLink", LINK_PARTIES, lambda x: x.fresh_actor_link(graphql=True)),
     # -- the hierarchy ----------------------------------------------------------------------
     rows(
         "LearningService/CreateCourse",

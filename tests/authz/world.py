@@ -627,6 +627,19 @@ class Ctx:
         session_id = made["session"]["id"]
         return {"id": session_id} if graphql else {"sessionId": session_id}
 
+    async def fresh_actor_link(self, graphql: bool = False) -> dict[str, Any]:
+        """A link of an external identity to the owner (the learner), vouched for by the
+        other tutor (as an institution)."""
+        made = await self.world.must(Caller.OWNER, "LearningService/CreateActorLinkCode", {})
+        agent = {"mbox": f"mailto:{uuid.uuid4().hex}@lms.example"}
+        link = await self.world.must(
+            Caller.OTHER_TUTOR,
+            "LearningService/ConfirmActorLink",
+            {"agentJson": json.dumps(agent), "code": made["code"]},
+        )
+        link_id = link["link"]["id"]
+        return {"id": link_id} if graphql else {"linkId": link_id}
+
     async def fresh_tutorial_session(self, graphql: bool = False) -> dict[str, Any]:
         session_id = await self.world.tutorial_session(Caller.OWNER, Caller.PARTICIPANT)
         return {"id": session_id} if graphql else {"sessionId": session_id}

@@ -2,12 +2,12 @@
 client on the xAPI RPCs.
 
 The xAPI RPCs (`LRS_METHODS`: statements, attachments, documents, activities, agents,
-and ConfirmActorLink) also accept an LRS client's credentials, forwarded by the gateway's
-/xapi resources as `x-keiko-lrs-authorization: Basic base64(key:secret)`. The proto has
-no RPC for it, so those are declared public to the host's auth interceptor (which still verifies a
-bearer token when one is sent) and `lrs_auth_interceptor` binds the LRS client's
-principal; without either credential they answer UNAUTHENTICATED like any other RPC.
-The interceptor must be installed innermost, after the kit's auth interceptor.
+and an institution's actor-link RPCs) also accept an LRS client's credentials, forwarded
+by the gateway's /xapi resources as `x-keiko-lrs-authorization: Basic base64(key:secret)`.
+The proto has no RPC for it, so those are declared public to the host's auth interceptor
+(which still verifies a bearer token when one is sent) and `lrs_auth_interceptor` binds
+the LRS client's principal; without either credential they answer UNAUTHENTICATED like
+any other RPC. The interceptor must be installed innermost, after the kit's auth interceptor.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ LRS_METHODS = frozenset(
         "GetActivity",
         "GetPerson",
         "ConfirmActorLink",
+        "ListActorLinks",
+        "RevokeActorLink",
     }
 )
 

@@ -39,6 +39,7 @@ from services.learning.common.usecases import (
     page_size,
 )
 from services.learning.hierarchy.domain import check_id, keiko_agent
+from services.learning.links.usecases import Links
 from services.learning.statements.attachments import AttachmentPart, check_parts, match_parts
 from services.learning.statements.domain import (
     ANCHOR_DOMAIN,
@@ -78,9 +79,10 @@ _RECORD_NAMESPACE = uuid.UUID("9a1f6c3e-2b7d-5c41-8e90-4b6569b07265")
 
 
 class Statements:
-    def __init__(self, ctx: LearningContext, activities: Activities) -> None:
+    def __init__(self, ctx: LearningContext, activities: Activities, links: Links) -> None:
         self.ctx = ctx
         self.activities = activities
+        self.links = links
 
     async def record_statements(
         self,
@@ -198,6 +200,10 @@ class Statements:
             raise PermissionDenied(
                 f"{path}.actor: statements about another Keiko user need the admin role"
             )
+        if learner_id is None and v.actor_key is not None and _is_agent(v.statement["actor"]):
+            # An external identity the writing institution linked to a learner (with the
+            # learner's code, see services.learning.links): the statement is the learner's.
+            learner_id = await self.links.learner_of(s, caller.user_id, v.actor_key)
         existing = await repo.get_statement(v.id)
         if existing is not None:
             if existing.statement_json == extras.statement_json or statements_equivalent(
@@ -474,6 +480,10 @@ def _hex_or_none(value: object, length: int) -> str | None:
     if len(text) != length or any(c not in "0123456789abcdef" for c in text):
         return None
     return text
+
+
+def _is_agent(actor: Mapping[str, Any]) -> bool:
+    return actor.get("objectType", "Agent") == "Agent"
 
 
 def _may_void(is_admin: bool, user_id: str, target: StatementRecord) -> bool:
