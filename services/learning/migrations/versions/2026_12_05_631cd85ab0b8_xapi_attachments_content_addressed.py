@@ -1,7 +1,7 @@
 """xAPI attachments: data stored once per SHA-2 digest, linked to the statements using it
 
 Revision ID: 631cd85ab0b8
-Revises: 27a957c13920
+Revises: 641af81e5138
 Create Date: 2026-12-05 02:44:48.619468
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "631cd85ab0b8"
-down_revision: str | Sequence[str] | None = "27a957c13920"
+down_revision: str | Sequence[str] | None = "641af81e5138"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
