@@ -15,14 +15,15 @@ verifier believes none of it without evidence:
   holder than the expected one (the author; the learner for a ``legacy`` entry, which the
   learner's key signed) fails; revoked before the entry's anchor block fails; not in the
   directory is reported truthfully as "not registered on chain", which alone is not a
-  failure (keys are bound by a background job, and a version 1 world had no directory).
+  failure (keys are bound by a background job); nor is an anchor contract deployed before
+  the directory existed ("no key directory on this chain").
 """
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any
 
 from chain.translator.authors import (
@@ -41,11 +42,20 @@ class Registration(StrEnum):
     REGISTERED = "registered on chain"
     REVOKED = "revoked on chain"
     NOT_REGISTERED = "not registered on chain"
+    NO_DIRECTORY = "no key directory on this chain"
     UNREADABLE = "key directory not readable"
 
 
-KeyFact = KeyInfo | str | None
-"""What the chain said about a key: its binding, an error text, or None (not bound)."""
+class _NoDirectory(Enum):
+    NO_DIRECTORY = "no key directory"
+
+
+NO_DIRECTORY = _NoDirectory.NO_DIRECTORY
+
+KeyFact = KeyInfo | str | _NoDirectory | None
+"""What the chain said about a key: its binding, an error text, None (not bound), or
+:data:`NO_DIRECTORY` (an anchor contract deployed before the key directory existed: the
+entry's other checks stand, its key's holder cannot be looked up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +185,8 @@ def _registration(
         return report(Registration.UNREADABLE), problems
     if fact is None:
         return report(Registration.NOT_REGISTERED), problems
+    if fact is NO_DIRECTORY:
+        return report(Registration.NO_DIRECTORY), problems
     if holder and fact.subject != subject_of(holder):
         problems.append(
             Problem(
@@ -196,4 +208,4 @@ def _registration(
     return report(state, fact), problems
 
 
-__all__ = ["AuthorReport", "KeyFact", "Registration", "check_author"]
+__all__ = ["NO_DIRECTORY", "AuthorReport", "KeyFact", "Registration", "check_author"]

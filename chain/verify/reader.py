@@ -42,6 +42,15 @@ class AnchorTransaction(NamedTuple):
     anchors: frozenset[tuple[int, int]]
 
 
+# Starknet JSON-RPC error: the contract has no such entry point.
+ENTRYPOINT_NOT_FOUND = 21
+
+
+class NoKeyDirectory(Exception):
+    """The anchor contract on this chain predates the key directory (it has no
+    ``get_key``): whose key signed an entry cannot be looked up there."""
+
+
 class KeyInfo(NamedTuple):
     """A signing key's binding in the anchor contract's key directory: the holder's
     subject felt (:func:`chain.translator.authors.subject_of`), the custody kind
@@ -67,7 +76,8 @@ class ChainReader(Protocol):
         ...
 
     def key_binding(self, public_key: bytes) -> KeyInfo | None:
-        """The key's binding in the key directory, or None if it holds no such key."""
+        """The key's binding in the key directory, or None if it holds no such key;
+        raises :class:`NoKeyDirectory` on a chain whose contract has no directory."""
         ...
 
 
@@ -178,7 +188,14 @@ class AnchorContractReader:
         return AnchorTransaction(tx.block_number, tx.status == "SUCCEEDED", anchors)
 
     async def key_binding(self, public_key: bytes) -> KeyInfo | None:
-        binding = await self._contract.get_key(public_key)
+        from chain.client import TransactionRejected
+
+        try:
+            binding = await self._contract.get_key(public_key)
+        except TransactionRejected as err:
+            if err.code == ENTRYPOINT_NOT_FOUND:
+                raise NoKeyDirectory(str(err)) from None
+            raise
         if binding is None:
             return None
         return KeyInfo(

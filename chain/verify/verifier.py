@@ -39,7 +39,7 @@ from chain.translator.felts import FELT_PRIME, decode_short_string
 from chain.translator.leaves import leaf_from_hash, statement_hash
 from chain.translator.merkle import MAX_LEAVES, depth_for, verify_inclusion
 from chain.translator.signing import SignatureFailure, canonical_bytes, verify
-from chain.verify.authorship import AuthorReport, KeyFact, check_author
+from chain.verify.authorship import NO_DIRECTORY, AuthorReport, KeyFact, check_author
 from chain.verify.export import (
     ExportEntry,
     MalformedEntry,
@@ -54,6 +54,7 @@ from chain.verify.reader import (
     BatchInfo,
     ChainReader,
     KeyInfo,
+    NoKeyDirectory,
 )
 from services.kit.errors import ValidationError
 
@@ -255,6 +256,8 @@ def _read_sync(export: PassportExport, reader: ChainReader) -> _ChainFacts:
     for key in _author_keys(export):
         try:
             facts.keys[key] = _normalize_key(reader.key_binding(key))
+        except NoKeyDirectory:
+            facts.keys[key] = NO_DIRECTORY
         except Exception as exc:
             facts.keys[key] = _read_error(exc)
     return facts
@@ -293,6 +296,8 @@ async def _read_async(
         async with limit:
             try:
                 facts.keys[public_key] = _normalize_key(await reader.key_binding(public_key))
+            except NoKeyDirectory:
+                facts.keys[public_key] = NO_DIRECTORY
             except Exception as exc:
                 facts.keys[public_key] = _read_error(exc)
 

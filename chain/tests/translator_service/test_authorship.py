@@ -14,7 +14,7 @@ from sqlalchemy import select
 from chain.tests.translator_service.conftest import statement
 from chain.tests.translator_service.fakes import FakeAnchorChain
 from chain.translator.anchoring import AnchoringEngine
-from chain.translator.authors import KEIKO_HOME_PAGE
+from chain.translator.authors import KEIKO_HOME_PAGE, SERVICE_AUTHORS
 from chain.translator.batching import Domain
 from chain.translator.intake import LEARNING_RECORDED, AnchorIntake
 from chain.translator.keys import KeyVault
@@ -237,3 +237,14 @@ async def test_sign_and_submit_as_the_author_only(translator: ChainTranslator) -
     assert row.author_id == "tutor-tom" and row.learner_id == "ana"
     # The tutor may read the anchor state of what they wrote.
     assert (await translator.record(Principal("tutor-tom"), Domain.LEARNING, "f-1")).seq == row.seq
+
+
+def test_the_services_agree_on_authors() -> None:
+    """What the learning service writes is what the translator signs for: its own author
+    id is a known Keiko service, and Keiko accounts are read on the same home page."""
+    from gateway.xapi.http import KEIKO_HOME_PAGE as GATEWAY_HOME
+    from services.learning.hierarchy.domain import KEIKO_HOME_PAGE as LEARNING_HOME
+    from services.learning.statements.domain import SERVICE_USER_ID
+
+    assert SERVICE_USER_ID in SERVICE_AUTHORS
+    assert LEARNING_HOME == GATEWAY_HOME == KEIKO_HOME_PAGE

@@ -4,13 +4,16 @@ tampered entry fails alone, named."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from nacl.signing import SigningKey
 
+from chain.client import TransactionRejected
 from chain.translator.authors import KEIKO_HOME_PAGE, Author, AuthorKind, subject_of
 from chain.translator.batching import Domain
 from chain.translator.merkle import MerkleTree
@@ -29,6 +32,7 @@ from chain.verify import (
     render_text,
     verify_passport,
 )
+from chain.verify.reader import AnchorContractReader, NoKeyDirectory
 
 ANA = SigningKey(bytes(range(32)))
 TOM = SigningKey(bytes(range(1, 33)))
@@ -283,3 +287,36 @@ def test_version_1_documents_still_verify_without_authors() -> None:
     assert "author: not stated (a version 1 export)" in render_text(report)
     document["version"] = 2  # a version 2 document must state them
     assert {e.status for e in verify_passport(document, reader).entries} == {EntryStatus.FAILED}
+
+
+def test_a_chain_without_a_key_directory_is_said_so_and_fails_nothing() -> None:
+    document, reader = make_passport()
+
+    class OldChain(InMemoryChainReader):
+        def key_binding(self, public_key: bytes) -> KeyInfo | None:
+            raise NoKeyDirectory("anchor contract deployed before the key directory")
+
+    old = OldChain()
+    old.__dict__.update(reader.__dict__)
+    report = verify_passport(document, old)
+    assert report.ok
+    assert {author_of(e).registration for e in report.entries} == {Registration.NO_DIRECTORY}
+    assert "no key directory on this chain" in render_text(report)
+
+
+def test_the_contract_adapter_tells_a_missing_directory_from_an_outage() -> None:
+    class Contract:
+        address = 0xA
+        error: Exception
+
+        async def get_key(self, public_key: bytes) -> None:
+            raise self.error
+
+    contract = Contract()
+    reader = AnchorContractReader(contract)  # type: ignore[arg-type]
+    contract.error = TransactionRejected(21, "Requested entry point does not exist")
+    with pytest.raises(NoKeyDirectory):
+        asyncio.run(reader.key_binding(bytes(32)))
+    contract.error = TransactionRejected(63, "unexpected error")
+    with pytest.raises(TransactionRejected):
+        asyncio.run(reader.key_binding(bytes(32)))
