@@ -1,15 +1,13 @@
 """Authorship end to end, on the real platform and the Keikochain dev node, both engines:
 
-a tutor names a student in a tutorial session and starts it; the student records an
-answer of their own and the tutor records feedback about them. The answer is signed with
+a tutor invites a student to a tutorial session, the student accepts, the tutor starts
+it; the student records an answer of their own and the tutor records feedback about them
+(refused before the student accepted). The answer is signed with
 the student's key, the feedback with the tutor's; the translator binds both keys to their
 holders in the chain's key directory; the student's passport shows the feedback as
 attested by the tutor, by name; ``keiko passport verify <share link>`` passes with roots
 and keys read from the chain and says whose key signed each entry. Presenting the tutor's
 feedback as the student's own, or swapping its author's key, fails that entry alone.
-
-The consent step (the tutor invites, the student accepts) is not built yet: today naming
-the student in the session is enough, and this test uses that flow.
 """
 
 from __future__ import annotations
@@ -38,6 +36,8 @@ from tests.e2e_support import (
 CREATE_SESSION = """
 mutation Plan($input: TutorialSessionInput!) { createTutorialSession(input: $input) { id } }"""
 START_SESSION = "mutation Start($id: ID!) { startTutorialSession(id: $id) { id } }"
+INVITATIONS = "{ invitations(statuses: [PENDING]) { id kind subjectId inviterId } }"
+ACCEPT = "mutation Accept($id: ID!) { acceptInvitation(id: $id) { status } }"
 RECORD = """
 mutation Record($input: InteractionInput!) { recordInteraction(input: $input) { id } }"""
 ENTRY = """
@@ -81,7 +81,8 @@ async def timeline(gql: GraphQLClient) -> dict[str, dict[str, Any]]:
 
 
 async def settled(gql: GraphQLClient, ids: set[str], timeout: float = 240) -> dict[str, Any]:
-    """Ana's entries once each is verified on chain and its key is bound there."""
+    """Ana's entries once each is verified on chain, its key is bound there, and an
+    attesting author's name has arrived (identity announces it asynchronously)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -92,6 +93,7 @@ async def settled(gql: GraphQLClient, ids: set[str], timeout: float = 240) -> di
             if e["verification"]
             and e["verification"]["status"] == "verified"
             and e["verification"]["keyRegistration"] == "registered on chain"
+            and (e["author"]["kind"] == "SELF" or e["author"]["displayName"])
         }
         if set(done) >= ids:
             return found
@@ -121,6 +123,25 @@ async def test_tutor_feedback_is_attested_by_the_tutor_and_verifies_on_chain(
             await tom(CREATE_SESSION, input={"sessionType": "HUMAN", "studentIds": [ana_id]})
         )["createTutorialSession"]["id"]
         await tom(START_SESSION, id=session)
+        feedback_input = {
+            "interactionType": "FEEDBACK",
+            "learnerId": ana_id,
+            "tutorialSessionId": session,
+            "content": "Right, and well explained.",
+        }
+        # Invited, not yet accepted: the tutor records nothing about Ana.
+        refused = await tom.http.post(
+            "/graphql",
+            json={"query": RECORD, "variables": {"input": feedback_input}},
+            headers={"authorization": f"Bearer {tom.token}"},
+        )
+        assert refused.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN", refused.text
+        (invitation,) = (await ana(INVITATIONS))["invitations"]
+        assert invitation["kind"] == "TUTORIAL_SESSION" and invitation["subjectId"] == session
+        assert invitation["inviterId"] == tom_id
+        assert (await ana(ACCEPT, id=invitation["id"]))["acceptInvitation"]["status"] == (
+            "ACCEPTED"
+        )
         answer = (
             await ana(
                 RECORD,
@@ -132,17 +153,7 @@ async def test_tutor_feedback_is_attested_by_the_tutor_and_verifies_on_chain(
                 },
             )
         )["recordInteraction"]["id"]
-        feedback = (
-            await tom(
-                RECORD,
-                input={
-                    "interactionType": "FEEDBACK",
-                    "learnerId": ana_id,
-                    "tutorialSessionId": session,
-                    "content": "Right, and well explained.",
-                },
-            )
-        )["recordInteraction"]["id"]
+        feedback = (await tom(RECORD, input=feedback_input))["recordInteraction"]["id"]
 
         entries = await settled(ana, {answer, feedback})
         own, attested = entries[answer], entries[feedback]
