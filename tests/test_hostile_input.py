@@ -298,7 +298,7 @@ async def check_wrongly_typed_or_out_of_range_inputs_are_bad_user_input(
 
     # A million-character title: refused, naming the field and the limit.
     error = await record(title="x" * 1_000_000)
-    assert error["message"] == "interaction.title: must be at most 500 characters"
+    assert error["message"] == "interaction.title: must be at most 200 characters"
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["extensions"]["field"] == "interaction.title"
     # A lone surrogate (only expressible as a JSON escape): not encodable, refused.

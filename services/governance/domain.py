@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from services.kit.errors import FailedPrecondition, ValidationError
+from services.kit.limits import NAME_MAX_CHARS
 
 T = TypeVar("T")
 
@@ -30,7 +31,7 @@ T = TypeVar("T")
 
 MAX_NAME_CHARS = 120
 MAX_DESCRIPTION_CHARS = 5_000
-MAX_TITLE_CHARS = 200
+MAX_TITLE_CHARS = NAME_MAX_CHARS["title"]
 MAX_BODY_CHARS = 20_000
 MAX_LABEL_CHARS = 200
 MAX_OPTION_DESCRIPTION_CHARS = 2_000

@@ -52,7 +52,7 @@ MAX_DURATION = timedelta(days=3660)  # ten years: longer than any course or book
 # Characters by bare field name (any message).
 NAME_MAX_CHARS: Mapping[str, int] = {
     # Short human text: one line.
-    "title": 500,
+    "title": 200,
     "name": 500,
     "display_name": 200,
     "label": 200,

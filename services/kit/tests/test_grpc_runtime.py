@@ -313,6 +313,12 @@ async def test_metrics_count_rpcs_by_code(server: dict) -> None:
     before = GRPC_HANDLED.labels(*labels)._value.get()
     with pytest.raises(grpc.aio.AioRpcError):
         await server["client"].echo(server["api"].EchoRequest(text="missing"))
+    # The server counts once its handler has returned, which may be just after the client
+    # has read the status: wait (bounded) for the count rather than race it.
+    for _ in range(200):
+        if GRPC_HANDLED.labels(*labels)._value.get() != before:
+            break
+        await asyncio.sleep(0.025)
     assert GRPC_HANDLED.labels(*labels)._value.get() == before + 1
 
 

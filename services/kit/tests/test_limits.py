@@ -31,10 +31,10 @@ def interaction(**fields: object) -> learning_pb.RecordInteractionRequest:
 
 
 def test_strings_bytes_lists_maps_numbers_and_instants() -> None:
-    assert violation(interaction(title="t" * 500)) is None
-    assert violation(interaction(title="t" * 501)) == (
+    assert violation(interaction(title="t" * 200)) is None
+    assert violation(interaction(title="t" * 201)) == (
         "interaction.title",
-        "must be at most 500 characters",
+        "must be at most 200 characters",
     )
     assert violation(interaction(content="c" * 10_000)) is None
     assert violation(interaction(activity_id="a" * 2_049)) == (
@@ -75,7 +75,7 @@ def test_strings_bytes_lists_maps_numbers_and_instants() -> None:
     # Unset oneof members are skipped; the one set is checked.
     assert violation(market_pb.SearchSpacesRequest()) is None
     with pytest.raises(ValidationError):
-        check_message(interaction(title="t" * 501))
+        check_message(interaction(title="t" * 201))
 
 
 def test_json_depth_is_measured_before_parsing() -> None:
@@ -104,7 +104,7 @@ class _Recorder(learning_pb.LearningServiceBase):
 async def test_client_and_server_refuse_the_same_way() -> None:
     issuer, verifier = token_pair(FixedClock(datetime.now(UTC)))
     token = access_token(issuer, "u1")
-    too_long = interaction(title="t" * 501)
+    too_long = interaction(title="t" * 201)
     async with (
         running_host([_Recorder()], token_verifier=verifier) as host,
         grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel,
@@ -115,7 +115,7 @@ async def test_client_and_server_refuse_the_same_way() -> None:
             await client.record_interaction(too_long)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert field_violations(refused.value) == [
-            ("interaction.title", "must be at most 500 characters")
+            ("interaction.title", "must be at most 200 characters")
         ]
         # A raw caller reaches the server, whose adapter refuses it as it decodes.
         raw = channel.unary_unary(
@@ -126,8 +126,8 @@ async def test_client_and_server_refuse_the_same_way() -> None:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await raw(bytes(too_long), metadata=[("authorization", f"Bearer {token}")])
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert refused.value.details() == "interaction.title: must be at most 500 characters"
+        assert refused.value.details() == "interaction.title: must be at most 200 characters"
         assert field_violations(refused.value) == [
-            ("interaction.title", "must be at most 500 characters")
+            ("interaction.title", "must be at most 200 characters")
         ]
         assert await client.record_interaction(interaction(title="ok")) is not None

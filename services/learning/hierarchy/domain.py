@@ -41,13 +41,14 @@ from typing import Any
 
 from services.kit.clock import Clock
 from services.kit.errors import ValidationError
+from services.kit.limits import NAME_MAX_CHARS
 from services.learning.xapi import vocab
 
 KEIKO_HOME_PAGE = "https://keiko.network"
 AI_TUTOR_HOME_PAGE = "https://keiko.network/ai-tutors"
 TYPE_PROFILE = vocab.ADL_ACTIVITY_TYPES + "profile"
 
-MAX_TITLE = 200
+MAX_TITLE = NAME_MAX_CHARS["title"]
 MAX_DESCRIPTION = 10_000
 _ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 
