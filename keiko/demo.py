@@ -6,7 +6,9 @@ minute, as a client would do it over the gateway.
    TUTOR role.
 2. The tutor creates a course and a class in it.
 3. A new demo learner signs up with a passkey (a software authenticator: the identity
-   service checks its attestation and assertions exactly as a browser's), opens the
+   service checks its attestation and assertions exactly as a browser's). The tutor
+   invites them to a tutorial session of the class and they accept: only then do they
+   take part in the class (nobody is enrolled without consent). The learner opens the
    ``interactionAnchored`` subscription and records a question and an evaluation in that
    class, and an answer and an exercise in a study session of it.
 4. Each is signed and anchored on Keikochain; the demo waits until all are.
@@ -221,12 +223,31 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     klass = tutor.call(
         "CreateClass", title="Class 2: Matrices", courseId=course["id"], requestId=request_id()
     )["createClass"]
-    tutor.close()
     _say(f"  course {course['title']} / {klass['title']}")
 
-    _say("3. A learner signs up with a passkey and records interactions")
+    _say("3. A learner signs up with a passkey; the tutor invites them, they accept")
     learner, learner_email, _ = _person(gateway, rp_id, "learner", "Ana Demo")
     _say(f"  learner {learner_email}")
+    learner_id = learner.call("Me")["me"]["id"]
+    tutorial = tutor.call(
+        "CreateTutorialSession",
+        input={
+            "sessionType": "HUMAN",
+            "studentIds": [learner_id],
+            "classId": klass["id"],
+            "topic": "Rank",
+            "requestId": request_id(),
+        },
+    )["createTutorialSession"]
+    tutor.close()
+    # Consent: the learner takes part in the class only once they accept.
+    invitation = next(
+        i
+        for i in learner.call("PendingInvitations")["invitations"]
+        if i["subjectId"] == tutorial["id"]
+    )
+    learner.call("AcceptInvitation", id=invitation["id"])
+    _say(f"  accepted the tutorial session {tutorial['id']}")
     assert learner.token is not None
     watch = AnchorWatch(gateway, learner.token)
     try:
