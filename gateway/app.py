@@ -26,6 +26,7 @@ from gateway.context import GatewayContext
 from gateway.credentials_api import credential_routes
 from gateway.graphiql import STATIC_DIR, offline_graphiql_html
 from gateway.http import RequestLimits, request_id_or_none
+from gateway.openapi import openapi_route
 from gateway.schema.humanity import MAX_MULTIPART_BYTES
 from gateway.uploads import InMemoryUploadRequestAdapter
 from gateway.verify_page import verify_routes
@@ -49,7 +50,36 @@ BODY_LIMITS = {
 
 class KeikoGraphQL(GraphQL[GatewayContext, None]):
     """Builds each request's context; WebSocket clients authenticate in connection_init
-    with `{"Authorization": "Bearer <token>"}` (or `authToken`)."""
+    with `{"Authorization": "Bearer <token>"}` (or `authToken`).
+    ---
+    get:
+      summary: GraphiQL (a browser), or a query in the query string
+      tags: [graphql]
+      parameters:
+        - {name: query, in: query, schema: {type: string}}
+        - {name: variables, in: query, description: a JSON object, schema: {type: string}}
+        - {name: operationName, in: query, schema: {type: string}}
+      responses:
+        200: {description: "GraphiQL, or the result (errors carry extensions.code)"}
+        400: {description: "a malformed request, with the reason"}
+    post:
+      summary: A GraphQL operation (schema by introspection, graphql/schema.graphql)
+      tags: [graphql]
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [query]
+              properties:
+                query: {type: string}
+                variables: {type: object}
+                operationName: {type: string}
+      responses:
+        200: {description: the result (errors carry extensions.code)}
+        400: {description: "a malformed body, with the reason"}
+        413: {description: a body over the limit}
+    """
 
     # Multipart uploads (proof of humanity) are parsed in memory, never spilled to disk.
     request_adapter_class = InMemoryUploadRequestAdapter
@@ -145,10 +175,24 @@ def create_app(
     health = health_pb2_grpc.HealthStub(channel)
 
     async def healthz(_: Request) -> Response:
+        """
+        ---
+        summary: Liveness of the gateway process
+        tags: [health]
+        responses:
+          200: {description: "{status: ok}"}
+        """
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
-        """Ready when the gRPC services behind the gateway report SERVING."""
+        """Ready when the gRPC services behind the gateway report SERVING.
+        ---
+        summary: Readiness (the gRPC services behind the gateway report SERVING)
+        tags: [health]
+        responses:
+          200: {description: "{status: serving}"}
+          503: {description: "{status, reason}: not serving yet"}
+        """
         try:
             reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
         except grpc.aio.AioRpcError as error:
@@ -160,9 +204,16 @@ def create_app(
         return JSONResponse({"status": status.lower()}, status_code=200 if serving else 503)
 
     async def metrics(_: Request) -> Response:
+        """
+        ---
+        summary: Prometheus metrics
+        tags: [health]
+        responses:
+          200: {description: the Prometheus text format}
+        """
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
+    app = Starlette(
         # CORS answers preflights first; then the URL and body limits of docs/limits.md,
         # before any route reads the request.
         middleware=[
@@ -175,6 +226,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            openapi_route(lambda: app.routes),
             *xapi_routes(channel, clock=clock),
             *webhook_routes(channel),
             *credential_routes(channel),
@@ -189,6 +241,7 @@ def create_app(
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
     )
+    return app
 
 
 # What browsers may send cross-origin: GraphQL, xAPI (its version header, Basic auth) and

@@ -184,7 +184,7 @@ def credential_routes(channel: grpc.aio.Channel) -> list[Route]:
         summary: Keiko's JSON-LD context for learning records and Keikochain anchors
         tags: [credentials]
         responses:
-          200: {description: the context, application/ld+json}
+          200: {description: "the context, application/ld+json"}
         """
         found = bundled_context(KEIKO_CREDENTIALS_V1)
         assert found is not None
@@ -198,7 +198,7 @@ def credential_routes(channel: grpc.aio.Channel) -> list[Route]:
         parameters:
           - {name: file, in: path, required: true, schema: {type: string}}
         responses:
-          200: {description: the context, application/ld+json}
+          200: {description: "the context, application/ld+json"}
           404: {description: not a bundled context}
         """
         found = context_by_file(param(request, "file"))
@@ -234,8 +234,8 @@ def credential_routes(channel: grpc.aio.Channel) -> list[Route]:
           - {name: credential_id, in: path, required: true, schema: {type: string}}
           - {name: share_token, in: query, required: false, schema: {type: string}}
         responses:
-          200: {description: the signed credential, application/vc+ld+json}
-          404: {description: no such credential, or not visible to the caller}
+          200: {description: "the signed credential, application/vc+ld+json"}
+          404: {description: "no such credential, or not visible to the caller"}
         """
         reply = await passport(request).get_credential(
             pb.GetCredentialRequest(
@@ -258,7 +258,7 @@ def credential_routes(channel: grpc.aio.Channel) -> list[Route]:
           - {name: token, in: path, required: true, schema: {type: string}}
         responses:
           200: {description: "{credentials: [...]}"}
-          404: {description: unknown, revoked or expired link}
+          404: {description: "unknown, revoked or expired link"}
         """
         reply = await passport(request).list_credentials(
             pb.ListCredentialsRequest(share_token=param(request, "token"))
@@ -276,7 +276,7 @@ def credential_routes(channel: grpc.aio.Channel) -> list[Route]:
           - {name: domain, in: query, required: true, schema: {type: string}}
         responses:
           200: {description: the signed VerifiablePresentation}
-          404: {description: unknown, revoked or expired link}
+          404: {description: "unknown, revoked or expired link"}
           409: {description: the link shows no credential}
         """
         reply = await passport(request).get_shared_presentation(

@@ -519,6 +519,17 @@ def verify_routes(
     explorer = explorer_tx_url or DEFAULT_EXPLORER
 
     async def export_by_id(request: Request) -> Response:
+        """
+        ---
+        summary: The public passport's export document (keiko.passport.export)
+        tags: [verification]
+        parameters:
+          - {name: passport_id, in: path, required: true, schema: {type: string}}
+        responses:
+          200: {description: the export document}
+          404: {description: unknown or private passport}
+          409: {description: the disclosure withholds the statement content}
+        """
         try:
             page = await reader.by_id(_path_param(request, "passport_id"))
             return _export_response(page, await chain_info.get())
@@ -526,6 +537,17 @@ def verify_routes(
             return _error_response(err, as_html=False)
 
     async def export_by_token(request: Request) -> Response:
+        """
+        ---
+        summary: A share link's export document (keiko.passport.export)
+        tags: [verification]
+        parameters:
+          - {name: token, in: path, required: true, schema: {type: string}}
+        responses:
+          200: {description: the export document}
+          404: {description: "unknown, revoked or expired link"}
+          409: {description: the disclosure withholds the statement content}
+        """
         try:
             page = await reader.by_token(_path_param(request, "token"))
             return _export_response(page, await chain_info.get())
@@ -547,6 +569,16 @@ def verify_routes(
         return public_base_url.rstrip("/") or str(request.base_url).rstrip("/")
 
     async def page_by_id(request: Request) -> Response:
+        """
+        ---
+        summary: The verification page of a public passport
+        tags: [verification]
+        parameters:
+          - {name: passport_id, in: path, required: true, schema: {type: string}}
+        responses:
+          200: {description: the page (text/html)}
+          404: {description: unknown or private passport}
+        """
         try:
             passport_id = _path_param(request, "passport_id")
             page = await reader.by_id(passport_id)
@@ -566,6 +598,16 @@ def verify_routes(
         )
 
     async def page_by_token(request: Request) -> Response:
+        """
+        ---
+        summary: The verification page of a share link
+        tags: [verification]
+        parameters:
+          - {name: token, in: path, required: true, schema: {type: string}}
+        responses:
+          200: {description: the page (text/html)}
+          404: {description: "unknown, revoked or expired link"}
+        """
         try:
             token = _path_param(request, "token")
             page = await reader.by_token(token)
@@ -585,6 +627,19 @@ def verify_routes(
         )
 
     async def tx_lookup(request: Request) -> Response:
+        """
+        ---
+        summary: The chain node's receipt of an anchoring transaction
+        tags: [verification]
+        parameters:
+          - {name: tx_hash, in: path, required: true, schema: {type: string}}
+        responses:
+          200: {description: the receipt}
+          400: {description: not a 0x hex felt}
+          404: {description: no such transaction}
+          502: {description: the chain node did not answer}
+          503: {description: no chain RPC URL configured}
+        """
         tx_hash = str(request.path_params.get("tx_hash", ""))
         if not _TX_HASH.match(tx_hash):
             return JSONResponse({"error": "tx_hash: must be a 0x hex felt"}, status_code=400)

@@ -20,7 +20,7 @@ def app_routes() -> list[Route]:
         summary: The web client (passkey sign-up and login, record, live anchoring, share)
         tags: [web]
         responses:
-          200: {description: the page, text/html; its scripts and styles are under /static/app}
+          200: {description: "the page, text/html; its scripts and styles are under /static/app"}
         """
         return FileResponse(APP_PAGE, headers={"cache-control": "no-cache"})
 

@@ -37,6 +37,25 @@ def webhook_routes(channel: grpc.aio.Channel) -> list[BaseRoute]:
     """The /webhooks routes, calling the learning service over `channel`."""
 
     async def receive(request: Request) -> Response:
+        """
+        ---
+        summary: A webhook delivery from a registered source (Learning Locker, SCORM Cloud,
+          Moodle, Canvas)
+        tags: [webhooks]
+        parameters:
+          - {name: source_id, in: path, required: true, schema: {type: string}}
+          - {name: X-Keiko-Signature, in: header, schema: {type: string}}
+        requestBody:
+          content:
+            application/json:
+              schema: {type: object, description: the source's payload}
+        responses:
+          200: {description: "{statement_ids: [...], skipped_events}"}
+          400: {description: "an invalid payload, with its path in field"}
+          401: {description: a bad signature or credentials}
+          404: {description: unknown source}
+          413: {description: a body over 5 MiB}
+        """
         source_id = request.path_params["source_id"]
         try:
             body = await read_body(request)

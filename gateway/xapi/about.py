@@ -15,6 +15,13 @@ from gateway.xapi.http import LATEST, VERSIONS, XapiContext
 
 def about_routes(ctx: XapiContext) -> list[BaseRoute]:
     async def about(request: Request) -> Response:
+        """
+        ---
+        summary: The xAPI versions this LRS speaks
+        tags: [xapi]
+        responses:
+          200: {description: "{version: [...], extensions: {}}"}
+        """
         response: Response = JSONResponse({"version": list(VERSIONS), "extensions": {}})
         if request.method == "HEAD":
             response = Response(headers=response.headers)

@@ -25,6 +25,16 @@ def _json(text: str) -> Response:
 
 def activity_routes(ctx: XapiContext) -> list[BaseRoute]:
     async def activity(request: Request, version: str) -> Response:
+        """
+        ---
+        summary: The Activity object, with its canonical definition
+        tags: [xapi]
+        parameters:
+          - {name: activityId, in: query, required: true, schema: {type: string}}
+        responses:
+          200: {description: the Activity}
+          400: {description: "an invalid parameter, named in field"}
+        """
         creds = credentials(request)
         params = dict(request.query_params)
         check_params(params, frozenset({"activityId"}))
@@ -38,6 +48,16 @@ def activity_routes(ctx: XapiContext) -> list[BaseRoute]:
         return _json(reply.activity_json)
 
     async def person(request: Request, version: str) -> Response:
+        """
+        ---
+        summary: The Person object of an Agent
+        tags: [xapi]
+        parameters:
+          - {name: agent, in: query, required: true, schema: {type: string}}
+        responses:
+          200: {description: the Person}
+          400: {description: "an invalid Agent, named in field"}
+        """
         creds = credentials(request)
         params = dict(request.query_params)
         check_params(params, frozenset({"agent"}))

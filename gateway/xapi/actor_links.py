@@ -50,6 +50,24 @@ def link_json(link: pb.ActorLink) -> dict[str, Any]:
 
 def actor_link_routes(ctx: XapiContext) -> list[BaseRoute]:
     async def confirm(request: Request, version: str) -> Response:
+        """
+        ---
+        summary: Link an identity of yours to the learner who gave the code
+        tags: [xapi]
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [agent, code]
+                properties:
+                  agent: {type: object, description: an xAPI Agent}
+                  code: {type: string}
+        responses:
+          200: {description: the link}
+          400: {description: "an invalid body, named in field"}
+          404: {description: unknown or used code}
+        """
         creds = credentials(request)
         check_params(dict(request.query_params), frozenset())
         data = parse_json_body(await read_body(request, 64 * 1024), "body")
@@ -67,6 +85,15 @@ def actor_link_routes(ctx: XapiContext) -> list[BaseRoute]:
         return JSONResponse(link_json(reply.link))
 
     async def listing(request: Request, version: str) -> Response:
+        """
+        ---
+        summary: The actor links your institution confirmed
+        tags: [xapi]
+        parameters:
+          - {name: more, in: query, schema: {type: string}}
+        responses:
+          200: {description: "{links: [...], more}"}
+        """
         creds = credentials(request)
         params = dict(request.query_params)
         check_params(params, frozenset({"more"}))
@@ -84,6 +111,16 @@ def actor_link_routes(ctx: XapiContext) -> list[BaseRoute]:
         )
 
     async def revoke(request: Request, version: str) -> Response:
+        """
+        ---
+        summary: Revoke a link
+        tags: [xapi]
+        parameters:
+          - {name: linkId, in: query, required: true, schema: {type: string}}
+        responses:
+          204: {description: revoked}
+          404: {description: no such link of yours}
+        """
         creds = credentials(request)
         params = dict(request.query_params)
         check_params(params, frozenset({"linkId"}))

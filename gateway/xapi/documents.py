@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from gateway.openapi import OPERATIONS_ATTR, Operation, describe, with_parameters
 from gateway.xapi.http import (
     HttpError,
     XapiContext,
@@ -49,6 +50,7 @@ STATUSES = {
 # The learning service names key fields by their xAPI parameter already; these are the
 # few it names by the proto field.
 T = TypeVar("T")
+TEXT: Operation = {"type": "string"}
 _FIELDS = {"content": "content", "content_type": "Content-Type", "if_match": "If-Match"}
 
 
@@ -68,6 +70,18 @@ class DocumentResource:
         self.id_param = id_param
         self.single = frozenset({*context_params, id_param})
         self.listing = frozenset({*context_params, "since"})
+
+    def parameters(self, method: str) -> list[Operation]:
+        """The OpenAPI query parameters of `method` (lower case) on this resource."""
+        out: list[Operation] = [
+            {"name": name, "in": "query", "required": name != "registration", "schema": TEXT}
+            for name in self.context_params
+        ]
+        writes = method in ("put", "post")
+        out.append({"name": self.id_param, "in": "query", "required": writes, "schema": TEXT})
+        if method == "get":
+            out.append({"name": "since", "in": "query", "schema": TEXT})
+        return out
 
     def key(self, params: dict[str, str]) -> pb.DocumentKey:
         return pb.DocumentKey(
@@ -131,12 +145,56 @@ def document_routes(ctx: XapiContext, resource: DocumentResource) -> list[BaseRo
         return Response(status_code=204)
 
     async def put(request: Request, version: str) -> Response:
+        """
+        ---
+        summary: Store a document, replacing it
+        tags: [xapi]
+        parameters:
+          - {name: If-Match, in: header, schema: {type: string}}
+          - {name: If-None-Match, in: header, schema: {type: string}}
+        requestBody:
+          content:
+            application/json: {schema: {type: object}}
+            application/octet-stream: {schema: {type: string, format: binary}}
+        responses:
+          204: {description: stored}
+          400: {description: "an invalid parameter, named in field"}
+          409: {description: it exists and neither If-Match nor If-None-Match was given}
+          412: {description: a precondition failed}
+          413: {description: a document over 1 MiB}
+        """
         return await write(request, version, merge=False)
 
     async def post(request: Request, version: str) -> Response:
+        """
+        ---
+        summary: Store a document, merging JSON objects
+        tags: [xapi]
+        parameters:
+          - {name: If-Match, in: header, schema: {type: string}}
+          - {name: If-None-Match, in: header, schema: {type: string}}
+        requestBody:
+          content:
+            application/json: {schema: {type: object}}
+            application/octet-stream: {schema: {type: string, format: binary}}
+        responses:
+          204: {description: stored}
+          400: {description: "an invalid parameter, or a merge of non-JSON documents"}
+          412: {description: a precondition failed}
+          413: {description: a document over 1 MiB}
+        """
         return await write(request, version, merge=True)
 
     async def get(request: Request, version: str) -> Response:
+        """
+        ---
+        summary: A document (with its id), or the ids of the context's documents
+        tags: [xapi]
+        responses:
+          200: {description: "the document, or a JSON array of ids"}
+          400: {description: "an invalid parameter, named in field"}
+          404: {description: no such document}
+        """
         creds = credentials(request)
         learning = ctx.learning(request, creds)
         if request.query_params.get(resource.id_param):
@@ -163,6 +221,17 @@ def document_routes(ctx: XapiContext, resource: DocumentResource) -> list[BaseRo
         return response
 
     async def delete(request: Request, version: str) -> Response:
+        """
+        ---
+        summary: Delete a document (State without stateId, the context's documents)
+        tags: [xapi]
+        parameters:
+          - {name: If-Match, in: header, schema: {type: string}}
+        responses:
+          204: {description: deleted}
+          400: {description: "an invalid parameter, named in field"}
+          412: {description: a precondition failed}
+        """
         creds = credentials(request)
         single = bool(request.query_params.get(resource.id_param))
         if not single and resource.kind != pb.DocumentKind.STATE:
@@ -179,6 +248,12 @@ def document_routes(ctx: XapiContext, resource: DocumentResource) -> list[BaseRo
         return Response(status_code=204)
 
     endpoint = ctx.resource({"GET": get, "PUT": put, "POST": post, "DELETE": delete})
+    # The handlers are shared by the three resources: each adds its own parameters.
+    shared: dict[str, Operation] = getattr(endpoint, OPERATIONS_ATTR)
+    describe(
+        endpoint,
+        {method: with_parameters(op, resource.parameters(method)) for method, op in shared.items()},
+    )
     return [Route(resource.path, endpoint, methods=["GET", "HEAD", "PUT", "POST", "DELETE"])]
 
 

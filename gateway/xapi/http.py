@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.errors import describe_rpc_error
 from gateway.http import forwardable, request_id_or_none
+from gateway.openapi import describe, xapi_operations
 from services.api.keiko.learning import v1 as pb
 from services.kit.clock import Clock
 from services.kit.grpc.client import stub
@@ -298,4 +299,5 @@ class XapiContext:
                 response = error_response(error)
             return self.stamp(response, served)
 
+        describe(endpoint, xapi_operations(handlers, [m for m in handlers if m != "POST"]))
         return endpoint

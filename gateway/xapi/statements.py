@@ -175,6 +175,23 @@ async def _with_attachments(
 
 def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
     async def put_statement(request: Request, version: str) -> Response:
+        """
+        ---
+        summary: Store one statement under the given id
+        tags: [xapi]
+        parameters:
+          - {name: statementId, in: query, required: true, schema: {type: string}}
+        requestBody:
+          content:
+            application/json:
+              schema: {type: object, description: an xAPI Statement}
+            multipart/mixed:
+              schema: {type: string, description: "the statement part, then attachment parts"}
+        responses:
+          204: {description: stored (or the same statement was stored before)}
+          400: {description: "an invalid statement, with the field path"}
+          409: {description: another statement has this id}
+        """
         creds = credentials(request)
         params = dict(request.query_params)
         statement_id = params.pop("statementId", "").strip().lower()
@@ -194,6 +211,24 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
         return passport_headers(Response(status_code=204), response.statements)
 
     async def post_statements(request: Request, version: str) -> Response:
+        """
+        ---
+        summary: Store a statement or an array of statements
+        tags: [xapi]
+        requestBody:
+          content:
+            application/json:
+              schema:
+                oneOf:
+                  - {type: object, description: an xAPI Statement}
+                  - {type: array, items: {type: object}}
+            multipart/mixed:
+              schema: {type: string, description: "the statements part, then attachment parts"}
+        responses:
+          200: {description: the ids of the stored statements}
+          400: {description: "an invalid statement, with the field path"}
+          409: {description: another statement has one of these ids}
+        """
         creds = credentials(request)
         if request.query_params:
             raise HttpError(400, "unknown query parameter", sorted(request.query_params)[0])
@@ -216,6 +251,31 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
         return passport_headers(answer, response.statements)
 
     async def get_statements(request: Request, version: str) -> Response:
+        """
+        ---
+        summary: One statement (statementId or voidedStatementId), or a filtered page
+        tags: [xapi]
+        parameters:
+          - {name: statementId, in: query, schema: {type: string}}
+          - {name: voidedStatementId, in: query, schema: {type: string}}
+          - {$ref: "#/components/parameters/Agent"}
+          - {name: verb, in: query, schema: {type: string}}
+          - {name: activity, in: query, schema: {type: string}}
+          - {name: registration, in: query, schema: {type: string}}
+          - {name: since, in: query, schema: {type: string}}
+          - {name: until, in: query, schema: {type: string}}
+          - {name: limit, in: query, schema: {type: string}}
+          - {name: ascending, in: query, schema: {type: string}}
+          - {name: related_activities, in: query, schema: {type: string}}
+          - {name: related_agents, in: query, schema: {type: string}}
+          - {name: format, in: query, schema: {type: string, enum: [exact, ids, canonical]}}
+          - {name: attachments, in: query, schema: {type: string}}
+          - {name: more, in: query, schema: {type: string}}
+        responses:
+          200: {description: "the statement, or {statements, more}"}
+          400: {description: "an invalid parameter, named in field"}
+          404: {description: no such statement visible to the caller}
+        """
         creds = credentials(request)
         params = dict(request.query_params)
         learning = ctx.learning(request, creds)
