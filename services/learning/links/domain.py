@@ -42,8 +42,8 @@ ACTIVE = "active"  # `slot` of a link in force (see storage)
 
 def new_code() -> str:
     """A code a person can read and type: 4 groups of 5 base32 characters (100 bits)."""
-    raw = secrets.token_bytes(13)
-    text = "".join("ABCDEFGHJKLMNPQRSTUVWXYZ23456789"[b % 32] for b in raw)[:20]
+    raw = secrets.token_bytes(20)  # one byte per character: 256 % 32 == 0, so uniform
+    text = "".join("ABCDEFGHJKLMNPQRSTUVWXYZ23456789"[b % 32] for b in raw)
     return "-".join(text[i : i + 5] for i in range(0, 20, 5))
 
 

@@ -5,6 +5,7 @@ everything that must not (services/learning/links/domain.py)."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -88,6 +89,8 @@ async def test_codes_are_consent_single_use_and_expire(
 ) -> None:
     code, expires = await service.links.create_link_code(ANA)
     assert expires == clock.now() + CODE_TTL
+    # 4 groups of 5 characters of a 32-letter alphabet: 100 bits a person can type.
+    assert re.fullmatch(r"[A-HJ-NP-Z2-9]{5}(-[A-HJ-NP-Z2-9]{5}){3}", code), code
     await service.links.confirm(UNI, json.dumps(ACCOUNT), code)
     with pytest.raises(NotFound):
         await service.links.confirm(UNI, json.dumps(MAIL), code)  # used
