@@ -7,7 +7,7 @@ import json
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
@@ -264,3 +264,55 @@ async def test_value_rules_and_authority(gw: LiveLearning) -> None:
             version="1.0",
         )
         assert (await gw.http.post(STATEMENTS, json=fine, headers=h)).status_code == 200
+
+
+async def test_head_on_every_resource(gw: LiveLearning) -> None:
+    """Communication 1.1.s3.b1 (HEAD answers as GET without a body: same status and
+    headers) on every resource, 2.8 About included; 2.6.s4 / 2.7.s4 profile ids listings
+    with `since` (Communication 2.3 Table, `since`: only documents stored later)."""
+    for version in VERSIONS:
+        h = await versioned(gw, version)
+        activity = f"https://example.org/head/{version}"
+        agent = json.dumps(mbox(f"head{version}"))
+        s = stmt(mbox(f"head{version}"), activity)
+        assert (await gw.http.post(STATEMENTS, json=s, headers=h)).status_code == 200
+        documents = [
+            ("/xapi/activities/state", {"activityId": activity, "agent": agent}, "stateId"),
+            ("/xapi/activities/profile", {"activityId": activity}, "profileId"),
+            ("/xapi/agents/profile", {"agent": agent}, "profileId"),
+        ]
+        for path, context, id_param in documents:
+            start = gw.clock.now()
+            for name in ("old", "new"):
+                put = await gw.http.put(
+                    path,
+                    params={**context, id_param: name},
+                    json={"name": name},
+                    headers={**h, "If-None-Match": "*"},
+                )
+                assert put.status_code == 204, (path, put.text)
+                gw.clock.advance(timedelta(seconds=5))
+            since = (start + timedelta(seconds=1)).isoformat()
+            later = await gw.http.get(path, params={**context, "since": since}, headers=h)
+            assert later.json() == ["new"], path
+            assert (await gw.http.get(path, params=context, headers=h)).json() == ["new", "old"]
+        requests: list[tuple[str, dict[str, str]]] = [
+            (STATEMENTS, {"statementId": s["id"]}),
+            (STATEMENTS, {"activity": activity}),
+            ("/xapi/activities", {"activityId": activity}),
+            ("/xapi/agents", {"agent": agent}),
+            ("/xapi/about", {}),
+            ("/xapi/extensions/keiko/actor-links", {}),
+            *((path, {**context, id_param: "new"}) for path, context, id_param in documents),
+            *((path, context) for path, context, _ in documents),
+        ]
+        for path, params in requests:
+            got = await gw.http.get(path, params=params, headers=h)
+            head = await gw.http.head(path, params=params, headers=h)
+            assert got.status_code == 200 and got.content, (path, params, got.text)
+            assert (head.status_code, head.content) == (200, b""), (path, params)
+            for header in ("Content-Type", "ETag", "Last-Modified", "X-Experience-API-Version"):
+                assert head.headers.get(header) == got.headers.get(header), (path, header)
+        missing = {"activityId": activity, "agent": agent, "stateId": "none"}
+        gone = await gw.http.head("/xapi/activities/state", params=missing, headers=h)
+        assert (gone.status_code, gone.content) == (404, b"")
