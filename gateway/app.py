@@ -28,11 +28,13 @@ from gateway.graphiql import STATIC_DIR, offline_graphiql_html
 from gateway.http import RequestLimits, request_id_or_none
 from gateway.openapi import openapi_route
 from gateway.schema.humanity import MAX_MULTIPART_BYTES
+from gateway.tracing import HttpTracing
 from gateway.uploads import InMemoryUploadRequestAdapter
 from gateway.verify_page import verify_routes
 from gateway.web_app import app_routes
 from gateway.webhooks import webhook_routes
 from gateway.xapi import xapi_routes
+from services.kit import tracing
 from services.kit.auth import TokenVerifier, bearer_token
 from services.kit.clock import Clock
 from services.kit.errors import Unauthenticated
@@ -217,6 +219,7 @@ def create_app(
         # CORS answers preflights first; then the URL and body limits of docs/limits.md,
         # before any route reads the request.
         middleware=[
+            *([Middleware(HttpTracing)] if tracing.enabled() else []),
             *cors_middleware(cors_origins or []),
             Middleware(RequestLimits, body_limits=BODY_LIMITS),
         ],

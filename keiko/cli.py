@@ -103,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         alone = bool(args.services)
         from chain.node.process import NodeStartError
         from keiko.platform import PortInUse
+        from services.kit import tracing
 
+        # Traces only when an OTLP endpoint is configured (docs/observability.md).
+        service_name = "keiko-" + "-".join(args.services) if args.services else "keiko"
+        tracing.configure(service_name, settings.otlp_endpoint)
         try:
             asyncio.run(
                 serve(
@@ -119,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         except FailedPrecondition as err:  # a configuration Keiko cannot run with
             print(f"keiko: cannot start: {err}", file=sys.stderr)
             return 2
+        finally:
+            tracing.shutdown()
         return 0
     if args.command == "migrate":
         from keiko.platform import migrate

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
         "", description="Block explorer URL template for anchor links, with {tx_hash}"
     )
 
+    otlp_endpoint: str = Field(
+        "",
+        description="OTLP endpoint traces are exported to (docs/observability.md); empty = "
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else no traces",
+    )
     log_level: str = "INFO"
     log_json: bool = True
     graphql_max_depth: int = 12

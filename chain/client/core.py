@@ -41,6 +41,7 @@ from chain.client import abi_cache
 from chain.client.deployment import ANCHOR, GOVERNANCE, REGISTRY, Deployment
 from chain.client.events import ChainEvent, EventDecoder
 from chain.client.signer import FastStarkSigner
+from chain.client.tracing import trace_client
 
 if TYPE_CHECKING:
     from chain.client.contracts import AnchorContract, GovernanceContract, RegistryContract
@@ -268,7 +269,7 @@ class KeikoChain:
         deployment = Deployment.load(deployment)
         session = aiohttp.ClientSession()
         try:
-            client = FullNodeClient(node_url=rpc_url, session=session)
+            client = trace_client(FullNodeClient(node_url=rpc_url, session=session))
             if chain_id is None:
                 chain_id = int(await client.get_chain_id(), 16)
             if deployment.chain_id is not None and deployment.chain_id != chain_id:

@@ -92,6 +92,7 @@ from chain.translator.storage import (
     NewRecord,
     RecordRow,
 )
+from chain.translator.tracing import QUEUED
 from services.kit.auth import Principal
 from services.kit.db import is_unique_violation
 from services.kit.errors import (
@@ -366,6 +367,7 @@ class ChainTranslator:
                 ) from None
             return existing
         if failure is None:
+            QUEUED.note(new.domain.value, new.record_id)  # its batch joins this trace
             self.engine.notify()
         return row
 

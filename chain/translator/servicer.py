@@ -56,6 +56,7 @@ from chain.translator.storage import (
     RecordRow,
     outbox,
 )
+from chain.translator.tracing import traced
 from chain.translator.watcher import ChainWatcher
 from services.api.keiko.chain import v1 as pb
 from services.api.keiko.common import v1 as common
@@ -495,7 +496,7 @@ def build_chain_servicer(runtime: ServiceRuntime) -> ChainServicer:
     store = ChainStore(runtime.database, runtime.clock)
     relay = OutboxRelay(runtime.database, outbox, runtime.event_bus, clock=runtime.clock)
     engine = AnchoringEngine(
-        store, anchor_chain, runtime.clock, tuning.engine(), on_change=relay.notify
+        store, traced(anchor_chain, store), runtime.clock, tuning.engine(), on_change=relay.notify
     )
     watcher = ChainWatcher(
         store,

@@ -50,6 +50,8 @@ from gateway.schema.reputation import (
 )
 from gateway.schema.system import SystemSubscription
 from gateway.schema.users import UsersMutation, UsersQuery
+from gateway.tracing import OperationTracing
+from services.kit import tracing
 
 
 @strawberry.type
@@ -152,6 +154,7 @@ def build_schema(
             lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
             MaskInternalErrors,
             OperationMetrics,
+            *([OperationTracing] if tracing.enabled() else []),
         ],
         execution_context_class=RequestErrorsExecutionContext,
         scalar_overrides=SCALAR_OVERRIDES,

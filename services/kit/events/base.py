@@ -27,6 +27,8 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
 from uuid import uuid4
 
+from services.kit import tracing
+
 __all__ = [
     "BusOptions",
     "DeadLetter",
@@ -61,6 +63,9 @@ class Event:
     payload: dict[str, Any]
     id: str = field(default_factory=_new_id)
     occurred_at: datetime = field(default_factory=_now)
+    # W3C traceparent of the span that produced the event ("" when tracing is off), so
+    # its consumers' spans join the producer's trace (services.kit.tracing).
+    traceparent: str = field(default_factory=tracing.current_traceparent, compare=False)
 
     def __post_init__(self) -> None:
         if not _TOPIC.match(self.topic):
@@ -79,13 +84,16 @@ class Event:
 
     def to_fields(self) -> dict[str, str]:
         """Flat string fields: a Redis stream entry, and the in-process engine's copy."""
-        return {
+        fields = {
             "id": self.id,
             "topic": self.topic,
             "key": self.key,
             "payload": self.payload_json(),
             "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
         }
+        if self.traceparent:
+            fields["traceparent"] = self.traceparent
+        return fields
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> Event:
@@ -95,6 +103,7 @@ class Event:
             payload=json.loads(fields["payload"]),
             id=fields["id"],
             occurred_at=datetime.fromisoformat(fields["occurred_at"]),
+            traceparent=fields.get("traceparent", ""),
         )
 
 

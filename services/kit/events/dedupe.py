@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import Executable
 
+from services.kit import tracing
 from services.kit.clock import Clock, SystemClock
 from services.kit.db import Database
 from services.kit.events.base import Event, Subscription
@@ -104,7 +105,8 @@ async def run_consumer(
     async with subscription:
         async for delivery in subscription:
             try:
-                await handler(delivery.event)
+                with tracing.consumer_span(delivery.event.topic, delivery.event.traceparent):
+                    await handler(delivery.event)
             except Exception as exc:
                 log.warning(
                     "event handler failed",

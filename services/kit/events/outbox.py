@@ -42,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from services.kit import tracing
 from services.kit.clock import Clock, SystemClock
 from services.kit.db import Database
 from services.kit.events.base import Event, EventBus
@@ -81,6 +82,7 @@ def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
 
 async def enqueue(session: AsyncSession | AsyncConnection, table: Table, event: Event) -> None:
     """Record `event` in the outbox, inside the caller's transaction."""
+    tracing.remember_event(event.id, event.traceparent)
     await session.execute(
         insert(table).values(
             event_id=event.id,
@@ -242,4 +244,5 @@ def _event(row: object) -> Event:
         payload=row.payload,  # type: ignore[attr-defined]
         id=row.event_id,  # type: ignore[attr-defined]
         occurred_at=occurred_at,
+        traceparent=tracing.remembered_event(row.event_id),  # type: ignore[attr-defined]
     )

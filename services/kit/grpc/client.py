@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import betterproto
 import grpc
 
-from services.kit import limits
+from services.kit import limits, tracing
 from services.kit.grpc.errors import to_grpc_status
 
 StubT = TypeVar("StubT", bound=betterproto.ServiceStub)
@@ -49,6 +49,10 @@ class _GrpcioTransport:
         merged = list(self._metadata_provider() if self._metadata_provider else [])
         if metadata:
             merged.extend(metadata.items() if isinstance(metadata, dict) else metadata)
+        if tracing.enabled():
+            carrier: dict[str, str] = {}
+            tracing.inject(carrier)  # the caller's span (the CLIENT span of a unary call)
+            merged.extend(carrier.items())
         return merged
 
     async def _unary_unary(
@@ -67,11 +71,29 @@ class _GrpcioTransport:
             request_serializer=bytes,
             response_deserializer=lambda data: response_type().parse(data),
         )
-        return await call(
-            request,
-            timeout=timeout if timeout is not None else self._default_timeout,
-            metadata=self._call_metadata(metadata),
-        )
+        if not tracing.enabled():
+            return await call(
+                request,
+                timeout=timeout if timeout is not None else self._default_timeout,
+                metadata=self._call_metadata(metadata),
+            )
+        service, _, method = route.lstrip("/").rpartition("/")
+        with tracing.span(
+            f"{service}/{method}",
+            tracing.SpanKind.CLIENT,
+            attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
+        ) as span:
+            try:
+                return await call(
+                    request,
+                    timeout=timeout if timeout is not None else self._default_timeout,
+                    metadata=self._call_metadata(metadata),
+                )
+            except grpc.aio.AioRpcError as error:
+                if span is not None:
+                    span.set_attribute("rpc.grpc.status_code", error.code().value[0])
+                tracing.set_error(span, error.code().name)
+                raise
 
     async def _unary_stream(
         self,

@@ -21,7 +21,7 @@ import grpc
 import structlog
 from grpc.aio import AbortError
 
-from services.kit import errors
+from services.kit import errors, tracing
 from services.kit.auth import TokenVerifier, acting_as, bearer_token, optional_principal
 from services.kit.grpc.errors import to_grpc_status
 from services.kit.metrics import GRPC_HANDLED, GRPC_LATENCY
@@ -148,6 +148,39 @@ def request_id_interceptor() -> grpc.aio.ServerInterceptor:
                 yield
         finally:
             _client_address.reset(token)
+
+    return AroundInterceptor(around)
+
+
+def tracing_interceptor() -> grpc.aio.ServerInterceptor:
+    """A SERVER span per RPC, child of the caller's context (``traceparent`` in the call's
+    metadata). Installed only when tracing is on (services.kit.tracing)."""
+
+    @asynccontextmanager
+    async def around(
+        details: grpc.HandlerCallDetails, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[None]:
+        carrier = {
+            key: value if isinstance(value, str) else value.decode()
+            for key, value in context.invocation_metadata() or ()
+            if key in ("traceparent", "tracestate")
+        }
+        service, _, method = details.method.lstrip("/").rpartition("/")
+        with tracing.span(
+            f"{service}/{method}",
+            tracing.SpanKind.SERVER,
+            parent=tracing.parent_of(carrier),
+            attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
+        ) as span:
+            try:
+                yield
+            except AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                if span is not None:
+                    span.set_attribute("rpc.grpc.status_code", code.value[0])
+                    if code is not grpc.StatusCode.OK:
+                        tracing.set_error(span, code.name)
+                raise
 
     return AroundInterceptor(around)
 

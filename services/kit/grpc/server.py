@@ -17,6 +17,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from services.kit import tracing
 from services.kit.auth import TokenVerifier
 from services.kit.grpc import adapter, interceptors
 from services.kit.grpc.client import MAX_MESSAGE_BYTES
@@ -74,6 +75,8 @@ class GrpcHost:
             public |= public_methods_of(servicer)
         self._server = grpc.aio.server(
             interceptors=[
+                # Only when tracing is on: off, no per-RPC cost at all.
+                *([interceptors.tracing_interceptor()] if tracing.enabled() else []),
                 interceptors.request_id_interceptor(),
                 interceptors.observe_interceptor(),
                 interceptors.error_interceptor(),
