@@ -1,0 +1,617 @@
+"""Benchmark: signed and anchored interactions through the public APIs, with PostgreSQL's
+own floor measured in the same run.
+
+Starts the whole platform as a person runs it (``keiko migrate`` then ``keiko serve``:
+every service, the gateway and the embedded Keikochain dev node, in a subprocess so the
+load generator never shares its event loop) on a throwaway PostgreSQL database and a
+Redis event bus under a key prefix of its own (deleted afterwards). One learner signs up
+through the real WebAuthn ceremony (GraphQL) and records statements about themselves,
+so every statement enters their passport: the learning service stores it, the outbox
+relay publishes ``learning.interaction_recorded``, the translator signs it with the
+learner's custodial Ed25519 key, queues its ``keiko.leaf.v1`` leaf, the anchoring engine
+seals batches and sends ``anchor_batch`` to the node, and the watcher confirms them.
+
+Scenarios (each on its own statements, one after the other, in one platform):
+
+* ``xapi``: ``POST /xapi/statements``, one statement a request, ``--concurrency`` clients;
+* ``xapi-batch``: ``POST /xapi/statements`` with arrays of ``--batch-size`` statements,
+  ``--batch-concurrency`` clients;
+* ``grpc``: ``keiko.learning.v1.LearningService/RecordInteraction``, ``--concurrency``
+  clients on one channel.
+
+For each: requests answered per second (statements/s), then the time until the last of
+them is anchored (``chain.records.anchored_at``), anchored statements/s (first request
+to last anchored), and the anchoring latency per statement (its request's start to its
+``anchored_at``), p50/p95/p99. CPU of the server and node processes over the scenario.
+
+The floor, measured before and after the scenarios in the same run: a one-row JSONB
+insert (the statement as it is posted) into a table of the same database, at
+``--concurrency`` connections (asyncpg, prepared). Each figure is also given as a
+fraction of the floor.
+
+    .venv/bin/python -m scripts.bench.xapi_ingest [--statements 2000] \
+        [--batch-statements 4000] [--concurrency 16] [--batch-concurrency 8] \
+        [--batch-size 100] [--scenarios xapi,xapi-batch,grpc] [--write FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import asyncpg
+import grpc
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from chain.node.process import free_port  # noqa: E402
+from chain.translator.keys import KeyVault  # noqa: E402
+from keiko.authenticator import SoftwareAuthenticator  # noqa: E402
+from scripts.bench.ingest import pct, process_cpu_seconds  # noqa: E402
+from scripts.bench.throwaway import throwaway_postgres  # noqa: E402
+from services.api.keiko.common import v1 as common  # noqa: E402
+from services.api.keiko.learning import v1 as lpb  # noqa: E402
+from services.kit.grpc.client import stub  # noqa: E402
+
+ORIGIN = "http://localhost:8000"
+KEIKO_HOME_PAGE = "https://keiko.network"
+XAPI_VERSION = "1.0.3"
+
+REGISTER = """mutation B($email: String!, $name: String!) {
+  beginRegistration(email: $email, displayName: $name) { id optionsJson } }"""
+FINISH_REGISTRATION = """mutation F($id: ID!, $credential: String!) {
+  finishRegistration(registrationId: $id, credentialJson: $credential) { user { id } } }"""
+LOGIN = "mutation L($email: String!) { beginLogin(email: $email) { id optionsJson } }"
+FINISH_LOGIN = """mutation FL($id: ID!, $credential: String!) {
+  finishLogin(loginId: $id, credentialJson: $credential) { tokens { accessToken } } }"""
+
+
+# -- the platform ---------------------------------------------------------------------------
+
+
+@dataclass
+class Platform:
+    process: subprocess.Popen[bytes]
+    http_port: int
+    grpc_port: int
+    database_url: str  # asyncpg form
+
+    def node_pid(self) -> int | None:
+        """The dev node: the server's child process (chain.node.process)."""
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                return int(stat.parent.name)
+        return None
+
+
+def start_platform(
+    env: dict[str, str], http_port: int, grpc_port: int, log: Path, root: Path
+) -> Platform:
+    """``keiko migrate`` then ``keiko serve`` from the checkout ``root`` (``-m`` puts it
+    first on the path: another checkout's code can be measured with this script)."""
+    keiko = [sys.executable, "-m", "keiko"]
+    subprocess.run([*keiko, "migrate"], env=env, cwd=root, check=True, capture_output=True)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*keiko, "serve"], env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT
+        )
+    url = env["KEIKO_DATABASE_URL"].replace("postgresql+asyncpg", "postgresql")
+    return Platform(process, http_port, grpc_port, url)
+
+
+async def wait_ready(platform: Platform, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{platform.http_port}") as http:
+        while time.monotonic() < deadline:
+            if platform.process.poll() is not None:
+                raise RuntimeError("keiko serve exited during start-up (see its log)")
+            try:
+                answer = await http.post("/graphql", json={"query": "{ __typename }"})
+                if answer.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5)
+    raise RuntimeError("keiko serve did not answer in time")
+
+
+async def sign_up(http: httpx.AsyncClient) -> tuple[str, str]:
+    """WebAuthn registration and login over GraphQL: (user id, access token)."""
+
+    async def gql(query: str, **variables: str) -> dict[str, object]:
+        answer = await http.post("/graphql", json={"query": query, "variables": variables})
+        body = answer.json()
+        if "errors" in body:
+            raise RuntimeError(str(body["errors"]))
+        return dict(body["data"])
+
+    authenticator = SoftwareAuthenticator(origin=ORIGIN, rp_id="localhost")
+    email = f"bench-{uuid.uuid4().hex[:8]}@example.org"
+    begun = (await gql(REGISTER, email=email, name="Bench Learner"))["beginRegistration"]
+    assert isinstance(begun, dict)
+    created = authenticator.create(begun["optionsJson"])
+    done = (await gql(FINISH_REGISTRATION, id=begun["id"], credential=created))[
+        "finishRegistration"
+    ]
+    assert isinstance(done, dict)
+    login = (await gql(LOGIN, email=email))["beginLogin"]
+    assert isinstance(login, dict)
+    assertion = authenticator.get(login["optionsJson"])
+    session = (await gql(FINISH_LOGIN, id=login["id"], credential=assertion))["finishLogin"]
+    assert isinstance(session, dict)
+    return str(done["user"]["id"]), str(session["tokens"]["accessToken"])
+
+
+# -- inputs ---------------------------------------------------------------------------------
+
+
+def statement(user_id: str, label: str, i: int) -> dict[str, object]:
+    return {
+        "id": str(uuid.uuid4()),
+        "actor": {"objectType": "Agent", "account": {"homePage": KEIKO_HOME_PAGE, "name": user_id}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/answered", "display": {"en-US": "answered"}},
+        "object": {
+            "objectType": "Activity",
+            "id": f"https://keiko.example/bench/{label}/q/{i % 50}",
+            "definition": {"name": {"en-US": f"question {i % 50}"}},
+        },
+        "result": {"score": {"scaled": round((i % 10) / 10, 1)}, "success": i % 2 == 0},
+    }
+
+
+# -- figures --------------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    name: str
+    concurrency: int
+    statements: int
+    requests: int
+    request_seconds: float
+    request_latencies: list[float]
+    anchored_seconds: float | None  # None: not all anchored before the timeout
+    anchor_latencies: list[float]
+    cpu_server: float
+    cpu_node: float
+    load: tuple[float, float]
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def request_rate(self) -> float:
+        return self.statements / self.request_seconds
+
+    @property
+    def anchored_rate(self) -> float:
+        return 0.0 if self.anchored_seconds is None else self.statements / self.anchored_seconds
+
+
+@dataclass
+class Floor:
+    rows: int
+    concurrency: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds
+
+
+async def pg_floor(url: str, rows: int, concurrency: int, doc: str) -> Floor:
+    """One-row JSONB inserts at ``concurrency`` connections: PostgreSQL's own pace here."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_floor "
+            "(id bigserial PRIMARY KEY, doc jsonb NOT NULL, at timestamptz DEFAULT now())"
+        )
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(url, min_size=concurrency, max_size=concurrency)
+    assert pool is not None
+    remaining = rows
+
+    async def worker() -> None:
+        nonlocal remaining
+        async with pool.acquire() as c:
+            insert = await c.prepare("INSERT INTO bench_floor (doc) VALUES ($1::jsonb)")
+            while remaining > 0:
+                remaining -= 1
+                await insert.fetch(doc)
+
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    finally:
+        await pool.close()
+    return Floor(rows, concurrency, seconds)
+
+
+async def anchored_times(url: str, ids: Sequence[str], timeout: float) -> dict[str, float]:
+    """Wait until every record id is anchored; their ``anchored_at`` as epoch seconds."""
+    conn = await asyncpg.connect(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            count = await conn.fetchval(
+                "SELECT count(*) FROM chain.records WHERE record_id = ANY($1::text[]) "
+                "AND status = 'anchored'",
+                list(ids),
+            )
+            if count >= len(ids) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.25)
+        rows = await conn.fetch(
+            "SELECT record_id, anchored_at FROM chain.records "
+            "WHERE record_id = ANY($1::text[]) AND anchored_at IS NOT NULL",
+            list(ids),
+        )
+    finally:
+        await conn.close()
+    return {r["record_id"]: r["anchored_at"].timestamp() for r in rows}
+
+
+Work = list[tuple[list[str], Callable[[], Awaitable[str | None]]]]
+
+
+async def run_load(
+    calls: list[Callable[[], Awaitable[str | None]]], concurrency: int
+) -> tuple[float, list[float], list[str]]:
+    """Run ``calls`` at ``concurrency``; (seconds, latencies, errors)."""
+    queue = iter(calls)
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    async def worker() -> None:
+        for call in queue:
+            started = time.perf_counter()
+            error = await call()
+            latencies.append(time.perf_counter() - started)
+            if error is not None:
+                errors.append(error)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies, errors
+
+
+async def measure(
+    name: str,
+    platform: Platform,
+    concurrency: int,
+    work: Work,
+    timeout: float,
+) -> Scenario:
+    """Run the requests of ``work`` (statement ids, the call sending them) and wait for
+    those statements to be anchored."""
+    started_at: dict[str, float] = {}
+    failed: set[str] = set()
+
+    def timed(
+        ids: list[str], call: Callable[[], Awaitable[str | None]]
+    ) -> Callable[[], Awaitable[str | None]]:
+        async def go() -> str | None:
+            now = time.time()
+            for statement_id in ids:
+                started_at[statement_id] = now
+            error = await call()
+            if error is not None:
+                failed.update(ids)
+            return error
+
+        return go
+
+    node = platform.node_pid()
+    load0 = os.getloadavg()[0]
+    cpu0 = process_cpu_seconds(platform.process.pid), process_cpu_seconds(node) if node else 0.0
+    t0 = time.time()
+    seconds, latencies, errors = await run_load(
+        [timed(ids, call) for ids, call in work], concurrency
+    )
+    all_ids = [i for ids, _ in work for i in ids if i not in failed]
+    anchored = await anchored_times(platform.database_url, all_ids, timeout)
+    done = len(anchored) == len(all_ids)
+    cpu1 = process_cpu_seconds(platform.process.pid), process_cpu_seconds(node) if node else 0.0
+    return Scenario(
+        name=name,
+        concurrency=concurrency,
+        statements=len(all_ids),
+        requests=len(work),
+        request_seconds=seconds,
+        request_latencies=latencies,
+        anchored_seconds=(max(anchored.values()) - t0) if done else None,
+        anchor_latencies=[anchored[i] - started_at[i] for i in all_ids if i in anchored],
+        cpu_server=cpu1[0] - cpu0[0],
+        cpu_node=cpu1[1] - cpu0[1],
+        load=(load0, os.getloadavg()[0]),
+        errors=sorted(set(errors))[:3]
+        + ([f"{len(errors)} requests failed ({len(failed)} statements)"] if errors else [])
+        + ([] if done else [f"{len(all_ids) - len(anchored)} not anchored in {timeout} s"]),
+    )
+
+
+# -- scenarios ------------------------------------------------------------------------------
+
+
+def xapi_work(
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    user_id: str,
+    label: str,
+    count: int,
+    size: int,
+) -> Work:
+    work: Work = []
+    for start in range(0, count, size):
+        body = [statement(user_id, label, i) for i in range(start, min(start + size, count))]
+        payload = json.dumps(body[0] if size == 1 else body).encode()
+        ids = [str(s["id"]) for s in body]
+
+        async def post(payload: bytes = payload, n: int = len(body)) -> str | None:
+            answer = await http.post("/xapi/statements", content=payload, headers=headers)
+            if answer.status_code != 200:
+                return f"POST answered {answer.status_code}: {answer.text[:200]}"
+            if answer.headers.get("X-Keiko-Passport-Entries") != str(n):
+                raise RuntimeError(f"not every statement entered the passport: {answer.headers}")
+            return None
+
+        work.append((ids, post))
+    return work
+
+
+def grpc_work(learning: lpb.LearningServiceStub, label: str, count: int) -> Work:
+    work: Work = []
+    for i in range(count):
+        statement_id = str(uuid.uuid4())
+        request = lpb.RecordInteractionRequest(
+            interaction=lpb.InteractionInput(
+                interaction_type=common.InteractionType(common.InteractionType.ANSWER),
+                activity_id=f"https://keiko.example/bench/{label}/q/{i % 50}",
+                title=f"question {i % 50}",
+                response=f"answer {i}",
+                score=lpb.Score(scaled=round((i % 10) / 10, 1)),
+            ),
+            statement_id=statement_id,
+        )
+
+        async def record(request: lpb.RecordInteractionRequest = request) -> str | None:
+            try:
+                await learning.record_interaction(request)
+            except grpc.aio.AioRpcError as error:
+                return f"RecordInteraction: {error.code().name} {error.details()}"
+            return None
+
+        work.append(([statement_id], record))
+    return work
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def report(scenarios: list[Scenario], floors: list[Floor], load: tuple[str, str]) -> str:
+    floor = sum(f.rate for f in floors) / len(floors)
+    lines = [
+        f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.machine()}; run on "
+        f"{datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}. "
+        f"Load (`uptime`), before and after: {load[0]} / {load[1]} (shared machine).",
+        "",
+        "PostgreSQL floor (one-row JSONB insert, prepared, same database): "
+        + ", ".join(f"{f.rate:,.0f} rows/s at c{f.concurrency} ({f.rows} rows)" for f in floors)
+        + f"; mean {floor:,.0f} rows/s.",
+        "",
+        "| path | statements / requests / conc | requests: stmt/s | vs floor | "
+        "request p50 / p95 ms | anchored stmt/s | vs floor | anchoring latency "
+        "p50 / p95 / p99 s | CPU ms/stmt (server / node) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in scenarios:
+        anchored = "-" if s.anchored_seconds is None else f"{s.anchored_rate:,.0f}"
+        anchored_ratio = (
+            "-" if s.anchored_seconds is None else f"{100 * s.anchored_rate / floor:.1f} %"
+        )
+        lines.append(
+            f"| {s.name} | {s.statements} / {s.requests} / {s.concurrency} | "
+            f"{s.request_rate:,.0f} | {100 * s.request_rate / floor:.1f} % | "
+            f"{1000 * pct(s.request_latencies, 0.5):.0f} / "
+            f"{1000 * pct(s.request_latencies, 0.95):.0f} | {anchored} | {anchored_ratio} | "
+            f"{pct(s.anchor_latencies, 0.5):.2f} / {pct(s.anchor_latencies, 0.95):.2f} / "
+            f"{pct(s.anchor_latencies, 0.99):.2f} | "
+            f"{1000 * s.cpu_server / s.statements:.2f} / {1000 * s.cpu_node / s.statements:.2f} |"
+        )
+    lines.append("")
+    for s in scenarios:
+        extra = f"; errors: {s.errors}" if s.errors else ""
+        lines.append(
+            f"- {s.name}: requests took {s.request_seconds:.1f} s, all anchored after "
+            f"{'-' if s.anchored_seconds is None else f'{s.anchored_seconds:.1f}'} s; "
+            f"1-min load {s.load[0]:.1f} -> {s.load[1]:.1f}{extra}"
+        )
+    return "\n".join(lines)
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip().split("  ")[-1]
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace) -> str:
+    load_before = uptime()
+    prefix = f"keiko-bench-{uuid.uuid4().hex[:8]}"
+    bus = f"{args.redis_url.rstrip('/')}?prefix={prefix}"
+    scenarios: list[Scenario] = []
+    floors: list[Floor] = []
+    async with throwaway_postgres() as database_url:
+        with tempfile.TemporaryDirectory() as data_dir:
+            http_port, grpc_port = free_port(), free_port()
+            env = {
+                **os.environ,
+                "KEIKO_DATA_DIR": data_dir,
+                "KEIKO_DATABASE_URL": database_url,
+                "KEIKO_EVENT_BUS_URL": bus,
+                "KEIKO_GRPC_PORT": str(grpc_port),
+                "KEIKO_HTTP_PORT": str(http_port),
+                "KEIKO_CHAIN_NODE_PORT": str(free_port()),
+                "KEIKO_LOG_LEVEL": "WARNING",
+                "KEIKO_WEBAUTHN_ORIGINS": f'["{ORIGIN}"]',
+                "KEIKO_ACCESS_TOKEN_TTL_SECONDS": "3600",
+                "KEIKO_HUMANITY_WARM_UP": "false",
+                "KEIKO_KEK": KeyVault.new_kek(),
+            }
+            log = Path(args.server_log or Path(data_dir) / "serve.log")
+            root = Path(args.server_root)
+            platform = start_platform(env, http_port, grpc_port, log, root)
+            try:
+                await wait_ready(platform)
+                pg_url = platform.database_url
+                doc = json.dumps(statement("floor", "floor", 0))
+                floors.append(await pg_floor(pg_url, args.floor_rows, args.concurrency, doc))
+                async with httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{http_port}",
+                    timeout=120,
+                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+                ) as http:
+                    user_id, token = await sign_up(http)
+                    headers = {
+                        "Authorization": f"Bearer {token}",
+                        "X-Experience-API-Version": XAPI_VERSION,
+                        "Content-Type": "application/json",
+                    }
+                    # Warm-up: connections, caches, the learner's custodial key, one batch.
+                    warm = xapi_work(http, headers, user_id, "warm", 40, 1)
+                    await measure("warm-up", platform, 8, warm, args.timeout)
+                    async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                        learning = stub(lpb.LearningServiceStub, channel, access_token=token)
+                        for name in args.scenarios.split(","):
+                            if args.profile_dir:
+                                profile = start_profile(platform, Path(args.profile_dir), name)
+                            if name == "xapi":
+                                work = xapi_work(http, headers, user_id, name, args.statements, 1)
+                                conc = args.concurrency
+                            elif name == "xapi-batch":
+                                work = xapi_work(
+                                    http,
+                                    headers,
+                                    user_id,
+                                    name,
+                                    args.batch_statements,
+                                    args.batch_size,
+                                )
+                                conc = args.batch_concurrency
+                            elif name == "grpc":
+                                work = grpc_work(learning, name, args.statements)
+                                conc = args.concurrency
+                            else:
+                                raise SystemExit(f"unknown scenario {name}")
+                            label = {
+                                "xapi": "xAPI POST, 1 statement a request",
+                                "xapi-batch": f"xAPI POST, {args.batch_size} a request",
+                                "grpc": "gRPC RecordInteraction",
+                            }[name]
+                            scenarios.append(
+                                await measure(label, platform, conc, work, args.timeout)
+                            )
+                            if args.profile_dir:
+                                stop_profile(profile)
+                floors.append(await pg_floor(pg_url, args.floor_rows, args.concurrency, doc))
+            finally:
+                platform.process.send_signal(signal.SIGTERM)
+                try:
+                    platform.process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    platform.process.kill()
+                await drop_bus(args.redis_url, prefix)
+    return report(scenarios, floors, (load_before, uptime()))
+
+
+def start_profile(platform: Platform, out: Path, name: str) -> subprocess.Popen[bytes]:
+    """py-spy (when installed) samples the server for the scenario: a speedscope file."""
+    out.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(platform.process.pid),
+            "--format",
+            "raw",
+            "--output",
+            str(out / f"{name}.txt"),
+            "--rate",
+            "50",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop_profile(profile: subprocess.Popen[bytes]) -> None:
+    profile.send_signal(signal.SIGINT)
+    try:
+        profile.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        profile.kill()
+
+
+async def drop_bus(redis_url: str, prefix: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--statements", type=int, default=2000)
+    parser.add_argument("--batch-statements", type=int, default=4000)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--batch-concurrency", type=int, default=8)
+    parser.add_argument("--floor-rows", type=int, default=5000)
+    parser.add_argument("--scenarios", default="xapi,xapi-batch,grpc")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--server-log", default="")
+    parser.add_argument(
+        "--server-root", default=str(ROOT), help="the checkout whose `keiko serve` is measured"
+    )
+    parser.add_argument("--profile-dir", default="", help="py-spy raw profiles per scenario")
+    parser.add_argument("--write", default="", help="also write the report to this file")
+    args = parser.parse_args(argv)
+    args.server_root = str(Path(args.server_root).resolve())
+    text = asyncio.run(run(args))
+    print(text)
+    if args.write:
+        Path(args.write).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
