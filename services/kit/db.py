@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -69,6 +70,40 @@ _BEGIN_IMMEDIATE = "keiko_sqlite_begin_immediate"
 _NO_BEGIN = "keiko_sqlite_no_begin"
 
 
+# A pooled PostgreSQL connection idle longer than this is pinged before it is handed out.
+IDLE_PING_SECONDS = 5.0
+_IDLE_SINCE = "keiko_idle_since"
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """Pessimistic disconnect handling, for idle connections only.
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout, and the asyncpg dialect's ping
+    is three round trips (BEGIN, an empty statement, ROLLBACK): on a write path that is
+    as many round trips as the work itself. A connection that was just checked in (a busy
+    pool) is alive; only one idle for :data:`IDLE_PING_SECONDS` (the server may have
+    restarted or dropped it meanwhile) is pinged, and a dead one is replaced (the pool
+    retries the checkout on ``DisconnectionError``). A connection that dies while in
+    use fails that one call, as it would with ``pool_pre_ping``."""
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"idle connection is gone: {exc}") from exc
+        if alive is False:
+            raise DisconnectionError("idle connection is gone")
+
+
 class Database:
     """An async engine plus session factory for one URL and a set of service schemas."""
 
@@ -85,9 +120,9 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if backend == "sqlite":
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-        else:
-            kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if backend == "postgresql":
+            _ping_idle_connections(self.engine)
         if backend == "sqlite":
             self._attach_files = self._sqlite_schema_files()
             event.listen(self.engine.sync_engine, "connect", self._on_sqlite_connect)

@@ -235,3 +235,24 @@ async def test_in_memory_sqlite_attaches_in_memory_schemas() -> None:
             assert (await s.execute(select(accounts.c.id))).scalar_one() == 1
     finally:
         await db.dispose()
+
+
+async def test_an_idle_postgresql_connection_that_died_is_replaced(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ping at every checkout (three round trips on asyncpg); a connection idle long
+    enough is pinged, and one the server dropped meanwhile is replaced, not handed out."""
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite connections are files: nothing to drop")
+    async with database.read() as conn:
+        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    admin = Database(database.url.render_as_string(hide_password=False))
+    try:
+        async with admin.read() as conn:
+            killed = await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            assert killed.scalar_one() is True
+    finally:
+        await admin.dispose()
+    monkeypatch.setattr("services.kit.db.IDLE_PING_SECONDS", 0.0)
+    async with database.read() as conn:
+        assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
