@@ -19,7 +19,7 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from services.learning.xapi.validation import IFI_PROPERTIES
+from services.learning.xapi.properties import IFI_PROPERTIES
 
 JsonObject = dict[str, Any]
 LANGUAGE_MAPS = ("name", "description")

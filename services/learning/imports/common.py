@@ -33,7 +33,7 @@ import rfc8785
 
 from services.kit.errors import Unauthenticated, ValidationError
 from services.learning.xapi import formats, vocab
-from services.learning.xapi.validation import json_type, parse_json, to_json
+from services.learning.xapi.json_intake import json_type, parse_json, to_json
 
 SIGNATURE_HEADER = "X-Keiko-Signature"
 AUTHORIZATION_HEADER = "Authorization"

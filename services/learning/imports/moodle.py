@@ -51,7 +51,8 @@ from services.kit.clock import Clock
 from services.kit.errors import ValidationError
 from services.learning.imports import common
 from services.learning.xapi import vocab
-from services.learning.xapi.validation import ValidatedStatement, json_type, validate_statement
+from services.learning.xapi.json_intake import json_type
+from services.learning.xapi.validation import ValidatedStatement, validate_statement
 
 SOURCE = "moodle"
 

@@ -3,9 +3,9 @@
 from services.learning.xapi.canonical import canonical_bytes, statement_hash, statement_hash_hex
 from services.learning.xapi.compare import statements_equivalent
 from services.learning.xapi.formats import format_duration, format_timestamp, parse_timestamp
+from services.learning.xapi.primitives import agent_key
 from services.learning.xapi.validation import (
     ValidatedStatement,
-    agent_key,
     validate_agent,
     validate_iri,
     validate_statement,
