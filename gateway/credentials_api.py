@@ -196,7 +196,7 @@ def credential_routes(channel: grpc.aio.Channel) -> list[Route]:
         summary: A JSON-LD context Keiko's credentials use, as bundled
         tags: [credentials]
         parameters:
-          - {name: file, in: path, required: true, schema: {type: string}}
+          - {name: file, in: path, required: true, schema: {$ref: "#/components/schemas/Id"}}
         responses:
           200: {description: "the context, application/ld+json"}
           404: {description: not a bundled context}
@@ -212,7 +212,7 @@ def credential_routes(channel: grpc.aio.Channel) -> list[Route]:
         summary: A Bitstring Status List credential (revocations of one issuer)
         tags: [credentials]
         parameters:
-          - {name: list_id, in: path, required: true, schema: {type: string}}
+          - {name: list_id, in: path, required: true, schema: {$ref: "#/components/schemas/Id"}}
         responses:
           200: {description: the signed BitstringStatusListCredential}
           404: {description: no such list}
@@ -231,7 +231,8 @@ def credential_routes(channel: grpc.aio.Channel) -> list[Route]:
         summary: One credential (the signed JSON-LD document)
         tags: [credentials]
         parameters:
-          - {name: credential_id, in: path, required: true, schema: {type: string}}
+          - {name: credential_id, in: path, required: true,
+             schema: {$ref: "#/components/schemas/Id"}}
           - {name: share_token, in: query, required: false, schema: {type: string}}
         responses:
           200: {description: "the signed credential, application/vc+ld+json"}
@@ -255,7 +256,7 @@ def credential_routes(channel: grpc.aio.Channel) -> list[Route]:
         summary: The credentials a share link shows
         tags: [credentials]
         parameters:
-          - {name: token, in: path, required: true, schema: {type: string}}
+          - {name: token, in: path, required: true, schema: {$ref: "#/components/schemas/Id"}}
         responses:
           200: {description: "{credentials: [...]}"}
           404: {description: "unknown, revoked or expired link"}
@@ -271,7 +272,7 @@ def credential_routes(channel: grpc.aio.Channel) -> list[Route]:
         summary: A share link as a Verifiable Presentation signed by the learner
         tags: [credentials]
         parameters:
-          - {name: token, in: path, required: true, schema: {type: string}}
+          - {name: token, in: path, required: true, schema: {$ref: "#/components/schemas/Id"}}
           - {name: challenge, in: query, required: true, schema: {type: string}}
           - {name: domain, in: query, required: true, schema: {type: string}}
         responses:
@@ -371,7 +372,8 @@ def credential_routes(channel: grpc.aio.Channel) -> list[Route]:
         tags: [credentials]
         security: [{bearer: []}]
         parameters:
-          - {name: credential_id, in: path, required: true, schema: {type: string}}
+          - {name: credential_id, in: path, required: true,
+             schema: {$ref: "#/components/schemas/Id"}}
         responses:
           200: {description: the revoked credential}
           401: {description: no or a bad token}

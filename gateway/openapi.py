@@ -29,6 +29,11 @@ INFO: Operation = {
     ),
 }
 COMPONENTS: Operation = {
+    "schemas": {
+        # Path ids and tokens of the credential, export and verification routes.
+        "Id": {"type": "string", "minLength": 1, "maxLength": 200},
+        "TxHash": {"type": "string", "pattern": "^0x[0-9a-fA-F]{1,64}$"},
+    },
     "securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"},
         "basic": {"type": "http", "scheme": "basic", "description": "an LRS client"},

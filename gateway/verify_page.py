@@ -524,7 +524,7 @@ def verify_routes(
         summary: The public passport's export document (keiko.passport.export)
         tags: [verification]
         parameters:
-          - {name: passport_id, in: path, required: true, schema: {type: string}}
+          - {name: passport_id, in: path, required: true, schema: {$ref: "#/components/schemas/Id"}}
         responses:
           200: {description: the export document}
           404: {description: unknown or private passport}
@@ -542,7 +542,7 @@ def verify_routes(
         summary: A share link's export document (keiko.passport.export)
         tags: [verification]
         parameters:
-          - {name: token, in: path, required: true, schema: {type: string}}
+          - {name: token, in: path, required: true, schema: {$ref: "#/components/schemas/Id"}}
         responses:
           200: {description: the export document}
           404: {description: "unknown, revoked or expired link"}
@@ -574,7 +574,7 @@ def verify_routes(
         summary: The verification page of a public passport
         tags: [verification]
         parameters:
-          - {name: passport_id, in: path, required: true, schema: {type: string}}
+          - {name: passport_id, in: path, required: true, schema: {$ref: "#/components/schemas/Id"}}
         responses:
           200: {description: the page (text/html)}
           404: {description: unknown or private passport}
@@ -603,7 +603,7 @@ def verify_routes(
         summary: The verification page of a share link
         tags: [verification]
         parameters:
-          - {name: token, in: path, required: true, schema: {type: string}}
+          - {name: token, in: path, required: true, schema: {$ref: "#/components/schemas/Id"}}
         responses:
           200: {description: the page (text/html)}
           404: {description: "unknown, revoked or expired link"}
@@ -632,7 +632,7 @@ def verify_routes(
         summary: The chain node's receipt of an anchoring transaction
         tags: [verification]
         parameters:
-          - {name: tx_hash, in: path, required: true, schema: {type: string}}
+          - {name: tx_hash, in: path, required: true, schema: {$ref: "#/components/schemas/TxHash"}}
         responses:
           200: {description: the receipt}
           400: {description: not a 0x hex felt}

@@ -43,7 +43,7 @@ def webhook_routes(channel: grpc.aio.Channel) -> list[BaseRoute]:
           Moodle, Canvas)
         tags: [webhooks]
         parameters:
-          - {name: source_id, in: path, required: true, schema: {type: string}}
+          - {name: source_id, in: path, required: true, schema: {type: string, maxLength: 2048}}
           - {name: X-Keiko-Signature, in: header, schema: {type: string}}
         requestBody:
           content:

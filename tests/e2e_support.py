@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from chain.node.process import free_port
 from keiko import registry
 from keiko.authenticator import SoftwareAuthenticator
-from keiko.platform import RunningPlatform, migrate
+from keiko.platform import RunningPlatform, migrate, running_platform
 from keiko.settings import Settings
 from services.kit.db import Database
 from services.kit.events.fanout import EventFanout
@@ -249,3 +249,51 @@ async def wait_for_watchers(fanout: EventFanout, count: int, timeout: float = 30
         if loop.time() > deadline:
             pytest.fail("the subscription never reached WatchPassport")
         await asyncio.sleep(0.05)
+
+
+@dataclass
+class Platform:
+    """A running platform, its gateway's HTTP client and one signed-in user."""
+
+    running: RunningPlatform
+    http: httpx.AsyncClient
+    gql: GraphQLClient
+    user_id: str
+
+    @property
+    def bearer(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.gql.token}"}
+
+    async def graphql(
+        self, query: str, variables: dict[str, Any] | None = None, **headers: str
+    ) -> dict[str, Any]:
+        response = await self.http.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={**self.bearer, **headers},
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+
+@asynccontextmanager
+async def signed_in_platform(
+    tmp_path: Path,
+    database_url: str,
+    event_bus_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    email: str,
+    name: str,
+) -> AsyncIterator[Platform]:
+    """The whole platform on the test's engine (no humanity decoder warm-up) with one user
+    signed up and logged in through GraphQL."""
+    engine_env(monkeypatch, database_url)
+    settings = e2e_settings(tmp_path / "data", database_url, event_bus_url, humanity_warm_up=False)
+    await migrate_all(database_url)
+    async with (
+        running_platform(settings, registry.resolve(None)) as running,
+        gateway_http(running) as http,
+    ):
+        gql = GraphQLClient(http)
+        user_id = await sign_up_and_log_in(gql, email, name)
+        yield Platform(running, http, gql, user_id)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +17,13 @@ import grpc
 import httpx
 import pytest
 
-from keiko import registry
-from keiko.platform import RunningPlatform, running_platform
 from services.api.keiko.learning import v1 as learning_pb
 from services.api.keiko.passport import v1 as passport_pb
 from services.kit.grpc.client import MAX_MESSAGE_BYTES, stub
 from services.kit.limits import NAME_MAX_CHARS
 from services.learning.common.usecases import MAX_LIST_PAGE
 from services.passport.domain import MAX_PAGE as MAX_TIMELINE_PAGE
-from tests.e2e_support import (
-    RECORD,
-    GraphQLClient,
-    e2e_settings,
-    engine_env,
-    gateway_http,
-    migrate_all,
-    rpc_count,
-    sign_up_and_log_in,
-)
+from tests.e2e_support import RECORD, Platform, rpc_count, signed_in_platform
 
 XAPI_HEADERS = {"X-Experience-API-Version": "1.0.3", "content-type": "application/json"}
 TOO_COSTLY = "OPERATION_TOO_COSTLY"
@@ -53,44 +41,14 @@ def nested_fragments(levels: int, fanout: int = 10, leaf: str = "__typename") ->
     return "\n".join(parts)
 
 
-@dataclass
-class Platform:
-    running: RunningPlatform
-    http: httpx.AsyncClient
-    gql: GraphQLClient
-    user_id: str
-
-    @property
-    def bearer(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.gql.token}"}
-
-    async def graphql(
-        self, query: str, variables: dict[str, Any] | None = None, **headers: str
-    ) -> dict[str, Any]:
-        response = await self.http.post(
-            "/graphql",
-            json={"query": query, "variables": variables or {}},
-            headers={**self.bearer, **headers},
-        )
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-
 @pytest.fixture
 async def platform(
     tmp_path: Path, database_url: str, event_bus_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Platform]:
-    engine_env(monkeypatch, database_url)
-    # No proof-of-humanity enrollment here: skip the decoder's compile at start.
-    settings = e2e_settings(tmp_path / "data", database_url, event_bus_url, humanity_warm_up=False)
-    await migrate_all(database_url)
-    async with (
-        running_platform(settings, registry.resolve(None)) as running,
-        gateway_http(running) as http,
-    ):
-        gql = GraphQLClient(http)
-        user_id = await sign_up_and_log_in(gql, "mallory@example.org", "Mallory")
-        yield Platform(running, http, gql, user_id)
+    async with signed_in_platform(
+        tmp_path, database_url, event_bus_url, monkeypatch, "mallory@example.org", "Mallory"
+    ) as started:
+        yield started
 
 
 def only_error(result: dict[str, Any]) -> dict[str, Any]:
