@@ -34,6 +34,7 @@ from gateway.verify_page import verify_routes
 from gateway.web_app import app_routes
 from gateway.webhooks import webhook_routes
 from gateway.xapi import xapi_routes
+from gateway.xapi.http import MAX_BODY_BYTES, MAX_STATEMENTS_BODY_BYTES
 from services.kit import tracing
 from services.kit.auth import TokenVerifier, bearer_token
 from services.kit.clock import Clock
@@ -42,10 +43,12 @@ from services.kit.jsonlimits import JsonRefused, loads_limited
 
 MAX_GRAPHQL_JSON_BYTES = 1024 * 1024
 # Body limits by path prefix (others: gateway.http.DEFAULT_MAX_BODY_BYTES). GraphQL
-# carries the proof-of-humanity multipart upload; xAPI and webhooks their own 5 MiB.
+# carries the proof-of-humanity multipart upload; xAPI and webhooks their own 5 MiB,
+# xAPI statements 5 MiB of JSON plus an attachment part (16 MiB).
 BODY_LIMITS = {
     "/graphql": MAX_MULTIPART_BYTES,
-    "/xapi/": 5 * 1024 * 1024,
+    "/xapi/statements": MAX_STATEMENTS_BODY_BYTES,
+    "/xapi/": MAX_BODY_BYTES,
     "/webhooks/": 5 * 1024 * 1024,
 }
 

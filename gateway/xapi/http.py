@@ -27,6 +27,7 @@ from services.api.keiko.learning import v1 as pb
 from services.kit.clock import Clock
 from services.kit.grpc.client import stub
 from services.kit.jsonlimits import JsonRefused, loads_limited
+from services.learning.statements.attachments import MAX_ATTACHMENT_BYTES
 
 VERSION_HEADER = "X-Experience-API-Version"
 CONSISTENT_THROUGH = "X-Experience-API-Consistent-Through"
@@ -47,6 +48,9 @@ FORM_HEADERS = (
 )
 ALTERNATE_METHODS = ("GET", "PUT", "POST", "DELETE")
 MAX_BODY_BYTES = 5 * 1024 * 1024
+# A statement request may carry attachment parts besides its (at most 5 MiB of) JSON:
+# room for one part at the learning service's part limit.
+MAX_STATEMENTS_BODY_BYTES = MAX_BODY_BYTES + MAX_ATTACHMENT_BYTES
 
 
 class HttpError(Exception):

@@ -29,6 +29,8 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.xapi import multipart
 from gateway.xapi.http import (
+    MAX_BODY_BYTES,
+    MAX_STATEMENTS_BODY_BYTES,
     HttpError,
     XapiContext,
     bool_param,
@@ -100,12 +102,13 @@ def _statement_body(request: Request, body: bytes) -> tuple[bytes, list[pb.Attac
     content_type = request.headers.get("content-type", "application/json")
     media = content_type.split(";")[0].strip().lower()
     if media == "application/json":
-        return body, []
+        return _statements_json(body), []
     if media != "multipart/mixed":
         raise HttpError(400, "must be application/json or multipart/mixed", "Content-Type")
     first, *rest = multipart.parse(content_type, body)
     if first.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         raise HttpError(400, "the first part must be application/json", "Content-Type")
+    _statements_json(first.content)
     parts = []
     for i, part in enumerate(rest, start=1):
         sha2 = part.headers.get("x-experience-api-hash", "")
@@ -122,6 +125,14 @@ def _statement_body(request: Request, body: bytes) -> tuple[bytes, list[pb.Attac
             )
         )
     return first.content, parts
+
+
+def _statements_json(body: bytes) -> bytes:
+    """The statements' JSON keeps the 5 MiB of every xAPI body; only attachment parts
+    use the rest of MAX_STATEMENTS_BODY_BYTES."""
+    if len(body) > MAX_BODY_BYTES:
+        raise HttpError(413, f"the statements' JSON is larger than {MAX_BODY_BYTES} bytes")
+    return body
 
 
 def passport_headers(response: Response, stored: list[pb.Statement]) -> Response:
@@ -148,15 +159,14 @@ async def _with_attachments(
     learning: pb.LearningServiceStub, body: bytes, statements: list[dict[str, Any]]
 ) -> Response:
     """Communication 2.1.3 attachments=true: multipart/mixed, the JSON first, then one part
-    per attachment whose data the store holds (fileUrl-only attachments have none)."""
-    digests = _attachment_digests(statements)
+    per attachment whose data the store holds (fileUrl-only attachments have none).
+
+    One digest per call: each part fits a gRPC message (16 MiB of 64), where several
+    large parts in one answer would not."""
     stored: list[pb.Attachment] = []
-    if digests:
-        stored = list(
-            (
-                await call(learning.get_attachments(pb.GetAttachmentsRequest(sha2=digests)))
-            ).attachments
-        )
+    for sha2 in _attachment_digests(statements):
+        found = await call(learning.get_attachments(pb.GetAttachmentsRequest(sha2=[sha2])))
+        stored += found.attachments
     parts = [multipart.Part({"Content-Type": "application/json"}, body)]
     parts += [
         multipart.Part(
@@ -199,7 +209,7 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
             raise HttpError(400, "query parameter is required", "statementId")
         if params:
             raise HttpError(400, "unknown query parameter", sorted(params)[0])
-        body, parts = _statement_body(request, await read_body(request))
+        body, parts = _statement_body(request, await read_body(request, MAX_STATEMENTS_BODY_BYTES))
         text = _single_statement_json(parse_json_body(body, "statement"), statement_id)
         response = await call(
             ctx.learning(request, creds).record_statements(
@@ -232,7 +242,7 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
         creds = credentials(request)
         if request.query_params:
             raise HttpError(400, "unknown query parameter", sorted(request.query_params)[0])
-        body, parts = _statement_body(request, await read_body(request))
+        body, parts = _statement_body(request, await read_body(request, MAX_STATEMENTS_BODY_BYTES))
         data = parse_json_body(body, "statements")
         if isinstance(data, list):
             texts = [json.dumps(item, ensure_ascii=False) for item in data]

@@ -18,6 +18,7 @@ from services.kit.auth import (
     public_key_pem,
 )
 from services.kit.clock import Clock
+from services.kit.grpc.client import MESSAGE_SIZE_OPTIONS
 from services.kit.grpc.server import GrpcHost
 
 
@@ -67,6 +68,9 @@ async def running_server(
         running_host(
             servicers, token_verifier=token_verifier, descriptor_set=descriptor_set
         ) as host,
-        grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel,
+        # The message size options of every production channel (services.kit.grpc.client).
+        grpc.aio.insecure_channel(
+            f"127.0.0.1:{host.port}", options=MESSAGE_SIZE_OPTIONS
+        ) as channel,
     ):
         yield channel
