@@ -43,7 +43,9 @@ async def running_gateway(settings: Settings) -> AsyncIterator[int]:
     from gateway.schema import build_schema
 
     # Yields the bound HTTP port (settings.http_port may be 0 for "any free port").
-    channel = open_channel(settings.gateway_target)
+    channel = open_channel(
+        settings.gateway_target, deadline_seconds=settings.gateway_rpc_deadline_seconds
+    )
     app = create_app(
         build_schema(
             max_depth=settings.graphql_max_depth,

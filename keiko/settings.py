@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     graphql_max_cost: int = Field(25_000, description="GraphQL cost limit (docs/limits.md)")
     graphql_max_anonymous_cost: int = 10_000
     graphql_deadline_seconds: float = 30.0
+    # Each call the gateway makes to a service (GraphQL resolvers, xAPI, webhooks,
+    # credentials, verification): DEADLINE_EXCEEDED past it, TIMEOUT / 504 to the client.
+    gateway_rpc_deadline_seconds: float = Field(30.0, gt=0)
     shutdown_grace_seconds: float = 5.0
 
     @cached_property

@@ -178,8 +178,32 @@ def channel_target(target: str) -> tuple[str, list[tuple[str, Any]]]:
     ]
 
 
-def open_channel(target: str) -> grpc.aio.Channel:
+class UnaryDeadline(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Every unary call on the channel ends within `seconds` (or its own shorter timeout);
+    past it the call fails DEADLINE_EXCEEDED, which clients are told as TIMEOUT. Server
+    streams (subscriptions) are long-lived by design and keep their own terms."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        timeout = client_call_details.timeout
+        if timeout is None or timeout > self.seconds:
+            client_call_details = client_call_details._replace(timeout=self.seconds)
+        return await continuation(client_call_details, request)
+
+
+def open_channel(target: str, *, deadline_seconds: float | None = None) -> grpc.aio.Channel:
     """An insecure grpc.aio channel to `target` (see channel_target) with Keiko's message
-    size limits."""
+    size limits and, when given, a deadline on every unary call (UnaryDeadline)."""
     resolved, options = channel_target(target)
-    return grpc.aio.insecure_channel(resolved, options=[*MESSAGE_SIZE_OPTIONS, *options])
+    return grpc.aio.insecure_channel(
+        resolved,
+        options=[*MESSAGE_SIZE_OPTIONS, *options],
+        interceptors=[UnaryDeadline(deadline_seconds)] if deadline_seconds is not None else None,
+    )
