@@ -108,7 +108,7 @@ def _statement_body(request: Request, body: bytes) -> tuple[bytes, list[pb.Attac
     first, *rest = multipart.parse(content_type, body)
     if first.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         raise HttpError(400, "the first part must be application/json", "Content-Type")
-    _statements_json(first.content)
+    _statements_json(first.content, "the statements part is")
     parts = []
     for i, part in enumerate(rest, start=1):
         sha2 = part.headers.get("x-experience-api-hash", "")
@@ -127,11 +127,11 @@ def _statement_body(request: Request, body: bytes) -> tuple[bytes, list[pb.Attac
     return first.content, parts
 
 
-def _statements_json(body: bytes) -> bytes:
+def _statements_json(body: bytes, what: str = "body") -> bytes:
     """The statements' JSON keeps the 5 MiB of every xAPI body; only attachment parts
     use the rest of MAX_STATEMENTS_BODY_BYTES."""
     if len(body) > MAX_BODY_BYTES:
-        raise HttpError(413, f"the statements' JSON is larger than {MAX_BODY_BYTES} bytes")
+        raise HttpError(413, f"{what} larger than {MAX_BODY_BYTES} bytes")
     return body
 
 
@@ -306,7 +306,8 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
             ascending=bool_param(params, "ascending"),
             related_activities=bool_param(params, "related_activities"),
             related_agents=bool_param(params, "related_agents"),
-            page_size=min(int(limit_text), MAX_LIMIT),
+            # Communication 2.1.3: 0 (the default) is the most the server allows.
+            page_size=min(int(limit_text), MAX_LIMIT) or MAX_LIMIT,
             page_token=params.get("more", ""),
             format=fmt,
             accept_language=accept_language,
