@@ -316,3 +316,20 @@ async def test_head_on_every_resource(gw: LiveLearning) -> None:
         missing = {"activityId": activity, "agent": agent, "stateId": "none"}
         gone = await gw.http.head("/xapi/activities/state", params=missing, headers=h)
         assert (gone.status_code, gone.content) == (404, b"")
+
+
+async def test_limit_zero_is_the_server_maximum(gw: LiveLearning) -> None:
+    """Communication 2.1.3 `limit`: 0, the default, returns as many statements as the
+    server allows (500 a page); a positive limit pages."""
+    for version in VERSIONS:
+        h = await versioned(gw, version)
+        activity = f"https://example.org/limit/{version}"
+        batch = [stmt(mbox("many"), activity) for _ in range(60)]
+        assert (await gw.http.post(STATEMENTS, json=batch, headers=h)).status_code == 200
+        for params in ({"activity": activity}, {"activity": activity, "limit": "0"}):
+            page = (await gw.http.get(STATEMENTS, params=params, headers=h)).json()
+            assert (len(page["statements"]), page["more"]) == (60, "")
+        small = (
+            await gw.http.get(STATEMENTS, params={"activity": activity, "limit": "7"}, headers=h)
+        ).json()
+        assert len(small["statements"]) == 7 and small["more"]
