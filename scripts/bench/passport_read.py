@@ -1,0 +1,116 @@
+"""Benchmark: the passport query at 50 concurrent clients.
+
+Starts the whole platform (`keiko serve --no-chain`: every service and the gateway in a
+subprocess, so the load generator never shares its event loop), signs a learner up through
+the WebAuthn ceremony, records 200 interactions through GraphQL and waits until the
+passport holds them all; then 50 clients send the passport query (the first page of 50
+entries of the timeline) as fast as they are answered. The baseline in the same run, at
+the same concurrency, is `{ __typename }`: the same HTTP server, GraphQL schema,
+extensions and token, no resolver and no service call. On SQLite and PostgreSQL.
+
+    .venv/bin/python scripts/bench/passport_read.py [--requests 1000] [--engines sqlite,postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from scripts.bench.stack import (
+    TABLE_HEAD,
+    GraphQL,
+    Load,
+    closed_loop,
+    profiled,
+    record_interactions,
+    running_platform,
+    sign_up,
+    uptime,
+)
+
+ENTRIES = 200
+PASSPORT = """
+query Passport {
+  passport {
+    id entryCount
+    timeline(first: 50) {
+      edges { cursor node { level id title
+        entries { statementId interactionType summary timestamp scoreScaled
+                  signatureHex publicKeyHex anchor { status batchId }
+                  author { kind id displayName } }
+        children { level id title entries { statementId summary } } } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}"""
+TYPENAME = "query Baseline { __typename }"
+
+
+async def bench_engine(
+    engine: str, requests: int, concurrency: int, profile: Path | None, pure_codec: bool
+) -> list[Load]:
+    async with running_platform(engine, pure_codec=pure_codec) as platform:
+        limits = httpx.Limits(max_connections=concurrency + 4)
+        async with httpx.AsyncClient(
+            base_url=platform.base_url, timeout=120, limits=limits
+        ) as http:
+            gql = GraphQL(http)
+            await sign_up(gql, "Reader")
+            await record_interactions(gql, ENTRIES)
+            deadline = time.monotonic() + 120
+            while (await gql(PASSPORT))["passport"]["entryCount"] < ENTRIES:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the passport never reached 200 entries")
+                await asyncio.sleep(0.5)
+            page = (await gql(PASSPORT))["passport"]["timeline"]["edges"]
+            shown = sum(len(e["node"]["entries"]) for e in page)
+            print(f"[{engine}] passport ready: {ENTRIES} entries, first page shows {shown}")
+            cpu = platform.cpu_seconds()
+            baseline = await closed_loop(
+                "`{ __typename }` (baseline)", lambda: gql(TYPENAME), concurrency, requests
+            )
+            cpu_baseline = platform.cpu_seconds() - cpu
+            cpu = platform.cpu_seconds()
+            async with profiled(platform.pid, profile):
+                passport = await closed_loop(
+                    "passport timeline(first: 50)", lambda: gql(PASSPORT), concurrency, requests
+                )
+            cpu_passport = platform.cpu_seconds() - cpu
+            print(
+                f"[{engine}] server CPU per request: baseline "
+                f"{cpu_baseline / requests * 1000:.1f} ms, passport "
+                f"{cpu_passport / requests * 1000:.1f} ms"
+            )
+            return [baseline, passport]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--engines", default="sqlite,postgres")
+    parser.add_argument("--profile", type=Path, help="py-spy raw profile of the server, per engine")
+    parser.add_argument(
+        "--pure-codec", action="store_true", help="betterproto's pure-Python codec (before)"
+    )
+    args = parser.parse_args()
+    print(f"codec: {'pure Python' if args.pure_codec else 'as installed'}")
+    print(f"before: {uptime()}")
+    for engine in args.engines.split(","):
+        profile = args.profile.with_suffix(f".{engine}.txt") if args.profile else None
+        baseline, passport = await bench_engine(
+            engine, args.requests, args.concurrency, profile, args.pure_codec
+        )
+        print(f"\n{engine}\n\n{TABLE_HEAD}\n{baseline.row(None)}\n{passport.row(baseline)}\n")
+    print(f"after: {uptime()}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,283 @@
+"""Shared pieces of the read benchmarks: the whole platform (`keiko serve`) in a
+subprocess, on SQLite or a throwaway PostgreSQL, a signed-up user, closed-loop load
+with percentiles, and the machine's load for the record."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from keiko.authenticator import SoftwareAuthenticator  # noqa: E402
+from scripts.bench.throwaway import throwaway_postgres  # noqa: E402
+
+ORIGIN = "http://localhost:8000"
+# `keiko` with betterproto's pure-Python codec even where betterproto-rust-codec is
+# installed (the "before" of the codec change, for side-by-side runs).
+PURE_CODEC = (
+    "import sys; sys.modules['betterproto_rust_codec'] = None; "
+    "from keiko.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+@dataclass
+class Load:
+    """One closed-loop run: ``requests`` calls by ``concurrency`` workers (``errors`` of
+    them failed: they count in the latencies, not in the rate)."""
+
+    name: str
+    concurrency: int
+    requests: int
+    seconds: float
+    latencies_ms: list[float]
+    errors: int = 0
+
+    @property
+    def rate(self) -> float:
+        return (self.requests - self.errors) / self.seconds
+
+    def row(self, baseline: Load | None) -> str:
+        ratio = f"{baseline.rate / self.rate:.1f}x" if baseline is not None and self.rate else "-"
+        p = self.latencies_ms
+        return (
+            f"| {self.name} | {self.concurrency} | {self.rate:,.1f} | {pct(p, 50):.1f} | "
+            f"{pct(p, 95):.1f} | {pct(p, 99):.1f} | {self.errors} | "
+            f"{ratio if baseline is not None else '1.0x'} |"
+        )
+
+
+TABLE_HEAD = (
+    "| call | concurrency | req/s | p50 ms | p95 ms | p99 ms | errors | cost vs baseline |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+async def closed_loop(
+    name: str,
+    call: Callable[[], Awaitable[object]],
+    concurrency: int,
+    requests: int,
+    warm_up: int = 20,
+) -> Load:
+    for _ in range(warm_up):
+        await call()
+    latencies: list[float] = []
+    remaining = requests
+    errors = 0
+
+    async def worker() -> None:
+        nonlocal remaining, errors
+        while remaining > 0:
+            remaining -= 1
+            started = time.perf_counter()
+            try:
+                await call()
+            except (RuntimeError, httpx.HTTPError):  # a deadline, a 5xx: counted, not fatal
+                errors += 1
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Load(name, concurrency, requests, time.perf_counter() - started, latencies, errors)
+
+
+@asynccontextmanager
+async def profiled(pid: int, path: Path | None) -> AsyncIterator[None]:
+    """Sample ``pid`` with py-spy (raw collapsed stacks in ``path``) while the block runs;
+    nothing when ``path`` is None. Summarize with scripts/bench/profile_summary.py."""
+    if path is None:
+        yield
+        return
+    spy = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("py-spy")),
+        *("record", "--pid", str(pid), "--format", "raw", "--output", str(path)),
+        *("--rate", "50", "--nonblocking"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await asyncio.sleep(1.0)
+        yield
+    finally:
+        spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
+        await spy.wait()
+
+
+@dataclass
+class Platform:
+    http_port: int
+    grpc_port: int
+    pid: int
+    engine: str
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the `keiko serve` process (not its chain node child)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@asynccontextmanager
+async def running_platform(
+    engine: str,
+    *,
+    with_chain: bool = False,
+    extra_env: dict[str, str] | None = None,
+    pure_codec: bool = False,
+) -> AsyncIterator[Platform]:
+    """`keiko serve` (every service and the gateway) on ``engine`` ("sqlite" or
+    "postgres"); without the chain node unless ``with_chain``; ``pure_codec``: with
+    betterproto's pure-Python codec."""
+    database: AbstractAsyncContextManager[str] = (
+        throwaway_postgres() if engine == "postgres" else nullcontext("")
+    )
+    async with database as database_url:
+        with tempfile.TemporaryDirectory() as data_dir:
+            http_port, grpc_port = free_port(), free_port()
+            env = {
+                **os.environ,
+                "KEIKO_DATA_DIR": data_dir,
+                "KEIKO_DATABASE_URL": database_url,
+                "KEIKO_HTTP_PORT": str(http_port),
+                "KEIKO_GRPC_PORT": str(grpc_port),
+                "KEIKO_CHAIN_NODE_PORT": str(free_port()),
+                "KEIKO_LOG_LEVEL": "WARNING",
+                "KEIKO_WEBAUTHN_ORIGINS": f'["{ORIGIN}"]',
+                "KEIKO_ACCESS_TOKEN_TTL_SECONDS": "3600",
+                "KEIKO_HUMANITY_WARM_UP": "false",
+                **(extra_env or {}),
+            }
+            keiko = (
+                [sys.executable, "-c", PURE_CODEC]
+                if pure_codec
+                else [sys.executable, "-m", "keiko"]
+            )
+            if database_url:
+                from chain.translator.keys import KeyVault
+
+                env["KEIKO_KEK"] = KeyVault.new_kek()
+                await asyncio.to_thread(
+                    subprocess.run, [*keiko, "migrate"], env=env, check=True, capture_output=True
+                )
+            args = [*keiko, "serve"] + ([] if with_chain else ["--no-chain"])
+            process = subprocess.Popen(  # noqa: ASYNC220 - started once, not awaited
+                args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            try:
+                await _wait_ready(http_port, process)
+                yield Platform(http_port, grpc_port, process.pid, engine)
+            finally:
+                process.terminate()
+                process.wait(timeout=60)
+
+
+async def _wait_ready(http_port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 300
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError("keiko serve exited during start-up")
+            try:
+                if (await http.get(f"http://127.0.0.1:{http_port}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5)
+    process.kill()
+    raise RuntimeError("keiko serve was not ready in 300 s")
+
+
+class GraphQL:
+    """GraphQL over HTTP with one user's token (keep-alive connections, as a web client)."""
+
+    def __init__(self, http: httpx.AsyncClient, token: str = "") -> None:
+        self.http = http
+        self.token = token
+
+    async def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
+        headers = {"authorization": f"Bearer {self.token}"} if self.token else {}
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=headers
+        )
+        body = response.json()
+        if response.status_code != 200 or body.get("errors"):
+            raise RuntimeError(f"GraphQL failed: {response.status_code} {body}")
+        return dict(body["data"])
+
+
+REGISTER = """mutation($email: String!, $name: String!) {
+  beginRegistration(email: $email, displayName: $name) { id optionsJson } }"""
+FINISH = """mutation($id: ID!, $credential: String!) {
+  finishRegistration(registrationId: $id, credentialJson: $credential) {
+    user { id } tokens { accessToken } } }"""
+RECORD = """mutation($input: InteractionInput!) { recordInteraction(input: $input) { id } }"""
+
+
+async def sign_up(gql: GraphQL, name: str = "Bench") -> str:
+    """A new user through the WebAuthn ceremony; sets ``gql.token``, returns the user id."""
+    authenticator = SoftwareAuthenticator(origin=ORIGIN, rp_id="localhost")
+    email = f"{name.lower()}-{uuid.uuid4().hex[:8]}@example.org"
+    begun = (await gql(REGISTER, email=email, name=name))["beginRegistration"]
+    done = (
+        await gql(FINISH, id=begun["id"], credential=authenticator.create(begun["optionsJson"]))
+    )["finishRegistration"]
+    gql.token = done["tokens"]["accessToken"]
+    return str(done["user"]["id"])
+
+
+def interaction(i: int, label: str = "bench") -> dict[str, Any]:
+    kinds = ["QUESTION", "ANSWER", "EXERCISE", "EVALUATION"]
+    return {
+        "interactionType": kinds[i % len(kinds)],
+        "activityId": f"https://keiko.example/activities/{label}/{i}",
+        "title": f"{label} item {i}",
+        "content": f"what is {i} squared?",
+        "response": f"answer {i}",
+        "score": {"scaled": round((i % 10) / 10, 1)},
+        "success": i % 2 == 0,
+    }
+
+
+async def record_interactions(gql: GraphQL, count: int, concurrency: int = 8) -> None:
+    queue = iter(range(count))
+
+    async def worker() -> None:
+        for i in queue:
+            await gql(RECORD, input=interaction(i))
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -1,0 +1,130 @@
+"""Benchmark: `GET /xapi/statements?agent=...&limit=50` at concurrency 16.
+
+Starts the whole platform (`keiko serve --no-chain` in a subprocess), registers an LRS
+client (Basic auth) for a signed-up user, stores 200 statements about one agent through
+`POST /xapi/statements` (batches of 50), then 16 clients read the newest 50 of them. The
+baseline in the same run, at the same concurrency, is `GET /xapi/about`: the same server,
+routes, xAPI version header and HTTP client, no authentication and no service call.
+
+    .venv/bin/python scripts/bench/xapi_read.py [--requests 1000] [--engines sqlite,postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from scripts.bench.stack import (
+    TABLE_HEAD,
+    GraphQL,
+    Load,
+    closed_loop,
+    profiled,
+    running_platform,
+    sign_up,
+    uptime,
+)
+
+STATEMENTS = 200
+VERSION = {"x-experience-api-version": "1.0.3"}
+REGISTER = """mutation($name: String!) {
+  registerLrsClient(name: $name) { client { key } secret } }"""
+AGENT = {"objectType": "Agent", "mbox": "mailto:reader@example.org", "name": "Reader"}
+
+
+def statement(i: int) -> dict[str, object]:
+    return {
+        "id": str(uuid.uuid4()),
+        "actor": AGENT,
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/answered", "display": {"en-US": "answered"}},
+        "object": {
+            "objectType": "Activity",
+            "id": f"https://keiko.example/activities/xapi/{i}",
+            "definition": {"name": {"en-US": f"question {i}"}},
+        },
+        "result": {"score": {"scaled": (i % 10) / 10}, "success": i % 2 == 0, "response": "42"},
+        "timestamp": f"2026-11-01T10:{i // 60 % 60:02d}:{i % 60:02d}Z",
+    }
+
+
+async def bench_engine(
+    engine: str, requests: int, concurrency: int, profile: Path | None, pure_codec: bool
+) -> list[Load]:
+    async with running_platform(engine, pure_codec=pure_codec) as platform:
+        limits = httpx.Limits(max_connections=concurrency + 4)
+        async with httpx.AsyncClient(
+            base_url=platform.base_url, timeout=120, limits=limits
+        ) as http:
+            gql = GraphQL(http)
+            await sign_up(gql, "Lrs")
+            made = (await gql(REGISTER, name="bench"))["registerLrsClient"]
+            auth = httpx.BasicAuth(made["client"]["key"], made["secret"])
+            for start in range(0, STATEMENTS, 50):
+                response = await http.post(
+                    "/xapi/statements",
+                    json=[statement(i) for i in range(start, start + 50)],
+                    headers=VERSION,
+                    auth=auth,
+                )
+                response.raise_for_status()
+            params = {"agent": '{"mbox":"mailto:reader@example.org"}', "limit": "50"}
+            page = await http.get("/xapi/statements", params=params, headers=VERSION, auth=auth)
+            page.raise_for_status()
+            print(f"[{engine}] {len(page.json()['statements'])} statements a page")
+
+            async def about() -> None:
+                (await http.get("/xapi/about", headers=VERSION)).raise_for_status()
+
+            async def statements() -> None:
+                response = await http.get(
+                    "/xapi/statements", params=params, headers=VERSION, auth=auth
+                )
+                response.raise_for_status()
+
+            cpu = platform.cpu_seconds()
+            baseline = await closed_loop("GET /xapi/about (baseline)", about, concurrency, requests)
+            cpu_baseline = platform.cpu_seconds() - cpu
+            cpu = platform.cpu_seconds()
+            async with profiled(platform.pid, profile):
+                read = await closed_loop(
+                    "GET /xapi/statements?agent=...&limit=50", statements, concurrency, requests
+                )
+            cpu_read = platform.cpu_seconds() - cpu
+            print(
+                f"[{engine}] server CPU per request: baseline "
+                f"{cpu_baseline / requests * 1000:.1f} ms, statements "
+                f"{cpu_read / requests * 1000:.1f} ms"
+            )
+            return [baseline, read]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--engines", default="sqlite,postgres")
+    parser.add_argument("--profile", type=Path, help="py-spy raw profile of the server, per engine")
+    parser.add_argument(
+        "--pure-codec", action="store_true", help="betterproto's pure-Python codec (before)"
+    )
+    args = parser.parse_args()
+    print(f"codec: {'pure Python' if args.pure_codec else 'as installed'}")
+    print(f"before: {uptime()}")
+    for engine in args.engines.split(","):
+        profile = args.profile.with_suffix(f".{engine}.txt") if args.profile else None
+        baseline, read = await bench_engine(
+            engine, args.requests, args.concurrency, profile, args.pure_codec
+        )
+        print(f"\n{engine}\n\n{TABLE_HEAD}\n{baseline.row(None)}\n{read.row(baseline)}\n")
+    print(f"after: {uptime()}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
