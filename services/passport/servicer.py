@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
@@ -84,6 +85,8 @@ _KIND_TO_PB: dict[str, pb.PassportUpdateKind] = {
     for kind in (ENTRY_ADDED, ENTRY_ANCHOR_CHANGED, PROFILE_UPDATED, PRIVACY_UPDATED)
 }
 _NO_KIND = pb.PassportUpdateKind.from_string("UNSPECIFIED")
+# Recent events whose passport updates are kept for the streams still to send them.
+_SHARED_UPDATES = 256
 _PREFERENCE_ENUMS: dict[str, type[betterproto.Enum]] = {
     "pace": pb.PacePreference,
     "interaction_style": pb.InteractionStyle,
@@ -355,6 +358,10 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
         self.service = service
         self.fanout = fanout
         self.chain_id = chain_id
+        # The update an event makes for a passport, built once and shared by every stream
+        # watching that passport (its owner's devices and tabs): one lookup, not one each.
+        self._updates: OrderedDict[tuple[str, str], asyncio.Future[pb.WatchPassportResponse]]
+        self._updates = OrderedDict()
         self.credentials = credentials or CredentialService(
             service, None, public_base_url=service.share_base_url
         )
@@ -556,18 +563,34 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
 
         async with self.fanout.listen([TOPIC_PASSPORT_UPDATED], mine) as events:
             async for event in events:
-                kind = str(event.payload.get("kind", ""))
-                update = pb.PassportUpdated(
-                    passport_id=passport_id,
-                    kind=_KIND_TO_PB.get(kind, _NO_KIND),
-                    occurred_at=event.occurred_at,
-                )
-                statement_id = str(event.payload.get("statement_id") or "")
-                if statement_id:
-                    found = await self.service.entries_by_id(access, [statement_id])
-                    if found:
-                        update.entry = entry_to_pb(found[0], FULL)
-                yield pb.WatchPassportResponse(update=update)
+                yield await self._update(event, access)
+
+    async def _update(self, event: Event, access: Access) -> pb.WatchPassportResponse:
+        """The owner's update for ``event`` (the same for all the owner's streams: only
+        owners watch), made by the first stream to ask and awaited by the others."""
+        key = (event.id, access.passport.id)
+        pending = self._updates.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._build_update(event, access))
+            self._updates[key] = pending
+            while len(self._updates) > _SHARED_UPDATES:
+                self._updates.popitem(last=False)
+        # Shielded: a stream that goes away does not cancel the others' update.
+        return await asyncio.shield(pending)
+
+    async def _build_update(self, event: Event, access: Access) -> pb.WatchPassportResponse:
+        kind = str(event.payload.get("kind", ""))
+        update = pb.PassportUpdated(
+            passport_id=access.passport.id,
+            kind=_KIND_TO_PB.get(kind, _NO_KIND),
+            occurred_at=event.occurred_at,
+        )
+        statement_id = str(event.payload.get("statement_id") or "")
+        if statement_id:
+            found = await self.service.entries_by_id(access, [statement_id])
+            if found:
+                update.entry = entry_to_pb(found[0], FULL)
+        return pb.WatchPassportResponse(update=update)
 
 
 # -- composition ----------------------------------------------------------------------------

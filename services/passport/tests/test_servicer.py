@@ -322,21 +322,33 @@ async def test_watch_passport_owner_only(harness: Harness, ana_key: SigningKey) 
     while await harness.relay.relay_once():
         pass
 
-    updates = ana.watch_passport(pb.WatchPassportRequest()).__aiter__()
-    first = asyncio.ensure_future(updates.__anext__())
-    for _ in range(200):  # until the watcher is registered with the fanout
-        if harness.fanout._watchers:
+    # Two streams of the owner (two devices): the update is looked up once, sent to both.
+    lookups: list[list[str]] = []
+    entries_by_id = harness.service.entries_by_id
+
+    async def counted(access: Any, ids: list[str]) -> Any:
+        lookups.append(list(ids))
+        return await entries_by_id(access, ids)
+
+    harness.service.entries_by_id = counted  # type: ignore[method-assign]
+    streams = [ana.watch_passport(pb.WatchPassportRequest()).__aiter__() for _ in range(2)]
+    firsts = [asyncio.ensure_future(stream.__anext__()) for stream in streams]
+    for _ in range(200):  # until both watchers are registered with the fanout
+        if len(harness.fanout._watchers) == 2:
             break
         await asyncio.sleep(0.05)
     item = interaction(ana_key, "ana", harness.service.clock.now())
     await consume(harness.service, recorded_event(item))
     while await harness.relay.relay_once():
         pass
-    update = (await asyncio.wait_for(first, 10)).update
-    assert update.passport_id == mine.id
-    assert update.kind == pb.PassportUpdateKind.ENTRY_ADDED
-    assert update.entry.statement_id == item.statement_id
-    await updates.aclose()  # type: ignore[attr-defined]
+    for first in firsts:
+        update = (await asyncio.wait_for(first, 10)).update
+        assert update.passport_id == mine.id
+        assert update.kind == pb.PassportUpdateKind.ENTRY_ADDED
+        assert update.entry.statement_id == item.statement_id
+    assert lookups == [[item.statement_id]]
+    for stream in streams:
+        await stream.aclose()  # type: ignore[attr-defined]
 
 
 class NoProofs:
