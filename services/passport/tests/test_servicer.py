@@ -330,7 +330,7 @@ async def test_watch_passport_owner_only(harness: Harness, ana_key: SigningKey) 
         lookups.append(list(ids))
         return await entries_by_id(access, ids)
 
-    harness.service.entries_by_id = counted  # type: ignore[method-assign]
+    harness.service.entries_by_id = counted  # type: ignore[method-assign,assignment]
     streams = [ana.watch_passport(pb.WatchPassportRequest()).__aiter__() for _ in range(2)]
     firsts = [asyncio.ensure_future(stream.__anext__()) for stream in streams]
     for _ in range(200):  # until both watchers are registered with the fanout
