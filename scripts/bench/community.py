@@ -50,8 +50,10 @@ from services.kit.clock import FixedClock
 from services.kit.db import Database
 from services.kit.errors import AlreadyExists
 from services.kit.migrations import service_migration_dirs, upgrade
-from services.marketplace.domain import Availability, WeeklySlot
-from services.marketplace.service import MarketplaceService, ReservationInput, SpaceInput
+from services.marketplace.reservations.domain import ReservationInput
+from services.marketplace.service import MarketplaceService
+from services.marketplace.spaces.availability import Availability, WeeklySlot
+from services.marketplace.spaces.usecases import SpaceInput
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BENCH_START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -151,7 +153,7 @@ ALWAYS_OPEN = Availability(
 async def _spaces(service: MarketplaceService, count: int) -> list[str]:
     ids = []
     for index in range(count):
-        space = await service.create_space(
+        space = await service.spaces.create_space(
             OWNER,
             SpaceInput(
                 name=f"Bench space {index}",
@@ -184,7 +186,7 @@ async def _drive(
         async with gate:
             began = time.perf_counter()
             try:
-                await service.create_reservation(principal, request)
+                await service.reservations.create_reservation(principal, request)
                 result.succeeded += 1
             except AlreadyExists:
                 result.conflicts += 1

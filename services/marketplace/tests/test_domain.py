@@ -10,21 +10,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.kit.errors import ValidationError
-from services.marketplace.domain import (
+from services.marketplace.common.domain import Money, decode_cursor, encode_cursor
+from services.marketplace.reservations.domain import (
+    RefundOutcome,
+    cancellation_refund,
+    reservation_cost,
+)
+from services.marketplace.spaces.availability import (
     Availability,
     AvailabilityException,
     ExceptionKind,
-    Money,
-    RefundOutcome,
     WeeklySlot,
-    cancellation_refund,
-    decode_cursor,
-    encode_cursor,
     free_intervals,
     is_open_for,
     merge,
     opening_intervals,
-    reservation_cost,
 )
 
 

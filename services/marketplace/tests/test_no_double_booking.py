@@ -15,9 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from services.api.keiko.marketplace import v1 as pb
 from services.kit.clock import FixedClock
 from services.kit.db import Database, violated_constraint
-from services.marketplace.domain import (
+from services.marketplace.common.domain import Money
+from services.marketplace.reservations.domain import (
     NO_OVERLAP_CONSTRAINT,
-    Money,
     Reservation,
     ReservationStatus,
 )

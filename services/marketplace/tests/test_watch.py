@@ -16,9 +16,10 @@ from services.kit.db import Database
 from services.kit.events import EventBus
 from services.kit.events.fanout import EventFanout
 from services.kit.testing import RecordingRuntime as Runtime
-from services.marketplace.domain import Availability, WeeklySlot
-from services.marketplace.service import ReservationInput, SpaceInput
+from services.marketplace.reservations.domain import ReservationInput
 from services.marketplace.servicer import build_marketplace_servicer
+from services.marketplace.spaces.availability import Availability, WeeklySlot
+from services.marketplace.spaces.usecases import SpaceInput
 from services.marketplace.tests.conftest import Harness, at, expect_code
 
 
@@ -111,7 +112,7 @@ async def test_factory_registers_the_outbox_relay_that_publishes_events(
     relay = asyncio.create_task(runtime.jobs["marketplace.outbox"](stop))
     try:
         owner = Principal("owner-1", frozenset({"space_owner"}))
-        space = await servicer.service.create_space(
+        space = await servicer.service.spaces.create_space(
             owner,
             SpaceInput(
                 name="Sala",
@@ -130,7 +131,7 @@ async def test_factory_registers_the_outbox_relay_that_publishes_events(
         async with event_bus.subscribe(
             ["marketplace.reservation_requested"], group="test", consumer="c", start="earliest"
         ) as subscription:
-            made = await servicer.service.create_reservation(
+            made = await servicer.service.reservations.create_reservation(
                 Principal("tutor-1", frozenset({"tutor"})),
                 ReservationInput(space.id, "", "student-1", at(10, 10), at(10, 11)),
             )

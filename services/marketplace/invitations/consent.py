@@ -34,8 +34,9 @@ from services.kit.invitations import (
     Invitations,
     InvitationStatus,
 )
-from services.marketplace.domain import Reservation, TutorSession
-from services.marketplace.storage import invitations_table
+from services.marketplace.common.storage import invitations_table
+from services.marketplace.reservations.domain import Reservation
+from services.marketplace.tutor_sessions.domain import TutorSession
 
 SERVICE = "marketplace"
 

@@ -1,0 +1,1 @@
+"""Consent (issue 9): the invitations a booking sends, and the invitees' answers."""

@@ -1,0 +1,1 @@
+"""Space ratings after a completed reservation."""

@@ -1,0 +1,1 @@
+"""Reservations: booking a space with no double booking, confirming, cancelling, completing."""

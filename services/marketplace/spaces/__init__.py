@@ -1,0 +1,1 @@
+"""Learning spaces: listing, editing, search and availability."""

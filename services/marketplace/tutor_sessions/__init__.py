@@ -1,0 +1,1 @@
+"""Tutor sessions: a tutor and a student in a space, held by a reservation."""

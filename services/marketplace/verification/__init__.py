@@ -1,0 +1,1 @@
+"""Safety certifications and space verification."""
