@@ -39,6 +39,7 @@ from services.kit import tracing
 from services.kit.auth import TokenVerifier, bearer_token
 from services.kit.clock import Clock
 from services.kit.errors import Unauthenticated
+from services.kit.grpc.client import RoutedChannel
 from services.kit.jsonlimits import JsonRefused, loads_limited
 
 MAX_GRAPHQL_JSON_BYTES = 1024 * 1024
@@ -177,7 +178,9 @@ def create_app(
     token_verifier: TokenVerifier | None = None,
 ) -> Starlette:
     graphql_app = KeikoGraphQL(schema, channel, token_verifier)
-    health = health_pb2_grpc.HealthStub(channel)
+    # Services that run apart (replicas) each have their channel: every one must serve.
+    channels = channel.channels() if isinstance(channel, RoutedChannel) else [channel]
+    healths = [health_pb2_grpc.HealthStub(c) for c in channels]
 
     async def healthz(_: Request) -> Response:
         """
@@ -198,15 +201,17 @@ def create_app(
           200: {description: "{status: serving}"}
           503: {description: "{status, reason}: not serving yet"}
         """
-        try:
-            reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
-        except grpc.aio.AioRpcError as error:
-            return JSONResponse(
-                {"status": "unavailable", "reason": error.code().name}, status_code=503
-            )
-        serving = reply.status == health_pb2.HealthCheckResponse.SERVING
-        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-        return JSONResponse({"status": status.lower()}, status_code=200 if serving else 503)
+        for health in healths:
+            try:
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+            except grpc.aio.AioRpcError as error:
+                return JSONResponse(
+                    {"status": "unavailable", "reason": error.code().name}, status_code=503
+                )
+            if reply.status != health_pb2.HealthCheckResponse.SERVING:
+                status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+                return JSONResponse({"status": status.lower()}, status_code=503)
+        return JSONResponse({"status": "serving"})
 
     async def metrics(_: Request) -> Response:
         """

@@ -13,7 +13,7 @@ import uvicorn
 from keiko.settings import Settings
 from services.kit.auth import TokenVerifier, public_key_pem
 from services.kit.clock import SystemClock
-from services.kit.grpc.client import open_channel
+from services.kit.grpc.client import open_service_channel
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -43,8 +43,10 @@ async def running_gateway(settings: Settings) -> AsyncIterator[int]:
     from gateway.schema import build_schema
 
     # Yields the bound HTTP port (settings.http_port may be 0 for "any free port").
-    channel = open_channel(
-        settings.gateway_target, deadline_seconds=settings.gateway_rpc_deadline_seconds
+    channel = open_service_channel(
+        settings.gateway_target,
+        settings.service_targets,
+        deadline_seconds=settings.gateway_rpc_deadline_seconds,
     )
     app = create_app(
         build_schema(

@@ -28,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-gateway", action="store_true", help="do not start GraphQL")
     serve.add_argument(
+        "--gateway-only",
+        action="store_true",
+        help="run the GraphQL gateway alone, calling the services at KEIKO_SERVICES_TARGET "
+        "and KEIKO_SERVICE_TARGETS (the gateway's shape for replicas)",
+    )
+    serve.add_argument(
         "--no-chain", action="store_true", help="do not start the embedded Keikochain node"
     )
 
@@ -96,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, json=settings.log_json)
 
     if args.command == "serve":
-        from keiko.platform import serve
+        from keiko.platform import serve, serve_gateway
         from services.kit.errors import FailedPrecondition
 
         hosted = registry.resolve(args.services)
@@ -105,18 +111,30 @@ def main(argv: list[str] | None = None) -> int:
         from keiko.platform import PortInUse
         from services.kit import tracing
 
+        if args.gateway_only and (args.services or args.no_gateway):
+            print(
+                "keiko: --gateway-only hosts no service (drop --service, --no-gateway)",
+                file=sys.stderr,
+            )
+            return 2
         # Traces only when an OTLP endpoint is configured (docs/observability.md).
-        service_name = "keiko-" + "-".join(args.services) if args.services else "keiko"
+        if args.gateway_only:
+            service_name = "keiko-gateway"
+        else:
+            service_name = "keiko-" + "-".join(args.services) if args.services else "keiko"
         tracing.configure(service_name, settings.otlp_endpoint)
         try:
-            asyncio.run(
-                serve(
-                    settings,
-                    hosted,
-                    with_gateway=not args.no_gateway and not alone,
-                    with_chain=not args.no_chain and not alone,
+            if args.gateway_only:
+                asyncio.run(serve_gateway(settings))
+            else:
+                asyncio.run(
+                    serve(
+                        settings,
+                        hosted,
+                        with_gateway=not args.no_gateway and not alone,
+                        with_chain=not args.no_chain and not alone,
+                    )
                 )
-            )
         except (PortInUse, NodeStartError) as refused:
             print(f"keiko: cannot start: {refused}", file=sys.stderr)
             return 1

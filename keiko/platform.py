@@ -23,7 +23,7 @@ from chain.node.process import port_in_use
 from gateway.server import running_gateway
 from keiko.registry import ServiceDefinition
 from keiko.runtime import ServiceRuntime
-from keiko.settings import Settings
+from keiko.settings import ALL_SERVICES, Settings
 from services.api import DESCRIPTOR_SET_PATH
 from services.kit.auth import TokenVerifier, load_or_create_signing_key, public_key_pem
 from services.kit.clock import SystemClock
@@ -225,6 +225,42 @@ def banner(
     return "\n".join(lines)
 
 
+def gateway_banner(http_port: int, settings: Settings) -> str:
+    base = settings.model_copy(update={"http_port": http_port}).public_gateway_url
+    lines = ["Keiko gateway is running"]
+    lines.append(f"  GraphQL   {base}/graphql  (ws: graphql-transport-ws)")
+    lines.append(f"  ops       {base}/healthz  {base}/readyz  {base}/metrics")
+    for name in [*ALL_SERVICES, "chain"]:
+        lines.append(f"  {name:<12}  {settings.target_of(name)}")
+    lines.append("Ctrl-C stops.")
+    return "\n".join(lines)
+
+
+async def serve_gateway(settings: Settings) -> None:
+    """The GraphQL/HTTP gateway alone (no services, no database, no bus): it calls each
+    service where ``services_target`` / ``service_targets`` say, balancing replicas."""
+    stop = _stop_on_signals()
+    settings = with_concrete_ports(settings)
+    if port_in_use(settings.http_host, settings.http_port):
+        raise PortInUse(
+            f"the HTTP port {settings.http_host}:{settings.http_port} is already in use "
+            "(set KEIKO_HTTP_PORT to a free port, or 0 for any)"
+        )
+    async with running_gateway(settings) as http_port:
+        print(gateway_banner(http_port, settings), file=sys.stdout, flush=True)
+        await stop.wait()
+        log.info("shutting down")
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 async def serve(
     settings: Settings,
     definitions: list[ServiceDefinition],
@@ -232,11 +268,7 @@ async def serve(
     with_gateway: bool,
     with_chain: bool,
 ) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
     async with running_platform(
         settings, definitions, with_gateway=with_gateway, with_chain=with_chain
     ) as platform:

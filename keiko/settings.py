@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "0.0.0.0", "::", "::1", ""})
@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         "",
         description="host:port of the gRPC services the gateway calls; "
         "empty = this process's own gRPC port",
+    )
+    service_targets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Where the gateway and the services find each service, by name: JSON "
+        '{"learning": "10.0.0.1:50051,10.0.0.2:50051", "chain": ...}; a comma list is a '
+        "set of replicas, balanced round robin and health-checked. A service not named "
+        "here is at services_target",
     )
 
     jwt_private_key_file: Path | None = Field(
@@ -108,6 +115,20 @@ class Settings(BaseSettings):
     gateway_rpc_deadline_seconds: float = Field(30.0, gt=0)
     shutdown_grace_seconds: float = 5.0
 
+    @field_validator("service_targets")
+    @classmethod
+    def _known_services(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - {*ALL_SERVICES, "chain"})
+        if unknown:
+            raise ValueError(
+                f"unknown service(s) {', '.join(unknown)}; "
+                f"choose from {', '.join([*ALL_SERVICES, 'chain'])}"
+            )
+        empty = sorted(name for name, target in value.items() if not target.strip())
+        if empty:
+            raise ValueError(f"empty target for {', '.join(empty)}")
+        return value
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -125,6 +146,16 @@ class Settings(BaseSettings):
     @property
     def gateway_target(self) -> str:
         return self.services_target or f"127.0.0.1:{self.grpc_port}"
+
+    def target_of(self, service: str) -> str:
+        """host:port (or a comma list of replicas) where ``service`` answers: its entry in
+        ``service_targets``, for the chain translator ``chain_translator_target``, else
+        the gateway's target."""
+        if service in self.service_targets:
+            return self.service_targets[service]
+        if service == "chain" and self.chain_translator_target:
+            return self.chain_translator_target
+        return self.gateway_target
 
     @property
     def public_gateway_url(self) -> str:

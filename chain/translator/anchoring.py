@@ -75,6 +75,10 @@ class EngineSettings:
     confirm_timeout: timedelta = timedelta(seconds=30)
     # Upper bound of one anchor_batch call (sign, send, wait for the receipt).
     send_timeout: float = 120.0
+    # A pass claims its due batches for this long and renews the claim every third of it
+    # while it works, so a replica that dies (SIGKILL, a lost machine) holds its batches
+    # only this long before another replica takes them over.
+    claim_lease: timedelta = timedelta(seconds=15)
     # Wait of the run loop between passes while records or batches are in flight (it
     # wakes early on notify()).
     poll_interval: float = 0.1
@@ -191,16 +195,39 @@ class AnchoringEngine:
         """Check/send every due batch while the breaker allows; returns batches handled."""
         if self.breaker.state is BreakerState.OPEN:
             return 0
-        lease = timedelta(seconds=self.settings.send_timeout + 30)
+        lease = self.settings.claim_lease
         claimed = await self.store.claim_due_batches(self.settings.batches_per_pass, lease)
+        if not claimed:
+            return 0
+        held = {batch.seq: batch for batch in claimed}
+        renewing = asyncio.create_task(self._renew_claims(held, lease))
         handled = 0
-        for position, batch in enumerate(claimed):
-            if not self.breaker.allow():
-                await self.store.release([b.batch_id for b in claimed[position:]])
-                break
-            await self._process(batch)
-            handled += 1
+        try:
+            for position, batch in enumerate(claimed):
+                if not self.breaker.allow():
+                    await self.store.release([b.batch_id for b in claimed[position:]])
+                    break
+                await self._process(batch)
+                held.pop(batch.seq, None)
+                handled += 1
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
         return handled
+
+    async def _renew_claims(self, held: dict[int, BatchRow], lease: timedelta) -> None:
+        """Keep this pass's claims alive while it works through them (see claim_lease)."""
+        while held:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                renewed = await self.store.renew_claims(list(held.values()), lease)
+            except Exception as exc:  # the database is away: the claims may lapse
+                log.warning("cannot renew batch claims", error=describe_error(exc))
+                continue
+            for batch in renewed:
+                if batch.seq in held:
+                    held[batch.seq] = batch
 
     async def _process(self, batch: BatchRow) -> None:
         try:

@@ -33,7 +33,7 @@ SQLite returns naive datetimes: every value written is UTC and read back as UTC.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -616,7 +616,9 @@ class ChainStore:
     async def claim_due_batches(self, limit: int, lease: timedelta) -> list[BatchRow]:
         """Take up to ``limit`` due batches for this engine: their ``next_attempt_at``
         moves ``lease`` ahead in the same transaction (``SKIP LOCKED`` on PostgreSQL), so
-        replicas do not send the same batch at once; a crashed engine's claim expires."""
+        replicas do not send the same batch at once; a crashed engine's claim expires.
+        The rows come back with ``next_attempt_at`` = the claim's expiry, which is also
+        the token :meth:`renew_claims` extends it by."""
         now = self.clock.now()
         query = (
             select(batches)
@@ -638,7 +640,29 @@ class ChainStore:
                     .where(batches.c.seq.in_([r.seq for r in rows]))
                     .values(next_attempt_at=now + lease)
                 )
-        return rows
+        return [replace(r, next_attempt_at=now + lease) for r in rows]
+
+    async def renew_claims(self, claims: Sequence[BatchRow], lease: timedelta) -> list[BatchRow]:
+        """Extend claims this engine still holds to ``lease`` from now; returns them with
+        their new expiry. A claim is held while the batch's ``next_attempt_at`` is still
+        the expiry we set (compare-and-set): once the engine recorded an outcome (sent,
+        failed, confirmed) or another engine took the batch after expiry, it is not."""
+        until = self.clock.now() + lease
+        renewed: list[BatchRow] = []
+        async with self.db.transaction() as s:
+            for claim in claims:
+                result = await s.execute(
+                    update(batches)
+                    .where(
+                        batches.c.seq == claim.seq,
+                        batches.c.state.in_((SEALED, SUBMITTED)),
+                        batches.c.next_attempt_at == claim.next_attempt_at,
+                    )
+                    .values(next_attempt_at=until)
+                )
+                if getattr(result, "rowcount", 0):
+                    renewed.append(replace(claim, next_attempt_at=until))
+        return renewed
 
     async def release(self, batch_ids: Sequence[int]) -> None:
         """Give claimed batches back (due now)."""

@@ -648,7 +648,7 @@ def build_passport_servicer(
     URL) with ``KEIKO_CHAIN_DEPLOYMENT_FILE`` or ``<data dir>/chain/deployment.json`` (as
     the translator); share-link URLs start with ``settings.public_gateway_url``
     (``KEIKO_PUBLIC_BASE_URL``, default ``http://localhost:<http port>``); proofs missing
-    from anchor events come from the translator at ``settings.gateway_target``."""
+    from anchor events come from the translator (:func:`translator_target`)."""
     settings = runtime.settings
     default_reader = chain_reader is None
     if chain_reader is None:
@@ -662,7 +662,7 @@ def build_passport_servicer(
         )
         chain_reader = chain_reader_factory(config.rpc_url, config.deployment_file)
     if proof_source is None:
-        proof_source = GrpcProofSource(settings.gateway_target)
+        proof_source = GrpcProofSource(translator_target(settings))
     base = share_base_url or settings.public_gateway_url
     service = PassportService(
         runtime.database,
@@ -692,9 +692,15 @@ def credential_signing(runtime: ServiceRuntime) -> TranslatorSigning | None:
     if private_pem is None:
         return None
     issuer = TokenIssuer(private_pem, runtime.clock, timedelta(minutes=5))
-    settings = runtime.settings
-    target = getattr(settings, "chain_translator_target", "") or settings.gateway_target
-    return TranslatorSigning(target, lambda: issuer.issue(SERVICE_PRINCIPAL).token)
+    return TranslatorSigning(
+        translator_target(runtime.settings), lambda: issuer.issue(SERVICE_PRINCIPAL).token
+    )
+
+
+def translator_target(settings: Any) -> str:
+    """Where the chain translator answers: ``chain_translator_target`` (its replicas, when
+    it runs apart), else this platform's own gRPC target."""
+    return str(getattr(settings, "chain_translator_target", "") or settings.gateway_target)
 
 
 def consumer_job(

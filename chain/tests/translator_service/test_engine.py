@@ -307,3 +307,38 @@ async def test_two_replicas_seal_and_send_disjoint_batches(
     assert chain.sends == 2
     await ChainWatcher(store, chain).catch_up()
     await assert_each_anchored_once(store, chain, 8)
+
+
+async def test_a_dead_replicas_claims_lapse_and_a_live_ones_are_renewed(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    """A replica killed mid-pass holds its claimed batches only ``claim_lease``: another
+    replica then sends them, once. A live replica renews its claims (compare-and-set on
+    the expiry it set), so a slow send is not taken over; once it recorded an outcome
+    there is nothing left to renew."""
+    lease = timedelta(seconds=15)
+    chain = FakeAnchorChain()
+    survivor = engine_for(store, chain, clock, claim_lease=lease)
+    await queue(store, 8)
+    assert len(await survivor.seal_ready()) == 2
+    # The dead replica's pass: claimed, then nothing (SIGKILL before any send).
+    dead_claims = await store.claim_due_batches(16, lease)
+    assert len(dead_claims) == 2
+    assert await survivor.send_due() == 0
+    clock.advance(lease + timedelta(milliseconds=1))
+    assert await survivor.send_due() == 2
+    await ChainWatcher(store, chain).catch_up()
+    await assert_each_anchored_once(store, chain, 8)
+    assert await store.renew_claims(dead_claims, lease) == []  # outcomes recorded
+
+    await queue(store, 4, start=8)
+    assert len(await survivor.seal_ready()) == 1
+    live = await store.claim_due_batches(16, lease)
+    clock.advance(timedelta(seconds=10))
+    renewed = await store.renew_claims(live, lease)
+    assert [b.batch_id for b in renewed] == [b.batch_id for b in live]
+    clock.advance(timedelta(seconds=10))  # past the first expiry, within the renewed one
+    assert await survivor.send_due() == 0
+    assert await store.renew_claims(live, lease) == []  # the old expiry is no token
+    clock.advance(lease)
+    assert await survivor.send_due() == 1

@@ -165,16 +165,25 @@ MESSAGE_SIZE_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
+# Replicas are balanced round robin over the addresses whose connection is up and whose
+# grpc.health.v1 Watch says SERVING (the whole server, service ""): a replica that dies
+# is skipped as soon as its connection drops, one that drains (health NOT_SERVING at
+# shutdown) as soon as it says so, and both come back when they serve again.
+REPLICA_SERVICE_CONFIG = json.dumps(
+    {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ""}}
+)
+
+
 def channel_target(target: str) -> tuple[str, list[tuple[str, Any]]]:
-    """A gRPC target and its options. `target` is host:port, or a comma list of them
-    (service replicas): those are balanced round robin, each address health-checked by
-    its connection state, so a replica that dies is skipped until it comes back."""
+    """A gRPC target and its options. `target` is host:port, or a comma list of IPv4
+    host:port (service replicas): those are balanced round robin with health checking
+    (REPLICA_SERVICE_CONFIG)."""
     addresses = [a.strip() for a in target.split(",") if a.strip()]
     if len(addresses) <= 1:
         return target.strip(), []
     return "ipv4:" + ",".join(addresses), [
         ("grpc.lb_policy_name", "round_robin"),
-        ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
+        ("grpc.service_config", REPLICA_SERVICE_CONFIG),
     ]
 
 
@@ -207,3 +216,84 @@ def open_channel(target: str, *, deadline_seconds: float | None = None) -> grpc.
         options=[*MESSAGE_SIZE_OPTIONS, *options],
         interceptors=[UnaryDeadline(deadline_seconds)] if deadline_seconds is not None else None,
     )
+
+
+def service_of(method: str) -> str:
+    """The Keiko service a full method name belongs to: ``learning`` for
+    ``/keiko.learning.v1.LearningService/RecordInteraction``; "" for any other."""
+    package = method.lstrip("/").split("/", 1)[0].split(".")
+    return package[1] if len(package) > 2 and package[0] == "keiko" else ""
+
+
+class RoutedChannel(grpc.aio.Channel):
+    """A grpc.aio.Channel for a caller of several services that run apart
+    (each its own set of replicas): every call goes to the channel of the service its
+    method belongs to, anything else (health, reflection) to the default channel."""
+
+    def __init__(self, default: grpc.aio.Channel, by_service: dict[str, grpc.aio.Channel]) -> None:
+        self.default = default
+        self.by_service = dict(by_service)
+
+    def channel_for(self, method: str) -> grpc.aio.Channel:
+        return self.by_service.get(service_of(method), self.default)
+
+    def channels(self) -> list[grpc.aio.Channel]:
+        """Each distinct channel once, the default first."""
+        out = [self.default]
+        for channel in self.by_service.values():
+            if all(channel is not seen for seen in out):
+                out.append(channel)
+        return out
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self.channel_for(method).unary_unary(method, *args, **kwargs)
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self.channel_for(method).unary_stream(method, *args, **kwargs)
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self.channel_for(method).stream_unary(method, *args, **kwargs)
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self.channel_for(method).stream_stream(method, *args, **kwargs)
+
+    async def channel_ready(self) -> None:
+        for channel in self.channels():
+            await channel.channel_ready()
+
+    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
+        return self.default.get_state(try_to_connect)
+
+    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
+        await self.default.wait_for_state_change(last_observed_state)
+
+    async def close(self, grace: float | None = None) -> None:
+        for channel in self.channels():
+            await channel.close(grace)
+
+    async def __aenter__(self) -> RoutedChannel:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close(None)
+
+
+def open_service_channel(
+    default_target: str,
+    service_targets: dict[str, str],
+    *,
+    deadline_seconds: float | None = None,
+) -> grpc.aio.Channel:
+    """One channel to `default_target`, or, when some services run elsewhere
+    (`service_targets`, by service name), a RoutedChannel that sends each service's calls
+    to its own target (one channel per distinct target); see open_channel."""
+    default = open_channel(default_target, deadline_seconds=deadline_seconds)
+    if not service_targets:
+        return default
+    opened: dict[str, grpc.aio.Channel] = {default_target: default}
+    by_service = {}
+    for service, target in service_targets.items():
+        if target not in opened:
+            opened[target] = open_channel(target, deadline_seconds=deadline_seconds)
+        by_service[service] = opened[target]
+    return RoutedChannel(default, by_service)
