@@ -30,6 +30,7 @@ from uuid import uuid4
 from services.kit import tracing
 
 __all__ = [
+    "BusEpoch",
     "BusOptions",
     "DeadLetter",
     "Delivery",
@@ -135,6 +136,14 @@ class DeadLetter:
             reason=fields["dlq_reason"],
             failed_at=datetime.fromisoformat(fields["dlq_failed_at"]),
         )
+
+
+@dataclass(frozen=True)
+class BusEpoch:
+    """One lifetime of the bus's memory: an id and when it began."""
+
+    id: str
+    started_at: datetime
 
 
 @dataclass(frozen=True)
@@ -329,6 +338,12 @@ class EventBus(Protocol):
     async def delete_group(self, topic: str, group: str) -> None:
         """Drop `group` from `topic` with its pending entries (no-op if it is missing).
         For groups that only one process ever reads, such as a fan-out's."""
+        ...
+
+    async def epoch(self) -> BusEpoch:
+        """What the bus holds now is this epoch's: a new one starts when the bus lost its
+        memory (a Redis restarted without persistence, or flushed). Outbox relays then
+        publish again what they had sent to the lost epoch (see OutboxRelay)."""
         ...
 
     async def close(self) -> None: ...

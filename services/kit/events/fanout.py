@@ -14,6 +14,7 @@ import contextlib
 import os
 import socket
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ class _Watcher:
     predicate: Predicate
     queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue())
     overflowed: bool = False
+
+
+RECENT_IDS = 10_000
 
 
 class EventFanout:
@@ -99,8 +103,20 @@ class EventFanout:
                 watcher.queue.put_nowait(None)
 
     async def _pump(self, topic: str, subscription: Subscription) -> None:
+        # Watchers see each event once even when it is delivered again (an outbox relay
+        # publishing again after Redis lost its memory, a redelivery): the ids of the
+        # latest events are remembered.
+        seen: set[str] = set()
+        order: deque[str] = deque()
         async for delivery in subscription:
             event = delivery.event
+            if event.id in seen:
+                await delivery.ack()
+                continue
+            seen.add(event.id)
+            order.append(event.id)
+            if len(order) > RECENT_IDS:
+                seen.discard(order.popleft())
             for watcher in list(self._watchers):
                 if topic not in watcher.topics or watcher.overflowed:
                     continue

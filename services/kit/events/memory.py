@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from services.kit.events.base import (
+    BusEpoch,
     BusOptions,
     DeadLetter,
     Delivery,
@@ -68,6 +70,7 @@ class MemoryBroker:
     def __init__(self) -> None:
         self.streams: dict[str, _Stream] = {}
         self.dead: dict[str, list[dict[str, str]]] = {}
+        self.epoch = BusEpoch(uuid.uuid4().hex, datetime.now(UTC))
         self._waiters: set[asyncio.Event] = set()
 
     def stream(self, topic: str) -> _Stream:
@@ -136,6 +139,10 @@ class MemoryEventBus:
         )
         self._subscriptions.add(sub)
         return sub
+
+    async def epoch(self) -> BusEpoch:
+        """The broker keeps its streams as long as the process: one epoch."""
+        return self._broker.epoch
 
     async def dead_letters(self, topic: str, *, limit: int = 100) -> list[DeadLetter]:
         return [DeadLetter.from_fields(f) for f in self._broker.dead.get(topic, [])[:limit]]

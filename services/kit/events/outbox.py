@@ -45,11 +45,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from services.kit import tracing
 from services.kit.clock import Clock, SystemClock
 from services.kit.db import Database
-from services.kit.events.base import Event, EventBus
+from services.kit.events.base import BusEpoch, Event, EventBus
 
 __all__ = ["OutboxRelay", "enqueue", "outbox_table"]
 
 DEFAULT_RETENTION = timedelta(days=7)
+# How far back a relay publishes again when the bus lost its memory (see OutboxRelay):
+# events sent to the lost bus this long before it came back empty. A consumer lagging
+# further behind than this when Redis loses its data misses the older events.
+DEFAULT_REPLAY_WINDOW = timedelta(minutes=5)
 DEFAULT_PURGE_INTERVAL_S = 3600.0
 
 log = structlog.get_logger(__name__)
@@ -109,6 +113,7 @@ class OutboxRelay:
         clock: Clock | None = None,
         retention: timedelta | None = DEFAULT_RETENTION,
         purge_interval: float = DEFAULT_PURGE_INTERVAL_S,
+        replay_window: timedelta = DEFAULT_REPLAY_WINDOW,
     ) -> None:
         self.db = db
         self.table = table
@@ -122,6 +127,8 @@ class OutboxRelay:
         self.clock = clock or SystemClock()
         self.retention = retention  # None: keep published rows
         self.purge_interval = purge_interval
+        self.replay_window = replay_window
+        self._epoch: BusEpoch | None = None
         self._nudged = False
         self._nudge: asyncio.Event | None = None
 
@@ -134,6 +141,10 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Publish up to `batch_size` unpublished events; returns how many were published.
         If publishing fails part-way, the ones already sent are marked and the error raised."""
+        await self._follow_epoch()
+        # Stamped before publishing: a row is marked with a time before its event reached
+        # the bus, so a bus that restarts empty in between starts its epoch after it.
+        stamp = self.clock.now()
         t = self.table
         query = (
             select(t.c.seq, t.c.event_id, t.c.topic, t.c.key, t.c.payload, t.c.occurred_at)
@@ -156,16 +167,41 @@ class OutboxRelay:
                 published.append(row.seq)
             # Mark what went out even when a later publish failed: fewer duplicates.
             if published:
-                await self._mark_published(session, published)
+                await self._mark_published(session, published, stamp)
         if error is not None:
             raise error
         return len(published)
 
-    async def _mark_published(self, session: AsyncSession, seqs: list[int]) -> None:
+    async def _mark_published(
+        self, session: AsyncSession, seqs: list[int], stamp: datetime
+    ) -> None:
         await session.execute(
-            update(self.table)
-            .where(self.table.c.seq.in_(seqs))
-            .values(published_at=self.clock.now())
+            update(self.table).where(self.table.c.seq.in_(seqs)).values(published_at=stamp)
+        )
+
+    async def _follow_epoch(self) -> None:
+        """When the bus lost its memory since the last pass (a Redis restarted without
+        persistence), what was published to it within `replay_window` before the new
+        epoch began is marked unpublished again, so it goes out again (same event ids:
+        consumers dedupe). Rows published in the new epoch are stamped after it began and
+        stay as they are, so relays of several replicas replay each row once."""
+        epoch = await self.bus.epoch()
+        previous, self._epoch = self._epoch, epoch
+        if previous is None or previous.id == epoch.id:
+            return
+        t = self.table
+        since = epoch.started_at - self.replay_window
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(t)
+                .where(t.c.published_at >= since, t.c.published_at < epoch.started_at)
+                .values(published_at=None)
+            )
+        log.warning(
+            "event bus lost its memory: publishing again",
+            table=str(t),
+            rows=int(getattr(result, "rowcount", 0) or 0),
+            since=since.isoformat(),
         )
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from tenacity import (
 )
 
 from services.kit.events.base import (
+    BusEpoch,
     BusOptions,
     DeadLetter,
     Delivery,
@@ -140,6 +142,27 @@ class RedisEventBus:
         )
         self._subscriptions.add(sub)
         return sub
+
+    def epoch_key(self) -> str:
+        return f"{self.prefix}:epoch"
+
+    async def epoch(self) -> BusEpoch:
+        """The epoch key (``<prefix>:epoch``, "<id> <unix time>") is set once, by the first
+        caller after Redis started empty: it vanishes with everything else when Redis
+        restarts without persistence or is flushed, and the next caller starts a new one.
+        A Redis that kept its data (AOF, RDB) keeps its epoch across restarts."""
+        fresh = f"{uuid.uuid4().hex} {time.time():.6f}"
+        key = self.epoch_key()
+
+        async def read() -> Any:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.set(key, fresh, nx=True)
+            pipe.get(key)
+            return (await pipe.execute())[1]
+
+        value = str(await _retrying("epoch", read, stop=stop_after_delay(OPERATION_RETRY_S)))
+        epoch_id, _, started = value.partition(" ")
+        return BusEpoch(epoch_id, datetime.fromtimestamp(float(started or 0), UTC))
 
     async def dead_letters(self, topic: str, *, limit: int = 100) -> list[DeadLetter]:
         rows: Any = await self.redis.xrange(self.dlq_key(topic), "-", "+", count=limit)

@@ -74,3 +74,20 @@ async def test_a_watcher_that_falls_behind_is_cut_off(event_bus: EventBus) -> No
             assert received == ["0", "1"]
     finally:
         await fanout.close()
+
+
+async def test_an_event_published_again_reaches_a_watcher_once(event_bus: EventBus) -> None:
+    """An outbox relay publishes an event again (same id) after the bus lost its memory:
+    a live watcher that already had it does not get it twice."""
+    fanout = EventFanout(event_bus, name="test")
+    try:
+        async with fanout.listen(["passport.updated"], lambda e: True) as events:
+            first = Event("passport.updated", key="p1", payload={"n": 1})
+            await event_bus.publish(first)
+            await event_bus.publish(first)  # the same event again
+            second = Event("passport.updated", key="p1", payload={"n": 2})
+            await event_bus.publish(second)
+            assert (await next_event(events)).id == first.id
+            assert (await next_event(events)).id == second.id
+    finally:
+        await fanout.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kit.clock import FixedClock
 from services.kit.db import NAMING_CONVENTION, Database
 from services.kit.events import Event, EventBus, Subscription
+from services.kit.events.base import BusEpoch
 from services.kit.events.dedupe import (
     Deduplicator,
     handle_once,
@@ -332,3 +334,43 @@ async def test_an_idle_relay_backs_off_and_a_nudge_resets_it(
     relay._sleep = record  # type: ignore[method-assign,assignment]
     await asyncio.wait_for(relay.run(stop), 30)
     assert delays == [0.4, 0.8, 1.6, 2.0, 2.0, 2.0, 0.2, 0.4]
+
+
+async def _lose_bus_memory(bus: EventBus, url: str) -> None:
+    """What a Redis restarted without persistence does: every stream, group and key gone."""
+    from services.kit.events.memory import MemoryEventBus
+    from services.kit.testing import _delete_bus_keys
+
+    if isinstance(bus, MemoryEventBus):  # the in-process broker, emptied the same way
+        bus._broker.streams.clear()
+        bus._broker.epoch = BusEpoch(uuid.uuid4().hex, datetime.now(UTC))
+    else:
+        await _delete_bus_keys(url)
+
+
+async def test_a_bus_that_lost_its_memory_gets_the_recent_events_again_once(
+    db: Database, event_bus: EventBus, event_bus_url: str
+) -> None:
+    """Redis restarted empty: what the relays had published to it shortly before goes out
+    again, once, however many relays (replicas) notice; older rows and rows published to
+    the new epoch are left alone."""
+    relay, other_replica = (OutboxRelay(db, orders_outbox, event_bus) for _ in range(2))
+    old = await place_order(db, "o-old", 1)
+    assert await relay.relay_once() == 1
+    async with db.transaction() as s:  # published long before the loss: not replayed
+        await s.execute(
+            update(orders_outbox)
+            .where(orders_outbox.c.event_id == old.id)
+            .values(published_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+    recent = [await place_order(db, f"o-{i}", i) for i in range(3)]
+    assert await relay.relay_once() == 3
+    assert await other_replica.relay_once() == 0  # it knows the epoch too
+
+    await _lose_bus_memory(event_bus, event_bus_url)
+    new = await place_order(db, "o-new", 9)
+    assert await relay.relay_once() == 4  # the 3 recent ones again, and the new one
+    assert await other_replica.relay_once() == 0  # nothing twice
+    assert await relay.pending() == 0
+    async with event_bus.subscribe([TOPIC], group="billing", consumer="c") as sub:
+        assert await received(sub, event_bus, 4) == [*recent, new]
