@@ -18,7 +18,10 @@ its address and public key only, and Keiko cannot sign for it.
 **Deployment**, idempotent at every step (each is checked on chain first):
 
 1. the translator's operator account transfers :attr:`LearnerAccountSettings.funding_fri`
-   STRK to the address, unless it already holds half of it;
+   STRK to the address, unless it already holds half of it. The transfers are
+   group-committed (:class:`FundingQueue`): those requested while a funding transaction
+   is in flight go together, as one multicall, in the next one, so N learners registering
+   at once cost the operator a few transactions, not N;
 2. the learner's key signs the DEPLOY_ACCOUNT, whose fee the new account pays;
 3. the row is marked deployed, with the transaction hash.
 """
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +45,7 @@ from starknet_py.net.client_errors import ClientError
 from starknet_py.net.client_models import Call, ResourceBoundsMapping
 from starknet_py.net.signer.key_pair import KeyPair
 
-from chain.client import FeePolicy, KeikoChain
+from chain.client import FeePolicy, KeikoChain, TxResult
 from chain.client.deployment import Deployment
 from chain.client.signer import FastStarkSigner
 from chain.translator.felts import felt_to_hex
@@ -62,6 +65,7 @@ DEFAULT_FUNDING_FRI = 10**17  # 0.1 STRK: the deployment, the registration and m
 CREATED = "created"
 DEPLOYED = "deployed"
 CONTRACT_NOT_FOUND = 20
+MAX_FUNDING_BATCH = 32  # transfers in one funding multicall
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,51 @@ class LearnerAccountStore:
             )
 
 
+class FundingQueue:
+    """Group commit of the operator's funding transfers. A caller waits until the
+    transaction carrying its transfer has its receipt; the transfers requested while one
+    funding transaction is in flight are sent together in the next (at most
+    ``max_batch`` per transaction). A transaction that fails or reverts fails every
+    transfer it carried (each caller sees the error; a retry asks again)."""
+
+    def __init__(
+        self,
+        execute: Callable[[Sequence[Call]], Awaitable[TxResult]],
+        *,
+        max_batch: int = MAX_FUNDING_BATCH,
+    ) -> None:
+        self._execute = execute
+        self._max_batch = max_batch
+        self._queue: list[tuple[Call, asyncio.Future[None]]] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def transfer(self, call: Call) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((call, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
+        await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            error: BaseException | None = None
+            try:
+                result = await self._execute([call for call, _ in batch])
+                if not result.succeeded:
+                    error = Unavailable(f"the funding transaction reverted: {result.revert_reason}")
+            except Exception as exc:  # every caller of this batch gets it
+                error = exc
+            for _, future in batch:
+                if future.done():
+                    continue
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+
 class LearnerAccounts:
     """Learners' own accounts: create (key + address), deploy, connect as the learner."""
 
@@ -175,6 +224,7 @@ class LearnerAccounts:
         self.operator = operator
         self.settings = settings or LearnerAccountSettings()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._funding: FundingQueue | None = None
 
     @property
     def vault(self) -> KeyVault:
@@ -243,15 +293,19 @@ class LearnerAccounts:
         if low + (high << 128) >= self.settings.funding_fri // 2:
             return
         amount = self.settings.funding_fri
-        result = await operator.execute(
+        if self._funding is None:
+            self._funding = FundingQueue(lambda calls: self._fund_many(calls))
+        await self._funding.transfer(
             Call(
                 token,
                 get_selector_from_name("transfer"),
                 [account.address, amount % 2**128, amount // 2**128],
             )
         )
-        if not result.succeeded:
-            raise Unavailable(f"funding {hex(account.address)} reverted: {result.revert_reason}")
+
+    async def _fund_many(self, calls: Sequence[Call]) -> TxResult:
+        operator = await self.operator.get()  # the connection of now (it may reconnect)
+        return await operator.execute(calls)
 
     async def _deploy(self, operator: KeikoChain, account: LearnerAccount, class_hash: int) -> int:
         key = KeyPair.from_private_key(self._private_key(account))
