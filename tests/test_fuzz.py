@@ -5,7 +5,8 @@ Against the real platform (every service, the gateway, the dev chain node) on th
 engine, with one signed-in user:
 
 - the whole GraphQL schema (every query and mutation, valid and invalid arguments) with
-  hypothesis-graphql, anonymous and signed in;
+  hypothesis-graphql, anonymous and signed in; and every root field again with its
+  arguments as variables, typed and wild (tests/fuzz_variables.py);
 - every REST route with schemathesis, from the OpenAPI document the gateway serves at
   /openapi.json, valid and invalid requests, anonymous and signed in.
 
@@ -40,9 +41,11 @@ from schemathesis import GenerationMode
 
 from gateway.schema import build_schema
 from tests.e2e_support import signed_in_platform
+from tests.fuzz_variables import operations, requests_of
 
-GRAPHQL_EXAMPLES = 250  # per caller (anonymous, signed in)
-REST_EXAMPLES = 4  # per operation, mode and caller
+GRAPHQL_EXAMPLES = 150  # per caller (anonymous, signed in)
+VARIABLES_EXAMPLES = 200  # the same, with variables (tests/fuzz_variables.py)
+REST_EXAMPLES = 3  # per operation, mode and caller
 REQUEST_TIMEOUT = 60.0
 MASKED = "Internal server error"
 # Signed-in runs keep their session: these would end it for the rest of the run.
@@ -128,16 +131,27 @@ def fuzz_graphql(base_url: str, token: str | None, findings: Findings) -> None:
     headers = {"authorization": f"Bearer {token}"} if token else {}
     with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT, headers=headers) as http:
 
-        def send(query: object) -> None:
-            label = f"POST /graphql {'signed in' if token else 'anonymous'}: {query}"
+        def send(body: object) -> None:
+            if not isinstance(body, dict):
+                body = {"query": body}
+            label = f"POST /graphql {'signed in' if token else 'anonymous'}: {body!r}"
             try:
-                response = http.post("/graphql", json={"query": query})
+                response = http.post("/graphql", json=body)
             except httpx.HTTPError as error:
                 findings.failed(label, error)
                 return
             findings.check(label, response.status_code, response.text)
 
         run(graphql_strategy(schema, signed_in=token is not None), send, GRAPHQL_EXAMPLES)
+        skip = SESSION_ENDING if token else frozenset()
+        with_variables = st.one_of(
+            [
+                requests_of(operation, wild)
+                for operation in operations(schema, skip)
+                for wild in (False, True)
+            ]
+        )
+        run(with_variables, send, VARIABLES_EXAMPLES)
 
 
 def fuzz_rest(base_url: str, token: str | None, findings: Findings) -> None:

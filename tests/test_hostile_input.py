@@ -336,9 +336,29 @@ def _entries(groups: list[passport_pb.TimelineGroup]) -> list[passport_pb.Passpo
     return found
 
 
+async def check_nul_characters_are_bad_user_input(platform: Platform) -> None:
+    """What the fuzzer (tests/test_fuzz.py) found on PostgreSQL: an id with a NUL character
+    reached the database, which cannot store it, and came back a masked internal error."""
+    reason = "must not contain the NUL character (U+0000)"
+    for operation, field in (
+        ("query($v0: ID!) { tutorSession(id: $v0) { __typename } }", "session_id"),
+        ("query($v0: ID!) { tutorialSession(id: $v0) { __typename } }", "session_id"),
+        ("mutation($v0: ID!) { revokeLrsClient(id: $v0) { __typename } }", "client_id"),
+        ("mutation($v0: ID!) { revokeWebhookSource(id: $v0) { __typename } }", "source_id"),
+    ):
+        error = only_error(await platform.graphql(operation, {"v0": "a\x00b"}))
+        assert error["message"] == f"{field}: {reason}"
+        assert error["extensions"] == {
+            "code": "BAD_USER_INPUT",
+            "field": field,
+            "violations": [{"field": field, "reason": reason}],
+        }
+
+
 async def test_hostile_and_careless_requests_get_exact_client_errors(platform: Platform) -> None:
     """One platform for every case (starting one is the expensive part)."""
     await check_a_small_query_of_nested_fragments_is_refused_before_it_runs(platform)
     await check_malformed_http_requests_are_4xx_with_a_reason(platform)
     await check_wrongly_typed_or_out_of_range_inputs_are_bad_user_input(platform)
     await check_largest_pages_fit_in_a_message(platform)
+    await check_nul_characters_are_bad_user_input(platform)

@@ -9,8 +9,9 @@ always INVALID_ARGUMENT naming the field path (`interaction.title`,
 
 What is checked:
 
-- strings: at most N characters (Python `len`, code points) and valid Unicode (no lone
-  surrogates, which protobuf cannot encode);
+- strings: at most N characters (Python `len`, code points), valid Unicode (no lone
+  surrogates, which protobuf cannot encode) and no NUL character (PostgreSQL text cannot
+  hold it, so both engines refuse it alike);
 - bytes: at most N bytes;
 - repeated fields and maps: at most N items;
 - timestamps: within [TIMESTAMP_MIN, TIMESTAMP_MAX); durations: within +/- MAX_DURATION;
@@ -140,6 +141,8 @@ def _check_string(value: str, limit: int, path: str) -> None:
         raise ValidationError(path, f"must be at most {limit} characters")
     if not value.isascii() and _LONE_SURROGATE.search(value):
         raise ValidationError(path, "must be valid Unicode text (it has a lone surrogate)")
+    if "\x00" in value:
+        raise ValidationError(path, "must not contain the NUL character (U+0000)")
 
 
 def check_instant(value: datetime, path: str) -> None:

@@ -45,6 +45,10 @@ def test_strings_bytes_lists_maps_numbers_and_instants() -> None:
         "interaction.title",
         "must be valid Unicode text (it has a lone surrogate)",
     )
+    assert violation(interaction(title="a\x00b")) == (
+        "interaction.title",
+        "must not contain the NUL character (U+0000)",
+    )
     assert violation(learning_pb.RecordStatementsRequest(statement_jsons=["{}"] * 1001)) == (
         "statement_jsons",
         "must have at most 1000 items",
