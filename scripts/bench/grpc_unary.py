@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from keiko.authenticator import SoftwareAuthenticator  # noqa: E402
+from scripts.bench.stack import PURE_CODEC, uptime  # noqa: E402
 from scripts.bench.throwaway import throwaway_postgres  # noqa: E402
 from services.api.keiko.identity import v1 as pb  # noqa: E402
 from services.kit.grpc.client import stub  # noqa: E402
@@ -84,8 +85,10 @@ async def run_load(
     return time.perf_counter() - started, latencies
 
 
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    keiko = [sys.executable, "-m", "keiko"]
+def start_server(
+    env: dict[str, str], port: int, pure_codec: bool = False
+) -> subprocess.Popen[bytes]:
+    keiko = [sys.executable, *(["-c", PURE_CODEC] if pure_codec else ["-m", "keiko"])]
     if "postgresql" in env["KEIKO_DATABASE_URL"]:
         subprocess.run(
             [*keiko, "migrate", "--service", "identity"], env=env, check=True, capture_output=True
@@ -124,7 +127,9 @@ async def sign_up(channel: grpc.aio.Channel) -> tuple[str, str]:
     return done.user.id, done.tokens.access_token
 
 
-async def bench_engine(engine: str, requests: int, levels: list[int]) -> list[Result]:
+async def bench_engine(
+    engine: str, requests: int, levels: list[int], pure_codec: bool = False
+) -> list[Result]:
     database: AbstractAsyncContextManager[str] = (
         throwaway_postgres() if engine == "postgres" else nullcontext("")
     )
@@ -141,7 +146,7 @@ async def bench_engine(engine: str, requests: int, levels: list[int]) -> list[Re
                 # Tokens must outlive the run.
                 "KEIKO_ACCESS_TOKEN_TTL_SECONDS": "3600",
             }
-            server = start_server(env, port)
+            server = start_server(env, port, pure_codec)
             results = []
             try:
                 async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -187,14 +192,18 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--engines", default="sqlite,postgres")
     parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument(
+        "--pure-codec", action="store_true", help="betterproto's pure-Python codec (before)"
+    )
     args = parser.parse_args()
+    print(f"codec: {'pure Python' if args.pure_codec else 'as installed'}; {uptime()}")
     levels = [int(c) for c in args.concurrency.split(",")]
     results: list[Result] = []
     for engine in args.engines.split(","):
-        results += await bench_engine(engine, args.requests, levels)
+        results += await bench_engine(engine, args.requests, levels, args.pure_codec)
     print(report(results))
     mean_cpu = statistics.mean(os.getloadavg())
-    print(f"\n{os.cpu_count()} cores, load average {mean_cpu:.1f} during the run")
+    print(f"\n{os.cpu_count()} cores, load average {mean_cpu:.1f} during the run; {uptime()}")
 
 
 if __name__ == "__main__":
