@@ -36,6 +36,7 @@ from scripts.bench.stack import (
     free_port,
     interaction,
     pct,
+    profiled,
     running_platform,
     sign_up,
     uptime,
@@ -141,7 +142,7 @@ async def drain(subscribers: list[Subscriber]) -> None:
 
 
 async def bench_platform(
-    engine: str, n: int, events: int, pure_codec: bool
+    engine: str, n: int, events: int, pure_codec: bool, profile: Path | None = None
 ) -> tuple[list[float], int]:
     extra = {}
     if engine == "postgres":
@@ -175,7 +176,8 @@ async def bench_platform(
         await drain(subscribers)
         setup = time.perf_counter() - opened
         print(f"[{engine}] {n} subscribers live after {setup:.1f} s")
-        latencies, missed = await measure(subscribers, fire, events)
+        async with profiled(platform.pid, profile):
+            latencies, missed = await measure(subscribers, fire, events)
         for task in readers:
             task.cancel()
         await asyncio.gather(*(s.ws.close() for s in subscribers), return_exceptions=True)
@@ -240,14 +242,16 @@ async def main() -> None:
     parser.add_argument(
         "--pure-codec", action="store_true", help="betterproto's pure-Python codec (before)"
     )
+    parser.add_argument("--profile", type=Path, help="py-spy raw profile of the server, per engine")
     args = parser.parse_args()
     print(f"codec: {'pure Python' if args.pure_codec else 'as installed'}")
     print(f"before: {uptime()}")
     baseline = await bench_baseline(args.subscribers, args.events)
     rows = [row("bare WebSocket broadcast (baseline)", baseline, args.subscribers, None)]
     for engine in args.engines.split(","):
+        profile = args.profile.with_suffix(f".{engine}.txt") if args.profile else None
         latencies, missed = await bench_platform(
-            engine, args.subscribers, args.events, args.pure_codec
+            engine, args.subscribers, args.events, args.pure_codec, profile
         )
         rows.append(
             row(f"passportUpdated, {engine}", latencies, args.subscribers, baseline, missed)
