@@ -167,7 +167,11 @@ async def bench_engine(
                             )
             finally:
                 server.terminate()
-                server.wait(timeout=30)
+                try:
+                    server.wait(timeout=120)  # a loaded machine stops slowly
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
         return results
 
 
@@ -201,6 +205,7 @@ async def main() -> None:
     results: list[Result] = []
     for engine in args.engines.split(","):
         results += await bench_engine(engine, args.requests, levels, args.pure_codec)
+        print(report([r for r in results if r.engine == engine]), flush=True)
     print(report(results))
     mean_cpu = statistics.mean(os.getloadavg())
     print(f"\n{os.cpu_count()} cores, load average {mean_cpu:.1f} during the run; {uptime()}")
