@@ -145,6 +145,9 @@ async def bench_engine(
                 "KEIKO_WEBAUTHN_ORIGINS": f'["{ORIGIN}"]',
                 # Tokens must outlive the run.
                 "KEIKO_ACCESS_TOKEN_TTL_SECONDS": "3600",
+                # The proof-of-humanity decoder's compilation (~30 s of CPU in a thread at
+                # start) is not what this measures, and it competes with the load.
+                "KEIKO_HUMANITY_WARM_UP": "false",
             }
             server = start_server(env, port, pure_codec)
             results = []
