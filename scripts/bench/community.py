@@ -53,7 +53,7 @@ from services.kit.migrations import service_migration_dirs, upgrade
 from services.marketplace.reservations.domain import ReservationInput
 from services.marketplace.service import MarketplaceService
 from services.marketplace.spaces.availability import Availability, WeeklySlot
-from services.marketplace.spaces.usecases import SpaceInput
+from services.marketplace.spaces.domain import SpaceInput
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BENCH_START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -71,6 +71,14 @@ class TutorSessionBooking:
     session: TutorSession
     reservation: Reservation
 
+    @staticmethod
+    def from_pb(
+        r: pb.BookTutorSessionResponse | pb.CancelTutorSessionResponse,
+    ) -> TutorSessionBooking:
+        return TutorSessionBooking(
+            session=TutorSession.from_pb(r.session), reservation=Reservation.from_pb(r.reservation)
+        )
+
 
 @strawberry.input
 class BookTutorSessionInput:
@@ -144,10 +152,7 @@ class TutorSessionsMutation:
                 )
             )
         )
-        return TutorSessionBooking(
-            session=TutorSession.from_pb(response.session),
-            reservation=Reservation.from_pb(response.reservation),
-        )
+        return TutorSessionBooking.from_pb(response)
 
     @strawberry.mutation(description="Complete a tutor session and its reservation (the tutor).")
     async def complete_tutor_session(self, info: Info, id: strawberry.ID) -> TutorSession:
@@ -167,7 +172,4 @@ class TutorSessionsMutation:
                 pb.CancelTutorSessionRequest(session_id=str(id), reason=reason)
             )
         )
-        return TutorSessionBooking(
-            session=TutorSession.from_pb(response.session),
-            reservation=Reservation.from_pb(response.reservation),
-        )
+        return TutorSessionBooking.from_pb(response)

@@ -18,6 +18,15 @@ class CertificationPayload:
     space: LearningSpace
     certification: SafetyCertification
 
+    @staticmethod
+    def from_pb(
+        r: pb.AddCertificationResponse | pb.AttestCertificationResponse,
+    ) -> CertificationPayload:
+        return CertificationPayload(
+            space=LearningSpace.from_pb(r.space),
+            certification=SafetyCertification.from_pb(r.certification),
+        )
+
 
 @strawberry.input
 class AddCertificationInput:
@@ -45,10 +54,7 @@ class VerificationMutation:
         if input.valid_until is not None:
             request.valid_until = input.valid_until
         response = await rpc(signed_in(info).add_certification(request))
-        return CertificationPayload(
-            space=LearningSpace.from_pb(response.space),
-            certification=SafetyCertification.from_pb(response.certification),
-        )
+        return CertificationPayload.from_pb(response)
 
     @strawberry.mutation(description="Ask admins to verify your space.")
     async def request_space_verification(
@@ -78,10 +84,7 @@ class VerificationMutation:
                 )
             )
         )
-        return CertificationPayload(
-            space=LearningSpace.from_pb(response.space),
-            certification=SafetyCertification.from_pb(response.certification),
-        )
+        return CertificationPayload.from_pb(response)
 
     @strawberry.mutation(description="Approve or reject a pending verification (admin).")
     async def review_space_verification(

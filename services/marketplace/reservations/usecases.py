@@ -81,7 +81,9 @@ def participants_for(principal: Principal, tutor_id: str, student_id: str) -> tu
     return tutor, student
 
 
-def can_see(principal: Principal, r: Reservation, space: Space) -> bool:
+def involved(principal: Principal, r: Reservation, space: Space) -> bool:
+    """The reservation's tutor, student or booker, the space owner, or an admin: who may
+    read or cancel it."""
     return (
         principal.user_id in r.participants()
         or principal.user_id == space.owner_id
@@ -244,7 +246,7 @@ class Reservations:
     ) -> tuple[Reservation, TutorSession | None]:
         now = self.ctx.clock.now()
         space = await self.ctx.space(tx.repo, r.space_id, "reservation_id")
-        if not can_see(principal, r, space):
+        if not involved(principal, r, space):
             raise PermissionDenied(
                 "only the reservation's tutor, student, booker, the space owner or an admin "
                 "may cancel it"
@@ -313,7 +315,7 @@ class Reservations:
             if r is None:
                 raise NotFound(f"reservation {reservation_id} not found")
             space = await self.ctx.space(repo, r.space_id, "reservation_id")
-            if not can_see(principal, r, space):
+            if not involved(principal, r, space):
                 raise PermissionDenied("not a participant of this reservation nor the space owner")
             [r] = await with_reservation_consent(self.ctx.invitations, repo.session, [r])
         return r

@@ -66,6 +66,35 @@ class Space:
         )
 
 
+@dataclass(frozen=True)
+class SpaceInput:
+    name: str
+    description: str
+    address: str
+    geo: GeoPoint | None
+    time_zone: str
+    capacity: int
+    amenities: tuple[str, ...]
+    accessibility_features: tuple[AccessibilityFeature, ...]
+    rate_currency: str
+    rate_minor: int
+    availability: Availability
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class SpaceUpdate:
+    name: str | None = None
+    description: str | None = None
+    address: str | None = None
+    geo: GeoPoint | None = None
+    time_zone: str | None = None
+    capacity: int | None = None
+    amenities: tuple[str, ...] | None = None
+    accessibility_features: tuple[AccessibilityFeature, ...] | None = None
+    hourly_rate: tuple[str, int] | None = None
+
+
 # -- validation --------------------------------------------------------------------------
 
 

@@ -31,9 +31,10 @@ from services.marketplace.spaces.domain import (
     GeoPoint,
     Space,
     SpaceFilter,
+    SpaceInput,
+    SpaceUpdate,
     validate_geo,
 )
-from services.marketplace.spaces.usecases import SpaceInput, SpaceUpdate
 from services.marketplace.verification.domain import Certification, VerificationStatus
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ availability (its owner or an admin), read and search spaces and their free inte
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -36,10 +36,10 @@ from services.marketplace.spaces.domain import (
     MAX_ADDRESS,
     MAX_DESCRIPTION,
     MAX_NAME,
-    AccessibilityFeature,
-    GeoPoint,
     Space,
     SpaceFilter,
+    SpaceInput,
+    SpaceUpdate,
     validate_accessibility,
     validate_capacity,
     validate_time_zone,
@@ -49,35 +49,6 @@ from services.marketplace.verification.domain import VerificationStatus
 # Search scans at most this many rows per request; a sparse page comes back with a token.
 SEARCH_BATCH = 200
 SEARCH_SCAN_LIMIT = 2000
-
-
-@dataclass(frozen=True)
-class SpaceInput:
-    name: str
-    description: str
-    address: str
-    geo: GeoPoint | None
-    time_zone: str
-    capacity: int
-    amenities: tuple[str, ...]
-    accessibility_features: tuple[AccessibilityFeature, ...]
-    rate_currency: str
-    rate_minor: int
-    availability: Availability
-    request_id: str = ""
-
-
-@dataclass(frozen=True)
-class SpaceUpdate:
-    name: str | None = None
-    description: str | None = None
-    address: str | None = None
-    geo: GeoPoint | None = None
-    time_zone: str | None = None
-    capacity: int | None = None
-    amenities: tuple[str, ...] | None = None
-    accessibility_features: tuple[AccessibilityFeature, ...] | None = None
-    hourly_rate: tuple[str, int] | None = None
 
 
 class Spaces:

@@ -19,7 +19,7 @@ from services.kit.testing import RecordingRuntime as Runtime
 from services.marketplace.reservations.domain import ReservationInput
 from services.marketplace.servicer import build_marketplace_servicer
 from services.marketplace.spaces.availability import Availability, WeeklySlot
-from services.marketplace.spaces.usecases import SpaceInput
+from services.marketplace.spaces.domain import SpaceInput
 from services.marketplace.tests.conftest import Harness, at, expect_code
 
 
