@@ -5,8 +5,6 @@ through, composed of each capability's store. Each table is defined in its capab
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.marketplace.common.storage import SCHEMA, invitations_table, metadata, new_id, outbox
 from services.marketplace.ratings.storage import RatingStore, space_ratings
 from services.marketplace.reservations.storage import ReservationStore, reservations
@@ -19,10 +17,6 @@ class MarketplaceRepository(
     SpaceStore, CertificationStore, ReservationStore, TutorSessionStore, RatingStore
 ):
     """Queries over one session (one transaction for writes)."""
-
-    def __init__(self, session: AsyncSession, dialect: str) -> None:
-        self.session = session
-        self.dialect = dialect
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime, MetaData, Select, Table, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from services.kit.db import NAMING_CONVENTION
@@ -34,6 +35,16 @@ invitations_table = invitation_table(metadata)
 
 
 Cursor = tuple[datetime, str] | None
+
+
+class Store:
+    """Base of each capability's store (the mixins of `MarketplaceRepository`): queries over
+    one session (one transaction for writes); `dialect` picks engine-specific SQL (row
+    locks on PostgreSQL)."""
+
+    def __init__(self, session: AsyncSession, dialect: str) -> None:
+        self.session = session
+        self.dialect = dialect
 
 
 def new_id() -> str:

@@ -21,9 +21,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.marketplace.common.storage import before, metadata, ts, utc_req
+from services.marketplace.common.storage import Store, before, metadata, ts, utc_req
 from services.marketplace.ratings.domain import SpaceRating
 from services.marketplace.spaces.storage import spaces
 
@@ -70,11 +69,8 @@ def _rating(row: Row[Any]) -> SpaceRating:
     )
 
 
-class RatingStore:
+class RatingStore(Store):
     """Queries of the ratings table and the space's rating summary, over one session."""
-
-    session: AsyncSession
-    dialect: str
 
     async def insert_rating(self, rating: SpaceRating) -> None:
         await self.session.execute(

@@ -29,10 +29,16 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.marketplace.common.domain import Money
-from services.marketplace.common.storage import filters, in_start_order, metadata, ts, utc_req
+from services.marketplace.common.storage import (
+    Store,
+    filters,
+    in_start_order,
+    metadata,
+    ts,
+    utc_req,
+)
 from services.marketplace.reservations.domain import (
     ACTIVE_STATUSES,
     Cancellation,
@@ -104,11 +110,8 @@ def _reservation(row: Row[Any]) -> Reservation:
     )
 
 
-class ReservationStore:
+class ReservationStore(Store):
     """Queries of the reservations table, over one session (one transaction for writes)."""
-
-    session: AsyncSession
-    dialect: str
 
     async def insert_reservation(self, r: Reservation) -> None:
         """May raise the database's no-overlap violation (see NO_OVERLAP_CONSTRAINT)."""

@@ -23,10 +23,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.marketplace.common.domain import Money
-from services.marketplace.common.storage import after, metadata, ts, utc_req
+from services.marketplace.common.storage import Store, after, metadata, ts, utc_req
 from services.marketplace.ratings.domain import RatingSummary
 from services.marketplace.spaces.availability import Availability
 from services.marketplace.spaces.domain import AccessibilityFeature, GeoPoint, Space
@@ -109,11 +108,8 @@ def space_from_row(row: Row[Any], certs: Sequence[Certification]) -> Space:
     )
 
 
-class SpaceStore:
+class SpaceStore(Store):
     """Queries of the spaces table, over one session (one transaction for writes)."""
-
-    session: AsyncSession
-    dialect: str
 
     async def insert_space(self, space: Space, request_id: str) -> None:
         await self.session.execute(

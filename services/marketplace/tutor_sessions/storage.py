@@ -19,9 +19,15 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.marketplace.common.storage import filters, in_start_order, metadata, ts, utc_req
+from services.marketplace.common.storage import (
+    Store,
+    filters,
+    in_start_order,
+    metadata,
+    ts,
+    utc_req,
+)
 from services.marketplace.tutor_sessions.domain import TutorSession, TutorSessionStatus
 
 tutor_sessions = Table(
@@ -69,11 +75,8 @@ def _session(row: Row[Any]) -> TutorSession:
     )
 
 
-class TutorSessionStore:
+class TutorSessionStore(Store):
     """Queries of the tutor sessions table, over one session."""
-
-    session: AsyncSession
-    dialect: str
 
     async def insert_session(self, s: TutorSession) -> None:
         await self.session.execute(

@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.marketplace.common.storage import metadata, ts, utc
+from services.marketplace.common.storage import Store, metadata, ts, utc
 from services.marketplace.verification.domain import Certification
 
 certifications = Table(
@@ -76,11 +76,8 @@ async def certifications_of(
     return found
 
 
-class CertificationStore:
+class CertificationStore(Store):
     """Queries of the certifications table, over one session."""
-
-    session: AsyncSession
-    dialect: str
 
     async def insert_certification(self, cert: Certification, request_id: str) -> None:
         await self.session.execute(
