@@ -263,6 +263,10 @@ async def _faults_and_checks(
     await until(pushed, "the reopened subscription's anchors", timeout=60)
     second.cancel()
     await asyncio.gather(second, return_exceptions=True)
+    # Each anchor pushed once per connection, even across the Redis restart (replayed
+    # events are deduped by the passport's consumer and by the fan-out).
+    assert max(Counter(seen).values()) == 1, Counter(seen).most_common(3)
+    assert {sid for _, sid in seen} <= set(watched.ids)
 
     walls["all anchored"] = datetime.now(UTC)
     sealed = await _check_exactly_once(db, everyone)

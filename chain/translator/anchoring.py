@@ -196,24 +196,28 @@ class AnchoringEngine:
         if self.breaker.state is BreakerState.OPEN:
             return 0
         lease = self.settings.claim_lease
-        claimed = await self.store.claim_due_batches(self.settings.batches_per_pass, lease)
-        if not claimed:
-            return 0
-        held = {batch.seq: batch for batch in claimed}
-        renewing = asyncio.create_task(self._renew_claims(held, lease))
         handled = 0
-        try:
-            for position, batch in enumerate(claimed):
-                if not self.breaker.allow():
-                    await self.store.release([b.batch_id for b in claimed[position:]])
-                    break
+        # One batch claimed at a time, oldest first: replicas share the due batches
+        # instead of one taking them all, and a batch a dead replica held (its claim
+        # expired) comes next rather than after a long pass of newer ones.
+        while handled < self.settings.batches_per_pass:
+            claimed = await self.store.claim_due_batches(1, lease)
+            if not claimed:
+                break
+            batch = claimed[0]
+            if not self.breaker.allow():
+                await self.store.release([batch.batch_id])
+                break
+            held = {batch.seq: batch}
+            renewing = asyncio.create_task(self._renew_claims(held, lease))
+            try:
                 await self._process(batch)
-                held.pop(batch.seq, None)
-                handled += 1
-        finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            finally:
+                held.clear()
+                renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewing
+            handled += 1
         return handled
 
     async def _renew_claims(self, held: dict[int, BatchRow], lease: timedelta) -> None:
