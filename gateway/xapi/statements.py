@@ -311,6 +311,7 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
             page_token=params.get("more", ""),
             format=fmt,
             accept_language=accept_language,
+            json_only=True,  # the answer is the statements' JSON: nothing else to decode
         )
         since, until = instant_param(params, "since"), instant_param(params, "until")
         if since is not None:

@@ -102,10 +102,9 @@ class StatementsServicer:
         texts = await self.service.activities.render(
             caller, [row.statement_json for row in page.items], fmt, r.accept_language
         )
+        to_pb = statement_json_to_pb if r.json_only else statement_to_pb
         return pb.QueryStatementsResponse(
-            statements=[
-                statement_to_pb(row, text) for row, text in zip(page.items, texts, strict=True)
-            ],
+            statements=[to_pb(row, text) for row, text in zip(page.items, texts, strict=True)],
             next_page_token=page.next_page_token,
         )
 
@@ -197,6 +196,16 @@ def actor_to_pb(actor: dict[str, Any]) -> pb.Actor:
         openid=str(actor.get("openid", "")),
         account_home_page=str(account.get("homePage", "")),
         account_name=str(account.get("name", "")),
+    )
+
+
+def statement_json_to_pb(row: StatementRecord, rendered: str | None = None) -> pb.Statement:
+    """The statement's id, JSON (``rendered`` for format ids or canonical) and stored
+    time only (QueryStatementsRequest.json_only)."""
+    return pb.Statement(
+        id=row.id,
+        statement_json=row.statement_json if rendered is None else rendered,
+        stored=row.stored,
     )
 
 

@@ -180,6 +180,18 @@ async def test_lrs_client_credentials(harness: Harness) -> None:
     assert response.statements[0].learner_id == "ana"
     page = await lrs.query_statements(pb.QueryStatementsRequest(learner_id="ana"))
     assert len(page.statements) == 1
+    # json_only (the xAPI resource's query): the same statements, only id, JSON and stored.
+    full = page.statements[0]
+    (bare,) = (
+        await lrs.query_statements(pb.QueryStatementsRequest(learner_id="ana", json_only=True))
+    ).statements
+    assert (bare.id, bare.statement_json, bare.stored) == (
+        full.id,
+        full.statement_json,
+        full.stored,
+    )
+    assert full.verb_id and full.learner_id == "ana"
+    assert (bare.verb_id, bare.learner_id, bare.actor) == ("", "", pb.Actor())
     error = await rpc_error(
         harness.lrs(registered.client.key, "wrong").query_statements(pb.QueryStatementsRequest())
     )

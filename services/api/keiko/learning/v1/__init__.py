@@ -482,6 +482,12 @@ class QueryStatementsRequest(betterproto.Message):
     accept_language: str = betterproto.string_field(14)
     """For "canonical": the client's Accept-Language."""
 
+    json_only: bool = betterproto.bool_field(15)
+    """
+    Answer each statement's id, statement_json and stored only, the other fields left
+     empty: what the xAPI resource sends, without decoding every statement to fill them.
+    """
+
 
 @dataclass(eq=False, repr=False)
 class QueryStatementsResponse(betterproto.Message):
