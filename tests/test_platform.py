@@ -25,6 +25,7 @@ from services.kit.auth import Principal, TokenIssuer
 from services.kit.clock import SystemClock
 from services.kit.db import Database
 from services.kit.grpc import adapter
+from tests.e2e_support import engine_env
 
 ORIGIN = "http://localhost:8000"
 SEVEN_SERVICES = {
@@ -40,8 +41,9 @@ SEVEN_SERVICES = {
 
 @pytest.fixture
 async def platform(
-    tmp_path: Path, database_url: str, event_bus_url: str
+    tmp_path: Path, database_url: str, event_bus_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[RunningPlatform, httpx.AsyncClient]]:
+    engine_env(monkeypatch, database_url)  # a KEK off the embedded default
     settings = Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
