@@ -33,6 +33,109 @@ COMPONENTS: Operation = {
         # Path ids and tokens of the credential, export and verification routes.
         "Id": {"type": "string", "minLength": 1, "maxLength": 200},
         "TxHash": {"type": "string", "pattern": "^0x[0-9a-fA-F]{1,64}$"},
+        # The xAPI Statement's main shape; the LRS validates all of xAPI 1.0.3 / 2.0.0
+        # (docs/lrs.md) and refuses properties xAPI does not define.
+        "IRI": {
+            "type": "string",
+            "pattern": "^https?://[a-z0-9-]{1,20}(\\.[a-z]{2,6}){1,2}(/[A-Za-z0-9._~-]{1,20}){0,3}$",
+        },
+        "LanguageMap": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": "^[a-z]{2}(-[A-Z]{2})?$"},
+            "additionalProperties": {"type": "string"},
+        },
+        "Agent": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "objectType": {"const": "Agent"},
+                "name": {"type": "string"},
+                "mbox": {
+                    "type": "string",
+                    "pattern": "^mailto:[a-z0-9.]{1,20}@[a-z0-9-]{1,20}\\.[a-z]{2,6}$",
+                },
+                "account": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["homePage", "name"],
+                    "properties": {
+                        "homePage": {"$ref": "#/components/schemas/IRI"},
+                        "name": {"type": "string", "minLength": 1},
+                    },
+                },
+            },
+            "oneOf": [{"required": ["mbox"]}, {"required": ["account"]}],
+        },
+        "Statement": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["actor", "verb", "object"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "actor": {"$ref": "#/components/schemas/Agent"},
+                "verb": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["id"],
+                    "properties": {
+                        "id": {"$ref": "#/components/schemas/IRI"},
+                        "display": {"$ref": "#/components/schemas/LanguageMap"},
+                    },
+                },
+                "object": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["id"],
+                    "properties": {
+                        "objectType": {"const": "Activity"},
+                        "id": {"$ref": "#/components/schemas/IRI"},
+                        "definition": {
+                            "type": "object",
+                            "minProperties": 1,
+                            "additionalProperties": False,
+                            "properties": {
+                                "name": {"$ref": "#/components/schemas/LanguageMap"},
+                                "description": {"$ref": "#/components/schemas/LanguageMap"},
+                                "type": {"$ref": "#/components/schemas/IRI"},
+                            },
+                        },
+                    },
+                },
+                "result": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "additionalProperties": False,
+                    "properties": {
+                        "score": {
+                            "type": "object",
+                            "minProperties": 1,
+                            "additionalProperties": False,
+                            "properties": {
+                                "scaled": {"type": "number", "minimum": -1, "maximum": 1}
+                            },
+                        },
+                        "success": {"type": "boolean"},
+                        "completion": {"type": "boolean"},
+                        "response": {"type": "string"},
+                        "duration": {"type": "string", "description": "ISO 8601 duration"},
+                    },
+                },
+                "context": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "additionalProperties": False,
+                    "properties": {
+                        "registration": {"type": "string", "format": "uuid"},
+                        "extensions": {
+                            "type": "object",
+                            "propertyNames": {"$ref": "#/components/schemas/IRI"},
+                        },
+                    },
+                },
+                "timestamp": {"type": "string", "format": "date-time"},
+            },
+        },
     },
     "securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"},
@@ -113,7 +216,7 @@ def build_document(routes: Sequence[BaseRoute]) -> Operation:
         operation = operation_of(item.endpoint, item.method)
         if operation is not None:
             paths.setdefault(item.path, {})[item.method] = operation
-    return {"openapi": "3.0.3", "info": INFO, "paths": paths, "components": COMPONENTS}
+    return {"openapi": "3.1.0", "info": INFO, "paths": paths, "components": COMPONENTS}
 
 
 def openapi_route(routes: Callable[[], Sequence[BaseRoute]]) -> Route:

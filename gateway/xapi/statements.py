@@ -194,7 +194,7 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
         requestBody:
           content:
             application/json:
-              schema: {type: object, description: an xAPI Statement}
+              schema: {$ref: "#/components/schemas/Statement"}
             multipart/mixed:
               schema: {type: string, description: "the statement part, then attachment parts"}
         responses:
@@ -230,8 +230,8 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
             application/json:
               schema:
                 oneOf:
-                  - {type: object, description: an xAPI Statement}
-                  - {type: array, items: {type: object}}
+                  - {$ref: "#/components/schemas/Statement"}
+                  - {type: array, items: {$ref: "#/components/schemas/Statement"}}
             multipart/mixed:
               schema: {type: string, description: "the statements part, then attachment parts"}
         responses:
