@@ -33,7 +33,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -90,6 +90,14 @@ class EngineSettings:
     # one pass, not one per record.
     min_pass_interval: float = 0.02
     batches_per_pass: int = 16
+    # Batches whose check + send + receipt may be in flight at once in :meth:`run` (each
+    # claimed under its own lease). While they are, the loop keeps sealing.
+    max_in_flight: int = 4
+    # Adaptive batch size: when more than ``policy.max_leaves`` records wait in a domain,
+    # one batch takes them all, up to this many. A chain transaction costs about the same
+    # whatever the batch's size, so a backlog drains in fewer, larger batches. ``None``:
+    # batches never exceed ``policy.max_leaves``.
+    adaptive_max_leaves: int | None = None
     breaker_failure_threshold: int = 3
     breaker_reset_timeout: timedelta = timedelta(seconds=10)
 
@@ -140,6 +148,7 @@ class AnchoringEngine:
         self._last_error_at: datetime | None = None
         self._sent = 0
         self._confirmed = 0
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     # -- status -------------------------------------------------------------------------
 
@@ -171,14 +180,21 @@ class AnchoringEngine:
         sealed: list[BatchRow] = []
         policy = self.settings.policy
         now = self.clock.now()
+        # While batches are in flight (run()), a partial batch does not close at max_wait:
+        # its records wait for the chain to take the next transaction and then go in one
+        # batch with everything that arrived meanwhile. Full batches still seal at once.
+        busy = bool(self._in_flight) and not force
         waiting = await self.store.unbatched_by_domain()  # a cheap read before any lock
         for domain, (count, oldest) in waiting.items():
-            if not (force or count >= policy.max_leaves or now >= oldest + policy.max_wait):
+            expired = now >= oldest + policy.max_wait
+            if not (force or count >= policy.max_leaves or (expired and not busy)):
                 continue
-            while True:
-                batch = await self.store.seal_batch(domain, self.settings.policy, force=force)
+            left = count
+            while not (busy and left < policy.max_leaves):
+                batch = await self.store.seal_batch(domain, self._sizing(left), force=force)
                 if batch is None:
                     break
+                left -= batch.leaf_count
                 log.info(
                     "batch sealed",
                     batch_id=felt_to_hex(batch.batch_id),
@@ -188,6 +204,16 @@ class AnchoringEngine:
                 BATCHES_SEALED.labels(domain.value).inc()
                 sealed.append(batch)
         return sealed
+
+    def _sizing(self, waiting: int) -> BatchPolicy:
+        """The policy to seal with when ``waiting`` records wait: the configured one, or,
+        with a backlog beyond ``max_leaves``, one batch of the backlog up to
+        ``adaptive_max_leaves``."""
+        policy = self.settings.policy
+        cap = self.settings.adaptive_max_leaves
+        if cap is None or waiting <= policy.max_leaves:
+            return policy
+        return replace(policy, max_leaves=min(cap, waiting))
 
     # -- sending ------------------------------------------------------------------------
 
@@ -232,6 +258,39 @@ class AnchoringEngine:
             for batch in renewed:
                 if batch.seq in held:
                     held[batch.seq] = batch
+
+    async def _launch(self) -> None:
+        """Claim due batches up to ``max_in_flight`` and start checking/sending each in its
+        own task; the loop goes on sealing meanwhile. A claimed batch is ours while its
+        task renews the claim, so two tasks (or replicas) never handle the same batch."""
+        in_flight = self._in_flight
+        free = self.settings.max_in_flight - len(in_flight)
+        if free <= 0 or self.breaker.state is BreakerState.OPEN:
+            return
+        claimed = await self.store.claim_due_batches(free, self.settings.claim_lease)
+        for position, batch in enumerate(claimed):
+            if not self.breaker.allow():
+                await self.store.release([b.batch_id for b in claimed[position:]])
+                break
+            task = asyncio.create_task(self._process_logged(batch))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+
+    async def _process_logged(self, batch: BatchRow) -> None:
+        held = {batch.seq: batch}
+        renewing = asyncio.create_task(self._renew_claims(held, self.settings.claim_lease))
+        try:
+            await self._process(batch)
+        except Exception:
+            # A database error after the chain answered: the claim's lease expires and the
+            # batch is checked on chain again (never sent twice: get_batch comes first).
+            log.exception("anchoring a batch failed", batch_id=hex(batch.batch_id))
+        finally:
+            held.clear()
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+            self._nudge.set()  # a slot is free: the loop claims the next batch now
 
     async def _process(self, batch: BatchRow) -> None:
         try:
@@ -372,30 +431,52 @@ class AnchoringEngine:
         return max(wait, 0.005)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Seal and send until ``stop`` is set. Errors are logged and never end the loop."""
+        """Seal and send until ``stop`` is set. Errors are logged and never end the loop.
+
+        Pipelined: each pass seals what the policy closes, then starts a task per claimed
+        due batch (up to ``max_in_flight``) and does not wait for them; the next pass
+        seals while they send. A finished task wakes the loop. On ``stop`` the sends in
+        flight are awaited (each bounded by ``send_timeout``); if the loop is cancelled
+        they are cancelled too, and their claims expire and are re-checked on chain."""
         log.info("anchoring engine started", policy=str(self.settings.policy))
         failures = 0
-        while not stop.is_set():
-            self._nudge.clear()
-            try:
-                await self.step()
-                wait = await self._wait_hint()
-                failures = 0
-            except Exception:
-                failures += 1
-                log.exception("anchoring pass failed", failures=failures)
-                wait = min(5.0, self.settings.poll_interval * 2**failures)
-            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._nudge.wait())]
-            try:
-                await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await w
-            if self._nudge.is_set() and not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.min_pass_interval)
+        in_flight = self._in_flight
+        try:
+            while not stop.is_set():
+                self._nudge.clear()
+                try:
+                    await self.seal_ready()
+                    await self._launch()
+                    wait = await self._wait_hint()
+                    if in_flight:
+                        # Partial batches wait for a send to finish, which wakes us.
+                        wait = max(wait, self.settings.poll_interval)
+                    failures = 0
+                except Exception:
+                    failures += 1
+                    log.exception("anchoring pass failed", failures=failures)
+                    wait = min(5.0, self.settings.poll_interval * 2**failures)
+                waits = [
+                    asyncio.ensure_future(stop.wait()),
+                    asyncio.ensure_future(self._nudge.wait()),
+                ]
+                try:
+                    await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waits:
+                        w.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await w
+                if self._nudge.is_set() and not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.settings.min_pass_interval)
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+        finally:
+            for task in list(in_flight):
+                task.cancel()
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
         log.info("anchoring engine stopped")
 
 

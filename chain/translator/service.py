@@ -46,6 +46,7 @@ pool and no ceiling. The same account casts their on-chain votes.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -414,7 +415,11 @@ class ChainTranslator:
                 statement_sha256=digest,
                 signature=signed.signature,
                 public_key=signed.public_key,
-                leaf=leaf_from_hash(digest, signed.signature, signed.public_key),
+                # Poseidon (ctypes, releases the GIL) in a worker thread: the event loop
+                # serves other requests meanwhile.
+                leaf=await asyncio.to_thread(
+                    leaf_from_hash, digest, signed.signature, signed.public_key
+                ),
                 author_id=author_id,
             ),
             signed.failure,

@@ -399,6 +399,11 @@ class TranslatorSettings(BaseSettings):
 
     batch_max_leaves: int = 256
     batch_max_wait_ms: int = 500
+    # With a backlog beyond batch_max_leaves, one batch takes it all up to this many
+    # leaves (an anchor_batch costs the same whatever the size); 0 turns it off.
+    batch_adaptive_max_leaves: int = 4096
+    # Batches being checked/sent/awaited at once while the engine goes on sealing.
+    max_batches_in_flight: int = 4
     retry_initial_ms: int = 500
     retry_max_delay_s: float = 60.0
     retry_max_attempts: int | None = None
@@ -428,6 +433,12 @@ class TranslatorSettings(BaseSettings):
             send_timeout=self.send_timeout_s,
             breaker_failure_threshold=self.breaker_failure_threshold,
             breaker_reset_timeout=timedelta(seconds=self.breaker_reset_s),
+            max_in_flight=max(1, self.max_batches_in_flight),
+            adaptive_max_leaves=(
+                max(self.batch_adaptive_max_leaves, self.batch_max_leaves)
+                if self.batch_adaptive_max_leaves > 0
+                else None
+            ),
         )
 
 

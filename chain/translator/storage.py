@@ -32,6 +32,7 @@ SQLite returns naive datetimes: every value written is UTC and read back as UTC.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -69,7 +70,7 @@ from services.kit.clock import Clock
 from services.kit.db import NAMING_CONVENTION, Database, is_unique_violation
 from services.kit.errors import AlreadyExists
 from services.kit.events import Event
-from services.kit.events.outbox import enqueue, outbox_table
+from services.kit.events.outbox import enqueue, enqueue_many, outbox_table
 
 log = structlog.get_logger("keiko.chain.storage")
 
@@ -561,7 +562,11 @@ class ChainStore:
             )
             seq = int(result.inserted_primary_key[0])  # type: ignore[attr-defined]
             batch_id = make_batch_id(domain, seq)
-            sealed = SealedBatch.build(batch_id, domain, [int(r.leaf, 16) for r in rows])
+            # The tree (one Poseidon per leaf, ctypes: the GIL is released) in a worker
+            # thread, so the event loop serves requests while a large batch is sealed.
+            sealed = await asyncio.to_thread(
+                SealedBatch.build, batch_id, domain, [int(r.leaf, 16) for r in rows]
+            )
             batch_hex = felt_to_hex(batch_id)
             root_hex = felt_to_hex(sealed.root)
             await s.execute(
@@ -829,21 +834,17 @@ class ChainStore:
                 "tx_hash": _hex(tx_hash),
                 "domain": batch.domain.value,
             }
-            await enqueue(
-                s,
-                outbox,
+            announced = [
                 Event(
                     TOPIC_BATCH_ANCHORED,
                     key=batch_hex,
                     payload={**common, "leaf_count": batch.leaf_count},
                     occurred_at=now,
-                ),
-            )
+                )
+            ]
             for r in rows:
                 m = r._mapping
-                await enqueue(
-                    s,
-                    outbox,
+                announced.append(
                     Event(
                         TOPIC_INTERACTION_ANCHORED,
                         key=m["learner_id"] or m["record_id"],
@@ -862,8 +863,9 @@ class ChainStore:
                             "status": ANCHORED,
                         },
                         occurred_at=now,
-                    ),
+                    )
                 )
+            await enqueue_many(s, outbox, announced)  # one statement for the whole batch
             changed.append(c.batch_id)
         return changed
 
@@ -887,11 +889,10 @@ class ChainStore:
                 .values(status=FAILED, failure_reason=reason)
             )
             rows = (await s.execute(select(records).where(records.c.batch_id == batch_hex))).all()
+            failed = []
             for r in rows:
                 m = r._mapping
-                await enqueue(
-                    s,
-                    outbox,
+                failed.append(
                     Event(
                         TOPIC_ANCHOR_FAILED,
                         key=m["learner_id"] or m["record_id"],
@@ -908,8 +909,9 @@ class ChainStore:
                             "failure_reason": reason,
                         },
                         occurred_at=now,
-                    ),
+                    )
                 )
+            await enqueue_many(s, outbox, failed)
         return True
 
     async def retry_failed(self, batch_id: int) -> bool:

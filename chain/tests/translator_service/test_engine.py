@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from chain.client import TxResult
 from chain.tests.translator_service.conftest import new_record
 from chain.tests.translator_service.fakes import FakeAnchorChain
 from chain.translator.anchoring import AnchoringEngine, EngineSettings
@@ -342,3 +344,138 @@ async def test_a_dead_replicas_claims_lapse_and_a_live_ones_are_renewed(
     assert await store.renew_claims(live, lease) == []  # the old expiry is no token
     clock.advance(lease)
     assert await survivor.send_due() == 1
+
+
+class GatedChain(FakeAnchorChain):
+    """The fake chain whose ``anchor_batch`` waits until the test opens the gate: sends
+    stay in flight as long as the test wants."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def anchor_batch(
+        self, batch_id: int, root: int, leaf_count: int, domain: str | int
+    ) -> TxResult:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await self.gate.wait()
+            return await super().anchor_batch(batch_id, root, leaf_count, domain)
+        finally:
+            self.in_flight -= 1
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]]) -> None:
+    """Poll ``condition`` (bounded: 20 s) while the engine's tasks run."""
+    for _ in range(2000):
+        if await condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached in 20 s")
+
+
+async def test_run_seals_while_sends_are_in_flight_and_anchors_each_once(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    """Pipelined: with sends held in flight the loop still seals the next batches, up to
+    max_in_flight of them are sent at once (each under its own claim), and once the
+    chain answers every record is anchored exactly once."""
+    chain = GatedChain()
+    engine = engine_for(store, chain, clock, max_in_flight=2, poll_interval=0.01)
+    stop = asyncio.Event()
+    running = asyncio.create_task(engine.run(stop))
+    await queue(store, 4)
+    engine.notify()
+    await wait_until(lambda: asyncio.sleep(0, chain.in_flight == 1))
+    await queue(store, 8, start=4)  # arrives while the first send is in flight
+    engine.notify()
+
+    async def sealed_all() -> bool:
+        return await store.unbatched_count() == 0 and len(await store.list_batches()) == 3
+
+    await wait_until(sealed_all)
+    await wait_until(lambda: asyncio.sleep(0, chain.in_flight == 2))
+    assert chain.sends == 0  # nothing has reached the chain yet: all held at the gate
+    chain.gate.set()
+
+    async def all_submitted() -> bool:
+        return {b.state for b in await store.list_batches()} == {SUBMITTED}
+
+    await wait_until(all_submitted)
+    stop.set()
+    await running
+    assert chain.most_in_flight == 2 and chain.sends == 3
+    await ChainWatcher(store, chain).catch_up()
+    await assert_each_anchored_once(store, chain, 12)
+
+
+async def test_stopping_waits_for_the_sends_in_flight(store: ChainStore, clock: FixedClock) -> None:
+    chain = GatedChain()
+    engine = engine_for(store, chain, clock, poll_interval=0.01)
+    stop = asyncio.Event()
+    running = asyncio.create_task(engine.run(stop))
+    await queue(store, 4)
+    engine.notify()
+    await wait_until(lambda: asyncio.sleep(0, chain.in_flight == 1))
+    stop.set()
+    await asyncio.sleep(0.05)
+    assert not running.done()  # the send in flight is not abandoned half-way
+    chain.gate.set()
+    await asyncio.wait_for(running, 20)
+    [batch] = await store.list_batches()
+    assert batch.state == SUBMITTED and chain.sends == 1
+
+
+async def test_a_backlog_is_sealed_in_larger_batches(store: ChainStore, clock: FixedClock) -> None:
+    """Adaptive size: beyond max_leaves waiting, one batch takes the backlog up to
+    adaptive_max_leaves (an anchor costs the same whatever its size)."""
+    engine = engine_for(store, FakeAnchorChain(), clock, adaptive_max_leaves=8)
+    await queue(store, 11)
+    sealed = await engine.seal_ready()
+    assert [b.leaf_count for b in sealed] == [8]
+    assert await store.unbatched_count() == 3  # below max_leaves: waits for max_wait
+    clock.advance(timedelta(milliseconds=500))
+    assert [b.leaf_count for b in await engine.seal_ready()] == [3]
+    await queue(store, 4, start=11)  # exactly max_leaves: the configured size
+    assert [b.leaf_count for b in await engine.seal_ready()] == [4]
+    for batch in await store.list_batches():
+        for m in await store.records_of_batch(batch.batch_id):
+            assert m.proof is not None
+            assert verify_inclusion(
+                m.leaf, m.leaf_index or 0, m.proof, batch.root, leaf_count=batch.leaf_count
+            )
+
+
+async def test_partial_batches_wait_for_the_send_in_flight_then_go_as_one(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    """While a send is in flight, records past max_wait are not sealed into a batch of
+    their own: they wait for the chain to take the next transaction and go together."""
+    chain = GatedChain()
+    engine = engine_for(store, chain, clock, poll_interval=0.01)
+    stop = asyncio.Event()
+    running = asyncio.create_task(engine.run(stop))
+    await queue(store, 4)
+    engine.notify()
+    await wait_until(lambda: asyncio.sleep(0, chain.in_flight == 1))
+    for i in range(3):  # three stragglers, each past its deadline while the send waits
+        await queue(store, 1, start=4 + i)
+        clock.advance(timedelta(seconds=1))
+        engine.notify()
+        await asyncio.sleep(0.05)
+    assert len(await store.list_batches()) == 1 and await store.unbatched_count() == 3
+    chain.gate.set()
+
+    async def all_submitted() -> bool:
+        found = await store.list_batches()
+        return len(found) == 2 and {b.state for b in found} == {SUBMITTED}
+
+    await wait_until(all_submitted)
+    stop.set()
+    await running
+    assert sorted(b.leaf_count for b in await store.list_batches()) == [3, 4]
+    await ChainWatcher(store, chain).catch_up()
+    await assert_each_anchored_once(store, chain, 7)

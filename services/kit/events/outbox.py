@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -95,6 +96,29 @@ async def enqueue(session: AsyncSession | AsyncConnection, table: Table, event: 
             payload=event.payload,
             occurred_at=event.occurred_at.astimezone(UTC),
         )
+    )
+
+
+async def enqueue_many(
+    session: AsyncSession | AsyncConnection, table: Table, events: Sequence[Event]
+) -> None:
+    """Record ``events`` in the outbox with one multi-row INSERT (executemany), inside the
+    caller's transaction: a batch of a thousand anchors costs one statement, not a
+    thousand round trips."""
+    if not events:
+        return
+    await session.execute(
+        insert(table),
+        [
+            {
+                "event_id": event.id,
+                "topic": event.topic,
+                "key": event.key,
+                "payload": event.payload,
+                "occurred_at": event.occurred_at.astimezone(UTC),
+            }
+            for event in events
+        ],
     )
 
 
