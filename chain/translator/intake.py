@@ -58,6 +58,10 @@ RATING_REVEALED = "reputation.rating_revealed"
 PROPOSAL_FINALIZED = "governance.proposal_finalized"
 CERTIFICATION_ATTESTED = "marketplace.certification_attested"
 TOPICS = (LEARNING_RECORDED, RATING_REVEALED, PROPOSAL_FINALIZED, CERTIFICATION_ATTESTED)
+# Events handled at once. Safe because each is independent: queuing is idempotent per
+# (domain, record id), a record's place in its batch is its queue order (not the event's),
+# and a learner's custodial key made by two events at once is stored once.
+INTAKE_CONCURRENCY = 16
 
 
 class AnchorIntake:
@@ -130,7 +134,9 @@ class AnchorIntake:
 
         async def run(stop: asyncio.Event) -> None:
             subscription = bus.subscribe(list(TOPICS), group=GROUP, consumer=consumer)
-            consume = asyncio.create_task(run_consumer(subscription, self.handle))
+            consume = asyncio.create_task(
+                run_consumer(subscription, self.handle, concurrency=INTAKE_CONCURRENCY)
+            )
             await stop.wait()
             await subscription.close()
             try:

@@ -16,6 +16,7 @@ redelivery is handled; a redelivery after commit finds the marker and is skipped
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -29,7 +30,7 @@ from sqlalchemy.sql.expression import Executable
 from services.kit import tracing
 from services.kit.clock import Clock, SystemClock
 from services.kit.db import Database
-from services.kit.events.base import Event, Subscription
+from services.kit.events.base import Delivery, Event, Subscription
 
 __all__ = ["Deduplicator", "handle_once", "processed_events_table", "run_consumer"]
 
@@ -98,23 +99,54 @@ async def handle_once(
 
 
 async def run_consumer(
-    subscription: Subscription, handler: Callable[[Event], Awaitable[object]]
+    subscription: Subscription,
+    handler: Callable[[Event], Awaitable[object]],
+    *,
+    concurrency: int = 1,
 ) -> None:
     """Feed every delivery to `handler`: ack on success, nack with the error otherwise (so it
-    is retried, then dead-lettered). Ends when the subscription is closed."""
+    is retried, then dead-lettered). Ends when the subscription is closed.
+
+    ``concurrency`` > 1 handles up to that many deliveries at once (each acked on its own):
+    only for handlers whose events are independent of each other's order (idempotent per
+    event, no event depending on an earlier one). The default keeps delivery order."""
     async with subscription:
-        async for delivery in subscription:
+        if concurrency <= 1:
+            async for delivery in subscription:
+                await _deliver(delivery, handler)
+            return
+        slots = asyncio.Semaphore(concurrency)
+        running: set[asyncio.Task[None]] = set()
+
+        async def one(delivery: Delivery) -> None:
             try:
-                with tracing.consumer_span(delivery.event.topic, delivery.event.traceparent):
-                    await handler(delivery.event)
-            except Exception as exc:
-                log.warning(
-                    "event handler failed",
-                    topic=delivery.event.topic,
-                    event_id=delivery.event.id,
-                    attempt=delivery.attempt,
-                    error=repr(exc),
-                )
-                await delivery.nack(f"{type(exc).__name__}: {exc}")
-            else:
-                await delivery.ack()
+                await _deliver(delivery, handler)
+            finally:
+                slots.release()
+
+        try:
+            async for delivery in subscription:
+                await slots.acquire()
+                task = asyncio.create_task(one(delivery))
+                running.add(task)
+                task.add_done_callback(running.discard)
+        finally:
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+
+
+async def _deliver(delivery: Delivery, handler: Callable[[Event], Awaitable[object]]) -> None:
+    try:
+        with tracing.consumer_span(delivery.event.topic, delivery.event.traceparent):
+            await handler(delivery.event)
+    except Exception as exc:
+        log.warning(
+            "event handler failed",
+            topic=delivery.event.topic,
+            event_id=delivery.event.id,
+            attempt=delivery.attempt,
+            error=repr(exc),
+        )
+        await delivery.nack(f"{type(exc).__name__}: {exc}")
+    else:
+        await delivery.ack()

@@ -434,3 +434,44 @@ async def test_redis_consumer_reconnects_after_losing_redis(event_bus_url: str) 
             assert await check.pending_count(TOPIC, "g") == 0
     finally:
         await proxy.close()
+
+
+async def test_a_concurrent_consumer_handles_several_events_at_once(event_bus: EventBus) -> None:
+    """run_consumer(concurrency=n): up to n deliveries are in the handler together, each
+    is acked on its own, a failing one is nacked (redelivered) without holding the rest."""
+    from services.kit.events.dedupe import run_consumer
+
+    for n in range(6):
+        await event_bus.publish(_event(n))
+    gate = asyncio.Event()
+    inside: set[int] = set()
+    most = 0
+    handled: list[int] = []
+
+    async def handler(event: Event) -> None:
+        nonlocal most
+        n = int(event.payload["n"])
+        inside.add(n)
+        most = max(most, len(inside))
+        try:
+            if len(inside) == 3:
+                gate.set()  # three at once: let everyone through
+            await gate.wait()
+            if n == 4 and 4 not in handled:
+                handled.append(n)
+                raise RuntimeError("fails once")
+            handled.append(n)
+        finally:
+            inside.discard(n)
+
+    sub = event_bus.subscribe([TOPIC], group="intake", consumer="c1")
+    consuming = asyncio.create_task(run_consumer(sub, handler, concurrency=3))
+
+    async def all_done() -> bool:
+        return handled.count(4) == 2 and len(set(handled)) == 6
+
+    await _eventually(all_done)
+    await sub.close()
+    await asyncio.wait_for(consuming, GUARD_S)
+    assert most == 3
+    assert await event_bus.pending_count(TOPIC, "intake") == 0
