@@ -47,6 +47,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -191,6 +192,8 @@ class Scenario:
     request_latencies: list[float]
     anchored_seconds: float | None  # None: not all anchored before the timeout
     anchor_latencies: list[float]
+    stages: list[tuple[float, float, float]]  # request -> queued, -> batched, -> anchored
+    batch_sizes: list[int]
     cpu_server: float
     cpu_node: float
     load: tuple[float, float]
@@ -247,8 +250,18 @@ async def pg_floor(url: str, rows: int, concurrency: int, doc: str) -> Floor:
     return Floor(rows, concurrency, seconds)
 
 
-async def anchored_times(url: str, ids: Sequence[str], timeout: float) -> dict[str, float]:
-    """Wait until every record id is anchored; their ``anchored_at`` as epoch seconds."""
+@dataclass(frozen=True)
+class Stages:
+    """One anchored record's way through the translator (epoch seconds)."""
+
+    queued: float  # chain.records.submitted_at: the intake queued it
+    batched: float
+    anchored: float
+    batch_id: str
+
+
+async def anchored_times(url: str, ids: Sequence[str], timeout: float) -> dict[str, Stages]:
+    """Wait until every record id is anchored; when each was queued, batched, anchored."""
     conn = await asyncpg.connect(url)
     deadline = time.monotonic() + timeout
     try:
@@ -262,13 +275,21 @@ async def anchored_times(url: str, ids: Sequence[str], timeout: float) -> dict[s
                 break
             await asyncio.sleep(0.25)
         rows = await conn.fetch(
-            "SELECT record_id, anchored_at FROM chain.records "
-            "WHERE record_id = ANY($1::text[]) AND anchored_at IS NOT NULL",
+            "SELECT record_id, submitted_at, batched_at, anchored_at, batch_id "
+            "FROM chain.records WHERE record_id = ANY($1::text[]) AND anchored_at IS NOT NULL",
             list(ids),
         )
     finally:
         await conn.close()
-    return {r["record_id"]: r["anchored_at"].timestamp() for r in rows}
+    return {
+        r["record_id"]: Stages(
+            r["submitted_at"].timestamp(),
+            r["batched_at"].timestamp(),
+            r["anchored_at"].timestamp(),
+            r["batch_id"],
+        )
+        for r in rows
+    }
 
 
 Work = list[tuple[list[str], Callable[[], Awaitable[str | None]]]]
@@ -339,8 +360,13 @@ async def measure(
         requests=len(work),
         request_seconds=seconds,
         request_latencies=latencies,
-        anchored_seconds=(max(anchored.values()) - t0) if done else None,
-        anchor_latencies=[anchored[i] - started_at[i] for i in all_ids if i in anchored],
+        anchored_seconds=(max(a.anchored for a in anchored.values()) - t0) if done else None,
+        anchor_latencies=[anchored[i].anchored - started_at[i] for i in all_ids if i in anchored],
+        stages=[
+            (a.queued - started_at[i], a.batched - a.queued, a.anchored - a.batched)
+            for i, a in anchored.items()
+        ],
+        batch_sizes=sorted(Counter(a.batch_id for a in anchored.values()).values()),
         cpu_server=cpu1[0] - cpu0[0],
         cpu_node=cpu1[1] - cpu0[1],
         load=(load0, os.getloadavg()[0]),
@@ -442,10 +468,16 @@ def report(scenarios: list[Scenario], floors: list[Floor], load: tuple[str, str]
     lines.append("")
     for s in scenarios:
         extra = f"; errors: {s.errors}" if s.errors else ""
+        stage = [pct([x[k] for x in s.stages], 0.5) for k in range(3)]
+        sizes = s.batch_sizes
         lines.append(
             f"- {s.name}: requests took {s.request_seconds:.1f} s, all anchored after "
             f"{'-' if s.anchored_seconds is None else f'{s.anchored_seconds:.1f}'} s; "
-            f"1-min load {s.load[0]:.1f} -> {s.load[1]:.1f}{extra}"
+            f"per statement (p50) request -> queued by the translator {stage[0]:.2f} s, "
+            f"queued -> batched {stage[1]:.2f} s, batched -> anchored {stage[2]:.2f} s; "
+            f"{len(sizes)} batches (leaves min/median/max "
+            f"{sizes[0] if sizes else 0}/{pct(sizes, 0.5) if sizes else 0}/"
+            f"{sizes[-1] if sizes else 0}); 1-min load {s.load[0]:.1f} -> {s.load[1]:.1f}{extra}"
         )
     return "\n".join(lines)
 
