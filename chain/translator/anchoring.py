@@ -92,7 +92,7 @@ class EngineSettings:
     batches_per_pass: int = 16
     # Batches whose check + send + receipt may be in flight at once in :meth:`run` (each
     # claimed under its own lease). While they are, the loop keeps sealing.
-    max_in_flight: int = 4
+    max_in_flight: int = 2
     # Adaptive batch size: when more than ``policy.max_leaves`` records wait in a domain,
     # one batch takes them all, up to this many. A chain transaction costs about the same
     # whatever the batch's size, so a backlog drains in fewer, larger batches. ``None``:

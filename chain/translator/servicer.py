@@ -402,8 +402,10 @@ class TranslatorSettings(BaseSettings):
     # With a backlog beyond batch_max_leaves, one batch takes it all up to this many
     # leaves (an anchor_batch costs the same whatever the size); 0 turns it off.
     batch_adaptive_max_leaves: int = 4096
-    # Batches being checked/sent/awaited at once while the engine goes on sealing.
-    max_batches_in_flight: int = 4
+    # Batches being checked/sent/awaited at once while the engine goes on sealing. Sends
+    # from the one operator account are serialized (nonces), so more only adds receipt
+    # polling on the node.
+    max_batches_in_flight: int = 2
     retry_initial_ms: int = 500
     retry_max_delay_s: float = 60.0
     retry_max_attempts: int | None = None
