@@ -159,7 +159,13 @@ def fuzz_graphql(base_url: str, token: str | None, findings: Findings) -> None:
 def fuzz_rest(base_url: str, token: str | None, findings: Findings) -> None:
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    operations = [result.ok() for result in schema.get_all_operations()]
+    # /readyz takes no input, and its 503 tells the services' state, not a client mistake
+    # (a health check slower than its 2 s on a loaded machine is an answer, not a bug).
+    operations = [
+        operation
+        for operation in (result.ok() for result in schema.get_all_operations())
+        if operation.label != "GET /readyz"
+    ]
     assert len(operations) > 40, "the served document names every REST route"
     with requests.Session() as session:
         for operation in operations:
