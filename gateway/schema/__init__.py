@@ -19,6 +19,7 @@ from gateway.extensions import (
     OperationMetrics,
     RequestErrorCodes,
     RequestErrorsExecutionContext,
+    ValidDocumentCache,
 )
 from gateway.scalars import SCALAR_OVERRIDES
 from gateway.schema.actor_links import ActorLinksMutation, ActorLinksQuery
@@ -152,6 +153,8 @@ def build_schema(
             lambda: OperationCostLimit(max_cost=max_cost, max_anonymous_cost=max_anonymous_cost),
             lambda: QueryDepthLimiter(max_depth=max_depth),
             lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+            # After the cost limit (per caller, never cached) and the limiters' rules.
+            ValidDocumentCache,
             MaskInternalErrors,
             OperationMetrics,
             *([OperationTracing] if tracing.enabled() else []),

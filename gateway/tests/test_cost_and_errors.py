@@ -98,3 +98,37 @@ def test_long_domain_messages_are_clipped_to_fit_a_trailer() -> None:
     status = to_grpc_status(NotFound("no webhook source " + "a" * 10_000))
     assert len(status.details) == 1024
     assert status.details.endswith("…")
+
+
+async def test_a_document_found_valid_is_not_validated_again_but_still_limited() -> None:
+    """ValidDocumentCache: a valid document's text is remembered per schema; the cost limit
+    (per caller) still refuses it, and another schema's stricter limits still apply."""
+    from types import SimpleNamespace
+
+    def caller(authenticated: bool) -> SimpleNamespace:
+        return SimpleNamespace(authenticated=authenticated)
+
+    document = "{ __schema { queryType { name } mutationType { name } } }"
+    schema = build_schema(max_cost=100, max_anonymous_cost=2)
+    for _ in range(2):
+        signed_in = await schema.execute(document, context_value=caller(True))
+        assert signed_in.errors is None
+        assert signed_in.data == {
+            "__schema": {"queryType": {"name": "Query"}, "mutationType": {"name": "Mutation"}}
+        }
+        assert document in schema.__dict__["_keiko_valid_documents"]
+        anonymous = await schema.execute(document, context_value=caller(False))
+        assert anonymous.errors is not None
+        code = anonymous.errors[0].extensions or {}
+        assert (code["code"], code["cost"], code["limit"]) == ("OPERATION_TOO_COSTLY", 5, 2)
+    aliased = "{ a: __typename b: __typename c: __typename }"
+    assert (await schema.execute(aliased, context_value=caller(True))).errors is None
+    few_aliases = build_schema(max_aliases=2)
+    refused = await few_aliases.execute(aliased, context_value=caller(True))
+    assert refused.errors is not None
+    invalid = "{ nope }"
+    for _ in range(2):
+        answer = await schema.execute(invalid, context_value=caller(True))
+        assert answer.errors is not None
+        assert answer.errors[0].message == "Cannot query field 'nope' on type 'Query'."
+    assert invalid not in schema.__dict__["_keiko_valid_documents"]
