@@ -49,9 +49,10 @@ def _reputation(runtime: ServiceRuntime) -> ServiceBase:
 
 
 def _governance(runtime: ServiceRuntime) -> ServiceBase:
+    from services.governance.onchain import platform_voting
     from services.governance.servicer import build_governance_servicer
 
-    return build_governance_servicer(runtime)
+    return build_governance_servicer(runtime, onchain=platform_voting(runtime))
 
 
 def _marketplace(runtime: ServiceRuntime) -> ServiceBase:

@@ -10,7 +10,9 @@ kept up to date by consuming identity's events, so
 
 Identity events consumed (topic -> payload):
 
-    identity.humanity_verified  {"user_id": "<uuid>"}   proof of humanity registered
+    identity.humanity_verified  {"user_id": "<uuid>", "humanity_commitment": "0x..."}
+                                                       proof of humanity registered (on
+                                                       chain: votes on chain name it)
     identity.humanity_revoked   {"user_id": "<uuid>"}   enrollment removed / revoked
 
 Each event is applied once per consumer group (`handle_once`: the dedupe marker commits
@@ -21,6 +23,7 @@ overwrites it, so redeliveries and reordering are harmless.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +41,7 @@ TOPIC_HUMANITY_VERIFIED = "identity.humanity_verified"
 TOPIC_HUMANITY_REVOKED = "identity.humanity_revoked"
 HUMANITY_TOPICS = (TOPIC_HUMANITY_VERIFIED, TOPIC_HUMANITY_REVOKED)
 CONSUMER_GROUP = "governance.humanity"
+_FELT = re.compile(r"0x[0-9a-fA-F]{1,64}")
 
 
 class HumanityCheck(Protocol):
@@ -77,8 +81,11 @@ class HumanityMirror:
         if event.topic not in HUMANITY_TOPICS:
             return
         verified = event.topic == TOPIC_HUMANITY_VERIFIED
+        commitment = event.payload.get("humanity_commitment")
+        if not isinstance(commitment, str) or not _FELT.fullmatch(commitment):
+            commitment = ""
         changed = await GovernanceRepository(session).set_human(
-            user_id, verified, event.occurred_at
+            user_id, verified, event.occurred_at, commitment if verified else ""
         )
         if changed:
             log.info("governance.humanity_mirrored", user_id=user_id, verified=verified)

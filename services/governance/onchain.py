@@ -5,16 +5,19 @@ What is done on chain for a VOTING_MODE_ON_CHAIN community:
 - CreateProposal creates the proposal in the contract (metadata hash, option count,
   voting window as unix seconds, quorum as a number of votes) from the service's account
   and stores the contract's proposal id;
-- votes are cast by each voter's own Starknet account (the contract requires the caller
-  to be registered in the humanity registry): the service does not vote for anyone,
-  so CastVote answers FAILED_PRECONDITION for on-chain proposals until Keiko-custodied
-  voting accounts exist;
+- votes are cast by each voter's own Starknet account, the one their humanity is
+  registered from (the contract counts one vote per registered human): CastVote, after
+  the service's own checks (verified human member, window, ballot), asks the chain
+  translator's CastGovernanceVote to sign the vote with the voter's account
+  (`TranslatorBallots`), naming the voter by the humanity commitment identity announced;
+  a deployment without the translator answers FAILED_PRECONDITION;
 - FinalizeProposal calls `finalize` (or finds it already finalized) and reads the
   per-option totals back from the chain: the tally of an on-chain proposal is the
   chain's, and the finalize transaction is its anchor.
 
 `OnChainVoting` is the port the service uses; `ContractVoting` implements it with the
-starknet-py binding (`chain.client`).
+starknet-py binding (`chain.client`) for the proposal's lifecycle and `TranslatorBallots`
+for the votes; `platform_voting` wires both on a platform with a chain.
 """
 
 from __future__ import annotations
@@ -25,13 +28,24 @@ import json
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from services.kit.errors import FailedPrecondition, Unavailable
+import grpc
+
+from services.kit.auth import Principal, TokenIssuer
+from services.kit.errors import (
+    DomainError,
+    FailedPrecondition,
+    PermissionDenied,
+    Unavailable,
+    ValidationError,
+)
+from services.kit.grpc.client import open_channel, stub
 
 if TYPE_CHECKING:
     from chain.client.core import KeikoChain, TxResult
+    from services.kit.runtime import ServiceRuntime
 
 T = TypeVar("T")
 
@@ -69,6 +83,79 @@ class OnChainVoting(Protocol):
     async def read_votes(self, onchain_id: str, options_count: int) -> tuple[tuple[int, ...], int]:
         """Votes per option and the total so far."""
         ...
+
+    async def cast_vote(
+        self, onchain_id: str, voter_commitment: str, option: int, request_id: str
+    ) -> str:
+        """Cast one voter's vote for one option from the voter's own account; the vote's
+        transaction hash (the first one if this voter already voted)."""
+        ...
+
+
+class BallotBox(Protocol):
+    async def cast(
+        self, onchain_id: str, voter_commitment: str, option: int, request_id: str
+    ) -> str: ...
+
+
+# The translator's refusals, as the governance service's own errors.
+_BALLOT_ERRORS: dict[grpc.StatusCode, Callable[[str], DomainError]] = {
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.NOT_FOUND: lambda m: FailedPrecondition(
+        f"your proof of humanity is not registered on chain: {m}"
+    ),
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.INVALID_ARGUMENT: lambda m: ValidationError("choices", m),
+}
+
+
+class TranslatorBallots:
+    """Votes through the chain translator's CastGovernanceVote, which signs each with the
+    voter's own Starknet account. ``token`` returns a service access token (the
+    translator casts for any voter only for Keiko's services)."""
+
+    def __init__(
+        self,
+        target: str,
+        token: Callable[[], str],
+        *,
+        timeout: float = 120.0,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        self.target = target
+        self._token = token
+        self.timeout = timeout
+        self._channel = channel
+
+    async def cast(
+        self, onchain_id: str, voter_commitment: str, option: int, request_id: str
+    ) -> str:
+        from services.api.keiko.chain import v1 as chain_pb
+
+        if self._channel is None:
+            self._channel = open_channel(self.target)
+        client = stub(
+            chain_pb.ChainServiceStub,
+            self._channel,
+            access_token=self._token(),
+            timeout=self.timeout,
+        )
+        try:
+            reply = await client.cast_governance_vote(
+                chain_pb.CastGovernanceVoteRequest(
+                    onchain_proposal_id=onchain_id,
+                    voter_commitment=voter_commitment,
+                    votes=[chain_pb.OptionVotes(option_index=option, votes_milli=1000)],
+                    request_id=request_id,
+                )
+            )
+        except grpc.aio.AioRpcError as error:
+            details = error.details() or ""
+            make = _BALLOT_ERRORS.get(error.code())
+            if make is not None:
+                raise make(details) from None
+            raise Unavailable(f"the chain translator could not cast the vote: {details}") from None
+        return reply.tx_hash
 
 
 def metadata_hash(proposal_id: str, title: str, body: str, labels: list[str]) -> int:
@@ -108,12 +195,24 @@ class ContractVoting:
         chain: KeikoChain | None = None,
         *,
         connect: Callable[[], Awaitable[KeikoChain]] | None = None,
+        ballots: BallotBox | None = None,
     ) -> None:
         if (chain is None) == (connect is None):
             raise ValueError("give a chain or a connect factory")
         self._chain = chain
         self._connect = connect
+        self._ballots = ballots
         self._lock = asyncio.Lock()
+
+    async def cast_vote(
+        self, onchain_id: str, voter_commitment: str, option: int, request_id: str
+    ) -> str:
+        if self._ballots is None:
+            raise FailedPrecondition(
+                "this deployment cannot cast on-chain votes for its users: vote from your "
+                f"own Starknet account with cast_vote on the governance contract ({onchain_id})"
+            )
+        return await self._ballots.cast(onchain_id, voter_commitment, option, request_id)
 
     async def _get_chain(self) -> KeikoChain:
         if self._chain is None:
@@ -223,3 +322,36 @@ class ContractVoting:
             return await call
         except KeikoChainError as err:
             raise Unavailable(f"chain unavailable: {err}") from err
+
+
+SERVICE_PRINCIPAL = Principal("keiko-governance", frozenset({"service"}))
+
+
+def platform_voting(runtime: ServiceRuntime) -> ContractVoting | None:
+    """VOTING_MODE_ON_CHAIN on a platform with a chain (``settings.chain_rpc_url``) and a
+    JWT signing key, else None (the mode is refused). Proposals are created and finalized
+    by the chain operator's account (``chain_config_from_env``: the translator's); each
+    vote is signed by the voter's own account through the translator
+    (``settings.chain_translator_target``, default the platform's gRPC target), with the
+    governance service's own token."""
+    settings = runtime.settings
+    private_pem: bytes | None = getattr(runtime, "jwt_private_key_pem", None)
+    if not settings.chain_rpc_url or private_pem is None:
+        return None
+    from chain.client.core import KeikoChain
+    from chain.translator.ports import chain_config_from_env
+
+    config = chain_config_from_env(data_dir=settings.data_dir, rpc_url=settings.chain_rpc_url)
+    account = config.account
+
+    async def connect() -> KeikoChain:
+        if account is None:
+            raise Unavailable("no chain account is configured (KEIKO_CHAIN_ACCOUNT_ADDRESS)")
+        return await KeikoChain.connect(
+            config.rpc_url, account.address, account.private_key, config.deployment_file
+        )
+
+    issuer = TokenIssuer(private_pem, runtime.clock, timedelta(minutes=5))
+    target = settings.chain_translator_target or settings.gateway_target
+    ballots = TranslatorBallots(target, lambda: issuer.issue(SERVICE_PRINCIPAL).token)
+    return ContractVoting(connect=connect, ballots=ballots)

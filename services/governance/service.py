@@ -645,12 +645,6 @@ class GovernanceService:
             existing = await repo.get_vote(proposal_id, principal.user_id)
             if existing is None:
                 await self._require_member(repo, principal, proposal.community_id)
-        if existing is None and proposal.voting_mode is d.VotingMode.ON_CHAIN:
-            raise FailedPrecondition(
-                "this proposal is voted on chain: cast the vote from your own Starknet "
-                f"account with cast_vote on the governance contract (proposal "
-                f"{proposal.onchain_proposal_id}); Keiko does not hold voting accounts"
-            )
         if existing is not None:
             return await self._replayed(existing, rid)
         # Outside any transaction: the check may read through its own connection.
@@ -658,6 +652,9 @@ class GovernanceService:
             raise FailedPrecondition(
                 "only verified humans vote: register your proof of humanity first"
             )
+        tx_hash = ""
+        if proposal.voting_mode is d.VotingMode.ON_CHAIN:
+            tx_hash = await self._cast_on_chain(principal, proposal_id, choices, rid)
         replay: d.Vote | None = None
         try:
             async with self.db.transaction() as session:
@@ -680,7 +677,7 @@ class GovernanceService:
                         choices,
                         proposal.quadratic_credit_budget,
                     )
-                    vote = d.Vote(proposal_id, principal.user_id, ballot, now, rid)
+                    vote = d.Vote(proposal_id, principal.user_id, ballot, now, rid, tx_hash)
                     await repo.insert_vote(vote)
                     if proposal.status is d.ProposalStatus.PENDING:
                         proposal = await self._activate(repo, session, proposal)
@@ -710,6 +707,49 @@ class GovernanceService:
             repo = GovernanceRepository(session)
             view = await self._view(repo, await self._proposal(repo, proposal_id))
         return vote, view
+
+    async def _cast_on_chain(
+        self,
+        principal: Principal,
+        proposal_id: str,
+        choices: Sequence[d.Choice],
+        rid: str | None,
+    ) -> str:
+        """An ON_CHAIN proposal's vote goes to the governance contract first, signed by the
+        voter's own account (the one their humanity is registered from), after the same
+        checks the vote's insert makes again; the insert then records it with its
+        transaction. A retry after a lost answer gets the vote's transaction back."""
+        async with self.db.session() as session:
+            repo = GovernanceRepository(session)
+            proposal = await self._proposal(repo, proposal_id)
+            member = await self._require_member(repo, principal, proposal.community_id)
+            if member.joined_at > proposal.voting_starts_at:
+                raise PermissionDenied(
+                    "only members who joined before voting opened may vote on it"
+                )
+            now = self.clock.now()
+            if not proposal.voting_open(now):
+                raise FailedPrecondition(self._closed_reason(proposal, now))
+            ballot = d.validate_ballot(
+                proposal.voting_method,
+                len(proposal.options),
+                choices,
+                proposal.quadratic_credit_budget,
+            )
+            commitment = await repo.human_commitment(principal.user_id)
+        if not commitment:
+            raise FailedPrecondition(
+                "your proof of humanity is not registered on chain yet: on-chain votes are "
+                "cast from the account that registered it"
+            )
+        if self.onchain is None or not proposal.onchain_proposal_id:
+            raise FailedPrecondition("on-chain voting is not available in this deployment")
+        return await self.onchain.cast_vote(
+            proposal.onchain_proposal_id,
+            commitment,
+            ballot[0].option_index,
+            rid or f"{proposal_id}:{principal.user_id}",
+        )
 
     async def _replayed(self, existing: d.Vote, rid: str | None) -> tuple[d.Vote, ProposalView]:
         if rid is None or existing.request_id != rid:

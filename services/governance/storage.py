@@ -90,6 +90,9 @@ humans = Table(
     Column("verified", Boolean, nullable=False),
     # occurred_at of the event that set this state: older events never overwrite it
     _ts("as_of"),
+    # The humanity commitment registered on chain ("" if identity did not say): an
+    # on-chain vote is cast under the account that registered it.
+    Column("commitment", String(80), nullable=False, server_default=""),
 )
 
 proposals = Table(
@@ -469,22 +472,43 @@ class GovernanceRepository:
         ).scalar_one_or_none()
         return bool(value)
 
-    async def set_human(self, user_id: str, verified: bool, as_of: datetime) -> bool:
-        """Record identity's verdict unless a newer one is stored. True if changed."""
+    async def human_commitment(self, user_id: str) -> str:
+        """The verified human's on-chain humanity commitment ("" if none is known)."""
+        value = (
+            await self.session.execute(
+                select(humans.c.commitment).where(
+                    humans.c.user_id == user_id, humans.c.verified.is_(True)
+                )
+            )
+        ).scalar_one_or_none()
+        return str(value or "")
+
+    async def set_human(
+        self, user_id: str, verified: bool, as_of: datetime, commitment: str = ""
+    ) -> bool:
+        """Record identity's verdict unless a newer one is stored. True if changed. A
+        verdict without a commitment keeps the one stored."""
         current = (
             await self.session.execute(select(humans).where(humans.c.user_id == user_id))
         ).one_or_none()
         if current is None:
             await self.session.execute(
-                insert(humans).values(user_id=user_id, verified=verified, as_of=as_of)
+                insert(humans).values(
+                    user_id=user_id, verified=verified, as_of=as_of, commitment=commitment
+                )
             )
             return True
         if _aware(current.as_of) > as_of:
             return False
+        values: dict[str, Any] = {"verified": verified, "as_of": as_of}
+        if commitment:
+            values["commitment"] = commitment
         await self.session.execute(
-            update(humans).where(humans.c.user_id == user_id).values(verified=verified, as_of=as_of)
+            update(humans).where(humans.c.user_id == user_id).values(**values)
         )
-        return bool(current.verified) != verified
+        return bool(current.verified) != verified or (
+            bool(commitment) and current.commitment != commitment
+        )
 
     # proposals
 

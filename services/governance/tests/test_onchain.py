@@ -97,8 +97,9 @@ async def test_on_chain_proposal_created_voted_and_read_back(
     assert (on_chain.options_count, on_chain.quorum) == (3, 1)  # 100 % of 1 eligible voter
     assert on_chain.end == int(proposal.voting_ends_at.timestamp())
 
-    # Keiko does not vote for anyone: the voter signs with their own account.
-    with pytest.raises(FailedPrecondition, match="voted on chain"):
+    # Identity announced no on-chain registration for the admin: Keiko has no account to
+    # vote from. A human votes from their own account directly on the contract too.
+    with pytest.raises(FailedPrecondition, match="not registered on chain"):
         await service.cast_vote(admin, proposal.id, [d.Choice(0)], "")
     await voter_chain.registry.register(secrets.randbits(200) or 1, secrets.randbits(250) or 1)
     cast = await voter_chain.governance.cast_vote(onchain_id, 0)
