@@ -109,20 +109,28 @@ mutation FinishLogin($id: ID!, $credential: String!) {
 }"""
 
 
-async def sign_up_and_log_in(gql: GraphQLClient, email: str, name: str) -> str:
-    """WebAuthn registration then login through GraphQL; sets and returns the user id."""
-    authenticator = SoftwareAuthenticator(origin=ORIGIN, rp_id="localhost")
+async def sign_up_and_log_in(
+    gql: GraphQLClient, email: str, name: str, authenticator: SoftwareAuthenticator | None = None
+) -> str:
+    """WebAuthn registration then login through GraphQL; sets and returns the user id.
+    Keep ``authenticator`` to log in again later (`log_in`)."""
+    authenticator = authenticator or SoftwareAuthenticator(origin=ORIGIN, rp_id="localhost")
     begun = (await gql(REGISTER, email=email, name=name))["beginRegistration"]
     credential = authenticator.create(begun["optionsJson"])
     user_id = (await gql(FINISH_REGISTRATION, id=begun["id"], credential=credential))[
         "finishRegistration"
     ]["user"]["id"]
+    assert await log_in(gql, email, authenticator) == user_id
+    return str(user_id)
+
+
+async def log_in(gql: GraphQLClient, email: str, authenticator: SoftwareAuthenticator) -> str:
+    """A WebAuthn login through GraphQL (a fresh access token); returns the user id."""
     login = (await gql(LOGIN, email=email))["beginLogin"]
     assertion = authenticator.get(login["optionsJson"])
     session = (await gql(FINISH_LOGIN, id=login["id"], credential=assertion))["finishLogin"]
-    assert session["user"]["id"] == user_id
     gql.token = session["tokens"]["accessToken"]
-    return str(user_id)
+    return str(session["user"]["id"])
 
 
 RECORD = """
