@@ -229,6 +229,8 @@ def _fast_program_loading() -> None:
         return ptr + len(data)
 
     load_data._keiko_fast = True  # type: ignore[attr-defined]
+    # cairo-lang's own, for scripts/bench/vm_calls.py
+    load_data._keiko_original = original  # type: ignore[attr-defined]
     MemorySegmentManager.load_data = load_data  # type: ignore[method-assign]
 
 
