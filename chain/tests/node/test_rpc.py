@@ -16,6 +16,7 @@ from starknet_py.net.client_errors import ClientError
 from starknet_py.net.client_models import (
     BlockStateUpdate,
     Call,
+    DeclareTransactionV3,
     InvokeTransactionV3,
     PreConfirmedStarknetBlock,
     ResourceBounds,
@@ -30,6 +31,7 @@ from starknet_py.net.client_models import (
 from starknet_py.net.full_node_client import FullNodeClient
 from starknet_py.transaction_errors import TransactionRevertedError
 
+from chain.deploy.deployer import UDC_ADDRESS
 from chain.node.process import NodeProcess
 from chain.tests.node.harness import LEARNING, DevChain, account_for, raw_rpc
 
@@ -76,6 +78,24 @@ async def test_chain_identity_and_blocks(client: FullNodeClient, devchain: DevCh
     genesis = await client.get_block_with_receipts(block_number=0)
     assert isinstance(genesis, StarknetBlockWithReceipts)
     assert genesis.parent_hash == 0 and genesis.transactions == []
+    # Keiko's contracts arrived after block 0 by real transactions, as on any chain: each
+    # class by a DECLARE, each contract by an INVOKE of the Universal Deployer.
+    declared: set[int] = set()
+    deployed_by_udc = False
+    for number in range(1, latest.block_number + 1):
+        block = await client.get_block_with_txs(block_number=number)
+        assert isinstance(block, StarknetBlock)
+        for tx in block.transactions:
+            if isinstance(tx, DeclareTransactionV3):
+                declared.add(tx.class_hash)
+            elif isinstance(tx, InvokeTransactionV3) and UDC_ADDRESS in tx.calldata:
+                deployed_by_udc = True
+        if number > 10:
+            break  # genesis is the first few blocks
+    keiko_classes = {
+        int(ref["class_hash"], 16) for ref in devchain.deployment["contracts"].values()
+    }
+    assert keiko_classes <= declared and deployed_by_udc
 
     pending = await client.get_block()
     assert isinstance(pending, PreConfirmedStarknetBlock)
