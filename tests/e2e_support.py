@@ -126,6 +126,7 @@ async def sign_up_and_log_in(
 
 async def log_in(gql: GraphQLClient, email: str, authenticator: SoftwareAuthenticator) -> str:
     """A WebAuthn login through GraphQL (a fresh access token); returns the user id."""
+    gql.token = None  # an expired token would be refused before the login is looked at
     login = (await gql(LOGIN, email=email))["beginLogin"]
     assertion = authenticator.get(login["optionsJson"])
     session = (await gql(FINISH_LOGIN, id=login["id"], credential=assertion))["finishLogin"]
