@@ -64,7 +64,7 @@ CAST_VOTE = """
 mutation($id: ID!, $rid: String!) {
   castVote(proposalId: $id, choices: [{optionIndex: 1}], requestId: $rid) {
     vote { voterId txHash }
-    tally { totalVoters options { index votes } }
+    tally { totalVoters options { optionIndex votes } }
   }
 }"""
 
@@ -176,6 +176,8 @@ async def test_a_vote_through_keiko_is_counted_under_the_voters_own_account(
     cast = voted["data"]["castVote"]
     assert cast["vote"]["txHash"].startswith("0x")
     assert cast["tally"]["totalVoters"] == 1
+    # An open on-chain proposal's counts are the contract's.
+    assert [o["votes"] for o in cast["tally"]["options"]] == [0.0, 1.0, 0.0]
 
     config = chain_config_from_env(
         data_dir=running.settings.data_dir, rpc_url=str(running.chain_rpc_url)
