@@ -103,7 +103,13 @@ async def test_one_record_interaction_is_one_trace_from_gateway_to_node(
             await asyncio.sleep(0.5)
         assert anchor["status"] == "ANCHORED", anchor
 
-    spans = list(exporter.get_finished_spans())
+    # The watcher may confirm the batch from the chain's events before the engine's send
+    # (the "anchor batch" span) has its receipt: wait for that span to end (bounded).
+    for _ in range(120):
+        spans = list(exporter.get_finished_spans())
+        if any(s.name == "anchor batch" for s in spans):
+            break
+        await asyncio.sleep(0.5)
     operation = _one(spans, **{"graphql.operation.name": "Record"})
     assert operation.name == "graphql mutation Record"
     trace_id = operation.context.trace_id
