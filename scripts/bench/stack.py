@@ -4,6 +4,7 @@ with percentiles, and the machine's load for the record."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import socket
@@ -281,3 +282,29 @@ async def record_interactions(gql: GraphQL, count: int, concurrency: int = 8) ->
             await gql(RECORD, input=interaction(i))
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+EngineBench = Callable[[str, int, int, Path | None, bool], Awaitable[list[Load]]]
+
+
+async def read_bench_main(description: str, default_concurrency: int, bench: EngineBench) -> None:
+    """The command line of a read bench: per engine, a baseline and the measured read
+    (``bench`` returns both), printed as one table with the load before and after."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=default_concurrency)
+    parser.add_argument("--engines", default="sqlite,postgres")
+    parser.add_argument("--profile", type=Path, help="py-spy raw profile of the server, per engine")
+    parser.add_argument(
+        "--pure-codec", action="store_true", help="betterproto's pure-Python codec (before)"
+    )
+    args = parser.parse_args()
+    print(f"codec: {'pure Python' if args.pure_codec else 'as installed'}")
+    print(f"before: {uptime()}")
+    for engine in args.engines.split(","):
+        profile = args.profile.with_suffix(f".{engine}.txt") if args.profile else None
+        baseline, read = await bench(
+            engine, args.requests, args.concurrency, profile, args.pure_codec
+        )
+        print(f"\n{engine}\n\n{TABLE_HEAD}\n{baseline.row(None)}\n{read.row(baseline)}\n")
+    print(f"after: {uptime()}")

@@ -11,7 +11,6 @@ routes, xAPI version header and HTTP client, no authentication and no service ca
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import uuid
@@ -22,14 +21,13 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from scripts.bench.stack import (
-    TABLE_HEAD,
     GraphQL,
     Load,
     closed_loop,
     profiled,
+    read_bench_main,
     running_platform,
     sign_up,
-    uptime,
 )
 
 STATEMENTS = 200
@@ -106,24 +104,7 @@ async def bench_engine(
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--engines", default="sqlite,postgres")
-    parser.add_argument("--profile", type=Path, help="py-spy raw profile of the server, per engine")
-    parser.add_argument(
-        "--pure-codec", action="store_true", help="betterproto's pure-Python codec (before)"
-    )
-    args = parser.parse_args()
-    print(f"codec: {'pure Python' if args.pure_codec else 'as installed'}")
-    print(f"before: {uptime()}")
-    for engine in args.engines.split(","):
-        profile = args.profile.with_suffix(f".{engine}.txt") if args.profile else None
-        baseline, read = await bench_engine(
-            engine, args.requests, args.concurrency, profile, args.pure_codec
-        )
-        print(f"\n{engine}\n\n{TABLE_HEAD}\n{baseline.row(None)}\n{read.row(baseline)}\n")
-    print(f"after: {uptime()}")
+    await read_bench_main((__doc__ or "").splitlines()[0], 16, bench_engine)
 
 
 if __name__ == "__main__":
