@@ -8,12 +8,15 @@ entries of the timeline) as fast as they are answered. The baseline in the same 
 the same concurrency, is `{ __typename }`: the same HTTP server, GraphQL schema,
 extensions and token, no resolver and no service call. On SQLite and PostgreSQL.
 
-    .venv/bin/python scripts/bench/passport_read.py [--requests 1000] [--engines sqlite,postgres]
+    .venv/bin/python scripts/bench/passport_read.py [--seconds 10] [--engines sqlite,postgres]
+
+The load is wrk's when it is installed (`--client python` for the httpx client).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,13 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from scripts.bench.stack import (
     GraphQL,
     Load,
-    closed_loop,
-    profiled,
+    ReadRun,
     read_bench_main,
     record_interactions,
     running_platform,
     sign_up,
 )
+from scripts.bench.wrk import HttpRequest
 
 ENTRIES = 200
 PASSPORT = """
@@ -51,11 +54,18 @@ query Passport {
 TYPENAME = "query Baseline { __typename }"
 
 
-async def bench_engine(
-    engine: str, requests: int, concurrency: int, profile: Path | None, pure_codec: bool
-) -> list[Load]:
-    async with running_platform(engine, pure_codec=pure_codec) as platform:
-        limits = httpx.Limits(max_connections=concurrency + 4)
+def graphql_request(base_url: str, token: str, query: str) -> HttpRequest:
+    return HttpRequest(
+        f"{base_url}/graphql",
+        method="POST",
+        headers={"authorization": f"Bearer {token}", "content-type": "application/json"},
+        body=json.dumps({"query": query, "variables": {}}).encode(),
+    )
+
+
+async def bench_engine(engine: str, run: ReadRun) -> list[Load]:
+    async with running_platform(engine, pure_codec=run.pure_codec) as platform:
+        limits = httpx.Limits(max_connections=run.concurrency + 4)
         async with httpx.AsyncClient(
             base_url=platform.base_url, timeout=120, limits=limits
         ) as http:
@@ -70,21 +80,18 @@ async def bench_engine(
             page = (await gql(PASSPORT))["passport"]["timeline"]["edges"]
             shown = sum(len(e["node"]["entries"]) for e in page)
             print(f"[{engine}] passport ready: {ENTRIES} entries, first page shows {shown}")
-            cpu = platform.cpu_seconds()
-            baseline = await closed_loop(
-                "`{ __typename }` (baseline)", lambda: gql(TYPENAME), concurrency, requests
+            baseline = await run.load(
+                "`{ __typename }` (baseline)",
+                platform,
+                lambda: gql(TYPENAME),
+                graphql_request(platform.base_url, gql.token, TYPENAME),
             )
-            cpu_baseline = platform.cpu_seconds() - cpu
-            cpu = platform.cpu_seconds()
-            async with profiled(platform.pid, profile):
-                passport = await closed_loop(
-                    "passport timeline(first: 50)", lambda: gql(PASSPORT), concurrency, requests
-                )
-            cpu_passport = platform.cpu_seconds() - cpu
-            print(
-                f"[{engine}] server CPU per request: baseline "
-                f"{cpu_baseline / requests * 1000:.1f} ms, passport "
-                f"{cpu_passport / requests * 1000:.1f} ms"
+            passport = await run.load(
+                "passport timeline(first: 50)",
+                platform,
+                lambda: gql(PASSPORT),
+                graphql_request(platform.base_url, gql.token, PASSPORT),
+                profile=True,
             )
             return [baseline, passport]
 

@@ -1,6 +1,7 @@
 """Shared pieces of the read benchmarks: the whole platform (`keiko serve`) in a
 subprocess, on SQLite or a throwaway PostgreSQL, a signed-up user, closed-loop load
-with percentiles, and the machine's load for the record."""
+with percentiles (wrk when installed, else a Python client), the server's CPU per
+request, and the machine's load for the record."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from keiko.authenticator import SoftwareAuthenticator  # noqa: E402
 from scripts.bench.throwaway import throwaway_postgres  # noqa: E402
+from scripts.bench.wrk import HttpRequest, run_wrk, wrk_path  # noqa: E402
 
 ORIGIN = "http://localhost:8000"
 # `keiko` with betterproto's pure-Python codec even where betterproto-rust-codec is
@@ -56,7 +58,9 @@ def pct(values: Sequence[float], q: float) -> float:
 @dataclass
 class Load:
     """One closed-loop run: ``requests`` calls by ``concurrency`` workers (``errors`` of
-    them failed: they count in the latencies, not in the rate)."""
+    them failed: they count in the latencies, not in the rate). Latencies either as
+    samples (the Python client) or as percentiles already computed (wrk);
+    ``server_cpu_s``: the server process's CPU during the run, when measured."""
 
     name: str
     concurrency: int
@@ -64,24 +68,39 @@ class Load:
     seconds: float
     latencies_ms: list[float]
     errors: int = 0
+    percentiles_ms: dict[int, float] | None = None
+    server_cpu_s: float | None = None
 
     @property
     def rate(self) -> float:
         return (self.requests - self.errors) / self.seconds
 
+    def percentile(self, q: int) -> float:
+        if self.percentiles_ms is not None:
+            return self.percentiles_ms[q]
+        return pct(self.latencies_ms, q)
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        if self.server_cpu_s is None or not self.requests:
+            return None
+        return self.server_cpu_s / self.requests * 1000
+
     def row(self, baseline: Load | None) -> str:
         ratio = f"{baseline.rate / self.rate:.1f}x" if baseline is not None and self.rate else "-"
-        p = self.latencies_ms
+        cpu = self.cpu_ms_per_request
         return (
-            f"| {self.name} | {self.concurrency} | {self.rate:,.1f} | {pct(p, 50):.1f} | "
-            f"{pct(p, 95):.1f} | {pct(p, 99):.1f} | {self.errors} | "
-            f"{ratio if baseline is not None else '1.0x'} |"
+            f"| {self.name} | {self.concurrency} | {self.rate:,.1f} | {self.percentile(50):.1f} | "
+            f"{self.percentile(95):.1f} | {self.percentile(99):.1f} | {self.errors} | "
+            f"{ratio if baseline is not None else '1.0x'} | "
+            f"{'-' if cpu is None else f'{cpu:.2f}'} |"
         )
 
 
 TABLE_HEAD = (
-    "| call | concurrency | req/s | p50 ms | p95 ms | p99 ms | errors | cost vs baseline |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---:|"
+    "| call | concurrency | req/s | p50 ms | p95 ms | p99 ms | errors | cost vs baseline "
+    "| server CPU ms/req |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -284,14 +303,84 @@ async def record_interactions(gql: GraphQL, count: int, concurrency: int = 8) ->
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-EngineBench = Callable[[str, int, int, Path | None, bool], Awaitable[list[Load]]]
+@dataclass(frozen=True)
+class ReadRun:
+    """How one engine's read bench loads the server: ``client`` "wrk" (``seconds`` of
+    load after a one-second warm-up) or "python" (``requests`` calls after 20 warm-up
+    calls), ``concurrency`` connections; ``profile``: py-spy output for the measured read."""
+
+    client: str
+    concurrency: int
+    requests: int
+    seconds: float
+    threads: int = 1
+    profile: Path | None = None
+    pure_codec: bool = False
+
+    async def load(
+        self,
+        name: str,
+        platform: Platform,
+        call: Callable[[], Awaitable[object]],
+        request: HttpRequest,
+        *,
+        profile: bool = False,
+    ) -> Load:
+        """``request`` (with wrk) or ``call`` (with the Python client; the same request)
+        in a closed loop, with the server's CPU over the measured part (and a py-spy
+        profile of it when ``profile`` and the run has a profile path)."""
+        if self.client == "wrk":
+            await run_wrk(request, concurrency=self.concurrency, seconds=1, threads=self.threads)
+        else:
+            for _ in range(20):
+                await call()
+        async with profiled(platform.pid, self.profile if profile else None):
+            cpu = platform.cpu_seconds()  # from here: py-spy's start-up is not the load's
+            if self.client == "wrk":
+                result = await run_wrk(
+                    request,
+                    concurrency=self.concurrency,
+                    seconds=self.seconds,
+                    threads=self.threads,
+                )
+                measured = Load(
+                    name,
+                    self.concurrency,
+                    result.requests,
+                    result.seconds,
+                    [],
+                    result.errors,
+                    result.percentiles_ms,
+                )
+            else:
+                measured = await closed_loop(name, call, self.concurrency, self.requests, warm_up=0)
+            measured.server_cpu_s = platform.cpu_seconds() - cpu
+        return measured
+
+
+EngineBench = Callable[[str, ReadRun], Awaitable[list[Load]]]
+
+
+def load_client(asked: str | None) -> str:
+    """wrk when installed (unless the Python client is asked for); says so when it falls
+    back to the Python client."""
+    if asked == "python":
+        return "python"
+    if wrk_path() is None:
+        print("wrk is not installed (Debian package `wrk`): using the Python httpx client, whose")
+        print("CPU competes with the server's, so the rates below understate the server's")
+        return "python"
+    return "wrk"
 
 
 async def read_bench_main(description: str, default_concurrency: int, bench: EngineBench) -> None:
     """The command line of a read bench: per engine, a baseline and the measured read
     (``bench`` returns both), printed as one table with the load before and after."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--client", choices=["wrk", "python"], help="load generator (default wrk)")
+    parser.add_argument("--seconds", type=float, default=10, help="wrk: seconds a measurement")
+    parser.add_argument("--threads", type=int, default=1, help="wrk: threads")
+    parser.add_argument("--requests", type=int, default=1000, help="python client: requests")
     parser.add_argument("--concurrency", type=int, default=default_concurrency)
     parser.add_argument("--engines", default="sqlite,postgres")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the server, per engine")
@@ -299,12 +388,19 @@ async def read_bench_main(description: str, default_concurrency: int, bench: Eng
         "--pure-codec", action="store_true", help="betterproto's pure-Python codec (before)"
     )
     args = parser.parse_args()
-    print(f"codec: {'pure Python' if args.pure_codec else 'as installed'}")
+    client = load_client(args.client)
+    print(f"codec: {'pure Python' if args.pure_codec else 'as installed'}; load: {client}")
     print(f"before: {uptime()}")
     for engine in args.engines.split(","):
-        profile = args.profile.with_suffix(f".{engine}.txt") if args.profile else None
-        baseline, read = await bench(
-            engine, args.requests, args.concurrency, profile, args.pure_codec
+        run = ReadRun(
+            client=client,
+            concurrency=args.concurrency,
+            requests=args.requests,
+            seconds=args.seconds,
+            threads=args.threads,
+            profile=args.profile.with_suffix(f".{engine}.txt") if args.profile else None,
+            pure_codec=args.pure_codec,
         )
+        baseline, read = await bench(engine, run)
         print(f"\n{engine}\n\n{TABLE_HEAD}\n{baseline.row(None)}\n{read.row(baseline)}\n")
-    print(f"after: {uptime()}")
+        print(f"after {engine}: {uptime()}")

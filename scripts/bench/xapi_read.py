@@ -6,7 +6,9 @@ client (Basic auth) for a signed-up user, stores 200 statements about one agent 
 baseline in the same run, at the same concurrency, is `GET /xapi/about`: the same server,
 routes, xAPI version header and HTTP client, no authentication and no service call.
 
-    .venv/bin/python scripts/bench/xapi_read.py [--requests 1000] [--engines sqlite,postgres]
+    .venv/bin/python scripts/bench/xapi_read.py [--seconds 10] [--engines sqlite,postgres]
+
+The load is wrk's when it is installed (`--client python` for the httpx client).
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from scripts.bench.stack import (
     GraphQL,
     Load,
-    closed_loop,
-    profiled,
+    ReadRun,
     read_bench_main,
     running_platform,
     sign_up,
 )
+from scripts.bench.wrk import HttpRequest
 
 STATEMENTS = 200
 VERSION = {"x-experience-api-version": "1.0.3"}
@@ -52,11 +54,9 @@ def statement(i: int) -> dict[str, object]:
     }
 
 
-async def bench_engine(
-    engine: str, requests: int, concurrency: int, profile: Path | None, pure_codec: bool
-) -> list[Load]:
-    async with running_platform(engine, pure_codec=pure_codec) as platform:
-        limits = httpx.Limits(max_connections=concurrency + 4)
+async def bench_engine(engine: str, run: ReadRun) -> list[Load]:
+    async with running_platform(engine, pure_codec=run.pure_codec) as platform:
+        limits = httpx.Limits(max_connections=run.concurrency + 4)
         async with httpx.AsyncClient(
             base_url=platform.base_url, timeout=120, limits=limits
         ) as http:
@@ -76,6 +76,7 @@ async def bench_engine(
             page = await http.get("/xapi/statements", params=params, headers=VERSION, auth=auth)
             page.raise_for_status()
             print(f"[{engine}] {len(page.json()['statements'])} statements a page")
+            authorization = page.request.headers["authorization"]
 
             async def about() -> None:
                 (await http.get("/xapi/about", headers=VERSION)).raise_for_status()
@@ -86,19 +87,20 @@ async def bench_engine(
                 )
                 response.raise_for_status()
 
-            cpu = platform.cpu_seconds()
-            baseline = await closed_loop("GET /xapi/about (baseline)", about, concurrency, requests)
-            cpu_baseline = platform.cpu_seconds() - cpu
-            cpu = platform.cpu_seconds()
-            async with profiled(platform.pid, profile):
-                read = await closed_loop(
-                    "GET /xapi/statements?agent=...&limit=50", statements, concurrency, requests
-                )
-            cpu_read = platform.cpu_seconds() - cpu
-            print(
-                f"[{engine}] server CPU per request: baseline "
-                f"{cpu_baseline / requests * 1000:.1f} ms, statements "
-                f"{cpu_read / requests * 1000:.1f} ms"
+            baseline = await run.load(
+                "GET /xapi/about (baseline)",
+                platform,
+                about,
+                HttpRequest(f"{platform.base_url}/xapi/about", headers=VERSION),
+            )
+            read = await run.load(
+                "GET /xapi/statements?agent=...&limit=50",
+                platform,
+                statements,
+                HttpRequest(
+                    str(page.request.url), headers={**VERSION, "authorization": authorization}
+                ),
+                profile=True,
             )
             return [baseline, read]
 
