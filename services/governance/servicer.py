@@ -297,7 +297,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
             if betterproto.serialized_on_wire(request.rules)
             else d.CommunityRules()
         )
-        community = await self.service.create_community(
+        community = await self.service.communities.create_community(
             current_principal(),
             name=request.name,
             description=request.description,
@@ -311,7 +311,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
     async def get_community(
         self, get_community_request: pb.GetCommunityRequest
     ) -> pb.GetCommunityResponse:
-        community, member = await self.service.get_community(
+        community, member = await self.service.communities.get_community(
             current_principal(), get_community_request.community_id
         )
         response = pb.GetCommunityResponse(community=community_to_pb(community))
@@ -323,7 +323,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
         self, list_communities_request: pb.ListCommunitiesRequest
     ) -> pb.ListCommunitiesResponse:
         request = list_communities_request
-        page = await self.service.list_communities(
+        page = await self.service.communities.list_communities(
             current_principal(),
             query=request.query,
             member_only=request.member_only,
@@ -338,7 +338,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
     async def join_community(
         self, join_community_request: pb.JoinCommunityRequest
     ) -> pb.JoinCommunityResponse:
-        member = await self.service.join_community(
+        member = await self.service.communities.join_community(
             current_principal(), join_community_request.community_id
         )
         return pb.JoinCommunityResponse(member=member_to_pb(member))
@@ -346,7 +346,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
     async def leave_community(
         self, leave_community_request: pb.LeaveCommunityRequest
     ) -> pb.LeaveCommunityResponse:
-        await self.service.leave_community(
+        await self.service.communities.leave_community(
             current_principal(), leave_community_request.community_id
         )
         return pb.LeaveCommunityResponse()
@@ -356,7 +356,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
     ) -> pb.ListMembersResponse:
         request = list_members_request
         role = _enum(_ROLES, request.role, "role") if request.role else None
-        page = await self.service.list_members(
+        page = await self.service.communities.list_members(
             current_principal(), request.community_id, role, request.page_size, request.page_token
         )
         return pb.ListMembersResponse(
@@ -368,7 +368,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
     ) -> pb.SetMemberRoleResponse:
         request = set_member_role_request
         role = _enum(_ROLES, request.role, "role")
-        member = await self.service.set_member_role(
+        member = await self.service.communities.set_member_role(
             current_principal(), request.community_id, request.user_id, role
         )
         return pb.SetMemberRoleResponse(member=member_to_pb(member))
@@ -391,7 +391,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
             )
         elif which == "rules_change":
             rules_change = rules_from_pb(request.rules_change, "rules_change")
-        view = await self.service.create_proposal(
+        view = await self.service.proposals.create_proposal(
             current_principal(),
             NewProposal(
                 community_id=request.community_id,
@@ -413,7 +413,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
     async def get_proposal(
         self, get_proposal_request: pb.GetProposalRequest
     ) -> pb.GetProposalResponse:
-        view, vote = await self.service.get_proposal(
+        view, vote = await self.service.proposals.get_proposal(
             current_principal(), get_proposal_request.proposal_id
         )
         response = pb.GetProposalResponse(proposal=proposal_to_pb(view))
@@ -426,7 +426,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
     ) -> pb.ListProposalsResponse:
         request = list_proposals_request
         statuses = [_enum(_STATUSES, s, f"statuses[{i}]") for i, s in enumerate(request.statuses)]
-        page = await self.service.list_proposals(
+        page = await self.service.proposals.list_proposals(
             current_principal(),
             request.community_id,
             statuses,
@@ -440,7 +440,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
 
     async def cast_vote(self, cast_vote_request: pb.CastVoteRequest) -> pb.CastVoteResponse:
         request = cast_vote_request
-        vote, view = await self.service.cast_vote(
+        vote, view = await self.service.voting.cast_vote(
             current_principal(),
             request.proposal_id,
             choices_from_pb(request.choices),
@@ -449,13 +449,15 @@ class GovernanceServicer(pb.GovernanceServiceBase):
         return pb.CastVoteResponse(vote=vote_to_pb(vote), tally=tally_to_pb(view))
 
     async def get_tally(self, get_tally_request: pb.GetTallyRequest) -> pb.GetTallyResponse:
-        view = await self.service.get_tally(current_principal(), get_tally_request.proposal_id)
+        view = await self.service.proposals.get_tally(
+            current_principal(), get_tally_request.proposal_id
+        )
         return pb.GetTallyResponse(tally=tally_to_pb(view))
 
     async def finalize_proposal(
         self, finalize_proposal_request: pb.FinalizeProposalRequest
     ) -> pb.FinalizeProposalResponse:
-        view = await self.service.finalize_proposal(
+        view = await self.service.lifecycle.finalize_proposal(
             current_principal(), finalize_proposal_request.proposal_id
         )
         return pb.FinalizeProposalResponse(proposal=proposal_to_pb(view))
@@ -463,7 +465,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
     async def execute_proposal(
         self, execute_proposal_request: pb.ExecuteProposalRequest
     ) -> pb.ExecuteProposalResponse:
-        executed = await self.service.execute_proposal(
+        executed = await self.service.lifecycle.execute_proposal(
             current_principal(), execute_proposal_request.proposal_id
         )
         response = pb.ExecuteProposalResponse(proposal=proposal_to_pb(executed.proposal))
@@ -475,7 +477,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
         self, cancel_proposal_request: pb.CancelProposalRequest
     ) -> pb.CancelProposalResponse:
         request = cancel_proposal_request
-        view = await self.service.cancel_proposal(
+        view = await self.service.lifecycle.cancel_proposal(
             current_principal(), request.proposal_id, request.reason
         )
         return pb.CancelProposalResponse(proposal=proposal_to_pb(view))
@@ -488,7 +490,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
         checked again on every event: a member who leaves stops receiving."""
         principal = current_principal()
         proposal_id = watch_proposal_request.proposal_id
-        await self.service.watchable(principal, proposal_id)
+        await self.service.proposals.watchable(principal, proposal_id)
         if self.fanout is None:
             raise Unavailable("watching is not enabled on this server")
 
@@ -497,7 +499,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
 
         async with self.fanout.listen(list(WATCH_TOPICS), concerns) as events:
             async for event in events:
-                view = await self.service.watchable(principal, proposal_id)
+                view = await self.service.proposals.watchable(principal, proposal_id)
                 yield pb.WatchProposalResponse(
                     kind=_event_kind(event), proposal=proposal_to_pb(view)
                 )
@@ -508,7 +510,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
         self, get_standards_request: pb.GetStandardsRequest
     ) -> pb.GetStandardsResponse:
         request = get_standards_request
-        doc = await self.service.get_standards(
+        doc = await self.service.standards.get_standards(
             current_principal(),
             request.community_id,
             _enum(_STANDARDS, request.kind, "kind"),
@@ -520,7 +522,7 @@ class GovernanceServicer(pb.GovernanceServiceBase):
         self, list_standards_versions_request: pb.ListStandardsVersionsRequest
     ) -> pb.ListStandardsVersionsResponse:
         request = list_standards_versions_request
-        page = await self.service.list_standards_versions(
+        page = await self.service.standards.list_standards_versions(
             current_principal(),
             request.community_id,
             _enum(_STANDARDS, request.kind, "kind"),
@@ -578,7 +580,7 @@ def lifecycle_job(
     async def run(stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                changed = await service.advance()
+                changed = await service.lifecycle.advance()
                 if changed:
                     log.info("governance.lifecycle_advanced", proposals=changed)
             except Exception:

@@ -65,7 +65,7 @@ async def test_on_chain_proposal_created_voted_and_read_back(
     mirror = HumanityMirror(migrated_database, clock)
     admin = user()
     await verify(mirror, clock, admin)
-    community = await service.create_community(
+    community = await service.communities.create_community(
         admin,
         name=f"On-chain {secrets.token_hex(4)}",
         description="",
@@ -74,7 +74,7 @@ async def test_on_chain_proposal_created_voted_and_read_back(
         initial_validation_rules="",
         request_id="",
     )
-    view = await service.create_proposal(
+    view = await service.proposals.create_proposal(
         admin,
         NewProposal(
             community_id=community.id,
@@ -100,32 +100,32 @@ async def test_on_chain_proposal_created_voted_and_read_back(
     # Identity announced no on-chain registration for the admin: Keiko has no account to
     # vote from. A human votes from their own account directly on the contract too.
     with pytest.raises(FailedPrecondition, match="not registered on chain"):
-        await service.cast_vote(admin, proposal.id, [d.Choice(0)], "")
+        await service.voting.cast_vote(admin, proposal.id, [d.Choice(0)], "")
     await voter_chain.registry.register(secrets.randbits(200) or 1, secrets.randbits(250) or 1)
     cast = await voter_chain.governance.cast_vote(onchain_id, 0)
     assert cast.succeeded
-    live, _ = await service.get_proposal(admin, proposal.id)  # read from the contract
+    live, _ = await service.proposals.get_proposal(admin, proposal.id)  # read from the contract
     assert [o.votes for o in live.tally.options] == [1.0, 0.0, 0.0] and not live.tally_final
 
     with pytest.raises(FailedPrecondition, match="voting is open until"):
-        await service.finalize_proposal(admin, proposal.id)
+        await service.lifecycle.finalize_proposal(admin, proposal.id)
     await increase_chain_time(node, 180)
     clock.advance(timedelta(minutes=3))
-    final = await service.finalize_proposal(admin, proposal.id)
+    final = await service.lifecycle.finalize_proposal(admin, proposal.id)
     assert final.status is d.ProposalStatus.SUCCEEDED
     assert [o.votes for o in final.tally.options] == [1.0, 0.0, 0.0]
     assert final.tally.total_voters == 1 and final.tally.quorum_reached
     assert final.proposal.anchor.status is d.AnchorStatus.ANCHORED
     assert final.proposal.anchor.tx_hash.startswith("0x")
     assert (await service_chain.governance.get_status(onchain_id)) == "succeeded"
-    again = await service.finalize_proposal(admin, proposal.id)
+    again = await service.lifecycle.finalize_proposal(admin, proposal.id)
     assert again.proposal.tally_digest == final.proposal.tally_digest
 
 
 async def test_on_chain_mode_needs_the_contract_binding(migrated_database: Database) -> None:
     service = GovernanceService(migrated_database, FixedClock())
     with pytest.raises(FailedPrecondition, match="on-chain voting is not available"):
-        await service.create_community(
+        await service.communities.create_community(
             user(),
             name="No chain",
             description="",

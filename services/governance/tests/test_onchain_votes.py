@@ -71,7 +71,7 @@ async def test_the_vote_goes_on_chain_under_the_voters_commitment(
     admin, voter = user(), user()
     await mirror.handle(verified(admin.user_id, clock, "0xa11ce"))
     await mirror.handle(verified(voter.user_id, clock, None))
-    community = await service.create_community(
+    community = await service.communities.create_community(
         admin,
         name="On chain",
         description="",
@@ -80,8 +80,8 @@ async def test_the_vote_goes_on_chain_under_the_voters_commitment(
         initial_validation_rules="",
         request_id="",
     )
-    await service.join_community(voter, community.id)
-    view = await service.create_proposal(
+    await service.communities.join_community(voter, community.id)
+    view = await service.proposals.create_proposal(
         admin,
         NewProposal(
             community_id=community.id,
@@ -101,14 +101,14 @@ async def test_the_vote_goes_on_chain_under_the_voters_commitment(
 
     # Verified, but identity named no commitment: nothing on chain to vote from.
     with pytest.raises(FailedPrecondition, match="not registered on chain"):
-        await service.cast_vote(voter, proposal.id, [d.Choice(0)], "v")
+        await service.voting.cast_vote(voter, proposal.id, [d.Choice(0)], "v")
     assert chain.votes == []
 
-    vote, live = await service.cast_vote(admin, proposal.id, [d.Choice(1)], "a-1")
+    vote, live = await service.voting.cast_vote(admin, proposal.id, [d.Choice(1)], "a-1")
     assert chain.votes == [("0x1", "0xa11ce", 1, "a-1")]
     assert vote.tx_hash == "0xf01"
     assert [o.votes for o in live.tally.options] == [0.0, 1.0, 0.0]  # read from the chain
-    replay, _ = await service.cast_vote(admin, proposal.id, [d.Choice(1)], "a-1")
+    replay, _ = await service.voting.cast_vote(admin, proposal.id, [d.Choice(1)], "a-1")
     assert replay.tx_hash == "0xf01" and len(chain.votes) == 1  # nothing sent again
 
 

@@ -37,7 +37,7 @@ async def community(
     name: str = "Algebra circle",
     **rule_changes: object,
 ) -> d.Community:
-    return await service.create_community(
+    return await service.communities.create_community(
         admin,
         name=name,
         description="people learning algebra",
@@ -69,7 +69,7 @@ async def members(
 ) -> list[Principal]:
     people = [user() for _ in range(n)]
     for person in people:
-        await service.join_community(person, community_id)
+        await service.communities.join_community(person, community_id)
     await verify(mirror, clock, *people)
     return people
 
@@ -87,7 +87,7 @@ async def test_create_community_makes_the_creator_admin_and_is_idempotent(
     service: GovernanceService,
 ) -> None:
     ana = user()
-    first = await service.create_community(
+    first = await service.communities.create_community(
         ana,
         name="Physics",
         description="",
@@ -96,7 +96,7 @@ async def test_create_community_makes_the_creator_admin_and_is_idempotent(
         initial_validation_rules="",
         request_id="req-1",
     )
-    again = await service.create_community(
+    again = await service.communities.create_community(
         ana,
         name="Physics",
         description="",
@@ -106,12 +106,12 @@ async def test_create_community_makes_the_creator_admin_and_is_idempotent(
         request_id="req-1",
     )
     assert again.id == first.id
-    found, membership = await service.get_community(ana, first.id)
+    found, membership = await service.communities.get_community(ana, first.id)
     assert found.member_count == 1
     assert membership is not None and membership.role is d.MemberRole.ADMIN
     err = await fails(
         AlreadyExists,
-        service.create_community(
+        service.communities.create_community(
             user(),
             name="PHYSICS",
             description="",
@@ -137,7 +137,7 @@ async def test_create_community_bad_input(service: GovernanceService) -> None:
             "request_id": "",
         }
         args.update(kw)
-        err = await fails(ValidationError, service.create_community(ana, **args))  # type: ignore[arg-type]
+        err = await fails(ValidationError, service.communities.create_community(ana, **args))  # type: ignore[arg-type]
         assert isinstance(err, ValidationError)
         return err
 
@@ -163,45 +163,55 @@ async def test_join_leave_and_roles(
 ) -> None:
     admin, bea, carl = user(), user(), user()
     c = await community(service, admin)
-    joined = await service.join_community(bea, c.id)
+    joined = await service.communities.join_community(bea, c.id)
     assert joined.role is d.MemberRole.MEMBER
-    assert (await service.join_community(bea, c.id)).joined_at == joined.joined_at  # no-op
+    assert (
+        await service.communities.join_community(bea, c.id)
+    ).joined_at == joined.joined_at  # no-op
     # Non-admins cannot change roles, not even their own.
     await fails(
-        PermissionDenied, service.set_member_role(bea, c.id, bea.user_id, d.MemberRole.ADMIN)
+        PermissionDenied,
+        service.communities.set_member_role(bea, c.id, bea.user_id, d.MemberRole.ADMIN),
     )
     await fails(
-        PermissionDenied, service.set_member_role(carl, c.id, bea.user_id, d.MemberRole.ADMIN)
+        PermissionDenied,
+        service.communities.set_member_role(carl, c.id, bea.user_id, d.MemberRole.ADMIN),
     )
-    promoted = await service.set_member_role(admin, c.id, bea.user_id, d.MemberRole.MODERATOR)
+    promoted = await service.communities.set_member_role(
+        admin, c.id, bea.user_id, d.MemberRole.MODERATOR
+    )
     assert promoted.role is d.MemberRole.MODERATOR
     # A moderator is not an admin either.
     await fails(
-        PermissionDenied, service.set_member_role(bea, c.id, carl.user_id, d.MemberRole.MEMBER)
+        PermissionDenied,
+        service.communities.set_member_role(bea, c.id, carl.user_id, d.MemberRole.MEMBER),
     )
     # The last admin can neither step down nor leave.
     err = await fails(
-        FailedPrecondition, service.set_member_role(admin, c.id, admin.user_id, d.MemberRole.MEMBER)
+        FailedPrecondition,
+        service.communities.set_member_role(admin, c.id, admin.user_id, d.MemberRole.MEMBER),
     )
     assert "last admin" in err.message
-    await fails(FailedPrecondition, service.leave_community(admin, c.id))
-    await service.leave_community(bea, c.id)
-    await service.leave_community(bea, c.id)  # a retried leave is a no-op
-    page = await service.list_members(admin, c.id, None, 0, "")
+    await fails(FailedPrecondition, service.communities.leave_community(admin, c.id))
+    await service.communities.leave_community(bea, c.id)
+    await service.communities.leave_community(bea, c.id)  # a retried leave is a no-op
+    page = await service.communities.list_members(admin, c.id, None, 0, "")
     assert [m.user_id for m in page.items] == [admin.user_id]
-    await fails(PermissionDenied, service.list_members(carl, c.id, None, 0, ""))
-    await fails(NotFound, service.join_community(carl, "00000000-0000-0000-0000-000000000000"))
-    await fails(NotFound, service.join_community(carl, "not-a-uuid"))
-    err = await fails(ValidationError, service.join_community(carl, ""))
+    await fails(PermissionDenied, service.communities.list_members(carl, c.id, None, 0, ""))
+    await fails(
+        NotFound, service.communities.join_community(carl, "00000000-0000-0000-0000-000000000000")
+    )
+    await fails(NotFound, service.communities.join_community(carl, "not-a-uuid"))
+    err = await fails(ValidationError, service.communities.join_community(carl, ""))
     assert isinstance(err, ValidationError) and err.field == "community_id"
 
 
 async def test_closed_community_is_joined_by_admin_approval(service: GovernanceService) -> None:
     admin, dan = user(), user()
     c = await community(service, admin, open_membership=False)
-    err = await fails(PermissionDenied, service.join_community(dan, c.id))
+    err = await fails(PermissionDenied, service.communities.join_community(dan, c.id))
     assert "by approval" in err.message
-    added = await service.set_member_role(admin, c.id, dan.user_id, d.MemberRole.MEMBER)
+    added = await service.communities.set_member_role(admin, c.id, dan.user_id, d.MemberRole.MEMBER)
     assert added.user_id == dan.user_id and not added.human_verified
 
 
@@ -210,33 +220,33 @@ async def test_list_communities_by_name_and_membership(service: GovernanceServic
     await community(service, ana, "Algebra circle")
     geo = await community(service, bob, "Geometry club")
     await community(service, bob, "100% Algebra")
-    page = await service.list_communities(
+    page = await service.communities.list_communities(
         ana, query="algebra", member_only=False, requested_size=1, page_token=""
     )
     assert [c.name for c in page.items] == ["100% Algebra"] and page.next_page_token
-    page = await service.list_communities(
+    page = await service.communities.list_communities(
         ana, query="algebra", member_only=False, requested_size=1, page_token=page.next_page_token
     )
     assert [c.name for c in page.items] == ["Algebra circle"] and not page.next_page_token
-    mine = await service.list_communities(
+    mine = await service.communities.list_communities(
         bob, query="", member_only=True, requested_size=0, page_token=""
     )
     assert {c.id for c in mine.items} >= {geo.id} and len(mine.items) == 2
     assert (
-        await service.list_communities(
+        await service.communities.list_communities(
             ana, query="%", member_only=False, requested_size=0, page_token=""
         )
     ).items[0].name == "100% Algebra"
     err = await fails(
         ValidationError,
-        service.list_communities(
+        service.communities.list_communities(
             ana, query="", member_only=False, requested_size=-1, page_token=""
         ),
     )
     assert isinstance(err, ValidationError) and err.field == "page_size"
     err = await fails(
         ValidationError,
-        service.list_communities(
+        service.communities.list_communities(
             ana, query="", member_only=False, requested_size=0, page_token="!!"
         ),
     )
@@ -254,41 +264,43 @@ async def test_proposal_lifecycle_on_a_fixed_clock(
     voters = await members(service, c.id, 3, mirror, clock)
     await verify(mirror, clock, admin)
     start = clock.now() + timedelta(hours=1)
-    view = await service.create_proposal(
+    view = await service.proposals.create_proposal(
         voters[0],
         proposal_input(c.id, voting_starts_at=start, voting_ends_at=start + timedelta(days=1)),
     )
     p = view.proposal
     assert view.status is S.PENDING and p.voting_method is d.VotingMethod.SINGLE_CHOICE
-    err = await fails(FailedPrecondition, service.cast_vote(voters[0], p.id, [d.Choice(0)], ""))
+    err = await fails(
+        FailedPrecondition, service.voting.cast_vote(voters[0], p.id, [d.Choice(0)], "")
+    )
     assert "voting opens at" in err.message
     clock.advance(timedelta(hours=1))
-    got, _ = await service.get_proposal(voters[1], p.id)
+    got, _ = await service.proposals.get_proposal(voters[1], p.id)
     assert got.status is S.ACTIVE  # derived from the clock before the job ran
-    assert await service.advance() == 1  # the job persists it and snapshots eligibility
-    got, _ = await service.get_proposal(voters[1], p.id)
+    assert await service.lifecycle.advance() == 1  # the job persists it and snapshots eligibility
+    got, _ = await service.proposals.get_proposal(voters[1], p.id)
     assert got.proposal.status is S.ACTIVE and got.proposal.eligible_voters == 4
     for v, option in zip(voters, (0, 0, 1), strict=True):
-        await service.cast_vote(v, p.id, [d.Choice(option)], "")
-    err = await fails(FailedPrecondition, service.finalize_proposal(admin, p.id))
+        await service.voting.cast_vote(v, p.id, [d.Choice(option)], "")
+    err = await fails(FailedPrecondition, service.lifecycle.finalize_proposal(admin, p.id))
     assert "voting is open until" in err.message
-    await fails(FailedPrecondition, service.execute_proposal(admin, p.id))
+    await fails(FailedPrecondition, service.lifecycle.execute_proposal(admin, p.id))
     clock.advance(timedelta(days=1))
-    await fails(FailedPrecondition, service.cast_vote(admin, p.id, [d.Choice(0)], ""))
-    await fails(FailedPrecondition, service.cancel_proposal(voters[0], p.id, "too late"))
-    final = await service.finalize_proposal(admin, p.id)
+    await fails(FailedPrecondition, service.voting.cast_vote(admin, p.id, [d.Choice(0)], ""))
+    await fails(FailedPrecondition, service.lifecycle.cancel_proposal(voters[0], p.id, "too late"))
+    final = await service.lifecycle.finalize_proposal(admin, p.id)
     assert final.status is S.SUCCEEDED and final.tally_final
     assert final.tally.total_voters == 3 and final.tally.eligible_voters == 4
     assert final.tally.quorum_reached and final.tally.leading_option_index == 0
     assert len(final.proposal.tally_digest) == 64
     assert final.proposal.anchor.status is d.AnchorStatus.PENDING
-    again = await service.finalize_proposal(voters[2], p.id)  # idempotent
+    again = await service.lifecycle.finalize_proposal(voters[2], p.id)  # idempotent
     assert again.proposal.tally_digest == final.proposal.tally_digest
-    executed = await service.execute_proposal(voters[1], p.id)
+    executed = await service.lifecycle.execute_proposal(voters[1], p.id)
     assert executed.proposal.status is S.EXECUTED and executed.adopted is None
-    assert (await service.execute_proposal(voters[1], p.id)).proposal.status is S.EXECUTED
-    await fails(FailedPrecondition, service.cancel_proposal(admin, p.id, ""))
-    await fails(PermissionDenied, service.execute_proposal(user(), p.id))
+    assert (await service.lifecycle.execute_proposal(voters[1], p.id)).proposal.status is S.EXECUTED
+    await fails(FailedPrecondition, service.lifecycle.cancel_proposal(admin, p.id, ""))
+    await fails(PermissionDenied, service.lifecycle.execute_proposal(user(), p.id))
 
 
 async def test_quorum_missed_is_defeated_by_the_background_job(
@@ -297,14 +309,14 @@ async def test_quorum_missed_is_defeated_by_the_background_job(
     admin = user()
     c = await community(service, admin, quorum_bps=5_000)
     voters = await members(service, c.id, 4, mirror, clock)
-    p = (await service.create_proposal(admin, proposal_input(c.id))).proposal
+    p = (await service.proposals.create_proposal(admin, proposal_input(c.id))).proposal
     assert p.eligible_voters == 4  # admin is not verified
-    await service.cast_vote(voters[0], p.id, [d.Choice(0)], "")
+    await service.voting.cast_vote(voters[0], p.id, [d.Choice(0)], "")
     clock.advance(timedelta(days=3))
-    assert await service.advance() == 1
-    view, _ = await service.get_proposal(admin, p.id)
+    assert await service.lifecycle.advance() == 1
+    view, _ = await service.proposals.get_proposal(admin, p.id)
     assert view.status is S.DEFEATED and not view.tally.quorum_reached
-    await fails(FailedPrecondition, service.execute_proposal(admin, p.id))
+    await fails(FailedPrecondition, service.lifecycle.execute_proposal(admin, p.id))
 
 
 async def test_result_digest_is_reproducible_from_the_tally(
@@ -316,11 +328,11 @@ async def test_result_digest_is_reproducible_from_the_tally(
     admin = user()
     c = await community(service, admin)
     voters = await members(service, c.id, 2, mirror, clock)
-    p = (await service.create_proposal(admin, proposal_input(c.id))).proposal
+    p = (await service.proposals.create_proposal(admin, proposal_input(c.id))).proposal
     for v in voters:
-        await service.cast_vote(v, p.id, [d.Choice(0)], "")
+        await service.voting.cast_vote(v, p.id, [d.Choice(0)], "")
     clock.advance(timedelta(days=3))
-    final = await service.finalize_proposal(admin, p.id)
+    final = await service.lifecycle.finalize_proposal(admin, p.id)
     async with migrated_database.session() as s:
         rows = (
             await s.execute(select(outbox.c.topic, outbox.c.payload).order_by(outbox.c.seq))
@@ -349,18 +361,23 @@ async def test_proposal_authorization_and_bad_input(
 ) -> None:
     admin, member, outsider = user(), user(), user()
     c = await community(service, admin, proposer_role=d.MemberRole.MODERATOR)
-    await service.join_community(member, c.id)
-    err = await fails(PermissionDenied, service.create_proposal(member, proposal_input(c.id)))
+    await service.communities.join_community(member, c.id)
+    err = await fails(
+        PermissionDenied, service.proposals.create_proposal(member, proposal_input(c.id))
+    )
     assert "moderator" in err.message
-    await fails(PermissionDenied, service.create_proposal(outsider, proposal_input(c.id)))
+    await fails(PermissionDenied, service.proposals.create_proposal(outsider, proposal_input(c.id)))
     await fails(
         NotFound,
-        service.create_proposal(admin, proposal_input("7d3b4a56-5b8e-4d51-9a53-2b0b8a5d9b11")),
+        service.proposals.create_proposal(
+            admin, proposal_input("7d3b4a56-5b8e-4d51-9a53-2b0b8a5d9b11")
+        ),
     )
 
     async def bad(**changes: object) -> tuple[str, str]:
         e = await fails(
-            ValidationError, service.create_proposal(admin, proposal_input(c.id, **changes))
+            ValidationError,
+            service.proposals.create_proposal(admin, proposal_input(c.id, **changes)),
         )
         assert isinstance(e, ValidationError)
         return e.field, e.reason
@@ -410,10 +427,10 @@ async def test_proposal_authorization_and_bad_input(
 async def test_create_proposal_is_idempotent_by_request_id(service: GovernanceService) -> None:
     admin = user()
     c = await community(service, admin)
-    first = await service.create_proposal(admin, proposal_input(c.id, request_id="p-1"))
-    again = await service.create_proposal(admin, proposal_input(c.id, request_id="p-1"))
+    first = await service.proposals.create_proposal(admin, proposal_input(c.id, request_id="p-1"))
+    again = await service.proposals.create_proposal(admin, proposal_input(c.id, request_id="p-1"))
     assert again.proposal.id == first.proposal.id
-    page = await service.list_proposals(admin, c.id, [], 0, "")
+    page = await service.proposals.list_proposals(admin, c.id, [], 0, "")
     assert len(page.items) == 1
 
 
@@ -423,25 +440,27 @@ async def test_cancel_authorization(
     admin, author, other, moderator = user(), user(), user(), user()
     c = await community(service, admin)
     for m in (author, other, moderator):
-        await service.join_community(m, c.id)
-    await service.set_member_role(admin, c.id, moderator.user_id, d.MemberRole.MODERATOR)
-    p1 = (await service.create_proposal(author, proposal_input(c.id))).proposal
-    p2 = (await service.create_proposal(author, proposal_input(c.id))).proposal
-    err = await fails(PermissionDenied, service.cancel_proposal(other, p1.id, "nope"))
+        await service.communities.join_community(m, c.id)
+    await service.communities.set_member_role(
+        admin, c.id, moderator.user_id, d.MemberRole.MODERATOR
+    )
+    p1 = (await service.proposals.create_proposal(author, proposal_input(c.id))).proposal
+    p2 = (await service.proposals.create_proposal(author, proposal_input(c.id))).proposal
+    err = await fails(PermissionDenied, service.lifecycle.cancel_proposal(other, p1.id, "nope"))
     assert "author or a moderator" in err.message
-    await fails(PermissionDenied, service.cancel_proposal(user(), p1.id, ""))
-    e = await fails(ValidationError, service.cancel_proposal(author, p1.id, "x" * 1001))
+    await fails(PermissionDenied, service.lifecycle.cancel_proposal(user(), p1.id, ""))
+    e = await fails(ValidationError, service.lifecycle.cancel_proposal(author, p1.id, "x" * 1001))
     assert isinstance(e, ValidationError) and e.field == "reason"
-    canceled = await service.cancel_proposal(author, p1.id, "duplicate")
+    canceled = await service.lifecycle.cancel_proposal(author, p1.id, "duplicate")
     assert canceled.status is S.CANCELED and canceled.proposal.cancel_reason == "duplicate"
-    retried = await service.cancel_proposal(author, p1.id, "again")  # idempotent
+    retried = await service.lifecycle.cancel_proposal(author, p1.id, "again")  # idempotent
     assert retried.proposal.cancel_reason == "duplicate"
-    await fails(PermissionDenied, service.cancel_proposal(other, p1.id, ""))
-    await fails(FailedPrecondition, service.finalize_proposal(author, p1.id))
-    assert (await service.cancel_proposal(moderator, p2.id, "")).status is S.CANCELED
-    page = await service.list_proposals(admin, c.id, [S.CANCELED], 0, "")
+    await fails(PermissionDenied, service.lifecycle.cancel_proposal(other, p1.id, ""))
+    await fails(FailedPrecondition, service.lifecycle.finalize_proposal(author, p1.id))
+    assert (await service.lifecycle.cancel_proposal(moderator, p2.id, "")).status is S.CANCELED
+    page = await service.proposals.list_proposals(admin, c.id, [S.CANCELED], 0, "")
     assert {v.proposal.id for v in page.items} == {p1.id, p2.id}
-    assert (await service.list_proposals(admin, c.id, [S.ACTIVE], 0, "")).items == ()
+    assert (await service.proposals.list_proposals(admin, c.id, [S.ACTIVE], 0, "")).items == ()
 
 
 # -- voting ---------------------------------------------------------------------------------
@@ -453,35 +472,37 @@ async def test_only_verified_members_vote_once(
     admin, unverified, outsider = user(), user(), user()
     c = await community(service, admin)
     (voter,) = await members(service, c.id, 1, mirror, clock)
-    await service.join_community(unverified, c.id)
+    await service.communities.join_community(unverified, c.id)
     await verify(mirror, clock, outsider)
-    p = (await service.create_proposal(admin, proposal_input(c.id))).proposal
-    err = await fails(PermissionDenied, service.cast_vote(outsider, p.id, [d.Choice(0)], ""))
+    p = (await service.proposals.create_proposal(admin, proposal_input(c.id))).proposal
+    err = await fails(PermissionDenied, service.voting.cast_vote(outsider, p.id, [d.Choice(0)], ""))
     assert "not a member" in err.message
-    err = await fails(FailedPrecondition, service.cast_vote(unverified, p.id, [d.Choice(0)], ""))
+    err = await fails(
+        FailedPrecondition, service.voting.cast_vote(unverified, p.id, [d.Choice(0)], "")
+    )
     assert "verified humans" in err.message
-    e = await fails(ValidationError, service.cast_vote(voter, p.id, [d.Choice(7)], ""))
+    e = await fails(ValidationError, service.voting.cast_vote(voter, p.id, [d.Choice(7)], ""))
     assert isinstance(e, ValidationError) and (e.field, e.reason) == (
         "choices[0].option_index",
         "must be between 0 and 2",
     )
-    vote, view = await service.cast_vote(voter, p.id, [d.Choice(1)], "v-1")
+    vote, view = await service.voting.cast_vote(voter, p.id, [d.Choice(1)], "v-1")
     assert view.tally.total_voters == 1 and not view.tally_final
-    replay, _ = await service.cast_vote(voter, p.id, [d.Choice(1)], "v-1")
+    replay, _ = await service.voting.cast_vote(voter, p.id, [d.Choice(1)], "v-1")
     assert replay == vote
-    await fails(AlreadyExists, service.cast_vote(voter, p.id, [d.Choice(0)], "v-2"))
-    await fails(AlreadyExists, service.cast_vote(voter, p.id, [d.Choice(1)], ""))
-    _, mine = await service.get_proposal(voter, p.id)
+    await fails(AlreadyExists, service.voting.cast_vote(voter, p.id, [d.Choice(0)], "v-2"))
+    await fails(AlreadyExists, service.voting.cast_vote(voter, p.id, [d.Choice(1)], ""))
+    _, mine = await service.proposals.get_proposal(voter, p.id)
     assert mine == vote
-    await fails(PermissionDenied, service.get_proposal(outsider, p.id))
+    await fails(PermissionDenied, service.proposals.get_proposal(outsider, p.id))
     await fails(
         NotFound,
-        service.cast_vote(voter, "0b1e6d35-6b43-4f57-9d5f-56b7a8c1c111", [d.Choice(0)], ""),
+        service.voting.cast_vote(voter, "0b1e6d35-6b43-4f57-9d5f-56b7a8c1c111", [d.Choice(0)], ""),
     )
     # Revoked humanity: no more votes.
     await mirror.handle(humanity_event(voter.user_id, False, clock))
-    p2 = (await service.create_proposal(admin, proposal_input(c.id))).proposal
-    await fails(FailedPrecondition, service.cast_vote(voter, p2.id, [d.Choice(0)], ""))
+    p2 = (await service.proposals.create_proposal(admin, proposal_input(c.id))).proposal
+    await fails(FailedPrecondition, service.voting.cast_vote(voter, p2.id, [d.Choice(0)], ""))
 
 
 @pytest.mark.parametrize(
@@ -522,12 +543,12 @@ async def test_each_method_end_to_end(
         service, admin, voting_method=method, quadratic_credit_budget=budget, quorum_bps=0
     )
     voters = await members(service, c.id, len(ballots), mirror, clock)
-    p = (await service.create_proposal(admin, proposal_input(c.id))).proposal
+    p = (await service.proposals.create_proposal(admin, proposal_input(c.id))).proposal
     assert p.voting_method is method and p.quadratic_credit_budget == budget
     for voter, choices in zip(voters, ballots, strict=True):
-        await service.cast_vote(voter, p.id, [d.Choice(*ch) for ch in choices], "")
+        await service.voting.cast_vote(voter, p.id, [d.Choice(*ch) for ch in choices], "")
     clock.advance(timedelta(days=3))
-    final = await service.finalize_proposal(admin, p.id)
+    final = await service.lifecycle.finalize_proposal(admin, p.id)
     assert [o.votes for o in final.tally.options] == expected_votes
     assert final.status is (S.SUCCEEDED if passed else S.DEFEATED)
 
@@ -540,20 +561,22 @@ async def test_quadratic_budget_violation_and_frozen_method(
         service, admin, voting_method=d.VotingMethod.QUADRATIC, quadratic_credit_budget=50
     )
     (voter,) = await members(service, c.id, 1, mirror, clock)
-    p = (await service.create_proposal(admin, proposal_input(c.id))).proposal
+    p = (await service.proposals.create_proposal(admin, proposal_input(c.id))).proposal
     e = await fails(
         ValidationError,
-        service.cast_vote(voter, p.id, [d.Choice(0, 0, 30), d.Choice(1, 0, 25)], ""),
+        service.voting.cast_vote(voter, p.id, [d.Choice(0, 0, 30), d.Choice(1, 0, 25)], ""),
     )
     assert isinstance(e, ValidationError) and (e.field, e.reason) == (
         "choices",
         "credits spent (55) exceed the budget of 50",
     )
-    e = await fails(ValidationError, service.cast_vote(voter, p.id, [d.Choice(0, 10, 0)], ""))
+    e = await fails(
+        ValidationError, service.voting.cast_vote(voter, p.id, [d.Choice(0, 10, 0)], "")
+    )
     assert isinstance(e, ValidationError) and e.field == "choices[0].weight"
     # The rules in force when voting started stay frozen on the proposal.
     assert p.quadratic_credit_budget == 50
-    await service.cast_vote(voter, p.id, [d.Choice(0, 0, 49)], "")
+    await service.voting.cast_vote(voter, p.id, [d.Choice(0, 0, 49)], "")
 
 
 async def test_twenty_concurrent_votes_by_one_member_count_once(
@@ -562,20 +585,23 @@ async def test_twenty_concurrent_votes_by_one_member_count_once(
     admin = user()
     c = await community(service, admin)
     (voter,) = await members(service, c.id, 1, mirror, clock)
-    p = (await service.create_proposal(admin, proposal_input(c.id))).proposal
+    p = (await service.proposals.create_proposal(admin, proposal_input(c.id))).proposal
     results = await asyncio.gather(
-        *(service.cast_vote(voter, p.id, [d.Choice(i % 3)], f"r-{i}") for i in range(20)),
+        *(service.voting.cast_vote(voter, p.id, [d.Choice(i % 3)], f"r-{i}") for i in range(20)),
         return_exceptions=True,
     )
     accepted = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, BaseException)]
     assert len(accepted) == 1
     assert all(isinstance(r, AlreadyExists) for r in refused), refused
-    view, mine = await service.get_proposal(voter, p.id)
+    view, mine = await service.proposals.get_proposal(voter, p.id)
     assert view.tally.total_voters == 1 and mine is not None
     # Twenty retries of the same request all return the original vote.
     replays = await asyncio.gather(
-        *(service.cast_vote(voter, p.id, [d.Choice(0)], mine.request_id or "") for _ in range(20))
+        *(
+            service.voting.cast_vote(voter, p.id, [d.Choice(0)], mine.request_id or "")
+            for _ in range(20)
+        )
     )
     assert {r[0] for r in replays} == {mine}
 
@@ -590,11 +616,11 @@ async def pass_proposal(
     voters: list[Principal],
     new: NewProposal,
 ) -> d.Proposal:
-    p = (await service.create_proposal(author, new)).proposal
+    p = (await service.proposals.create_proposal(author, new)).proposal
     for v in voters:
-        await service.cast_vote(v, p.id, [d.Choice(0)], "")
+        await service.voting.cast_vote(v, p.id, [d.Choice(0)], "")
     clock.advance(timedelta(days=3))
-    final = await service.finalize_proposal(author, p.id)
+    final = await service.lifecycle.finalize_proposal(author, p.id)
     assert final.status is S.SUCCEEDED
     return p
 
@@ -605,7 +631,7 @@ async def test_standards_are_versioned_by_passed_proposals(
     admin = user()
     c = await community(service, admin)
     voters = await members(service, c.id, 2, mirror, clock)
-    v1 = await service.get_standards(user(), c.id, d.StandardsKind.COMMUNITY_STANDARDS, 0)
+    v1 = await service.standards.get_standards(user(), c.id, d.StandardsKind.COMMUNITY_STANDARDS, 0)
     assert (v1.version, v1.content, v1.proposal_id) == (1, "# Be kind", "")
     change = d.StandardsChange(
         d.StandardsKind.COMMUNITY_STANDARDS, "# Be kind\n# Cite sources", "text/markdown"
@@ -617,23 +643,28 @@ async def test_standards_are_versioned_by_passed_proposals(
         voters,
         proposal_input(c.id, kind=d.ProposalKind.STANDARDS_CHANGE, standards_change=change),
     )
-    executed = await service.execute_proposal(voters[1], p.id)
+    executed = await service.lifecycle.execute_proposal(voters[1], p.id)
     assert executed.adopted is not None and executed.adopted.version == 2
     assert executed.adopted.content_hash == d.content_hash(change.content)
-    replay = await service.execute_proposal(voters[1], p.id)
+    replay = await service.lifecycle.execute_proposal(voters[1], p.id)
     assert replay.adopted == executed.adopted
-    current = await service.get_standards(admin, c.id, d.StandardsKind.COMMUNITY_STANDARDS, 0)
+    current = await service.standards.get_standards(
+        admin, c.id, d.StandardsKind.COMMUNITY_STANDARDS, 0
+    )
     assert current.version == 2 and current.proposal_id == p.id
-    old = await service.get_standards(admin, c.id, d.StandardsKind.COMMUNITY_STANDARDS, 1)
+    old = await service.standards.get_standards(admin, c.id, d.StandardsKind.COMMUNITY_STANDARDS, 1)
     assert old.content == "# Be kind"
-    page = await service.list_standards_versions(
+    page = await service.standards.list_standards_versions(
         admin, c.id, d.StandardsKind.COMMUNITY_STANDARDS, 0, ""
     )
     assert [doc.version for doc in page.items] == [2, 1]
     await fails(
-        NotFound, service.get_standards(admin, c.id, d.StandardsKind.COMMUNITY_STANDARDS, 3)
+        NotFound,
+        service.standards.get_standards(admin, c.id, d.StandardsKind.COMMUNITY_STANDARDS, 3),
     )
-    rules_v = await service.get_standards(admin, c.id, d.StandardsKind.VALIDATION_RULES, 0)
+    rules_v = await service.standards.get_standards(
+        admin, c.id, d.StandardsKind.VALIDATION_RULES, 0
+    )
     assert rules_v.version == 1 and rules_v.content_type == "application/json"
 
 
@@ -645,16 +676,21 @@ async def test_a_closed_communitys_standards_are_for_its_members(
     admin, member, outsider = user(), user(), user()
     platform_admin = Principal("platform-admin", frozenset({"admin"}))
     closed = await community(service, admin, "Closed circle", open_membership=False)
-    await service.set_member_role(admin, closed.id, member.user_id, d.MemberRole.MEMBER)
+    await service.communities.set_member_role(admin, closed.id, member.user_id, d.MemberRole.MEMBER)
     kind = d.StandardsKind.COMMUNITY_STANDARDS
-    err = await fails(PermissionDenied, service.get_standards(outsider, closed.id, kind, 0))
+    err = await fails(
+        PermissionDenied, service.standards.get_standards(outsider, closed.id, kind, 0)
+    )
     assert err.message == "only members of the community may see this"
-    await fails(PermissionDenied, service.list_standards_versions(outsider, closed.id, kind, 0, ""))
+    await fails(
+        PermissionDenied,
+        service.standards.list_standards_versions(outsider, closed.id, kind, 0, ""),
+    )
     for reader in (admin, member, platform_admin):
-        doc = await service.get_standards(reader, closed.id, kind, 0)
+        doc = await service.standards.get_standards(reader, closed.id, kind, 0)
         assert doc.content == "# Be kind"
     opened = await community(service, admin, "Open circle")
-    assert (await service.get_standards(outsider, opened.id, kind, 0)).version == 1
+    assert (await service.standards.get_standards(outsider, opened.id, kind, 0)).version == 1
 
 
 async def test_rules_change_only_through_a_passed_proposal(
@@ -664,7 +700,7 @@ async def test_rules_change_only_through_a_passed_proposal(
     c = await community(service, admin)
     voters = await members(service, c.id, 2, mirror, clock)
     new_rules = rules(voting_method=d.VotingMethod.APPROVAL, quorum_bps=1_000)
-    pending = (await service.create_proposal(admin, proposal_input(c.id))).proposal
+    pending = (await service.proposals.create_proposal(admin, proposal_input(c.id))).proposal
     p = await pass_proposal(
         service,
         clock,
@@ -672,13 +708,13 @@ async def test_rules_change_only_through_a_passed_proposal(
         voters,
         proposal_input(c.id, kind=d.ProposalKind.RULES_CHANGE, rules_change=new_rules),
     )
-    await service.execute_proposal(voters[0], p.id)
-    updated, _ = await service.get_community(admin, c.id)
+    await service.lifecycle.execute_proposal(voters[0], p.id)
+    updated, _ = await service.communities.get_community(admin, c.id)
     assert updated.rules == new_rules
     # Proposals created before keep the method they were created with.
-    older, _ = await service.get_proposal(admin, pending.id)
+    older, _ = await service.proposals.get_proposal(admin, pending.id)
     assert older.proposal.voting_method is d.VotingMethod.SINGLE_CHOICE
-    newer = await service.create_proposal(admin, proposal_input(c.id))
+    newer = await service.proposals.create_proposal(admin, proposal_input(c.id))
     assert newer.proposal.voting_method is d.VotingMethod.APPROVAL
 
 
@@ -692,17 +728,19 @@ async def test_a_defeated_change_is_not_applied(
         d.StandardsKind.COMMUNITY_STANDARDS, "# Anything goes", "text/markdown"
     )
     p = (
-        await service.create_proposal(
+        await service.proposals.create_proposal(
             admin,
             proposal_input(c.id, kind=d.ProposalKind.STANDARDS_CHANGE, standards_change=change),
         )
     ).proposal
     for v in voters:
-        await service.cast_vote(v, p.id, [d.Choice(1)], "")
+        await service.voting.cast_vote(v, p.id, [d.Choice(1)], "")
     clock.advance(timedelta(days=3))
-    assert (await service.finalize_proposal(admin, p.id)).status is S.DEFEATED
-    await fails(FailedPrecondition, service.execute_proposal(admin, p.id))
-    current = await service.get_standards(admin, c.id, d.StandardsKind.COMMUNITY_STANDARDS, 0)
+    assert (await service.lifecycle.finalize_proposal(admin, p.id)).status is S.DEFEATED
+    await fails(FailedPrecondition, service.lifecycle.execute_proposal(admin, p.id))
+    current = await service.standards.get_standards(
+        admin, c.id, d.StandardsKind.COMMUNITY_STANDARDS, 0
+    )
     assert current.version == 1
 
 
@@ -719,11 +757,11 @@ async def test_humanity_mirror_dedupes_and_ignores_stale_events(
     assert not await mirror.handle(verified)  # redelivery
     stale = humanity_event(admin.user_id, False, FixedClock(clock.now() - timedelta(days=1)))
     await mirror.handle(stale)
-    _, me = await service.get_community(admin, c.id)
+    _, me = await service.communities.get_community(admin, c.id)
     assert me is not None and me.human_verified
     clock.advance(timedelta(minutes=1))
     await mirror.handle(humanity_event(admin.user_id, False, clock))
-    _, me = await service.get_community(admin, c.id)
+    _, me = await service.communities.get_community(admin, c.id)
     assert me is not None and not me.human_verified
 
 
@@ -743,10 +781,10 @@ async def test_humanity_mirror_consumes_the_bus(
     try:
         await event_bus.publish(humanity_event(ana.user_id, True, clock))
         for _ in range(200):
-            if await service.humanity.is_verified_human(ana.user_id):
+            if await service.ctx.humanity.is_verified_human(ana.user_id):
                 break
             await asyncio.sleep(0.02)
-        assert await service.humanity.is_verified_human(ana.user_id)
+        assert await service.ctx.humanity.is_verified_human(ana.user_id)
     finally:
         stop.set()
         await job
@@ -757,14 +795,14 @@ async def test_members_who_join_after_voting_opened_cannot_vote_on_it(
 ) -> None:
     admin, late = user(), user()
     c = await community(service, admin)
-    p = (await service.create_proposal(admin, proposal_input(c.id))).proposal
+    p = (await service.proposals.create_proposal(admin, proposal_input(c.id))).proposal
     clock.advance(timedelta(minutes=5))
-    await service.join_community(late, c.id)
+    await service.communities.join_community(late, c.id)
     await verify(mirror, clock, late)
-    err = await fails(PermissionDenied, service.cast_vote(late, p.id, [d.Choice(0)], ""))
+    err = await fails(PermissionDenied, service.voting.cast_vote(late, p.id, [d.Choice(0)], ""))
     assert "joined before voting opened" in err.message
-    later = (await service.create_proposal(admin, proposal_input(c.id))).proposal
-    await service.cast_vote(late, later.id, [d.Choice(0)], "")
+    later = (await service.proposals.create_proposal(admin, proposal_input(c.id))).proposal
+    await service.voting.cast_vote(late, later.id, [d.Choice(0)], "")
 
 
 async def test_anchor_events_update_the_result(
@@ -775,9 +813,9 @@ async def test_anchor_events_update_the_result(
 
     admin = user()
     c = await community(service, admin, quorum_bps=0)
-    p = (await service.create_proposal(admin, proposal_input(c.id))).proposal
+    p = (await service.proposals.create_proposal(admin, proposal_input(c.id))).proposal
     clock.advance(timedelta(days=3))
-    await service.finalize_proposal(admin, p.id)
+    await service.lifecycle.finalize_proposal(admin, p.id)
     anchors = AnchorMirror(migrated_database, clock)
 
     def event(topic: str, domain: str = "governance", **extra: object) -> Event:
@@ -786,12 +824,12 @@ async def test_anchor_events_update_the_result(
 
     assert not await anchors.handle(event("chain.interaction_anchored", domain="learning"))
     await anchors.handle(event("chain.anchor_failed", failure_reason="node down"))
-    view, _ = await service.get_proposal(admin, p.id)
+    view, _ = await service.proposals.get_proposal(admin, p.id)
     assert view.proposal.anchor.status is d.AnchorStatus.FAILED
     assert view.proposal.anchor.failure_reason == "node down"
     await anchors.handle(event("chain.interaction_anchored", block=7, tx_hash="0x9", root="0x5"))
     await anchors.handle(event("chain.anchor_failed", failure_reason="late duplicate"))
-    view, _ = await service.get_proposal(admin, p.id)
+    view, _ = await service.proposals.get_proposal(admin, p.id)
     anchor = view.proposal.anchor
     assert (anchor.status, anchor.block_number, anchor.tx_hash) == (
         d.AnchorStatus.ANCHORED,
