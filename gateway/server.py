@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
@@ -38,11 +39,14 @@ def _token_verifier(settings: Settings) -> TokenVerifier | None:
 
 
 @asynccontextmanager
-async def running_gateway(settings: Settings) -> AsyncIterator[int]:
+async def running_gateway(
+    settings: Settings, sock: socket.socket | None = None
+) -> AsyncIterator[int]:
     from gateway.app import create_app
     from gateway.schema import build_schema
 
     # Yields the bound HTTP port (settings.http_port may be 0 for "any free port").
+    # `sock`: a listening socket made by the caller (a worker's, bound with SO_REUSEPORT).
     channel = open_service_channel(
         settings.gateway_target,
         settings.service_targets,
@@ -77,7 +81,7 @@ async def running_gateway(settings: Settings) -> AsyncIterator[int]:
         timeout_graceful_shutdown=max(math.ceil(settings.shutdown_grace_seconds), 1),
     )
     server = _EmbeddedServer(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
     while not server.started:
         if task.done():
             await task  # surfaces the bind error

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
+import structlog
+
 from keiko import registry
-from keiko.settings import Settings
+from keiko.settings import Settings, worker_count
 from services.kit.logging import configure_logging
 
 
@@ -35,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--no-chain", action="store_true", help="do not start the embedded Keikochain node"
+    )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="worker processes on the same ports (default KEIKO_WORKERS, 1); auto = one per "
+        "CPU. More than 1 needs PostgreSQL and Redis",
     )
 
     migrate = commands.add_parser("migrate", help="apply every service's database migrations")
@@ -70,6 +80,22 @@ OPERATOR_GROUPS = {
     "lrs-clients": "xAPI Basic auth credentials: create, list, revoke",
     "webhooks": "LRS/LMS webhook sources: create, list, revoke",
 }
+
+
+def _workers(text: str) -> int:
+    try:
+        return worker_count(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _worker_args(args: argparse.Namespace) -> list[str]:
+    """The serve command line each worker runs (the same shape, one worker)."""
+    out = [a for name in args.services or [] for a in ("--service", name)]
+    for flag in ("no_gateway", "gateway_only", "no_chain"):
+        if getattr(args, flag):
+            out.append("--" + flag.replace("_", "-"))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,17 +148,41 @@ def main(argv: list[str] | None = None) -> int:
             service_name = "keiko-gateway"
         else:
             service_name = "keiko-" + "-".join(args.services) if args.services else "keiko"
+        from keiko.workers import WorkerSlot, supervise
+
+        slot = WorkerSlot.from_env(os.environ)
+        workers = args.workers or settings.workers
+        with_gateway = args.gateway_only or (not args.no_gateway and not alone)
+        with_chain = not args.no_chain and not alone and not args.gateway_only
+        if slot is not None:
+            from chain.node.process import exit_with_parent
+
+            exit_with_parent()  # no worker outlives its supervisor
+            structlog.contextvars.bind_contextvars(worker=slot.index)
         tracing.configure(service_name, settings.otlp_endpoint)
         try:
+            if slot is None and workers > 1:
+                return asyncio.run(
+                    supervise(
+                        settings,
+                        workers,
+                        _worker_args(args),
+                        with_chain=with_chain,
+                        hosts_identity="identity" in [d.name for d in hosted],
+                        with_grpc=not args.gateway_only,
+                        with_gateway=with_gateway,
+                    )
+                )
             if args.gateway_only:
-                asyncio.run(serve_gateway(settings))
+                asyncio.run(serve_gateway(settings, slot))
             else:
                 asyncio.run(
                     serve(
                         settings,
                         hosted,
-                        with_gateway=not args.no_gateway and not alone,
-                        with_chain=not args.no_chain and not alone,
+                        with_gateway=with_gateway,
+                        with_chain=with_chain,
+                        slot=slot,
                     )
                 )
         except (PortInUse, NodeStartError) as refused:

@@ -4,12 +4,17 @@ and on the embedded default the Keikochain dev node in its own process.
 Start-up order: keys → chain node → database (+ migrations on the embedded default) →
 event bus → gRPC host → gateway. Shutdown runs it backwards, turning health
 NOT_SERVING first so load balancers drain before connections close.
+
+With ``--workers N`` (keiko/workers.py) this runs once per worker process, given a
+``WorkerSlot``: the ports are shared with the other workers (SO_REUSEPORT), and the
+gateway and the services call each other at the worker's own loopback port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import sys
@@ -18,12 +23,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 import structlog
+from prometheus_client import Info
 
 from chain.node.process import port_in_use
 from gateway.server import running_gateway
 from keiko.registry import ServiceDefinition
 from keiko.runtime import ServiceRuntime
 from keiko.settings import ALL_SERVICES, Settings
+from keiko.workers import WorkerSlot, reuse_port_socket
 from services.api import DESCRIPTOR_SET_PATH
 from services.kit.auth import TokenVerifier, load_or_create_signing_key, public_key_pem
 from services.kit.clock import SystemClock
@@ -69,7 +76,7 @@ async def migrate(database: Database, definitions: list[ServiceDefinition]) -> l
 
 
 @asynccontextmanager
-async def _chain_node(settings: Settings) -> AsyncIterator[str]:
+async def embedded_chain_node(settings: Settings) -> AsyncIterator[str]:
     """The embedded Keikochain node in its own process (the Cairo VM is CPU-bound); yields
     its RPC URL."""
     from chain.node.process import astart_node_process
@@ -122,11 +129,13 @@ class PortInUse(RuntimeError):
     """A port the platform must open is taken: start-up stops before anything runs."""
 
 
-def refuse_ports_in_use(settings: Settings, *, with_gateway: bool) -> None:
+def refuse_ports_in_use(settings: Settings, *, with_gateway: bool, with_grpc: bool = True) -> None:
     """Stop start-up with a clear message when a port we must open is taken (the chain
     node's is checked where it starts: chain.node.process). Binding later would fail
     less clearly, or, for a node port, leave us talking to whatever holds it."""
-    wanted = [("gRPC", settings.grpc_host, settings.grpc_port, "KEIKO_GRPC_PORT")]
+    wanted = []
+    if with_grpc:
+        wanted.append(("gRPC", settings.grpc_host, settings.grpc_port, "KEIKO_GRPC_PORT"))
     if with_gateway:
         wanted.append(("HTTP", settings.http_host, settings.http_port, "KEIKO_HTTP_PORT"))
     for what, host, port, variable in wanted:
@@ -144,14 +153,22 @@ async def running_platform(
     *,
     with_gateway: bool = True,
     with_chain: bool = True,
+    slot: WorkerSlot | None = None,
 ) -> AsyncIterator[RunningPlatform]:
     names = [d.name for d in definitions]
     settings = with_concrete_ports(settings)
-    refuse_ports_in_use(settings, with_gateway=with_gateway)
+    if slot is None:
+        refuse_ports_in_use(settings, with_gateway=with_gateway)
+    elif not settings.services_target:
+        # "This process's own gRPC port": the worker's own, not the shared one (which
+        # the kernel may hand to another worker).
+        settings = settings.model_copy(
+            update={"services_target": f"127.0.0.1:{slot.local_grpc_port}"}
+        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
         if with_chain and not settings.chain_rpc_url:
-            node_url = await stack.enter_async_context(_chain_node(settings))
+            node_url = await stack.enter_async_context(embedded_chain_node(settings))
             # Every service reads the chain from settings: point them at the node we run
             # (its deployment.json is in <data dir>/chain, where services look by default).
             settings = settings.model_copy(update={"chain_rpc_url": node_url})
@@ -185,6 +202,8 @@ async def running_platform(
             token_verifier=runtime.token_verifier,
             descriptor_set=DESCRIPTOR_SET_PATH.read_bytes(),
             address=settings.grpc_address,
+            reuse_port=slot is not None,
+            extra_addresses=[settings.services_target] if slot is not None else (),
         )
         await stack.enter_async_context(_background_jobs(runtime))
         grpc_port = await host.start()
@@ -192,9 +211,29 @@ async def running_platform(
 
         http_port = None
         if with_gateway:
-            http_port = await stack.enter_async_context(running_gateway(settings))
+            http_port = await stack.enter_async_context(
+                running_gateway(settings, sock=_worker_socket(settings, slot))
+            )
         yield RunningPlatform(
             grpc_port, http_port, settings.chain_rpc_url or None, names, host, settings, notes
+        )
+
+
+def _worker_socket(settings: Settings, slot: WorkerSlot | None) -> socket.socket | None:
+    """A worker's HTTP socket, shared with the other workers; None: uvicorn binds alone."""
+    if slot is None:
+        return None
+    return reuse_port_socket(settings.http_host, settings.http_port)
+
+
+WORKER_INFO = Info("keiko_worker", "This worker process of keiko serve --workers")
+
+
+def announce_worker(slot: WorkerSlot | None) -> None:
+    """/metrics of a worker names it (each worker answers for itself)."""
+    if slot is not None:
+        WORKER_INFO.info(
+            {"worker": str(slot.index), "workers": str(slot.count), "pid": str(os.getpid())}
         )
 
 
@@ -236,20 +275,27 @@ def gateway_banner(http_port: int, settings: Settings) -> str:
     return "\n".join(lines)
 
 
-async def serve_gateway(settings: Settings) -> None:
+async def serve_gateway(settings: Settings, slot: WorkerSlot | None = None) -> None:
     """The GraphQL/HTTP gateway alone (no services, no database, no bus): it calls each
     service where ``services_target`` / ``service_targets`` say, balancing replicas."""
     stop = _stop_on_signals()
     settings = with_concrete_ports(settings)
-    if port_in_use(settings.http_host, settings.http_port):
-        raise PortInUse(
-            f"the HTTP port {settings.http_host}:{settings.http_port} is already in use "
-            "(set KEIKO_HTTP_PORT to a free port, or 0 for any)"
-        )
-    async with running_gateway(settings) as http_port:
-        print(gateway_banner(http_port, settings), file=sys.stdout, flush=True)
+    if slot is None:
+        refuse_ports_in_use(settings, with_gateway=True, with_grpc=False)
+    announce_worker(slot)
+    async with running_gateway(settings, sock=_worker_socket(settings, slot)) as http_port:
+        _announce(gateway_banner(http_port, settings), slot)
         await stop.wait()
         log.info("shutting down")
+
+
+def _announce(text: str, slot: WorkerSlot | None) -> None:
+    """The banner: printed, or, in a worker, handed to the supervisor (which prints one
+    for all workers)."""
+    if slot is None:
+        print(text, file=sys.stdout, flush=True)
+    else:
+        slot.report_ready(text)
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -267,11 +313,13 @@ async def serve(
     *,
     with_gateway: bool,
     with_chain: bool,
+    slot: WorkerSlot | None = None,
 ) -> None:
     stop = _stop_on_signals()
+    announce_worker(slot)
     async with running_platform(
-        settings, definitions, with_gateway=with_gateway, with_chain=with_chain
+        settings, definitions, with_gateway=with_gateway, with_chain=with_chain, slot=slot
     ) as platform:
-        print(banner(platform, definitions, settings), file=sys.stdout, flush=True)
+        _announce(banner(platform, definitions, settings), slot)
         await stop.wait()
         log.info("shutting down")

@@ -6,8 +6,10 @@ bus, and the embedded Keikochain dev node. Set the URLs to switch to production 
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
@@ -114,6 +116,18 @@ class Settings(BaseSettings):
     # credentials, verification): DEADLINE_EXCEEDED past it, TIMEOUT / 504 to the client.
     gateway_rpc_deadline_seconds: float = Field(30.0, gt=0)
     shutdown_grace_seconds: float = 5.0
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Worker processes of `keiko serve`, each hosting the gateway and the "
+        "services on the same ports (SO_REUSEPORT); `auto` = one per CPU. More than 1 needs "
+        "PostgreSQL and Redis (docs/operations.md#workers)",
+    )
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _auto_workers(cls, value: Any) -> Any:
+        return worker_count(value) if isinstance(value, str) else value
 
     @field_validator("service_targets")
     @classmethod
@@ -186,3 +200,16 @@ class Settings(BaseSettings):
     @property
     def jwt_key_path(self) -> Path:
         return self.jwt_private_key_file or self.data_dir / "keys" / "jwt-ed25519.pem"
+
+
+def worker_count(text: str) -> int:
+    """``auto`` (one worker per CPU) or a whole number >= 1."""
+    if text.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    try:
+        count = int(text)
+    except ValueError:
+        raise ValueError(f"workers must be a whole number >= 1 or auto, not {text!r}") from None
+    if count < 1:
+        raise ValueError(f"workers must be >= 1 or auto, not {count}")
+    return count

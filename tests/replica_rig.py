@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from chain.node.process import free_port
 from chain.translator.keys import KeyVault
+from services.kit.testing import test_backend
 
 ORIGIN = "http://localhost:8000"
 # Replica groups: each runs twice, in its own process. Learning and the translator run
@@ -111,6 +113,18 @@ class Rig:
         self.redis.kill()
         self.redis.start()
         wait_for_port(self.redis_port, "redis-server")
+
+
+def need_engines() -> None:
+    """Skip unless the real engines run (PostgreSQL, and redis-server to run a private
+    Redis); with CI=true a missing redis-server fails instead."""
+    if test_backend() != "real":
+        pytest.skip("needs PostgreSQL and Redis: runs with KEIKO_TEST_BACKEND=real")
+    if shutil.which("redis-server") is None:
+        message = "redis-server not installed: the test runs its own Redis"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true and {message}")
+        pytest.skip(message)
 
 
 def wait_for_port(port: int, what: str, timeout: float = 30) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import time
 import uuid
 from collections import Counter
@@ -37,9 +36,8 @@ from sqlalchemy import func, select, text
 
 from chain.translator.storage import ANCHORED, batches, records
 from services.kit.db import Database
-from services.kit.testing import test_backend
 from tests.e2e_support import GraphQLClient, all_interactions, sign_up_and_log_in, subscriptions
-from tests.replica_rig import Gateway, Rig, running_rig
+from tests.replica_rig import Gateway, Rig, need_engines, running_rig
 
 pytestmark = [pytest.mark.engines, pytest.mark.timeout(900)]
 
@@ -53,16 +51,6 @@ mutation Record($input: InteractionInput!, $requestId: String) {
 ANCHORED_SUB = "subscription { interactionAnchored { statementId anchor { status } } }"
 RETRYABLE = {"SERVICE_UNAVAILABLE", "TIMEOUT", "DEADLINE_EXCEEDED"}
 SCHEMAS = ("identity", "learning", "passport", "reputation", "governance", "marketplace", "chain")
-
-
-def _need_engines() -> None:
-    if test_backend() != "real":
-        pytest.skip("needs PostgreSQL and Redis: runs with KEIKO_TEST_BACKEND=real")
-    if shutil.which("redis-server") is None:
-        message = "redis-server not installed: the replica test runs its own Redis"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI=true and {message}")
-        pytest.skip(message)
 
 
 @dataclass
@@ -178,7 +166,7 @@ async def anchored_records(db: Database) -> dict[str, datetime | None]:
 async def test_replicas_survive_kills_and_a_redis_restart(
     tmp_path: Path, database_url: str
 ) -> None:
-    _need_engines()
+    need_engines()
     with running_rig(tmp_path, database_url) as rig:
         await _exercise(rig)
 

@@ -65,7 +65,13 @@ class GrpcHost:
         address: str = "127.0.0.1:50051",
         extra_public_methods: Iterable[str] = (),
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        reuse_port: bool = False,
+        extra_addresses: Sequence[str] = (),
     ) -> None:
+        """``reuse_port``: several processes (``keiko serve --workers``) listen on the same
+        ``address`` and the kernel spreads connections among them; off, a taken port
+        fails the bind. ``extra_addresses`` are listened on too (a worker's own loopback
+        port, where its gateway calls its co-hosted services)."""
         self.servicers = list(servicers)
         self.service_names = sorted(
             {name for s in self.servicers for name in adapter.service_names(s)}
@@ -87,7 +93,7 @@ class GrpcHost:
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if reuse_port else 0),
             ],
         )
         for servicer in self.servicers:
@@ -101,12 +107,16 @@ class GrpcHost:
             pool=self._pool,
         )
         self._address = address
+        self._extra_addresses = list(extra_addresses)
         self.port = 0
 
     async def start(self) -> int:
         self.port = self._server.add_insecure_port(self._address)
         if self.port == 0:
             raise OSError(f"cannot bind gRPC server to {self._address}")
+        for extra in self._extra_addresses:
+            if self._server.add_insecure_port(extra) == 0:
+                raise OSError(f"cannot bind gRPC server to {extra}")
         await self._server.start()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         return self.port
