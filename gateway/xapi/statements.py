@@ -311,7 +311,8 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
             page_token=params.get("more", ""),
             format=fmt,
             accept_language=accept_language,
-            json_only=True,  # the answer is the statements' JSON: nothing else to decode
+            # The answer is the statements' JSON array, written through as it comes.
+            json_array=True,
         )
         since, until = instant_param(params, "since"), instant_param(params, "until")
         if since is not None:
@@ -325,19 +326,19 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
             kept["more"] = result.next_page_token
             more = "/xapi/statements?" + urllib.parse.urlencode(kept)
         body = (
-            '{"statements":['
-            + ",".join(s.statement_json for s in result.statements)
-            + '],"more":'
-            + json.dumps(more)
-            + "}"
+            b'{"statements":'
+            + (result.statements_json_array or b"[]")
+            + b',"more":'
+            + json.dumps(more).encode("ascii")
+            + b"}"
         )
         if with_attachments:
-            stored = [json.loads(s.statement_json) for s in result.statements]
-            response = await _with_attachments(learning, body.encode("utf-8"), stored)
+            stored = json.loads(result.statements_json_array or b"[]")
+            response = await _with_attachments(learning, body, stored)
         else:
             response = Response(body, media_type="application/json")
-        if result.statements:
-            response.headers["Last-Modified"] = http_date(max(s.stored for s in result.statements))
+        if result.statement_count:
+            response.headers["Last-Modified"] = http_date(result.last_stored)
         return response
 
     async def _single(

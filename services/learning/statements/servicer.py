@@ -16,12 +16,14 @@ from services.kit.auth import current_principal
 from services.kit.events import Event, EventBus
 from services.kit.events.dedupe import run_consumer
 from services.learning.activities.usecases import check_format
+from services.learning.common.usecases import MAX_STATEMENT_PAGE, Page
 from services.learning.statements.attachments import AttachmentPart
 from services.learning.statements.domain import (
     TOPIC_ANCHOR_FAILED,
     TOPIC_INTERACTION_ANCHORED,
     StatementRecord,
 )
+from services.learning.statements.storage import StatementText
 
 if TYPE_CHECKING:
     from services.learning.service import LearningService
@@ -84,7 +86,8 @@ class StatementsServicer:
         r = query_statements_request
         caller = current_principal()
         fmt = check_format(r.format)
-        page = await self.service.statements.query_statements(
+        statements = self.service.statements
+        f = statements.xapi_filter(
             caller,
             learner_id=r.learner_id,
             verb_id=r.verb_id,
@@ -96,9 +99,14 @@ class StatementsServicer:
             ascending=r.ascending,
             related_activities=r.related_activities,
             related_agents=r.related_agents,
-            requested_size=r.page_size,
-            page_token=r.page_token,
         )
+        if r.json_array:
+            texts_page = await statements.text_page(f, r.page_size, r.page_token)
+            texts = await self.service.activities.render(
+                caller, [row.statement_json for row in texts_page.items], fmt, r.accept_language
+            )
+            return json_array_response(texts_page, texts)
+        page = await statements.page(f, r.page_size, MAX_STATEMENT_PAGE, r.page_token)
         texts = await self.service.activities.render(
             caller, [row.statement_json for row in page.items], fmt, r.accept_language
         )
@@ -207,6 +215,19 @@ def statement_json_to_pb(row: StatementRecord, rendered: str | None = None) -> p
         statement_json=row.statement_json if rendered is None else rendered,
         stored=row.stored,
     )
+
+
+def json_array_response(page: Page[StatementText], texts: list[str]) -> pb.QueryStatementsResponse:
+    """QueryStatementsRequest.json_array: the page's JSON texts (``texts``: as stored, or
+    rendered for format ids or canonical) joined into one array, never re-serialized."""
+    response = pb.QueryStatementsResponse(
+        next_page_token=page.next_page_token,
+        statements_json_array=("[" + ",".join(texts) + "]").encode("utf-8"),
+        statement_count=len(texts),
+    )
+    if page.items:
+        response.last_stored = max(row.stored for row in page.items)
+    return response
 
 
 def statement_to_pb(row: StatementRecord, rendered: str | None = None) -> pb.Statement:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import JSON as SAJSON
 from sqlalchemy import (
@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     func,
     insert,
     or_,
@@ -37,8 +38,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from services.learning.common.storage import (
     ID,
@@ -213,6 +215,15 @@ class StatementFilter:
         return query_scope(*(getattr(self, f) for f in self.__dataclass_fields__))
 
 
+@dataclass(frozen=True)
+class StatementText:
+    """A statement as the xAPI resource serves it: its stored JSON text, id and time."""
+
+    id: str
+    statement_json: str
+    stored: datetime
+
+
 def statement_record(row: Row[Any]) -> StatementRecord:
     m = dict(row._mapping)
     m["timestamp"] = utc_required(m["timestamp"])
@@ -229,43 +240,213 @@ def statement_values(record: StatementRecord) -> dict[str, Any]:
     return values
 
 
-def _matching(f: StatementFilter) -> list[ColumnElement[bool]]:
+class _PageShape(NamedTuple):
+    """What decides the SQL of a statement page (which filters are set, the order, a
+    cursor or not, the columns): the filters' values are bound parameters."""
+
+    learner: bool
+    agent: bool
+    related_agents: bool
+    verb: bool
+    registration: bool
+    activity: bool
+    related_activities: bool
+    interactions_only: bool
+    interaction_types: bool
+    within_sessions: bool
+    course: bool
+    class_: bool
+    tutorial_session: bool
+    study_session: bool
+    follow_statement_refs: bool
+    since: bool
+    until: bool
+    include_voided: bool
+    visible_to: bool
+    cursor: bool
+    ascending: bool
+    texts_only: bool
+
+
+def _page_shape(f: StatementFilter, cursor: bool, texts_only: bool) -> _PageShape:
+    return _PageShape(
+        learner=bool(f.learner_id),
+        agent=bool(f.agent_key),
+        related_agents=f.related_agents,
+        verb=bool(f.verb_id),
+        registration=bool(f.registration),
+        activity=bool(f.activity_id),
+        related_activities=f.related_activities,
+        interactions_only=f.interactions_only,
+        interaction_types=bool(f.interaction_types),
+        within_sessions=f.within_sessions is not None,
+        course=bool(f.course_id),
+        class_=bool(f.class_id),
+        tutorial_session=bool(f.tutorial_session_id),
+        study_session=bool(f.study_session_id),
+        follow_statement_refs=f.follow_statement_refs,
+        since=f.since is not None,
+        until=f.until is not None,
+        include_voided=f.include_voided,
+        visible_to=bool(f.visible_to),
+        cursor=cursor,
+        ascending=f.ascending,
+        texts_only=texts_only,
+    )
+
+
+def _page_values(f: StatementFilter, limit: int, cursor: Cursor | None) -> dict[str, Any]:
+    """The bound parameters of a page query (those its shape does not use are ignored)."""
+    return {
+        "learner_id": f.learner_id,
+        "agent_key": f.agent_key,
+        "verb_id": f.verb_id,
+        "registration": f.registration,
+        "activity_id": f.activity_id,
+        "interaction_types": list(f.interaction_types),
+        "within_sessions": list(f.within_sessions or ()),
+        "course_id": f.course_id,
+        "class_id": f.class_id,
+        "tutorial_session_id": f.tutorial_session_id,
+        "study_session_id": f.study_session_id,
+        "since": f.since,
+        "until": f.until,
+        "visible_to": f.visible_to,
+        "cursor_stored": cursor.stored if cursor is not None else None,
+        "cursor_id": cursor.id if cursor is not None else None,
+        "page_limit": limit + 1,
+    }
+
+
+def _matching(shape: _PageShape) -> list[ColumnElement[bool]]:
     """The filters that are not time or sequence based (2.1.3.s3)."""
     t = statements
     conditions: list[ColumnElement[bool]] = []
-    if f.learner_id:
-        conditions.append(t.c.learner_id == f.learner_id)
-    if f.agent_key:
+    if shape.learner:
+        conditions.append(t.c.learner_id == bindparam("learner_id"))
+    if shape.agent:
         a = statement_agents
-        match = select(a.c.statement_id).where(a.c.agent_key == f.agent_key)
-        if not f.related_agents:
+        match = select(a.c.statement_id).where(a.c.agent_key == bindparam("agent_key"))
+        if not shape.related_agents:
             match = match.where(a.c.related.is_(False))
         conditions.append(t.c.id.in_(match))
-    if f.verb_id:
-        conditions.append(t.c.verb_id == f.verb_id)
-    if f.registration:
-        conditions.append(t.c.registration == f.registration)
-    if f.activity_id:
+    if shape.verb:
+        conditions.append(t.c.verb_id == bindparam("verb_id"))
+    if shape.registration:
+        conditions.append(t.c.registration == bindparam("registration"))
+    if shape.activity:
         a2 = statement_activities
-        found = select(a2.c.statement_id).where(a2.c.activity_id == f.activity_id)
-        if not f.related_activities:
+        found = select(a2.c.statement_id).where(a2.c.activity_id == bindparam("activity_id"))
+        if not shape.related_activities:
             found = found.where(a2.c.related.is_(False))
         conditions.append(t.c.id.in_(found))
-    if f.interactions_only:
+    if shape.interactions_only:
         conditions.append(t.c.interaction_type.is_not(None))
-    if f.interaction_types:
-        conditions.append(t.c.interaction_type.in_(f.interaction_types))
-    if f.within_sessions is not None:
-        conditions.append(t.c.tutorial_session_id.in_(f.within_sessions))
-    for column, value in (
-        (t.c.course_id, f.course_id),
-        (t.c.class_id, f.class_id),
-        (t.c.tutorial_session_id, f.tutorial_session_id),
-        (t.c.study_session_id, f.study_session_id),
+    if shape.interaction_types:
+        types: BindParameter[list[str]] = bindparam("interaction_types", expanding=True)
+        conditions.append(t.c.interaction_type.in_(types))
+    if shape.within_sessions:
+        sessions: BindParameter[list[str]] = bindparam("within_sessions", expanding=True)
+        conditions.append(t.c.tutorial_session_id.in_(sessions))
+    for column, used in (
+        (t.c.course_id, shape.course),
+        (t.c.class_id, shape.class_),
+        (t.c.tutorial_session_id, shape.tutorial_session),
+        (t.c.study_session_id, shape.study_session),
     ):
-        if value:
-            conditions.append(column == value)
+        if used:
+            conditions.append(column == bindparam(column.name))
     return conditions
+
+
+def _build_page_query(shape: _PageShape) -> Select[Any]:
+    t = statements
+    matching = _matching(shape)
+    conditions: list[ColumnElement[bool]] = []
+    if shape.follow_statement_refs and matching:
+        # Statements matching the filters, then (recursively) those whose object is a
+        # StatementRef to one of them. Voided targets count: 2.1.4.s1.b2.
+        seed = select(t.c.id.label("id")).where(and_(true(), *matching))
+        matched = seed.cte("matched", recursive=True)
+        referring = t.alias("referring")
+        matched = matched.union(
+            select(referring.c.id).where(
+                referring.c.object_type == "StatementRef",
+                referring.c.object_id == matched.c.id,
+            )
+        )
+        conditions.append(t.c.id.in_(select(matched.c.id)))
+    else:
+        conditions.extend(matching)
+    if shape.since:
+        conditions.append(t.c.stored >= bindparam("since"))
+    if shape.until:
+        conditions.append(t.c.stored <= bindparam("until"))
+    if not shape.include_voided:
+        conditions.append(t.c.voided.is_(False))
+    if shape.visible_to:
+        visible_to: BindParameter[str] = bindparam("visible_to")
+        conditions.append(or_(t.c.learner_id == visible_to, t.c.recorded_by == visible_to))
+    if shape.cursor:
+        after = Cursor(bindparam("cursor_stored"), bindparam("cursor_id"))  # type: ignore[arg-type]
+        conditions.append(keyset(t.c.stored, t.c.id, after, shape.ascending))
+    order = (
+        (t.c.stored.asc(), t.c.id.asc()) if shape.ascending else (t.c.stored.desc(), t.c.id.desc())
+    )
+    columns = (t.c.id, t.c.statement_json, t.c.stored) if shape.texts_only else (t,)
+    return (
+        select(*columns)
+        .where(and_(true(), *conditions))
+        .order_by(*order)
+        .limit(bindparam("page_limit", type_=Integer()))
+    )
+
+
+# One statement object per shape, reused with new values: SQLAlchemy then neither
+# rebuilds it (with its recursive CTE) nor recomputes its cache key on every query. At
+# most 2^22 shapes in theory; a few dozen are used.
+_PAGE_QUERIES: dict[_PageShape, Select[Any]] = {}
+
+
+def page_query(
+    f: StatementFilter, limit: int, cursor: Cursor | None, *, texts_only: bool
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The SQL of one page (at most `limit` rows, fetching one more to tell whether a
+    next page exists) and its bound parameters."""
+    shape = _page_shape(f, cursor is not None, texts_only)
+    query = _PAGE_QUERIES.get(shape)
+    if query is None:
+        query = _PAGE_QUERIES[shape] = _build_page_query(shape)
+    return query, _page_values(f, limit, cursor)
+
+
+class _Rowlike(Protocol):
+    @property
+    def stored(self) -> datetime: ...
+    @property
+    def id(self) -> str: ...
+
+
+RowT = TypeVar("RowT", bound=_Rowlike)
+
+
+def _paged(rows: list[RowT], limit: int) -> tuple[list[RowT], Cursor | None]:
+    """`rows` (at most `limit` + 1) as a page and the next page's cursor."""
+    if len(rows) <= limit:
+        return rows, None
+    page = rows[:limit]
+    return page, Cursor(page[-1].stored, page[-1].id)
+
+
+async def statement_texts(
+    connection: AsyncConnection, f: StatementFilter, limit: int, cursor: Cursor | None
+) -> tuple[list[StatementText], Cursor | None]:
+    """`StatementRepository.query_statements`, each row as its id, JSON text and stored
+    time only, on a bare connection (`Database.read`)."""
+    query, values = page_query(f, limit, cursor, texts_only=True)
+    result = await connection.execute(query, values)
+    rows = [StatementText(i, text, utc_required(stored)) for i, text, stored in result.all()]
+    return _paged(rows, limit)
 
 
 class StatementRepository:
@@ -333,43 +514,9 @@ class StatementRepository:
         self, f: StatementFilter, limit: int, cursor: Cursor | None
     ) -> tuple[list[StatementRecord], Cursor | None]:
         """One page (at most `limit` rows) and the cursor of the next page, if any."""
-        t = statements
-        matching = _matching(f)
-        conditions: list[ColumnElement[bool]] = []
-        if f.follow_statement_refs and matching:
-            # Statements matching the filters, then (recursively) those whose object is a
-            # StatementRef to one of them. Voided targets count: 2.1.4.s1.b2.
-            seed = select(t.c.id.label("id")).where(and_(true(), *matching))
-            matched = seed.cte("matched", recursive=True)
-            referring = t.alias("referring")
-            matched = matched.union(
-                select(referring.c.id).where(
-                    referring.c.object_type == "StatementRef",
-                    referring.c.object_id == matched.c.id,
-                )
-            )
-            conditions.append(t.c.id.in_(select(matched.c.id)))
-        else:
-            conditions.extend(matching)
-        if f.since is not None:
-            conditions.append(t.c.stored >= f.since)
-        if f.until is not None:
-            conditions.append(t.c.stored <= f.until)
-        if not f.include_voided:
-            conditions.append(t.c.voided.is_(False))
-        if f.visible_to:
-            conditions.append(or_(t.c.learner_id == f.visible_to, t.c.recorded_by == f.visible_to))
-        if cursor is not None:
-            conditions.append(keyset(t.c.stored, t.c.id, cursor, f.ascending))
-        order = (
-            (t.c.stored.asc(), t.c.id.asc()) if f.ascending else (t.c.stored.desc(), t.c.id.desc())
-        )
-        query = select(t).where(and_(true(), *conditions)).order_by(*order).limit(limit + 1)
-        rows = [statement_record(r) for r in (await self.s.execute(query)).all()]
-        if len(rows) <= limit:
-            return rows, None
-        page = rows[:limit]
-        return page, Cursor(page[-1].stored, page[-1].id)
+        query, values = page_query(f, limit, cursor, texts_only=False)
+        rows = [statement_record(r) for r in (await self.s.execute(query, values)).all()]
+        return _paged(rows, limit)
 
     async def store_attachment(
         self, sha2: str, content_type: str, content: bytes, now: datetime

@@ -38,7 +38,7 @@ from services.learning.servicer import (
     interaction_to_pb,
 )
 from services.learning.storage import outbox
-from services.learning.tests.test_service import statement
+from services.learning.tests.test_service import ACT, statement
 
 Stub = pb.LearningServiceStub
 
@@ -207,6 +207,43 @@ async def test_lrs_client_credentials(harness: Harness) -> None:
     )
     error = await rpc_error(lrs.query_statements(pb.QueryStatementsRequest()))
     assert error.details() == "the LRS client was revoked"
+
+
+async def test_json_array_pages_match_the_statement_pages(harness: Harness) -> None:
+    """json_array (the xAPI resource's query): the same pages, tokens and texts as the
+    message per statement, as one JSON array with its count and newest stored time."""
+    ana = harness.client("ana")
+    await ana.record_statements(
+        pb.RecordStatementsRequest(
+            statement_jsons=[json.dumps(statement(activity=f"{ACT}q{i}")) for i in range(3)]
+        )
+    )
+    for fmt in ("exact", "ids"):
+        full, array, token = [], [], ""
+        while True:
+            request = pb.QueryStatementsRequest(page_size=2, page_token=token, format=fmt)
+            page = await ana.query_statements(request)
+            request.json_array = True
+            answer = await ana.query_statements(request)
+            assert answer.statements == [] and answer.next_page_token == page.next_page_token
+            texts = [s.statement_json for s in page.statements]
+            assert answer.statements_json_array.decode() == "[" + ",".join(texts) + "]"
+            assert answer.statement_count == len(texts)
+            assert answer.last_stored == max(s.stored for s in page.statements)
+            full += texts
+            array += json.loads(answer.statements_json_array)
+            token = page.next_page_token
+            if not token:
+                break
+        assert [json.loads(t) for t in full] == array and len(array) == 3
+    empty = await ana.query_statements(
+        pb.QueryStatementsRequest(verb_id="https://example.org/never", json_array=True)
+    )
+    assert (empty.statements_json_array, empty.statement_count) == (b"[]", 0)
+    error = await rpc_error(
+        ana.query_statements(pb.QueryStatementsRequest(page_token="garbage!", json_array=True))
+    )
+    assert field_violations(error)[0][0] == "page_token"
 
 
 async def test_hierarchy_and_interactions(harness: Harness) -> None:

@@ -488,11 +488,28 @@ class QueryStatementsRequest(betterproto.Message):
      empty: what the xAPI resource sends, without decoding every statement to fill them.
     """
 
+    json_array: bool = betterproto.bool_field(16)
+    """
+    Answer the page as one JSON array (`statements_json_array`: the statements' JSON
+     texts joined, never re-serialized) with its count and newest stored time, and leave
+     `statements` empty: what the xAPI resource writes through as it is.
+    """
+
 
 @dataclass(eq=False, repr=False)
 class QueryStatementsResponse(betterproto.Message):
     statements: List["Statement"] = betterproto.message_field(1)
     next_page_token: str = betterproto.string_field(2)
+    statements_json_array: bytes = betterproto.bytes_field(3)
+    """With json_array: the page's statements as a JSON array, UTF-8."""
+
+    statement_count: int = betterproto.int32_field(4)
+    """With json_array: how many statements the array holds."""
+
+    last_stored: datetime = betterproto.message_field(5)
+    """
+    With json_array: the latest `stored` of the page (unset when it is empty).
+    """
 
 
 @dataclass(eq=False, repr=False)
