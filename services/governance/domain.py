@@ -11,19 +11,18 @@ state change is a `FailedPrecondition`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from services.kit.errors import FailedPrecondition, ValidationError
 from services.kit.limits import NAME_MAX_CHARS
+from services.kit.paging import OffsetPageTokens
 
 T = TypeVar("T")
 
@@ -49,8 +48,6 @@ MAX_VOTING_PERIOD = timedelta(days=365)
 MAX_START_DELAY = timedelta(days=365)
 MAX_QUADRATIC_BUDGET = 1_000_000
 WEIGHTED_POINTS = 100
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 DEFAULT_OPTION_LABELS = ("For", "Against", "Abstain")
 
 
@@ -629,43 +626,8 @@ def tally_digest(result: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical(dict(result))).hexdigest()
 
 
-# -- paging -------------------------------------------------------------------------------------
-
-
-def page_size(requested: int) -> int:
-    if requested < 0:
-        raise ValidationError("page_size", "must not be negative")
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-
-
-def encode_page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"g:{offset}".encode()).decode().rstrip("=")
-
-
-def decode_page_token(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        prefix, _, number = raw.partition(":")
-        offset = int(number)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise ValidationError("page_token", "malformed page token") from exc
-    if prefix != "g" or offset < 0:
-        raise ValidationError("page_token", "malformed page token")
-    return offset
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: Sequence[T] = field(default_factory=tuple)
-    next_page_token: str = ""
-
-
-def paged(rows: Sequence[T], offset: int, limit: int) -> Page[T]:
-    """`rows` fetched with limit + 1: the extra row means there is a next page."""
-    more = len(rows) > limit
-    return Page(tuple(rows[:limit]), encode_page_token(offset + limit) if more else "")
+# Offset page tokens of governance's lists.
+PAGE_TOKENS = OffsetPageTokens("g")
 
 
 # -- records ------------------------------------------------------------------------------------

@@ -6,8 +6,6 @@ Everything takes `now` explicitly (from a Clock); nothing here reads the system 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import hashlib
 import json
@@ -22,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.kit.errors import ValidationError
+from services.kit.paging import OffsetPageTokens
 
 # -- parameters (see docs/reputation.md) ------------------------------------------------------
 
@@ -690,28 +689,5 @@ def _same_human(
                 found.add(e.rating_id, FlagReason.SELF_DEALING, detail)
 
 
-# -- paging -----------------------------------------------------------------------------------
-
-
-def page_size(requested: int, *, default: int = 50, maximum: int = 200) -> int:
-    if requested < 0:
-        raise ValidationError("page_size", "must not be negative")
-    return default if requested == 0 else min(requested, maximum)
-
-
-def encode_page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
-
-
-def decode_page_token(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        prefix, _, number = raw.partition(":")
-        offset = int(number)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise ValidationError("page_token", "malformed page token") from exc
-    if prefix != "o" or offset < 0:
-        raise ValidationError("page_token", "malformed page token")
-    return offset
+# Offset page tokens of reputation's lists.
+PAGE_TOKENS = OffsetPageTokens("o")

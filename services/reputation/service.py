@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -29,11 +29,13 @@ from services.kit.errors import (
 from services.kit.events import Event
 from services.kit.events.outbox import enqueue
 from services.kit.logging import get_logger
+from services.kit.paging import Page, page_size
 from services.reputation.domain import (
     DETECTION_WINDOW,
     MAX_NOTE,
     MAX_REASON,
     NEW_RATER_WEIGHT,
+    PAGE_TOKENS,
     RATING_TTL,
     RATING_WINDOW,
     Decision,
@@ -50,12 +52,9 @@ from services.reputation.domain import (
     canonical_json,
     compute_all_scores,
     compute_score,
-    decode_page_token,
     detect,
     digest_fields,
-    encode_page_token,
     iso,
-    page_size,
     parse_iso,
     rating_digest,
     validate_id,
@@ -98,18 +97,6 @@ class StoredHumanityLookup:
     async def commitments(self, user_ids: Collection[str]) -> Mapping[str, str]:
         async with self.db.session() as session:
             return await Repository(session).commitments(user_ids)
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Rating]
-    next_page_token: str = ""
-
-
-def _page(found: list[Rating], offset: int, limit: int) -> Page:
-    if len(found) > limit:
-        return Page(found[:limit], encode_page_token(offset + limit))
-    return Page(found)
 
 
 class ReputationService:
@@ -382,10 +369,10 @@ class ReputationService:
         include_expired: bool,
         requested_size: int,
         page_token: str,
-    ) -> Page:
+    ) -> Page[Rating]:
         user_id = validate_text(user_id, "user_id", 64, required=False) or caller.user_id
         limit = page_size(requested_size)
-        offset = decode_page_token(page_token)
+        offset = PAGE_TOKENS.decode(page_token)
         async with self.db.session() as read:
             found = await Repository(read).list_ratings(
                 user_id=user_id,
@@ -396,7 +383,7 @@ class ReputationService:
                 offset=offset,
                 limit=limit + 1,
             )
-        return _page(found, offset, limit)
+        return PAGE_TOKENS.page(found, offset, limit)
 
     # -- scores -----------------------------------------------------------------------------
 
@@ -493,13 +480,13 @@ class ReputationService:
 
     async def list_flagged(
         self, caller: Principal, status: ReviewStatus, requested_size: int, page_token: str
-    ) -> Page:
+    ) -> Page[Rating]:
         _require_admin(caller)
         limit = page_size(requested_size)
-        offset = decode_page_token(page_token)
+        offset = PAGE_TOKENS.decode(page_token)
         async with self.db.session() as read:
             found = await Repository(read).flagged(status, offset, limit + 1)
-        return _page(found, offset, limit)
+        return PAGE_TOKENS.page(found, offset, limit)
 
     async def review(
         self, caller: Principal, rating_id: str, decision: Decision | None, note: str

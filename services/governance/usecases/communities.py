@@ -22,6 +22,7 @@ from services.kit.errors import (
     NotFound,
     PermissionDenied,
 )
+from services.kit.paging import Page, page_size
 
 
 class Communities:
@@ -132,9 +133,9 @@ class Communities:
         member_only: bool,
         requested_size: int,
         page_token: str,
-    ) -> d.Page[d.Community]:
-        limit = d.page_size(requested_size)
-        offset = d.decode_page_token(page_token)
+    ) -> Page[d.Community]:
+        limit = page_size(requested_size)
+        offset = d.PAGE_TOKENS.decode(page_token)
         query = d.bounded_text(query.strip(), "query", d.MAX_NAME_CHARS)
         async with self.ctx.db.session() as session:
             rows = await GovernanceRepository(session).list_communities(
@@ -143,7 +144,7 @@ class Communities:
                 offset=offset,
                 limit=limit + 1,
             )
-        return d.paged(rows, offset, limit)
+        return d.PAGE_TOKENS.page(rows, offset, limit)
 
     async def join_community(self, principal: Principal, community_id: str) -> d.Member:
         community_id = object_id(community_id, "community_id", "community")
@@ -192,16 +193,16 @@ class Communities:
         role: d.MemberRole | None,
         requested_size: int,
         page_token: str,
-    ) -> d.Page[d.Member]:
+    ) -> Page[d.Member]:
         community_id = object_id(community_id, "community_id", "community")
-        limit = d.page_size(requested_size)
-        offset = d.decode_page_token(page_token)
+        limit = page_size(requested_size)
+        offset = d.PAGE_TOKENS.decode(page_token)
         async with self.ctx.db.session() as session:
             repo = GovernanceRepository(session)
             await community_of(repo, community_id)
             await require_reader(repo, principal, community_id)
             rows = await repo.list_members(community_id, role, offset, limit + 1)
-        return d.paged(rows, offset, limit)
+        return d.PAGE_TOKENS.page(rows, offset, limit)
 
     async def set_member_role(
         self, principal: Principal, community_id: str, user_id: str, role: d.MemberRole

@@ -32,6 +32,7 @@ from services.kit.errors import (
     PermissionDenied,
     ValidationError,
 )
+from services.kit.paging import Page, page_size
 
 
 class Proposals:
@@ -211,10 +212,10 @@ class Proposals:
         statuses: Sequence[d.ProposalStatus],
         requested_size: int,
         page_token: str,
-    ) -> d.Page[ProposalView]:
+    ) -> Page[ProposalView]:
         community_id = object_id(community_id, "community_id", "community")
-        limit = d.page_size(requested_size)
-        offset = d.decode_page_token(page_token)
+        limit = page_size(requested_size)
+        offset = d.PAGE_TOKENS.decode(page_token)
         async with self.ctx.db.session() as session:
             repo = GovernanceRepository(session)
             await community_of(repo, community_id)
@@ -223,7 +224,7 @@ class Proposals:
                 community_id, statuses, self.ctx.clock.now(), offset, limit + 1
             )
             views = [await self.ctx.view(repo, p) for p in rows[: limit + 1]]
-        return d.paged(views, offset, limit)
+        return d.PAGE_TOKENS.page(views, offset, limit)
 
     async def get_tally(self, principal: Principal, proposal_id: str) -> ProposalView:
         view, _ = await self.get_proposal(principal, proposal_id)

@@ -14,6 +14,7 @@ from services.kit.auth import Principal
 from services.kit.errors import (
     NotFound,
 )
+from services.kit.paging import Page, page_size
 
 
 class Standards:
@@ -44,12 +45,12 @@ class Standards:
         kind: d.StandardsKind,
         requested_size: int,
         page_token: str,
-    ) -> d.Page[d.StandardsDocument]:
+    ) -> Page[d.StandardsDocument]:
         community_id = object_id(community_id, "community_id", "community")
-        limit = d.page_size(requested_size)
-        offset = d.decode_page_token(page_token)
+        limit = page_size(requested_size)
+        offset = d.PAGE_TOKENS.decode(page_token)
         async with self.ctx.db.session() as session:
             repo = GovernanceRepository(session)
             await require_standards_reader(repo, principal, community_id)
             rows = await repo.list_standards(community_id, kind, offset, limit + 1)
-        return d.paged(rows, offset, limit)
+        return d.PAGE_TOKENS.page(rows, offset, limit)

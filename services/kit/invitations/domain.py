@@ -29,8 +29,6 @@ from services.kit.errors import FailedPrecondition, PermissionDenied, Validation
 ROLE_STUDENT = "student"
 ROLE_TUTOR = "tutor"
 MAX_ID = 64
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 
 
 class InvitationKind(enum.StrEnum):
@@ -136,12 +134,6 @@ def answer(invitation: Invitation, caller_id: str, accept: bool, now: datetime) 
             "the invitation was declined; ask the organizer to invite you again"
         )
     return replace(invitation, status=wanted, responded_at=now)
-
-
-def page_size(requested: int) -> int:
-    if requested < 0:
-        raise ValidationError("page_size", "must not be negative")
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
 def encode_cursor(invitation: Invitation) -> str:

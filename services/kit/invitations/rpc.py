@@ -24,9 +24,9 @@ from services.kit.invitations.domain import (
     InvitationStatus,
     decode_cursor,
     encode_cursor,
-    page_size,
 )
 from services.kit.invitations.storage import Invitations
+from services.kit.paging import page_size
 
 KIND_TO_PB = {k: common_pb.InvitationKind.from_string(k.name) for k in InvitationKind}
 STATUS_TO_PB = {s: common_pb.InvitationStatus.from_string(s.name) for s in InvitationStatus}

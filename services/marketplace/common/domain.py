@@ -8,18 +8,17 @@ import binascii
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from services.kit.errors import ValidationError
+from services.kit.paging import Page
 
 T = TypeVar("T")
 
 MAX_REQUEST_ID = 100
 MAX_ID = 64
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -31,12 +30,6 @@ class Money:
 
     def to_json(self) -> dict[str, Any]:
         return {"currency": self.currency, "amount_minor": self.amount_minor}
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: Sequence[T] = field(default_factory=tuple)
-    next_page_token: str = ""
 
 
 def iso(value: datetime) -> str:
@@ -110,14 +103,6 @@ def validate_window(
 
 
 # -- page tokens ----------------------------------------------------------------------------
-
-
-def page_size(requested: int, field_path: str = "page_size") -> int:
-    if requested < 0:
-        raise ValidationError(field_path, "must not be negative")
-    if requested == 0:
-        return DEFAULT_PAGE_SIZE
-    return min(requested, MAX_PAGE_SIZE)
 
 
 def encode_cursor(when: datetime, row_id: str) -> str:

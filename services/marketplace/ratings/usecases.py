@@ -14,12 +14,11 @@ from services.kit.errors import (
     ValidationError,
 )
 from services.kit.events import Event
+from services.kit.paging import Page, page_size
 from services.marketplace.common.domain import (
-    Page,
     decode_cursor,
     iso,
     page_of,
-    page_size,
     validate_text,
 )
 from services.marketplace.common.storage import new_id

@@ -28,12 +28,11 @@ from services.kit.errors import (
     ValidationError,
 )
 from services.kit.events import Event
+from services.kit.paging import Page, page_size
 from services.marketplace.common.domain import (
-    Page,
     decode_cursor,
     optional_id,
     page_of,
-    page_size,
     require_id,
     validate_request_id,
     validate_text,

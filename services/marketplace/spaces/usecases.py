@@ -13,11 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from services.kit.auth import Principal, Role
 from services.kit.db import is_unique_violation
 from services.kit.errors import PermissionDenied
+from services.kit.paging import Page, page_size
 from services.marketplace.common.domain import (
-    Page,
     decode_cursor,
     encode_cursor,
-    page_size,
     validate_money,
     validate_request_id,
     validate_text,

@@ -11,12 +11,11 @@ from dataclasses import replace
 from services.kit.auth import Principal, Role
 from services.kit.errors import FailedPrecondition, PermissionDenied, ValidationError
 from services.kit.invitations import InvitationKind
+from services.kit.paging import Page, page_size
 from services.marketplace.common.domain import (
-    Page,
     decode_cursor,
     optional_id,
     page_of,
-    page_size,
     require_id,
     validate_request_id,
     validate_text,
