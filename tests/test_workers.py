@@ -13,6 +13,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from sqlalchemy import select
 
 from chain.node.process import free_port
 from chain.translator.storage import ANCHORED, records
+from keiko.workers import reuse_port_socket
 from services.kit.db import Database
 from tests.e2e_support import (
     GraphQLClient,
@@ -247,3 +249,29 @@ def test_workers_must_be_a_whole_number_or_auto() -> None:
     )
     assert done.returncode == 2
     assert "workers must be >= 1 or auto, not 0" in done.stderr
+
+
+async def test_a_workers_http_socket_answers_without_nagle_delays() -> None:
+    """A worker's shared HTTP socket hands asyncio connections it sets TCP_NODELAY on
+    (otherwise every keep-alive response waits out the client's delayed ACK), and a
+    second socket binds the same port (SO_REUSEPORT)."""
+    sock = reuse_port_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            raw = transport.get_extra_info("socket")
+            accepted.set_result(raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+    second = reuse_port_socket("127.0.0.1", port)
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(accepted, 10) != 0
+        writer.close()
+    finally:
+        second.close()
+        server.close()
+        await server.wait_closed()
