@@ -28,6 +28,7 @@ from gateway.graphiql import STATIC_DIR, offline_graphiql_html
 from gateway.http import RequestLimits, request_id_or_none
 from gateway.openapi import openapi_route
 from gateway.schema.humanity import MAX_MULTIPART_BYTES
+from gateway.shared_streams import SharedStreams
 from gateway.tracing import HttpTracing
 from gateway.uploads import InMemoryUploadRequestAdapter
 from gateway.verify_page import verify_routes
@@ -106,6 +107,8 @@ class KeikoGraphQL(GraphQL[GatewayContext, None]):
         )
         self.channel = channel
         self.token_verifier = token_verifier
+        # Subscriptions share upstream streams only where a joiner's token can be checked.
+        self.streams = SharedStreams(token_verifier) if token_verifier is not None else None
 
     def is_authenticated(self, authorization: str | None) -> bool:
         """A valid access token (without a verifier: any credentials at all)."""
@@ -152,6 +155,7 @@ class KeikoGraphQL(GraphQL[GatewayContext, None]):
             client_address=request.client.host if request.client else "",
             request=request,
             response=response,
+            streams=self.streams,
         )
 
     async def on_ws_connect(self, context: GatewayContext) -> Any:

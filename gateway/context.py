@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from strawberry.types.info import Info as StrawberryInfo
 
 from gateway.errors import ClientError
 from gateway.http import forwardable
+from gateway.shared_streams import SharedStreams
 from services.kit.grpc.client import stub
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -30,6 +34,8 @@ class GatewayContext:
     authenticated: bool = False
     # Filled by Strawberry from the graphql-transport-ws connection_init payload.
     connection_params: dict[str, Any] | None = None
+    # The gateway's upstream streams shared by subscriptions (None: each opens its own).
+    streams: SharedStreams | None = None
     _stubs: dict[type, Any] = field(default_factory=dict)
 
     @staticmethod
@@ -55,6 +61,16 @@ class GatewayContext:
         if stub_class not in self._stubs:
             self._stubs[stub_class] = stub(stub_class, self.channel, metadata=self.metadata)
         return self._stubs[stub_class]
+
+    def shared_stream(
+        self, key: Hashable, open_stream: Callable[[], AsyncIterable[T]]
+    ) -> AsyncIterable[T]:
+        """The items of ``open_stream()`` (a server stream made with this caller's
+        credentials, converted), read from the one stream this gateway has open for
+        ``key`` and the same credentials when there is one (gateway.shared_streams)."""
+        if self.streams is None or not self.authorization:
+            return open_stream()
+        return self.streams.subscribe(key, self.authorization, open_stream)
 
     def require_token(self) -> None:
         """Fail fast, without a round trip, when no credentials were sent at all."""

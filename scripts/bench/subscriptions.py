@@ -122,6 +122,8 @@ async def measure(
     for _ in range(events):
         started = time.perf_counter()
         await fire()
+        replied = (time.perf_counter() - started) * 1000
+        this_event: list[float] = []
         for subscriber in subscribers:
             left = started + 60 - time.perf_counter()
             try:
@@ -129,7 +131,13 @@ async def measure(
             except TimeoutError:
                 missed += 1
                 continue
-            latencies.append((arrived - started) * 1000)
+            this_event.append((arrived - started) * 1000)
+        if this_event:
+            print(
+                f"  event: reply {replied:.0f} ms, first {min(this_event):.0f}, "
+                f"p50 {pct(this_event, 50):.0f}, last {max(this_event):.0f} ms"
+            )
+        latencies += this_event
         await drain(subscribers)
         await asyncio.sleep(0.2)
     return latencies, missed

@@ -4,7 +4,7 @@ so a subscriber only ever sees their own passport."""
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 
 import strawberry
@@ -35,25 +35,37 @@ class PassportUpdate:
 
 @strawberry.type
 class PassportSubscription:
+    # Both read WatchPassport; each converts an update once for every subscriber that
+    # shares the caller's stream (gateway.shared_streams).
     @strawberry.subscription(description="Changes to your passport (entries, anchors, settings).")
     async def passport_updated(self, info: Info) -> AsyncGenerator[PassportUpdate, None]:
         info.context.require_token()
-        stream = passport_client(info).watch_passport(pb.WatchPassportRequest())
-        async for reply in rpc_stream(stream):
-            u = reply.update
-            yield PassportUpdate(
-                passport_id=strawberry.ID(u.passport_id),
-                kind=_enum_from(u.kind, pb.PassportUpdateKind, PassportUpdateKind),  # type: ignore[arg-type]
-                entry=PassportEntry.from_pb(u.entry, _Scope()) if _on_wire(u.entry) else None,
-                occurred_at=u.occurred_at,
-            )
+        client = passport_client(info)
+
+        async def updates() -> AsyncIterator[PassportUpdate]:
+            async for reply in rpc_stream(client.watch_passport(pb.WatchPassportRequest())):
+                u = reply.update
+                yield PassportUpdate(
+                    passport_id=strawberry.ID(u.passport_id),
+                    kind=_enum_from(u.kind, pb.PassportUpdateKind, PassportUpdateKind),  # type: ignore[arg-type]
+                    entry=PassportEntry.from_pb(u.entry, _Scope()) if _on_wire(u.entry) else None,
+                    occurred_at=u.occurred_at,
+                )
+
+        async for update in info.context.shared_stream("passportUpdated", updates):
+            yield update
 
     @strawberry.subscription(description="Your entries as their anchors change on Keikochain.")
     async def interaction_anchored(self, info: Info) -> AsyncGenerator[PassportEntry, None]:
         info.context.require_token()
-        stream = passport_client(info).watch_passport(pb.WatchPassportRequest())
+        client = passport_client(info)
         changed = pb.PassportUpdateKind.from_string("ENTRY_ANCHOR_CHANGED")
-        async for reply in rpc_stream(stream):
-            u = reply.update
-            if u.kind == changed and _on_wire(u.entry):
-                yield PassportEntry.from_pb(u.entry, _Scope())
+
+        async def anchored() -> AsyncIterator[PassportEntry]:
+            async for reply in rpc_stream(client.watch_passport(pb.WatchPassportRequest())):
+                u = reply.update
+                if u.kind == changed and _on_wire(u.entry):
+                    yield PassportEntry.from_pb(u.entry, _Scope())
+
+        async for entry in info.context.shared_stream("interactionAnchored", anchored):
+            yield entry
