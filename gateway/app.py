@@ -34,6 +34,7 @@ from gateway.uploads import InMemoryUploadRequestAdapter
 from gateway.verify_page import verify_routes
 from gateway.web_app import app_routes
 from gateway.webhooks import webhook_routes
+from gateway.ws_sharing import PreEncoded, SharedTransportWSHandler
 from gateway.xapi import xapi_routes
 from gateway.xapi.http import MAX_BODY_BYTES, MAX_STATEMENTS_BODY_BYTES
 from services.kit import tracing
@@ -90,6 +91,8 @@ class KeikoGraphQL(GraphQL[GatewayContext, None]):
 
     # Multipart uploads (proof of humanity) are parsed in memory, never spilled to disk.
     request_adapter_class = InMemoryUploadRequestAdapter
+    # A caller's identical subscriptions run and are encoded once (gateway.ws_sharing).
+    graphql_transport_ws_handler_class = SharedTransportWSHandler
 
     def __init__(
         self,
@@ -134,6 +137,11 @@ class KeikoGraphQL(GraphQL[GatewayContext, None]):
         if not isinstance(decoded, dict | list):
             raise HTTPException(400, "the body must be a JSON object")
         return decoded
+
+    def encode_json(self, data: object) -> str | bytes:
+        if isinstance(data, PreEncoded):
+            return data.text
+        return super().encode_json(data)
 
     @property
     def graphql_ide_html(self) -> str:

@@ -33,30 +33,36 @@ from services.passport.tests.factories import interaction, minutes, recorded_eve
 pytestmark = pytest.mark.schemas("passport")
 
 UPDATED = "subscription { passportUpdated { kind entry { statementId } } }"
+# Another selection: its own execution, on the same upstream stream.
+UPDATED_TOO = "subscription Mine { passportUpdated { occurredAt entry { statementId } kind } }"
 
 
-async def _subscribe(stack: AsyncExitStack, url: str, token: str) -> ClientConnection:
+async def _subscribe(
+    stack: AsyncExitStack, url: str, token: str, document: str = UPDATED
+) -> ClientConnection:
     ws = await stack.enter_async_context(connect(url, subprotocols=["graphql-transport-ws"]))  # type: ignore[list-item]
     init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
     await ws.send(json.dumps(init))
     assert json.loads(await ws.recv())["type"] == "connection_ack"
-    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": UPDATED}}))
+    subscribe = {"id": f"op-{id(ws)}", "type": "subscribe", "payload": {"query": document}}
+    await ws.send(json.dumps(subscribe))
     return ws
 
 
 async def _received(ws: ClientConnection, statement_id: str, wait: float) -> bool:
-    """Whether the update of ``statement_id`` arrives within ``wait`` seconds (earlier
-    updates are skipped)."""
-    expected = {"kind": "ENTRY_ADDED", "entry": {"statementId": statement_id}}
+    """Whether the update of ``statement_id`` arrives within ``wait`` seconds, under this
+    socket's operation id (earlier updates are skipped)."""
     try:
         async with asyncio.timeout(wait):
             while True:
                 message = json.loads(await ws.recv())
                 assert message["type"] not in ("error", "complete"), message
-                if (
-                    message["type"] == "next"
-                    and message["payload"]["data"]["passportUpdated"] == expected
-                ):
+                if message["type"] != "next":
+                    continue
+                assert message["id"] == f"op-{id(ws)}", message
+                update = message["payload"]["data"]["passportUpdated"]
+                assert update["kind"] == "ENTRY_ADDED", message
+                if update["entry"] == {"statementId": statement_id}:
                     return True
     except TimeoutError:
         return False
@@ -107,16 +113,17 @@ async def test_one_callers_subscriptions_share_one_watch_stream(
             for token in (ana, ben):
                 await live.graphql("{ passport { id } }", token=token)
             anas = [await _subscribe(stack, live.ws_url, ana) for _ in range(3)]
+            anas.append(await _subscribe(stack, live.ws_url, ana, UPDATED_TOO))
             bens = await _subscribe(stack, live.ws_url, ben)
             # Subscriptions are not acknowledged: updates until each of Ana's has one.
-            pending = set(range(3))
+            pending = set(range(len(anas)))
             for _ in range(20):
                 statement_id = await record_for_ana()
                 pending -= {i for i in pending if await _received(anas[i], statement_id, 0.5)}
                 if not pending:
                     break
             assert not pending, "some subscriptions never received an update"
-            assert len(fanout._watchers) == 2  # Ana's three share one stream; Ben has his
+            assert len(fanout._watchers) == 2  # Ana's four share one stream; Ben has his
 
             statement_id = await record_for_ana()
             for ws in anas:

@@ -1,6 +1,6 @@
 """gateway.shared_streams: subscriptions with the same request and credentials read one
-upstream stream; errors, expiry, slow readers and leaving behave as with a stream each."""
-
+upstream stream; errors, expiry, slow readers and leaving behave as with a stream each.
+gateway.ws_sharing shares executions of subscriptions only."""
 from __future__ import annotations
 
 import asyncio
@@ -11,6 +11,7 @@ import pytest
 
 from gateway.errors import ClientError
 from gateway.shared_streams import OVERFLOW_MESSAGE, SharedStreams
+from gateway.ws_sharing import MAX_SHARED_DOCUMENT_TOKENS, _is_subscription
 from services.kit.clock import FixedClock
 from services.kit.grpc.testing import access_token, token_pair
 
@@ -166,3 +167,17 @@ async def test_a_slow_sharer_is_cut_off_and_the_last_to_leave_closes_the_upstrea
     await asyncio.gather(reader, return_exceptions=True)
     await _settle()
     assert (upstream.closed, len(streams)) == (1, 0)
+
+
+def test_only_subscriptions_are_executed_once_for_their_sharers() -> None:
+    """Two identical mutations over one socket are two mutations: never shared."""
+    assert _is_subscription("subscription { passportUpdated { kind } }", None)
+    assert not _is_subscription("mutation { a }", None)
+    assert not _is_subscription("{ a }", None)
+    both = "query Q { a } subscription S { b }"
+    assert _is_subscription(both, "S")
+    assert not _is_subscription(both, "Q")
+    assert not _is_subscription(both, None)  # ambiguous: Strawberry reports it
+    assert not _is_subscription("subscription {", None)
+    long = "subscription { " + "a " * MAX_SHARED_DOCUMENT_TOKENS + "}"
+    assert not _is_subscription(long, None)
