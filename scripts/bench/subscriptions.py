@@ -12,6 +12,7 @@ sent to all of them, timed the same way; it is what the transport and this clien
 
     .venv/bin/python scripts/bench/subscriptions.py [--subscribers 1000] [--events 10]
         [--engines sqlite,postgres]   # postgres also puts the bus on Redis Streams
+        [--hops]                      # each event's server spans (a traced run)
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -31,6 +34,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from scripts.bench.span_sink import SpanSink
 from scripts.bench.stack import (
     GraphQL,
     free_port,
@@ -112,14 +116,23 @@ async def gather_bounded(factories: list[Callable[[], Awaitable[Subscriber]]]) -
     return out
 
 
+@dataclass
+class Measured:
+    """Latencies (ms) of every delivery, deliveries that did not come within 60 s (a
+    stream cut off, or far behind), and each event's start (epoch ns) with its own."""
+
+    latencies: list[float] = field(default_factory=list)
+    missed: int = 0
+    events: list[tuple[int, list[float]]] = field(default_factory=list)
+
+
 async def measure(
     subscribers: list[Subscriber], fire: Callable[[], Awaitable[object]], events: int
-) -> tuple[list[float], int]:
-    """Latencies (ms) of every subscriber for ``events`` events fired one at a time, and
-    how many deliveries did not come within 60 s (a stream cut off, or far behind)."""
-    latencies: list[float] = []
-    missed = 0
+) -> Measured:
+    """Events fired one at a time, each timed from its firing to every subscriber."""
+    out = Measured()
     for _ in range(events):
+        started_ns = time.time_ns()
         started = time.perf_counter()
         await fire()
         replied = (time.perf_counter() - started) * 1000
@@ -129,7 +142,7 @@ async def measure(
             try:
                 arrived = await asyncio.wait_for(subscriber.received.get(), max(left, 0.001))
             except TimeoutError:
-                missed += 1
+                out.missed += 1
                 continue
             this_event.append((arrived - started) * 1000)
         if this_event:
@@ -137,10 +150,27 @@ async def measure(
                 f"  event: reply {replied:.0f} ms, first {min(this_event):.0f}, "
                 f"p50 {pct(this_event, 50):.0f}, last {max(this_event):.0f} ms"
             )
-        latencies += this_event
+        out.latencies += this_event
+        out.events.append((started_ns, this_event))
         await drain(subscribers)
         await asyncio.sleep(0.2)
-    return latencies, missed
+    return out
+
+
+def print_hops(sink: SpanSink, measured: Measured) -> None:
+    """Each event's trace: when each span started and ended after the mutation was sent
+    (ms, server spans; the gateway's fan-out has none), then the deliveries."""
+    for number, (started_ns, latencies) in enumerate(measured.events, 1):
+        print(f"  hops of event {number} (ms after sending the mutation: start-end):")
+        for span in sink.trace_of("graphql mutation", started_ns):
+            start = (span.start_ns - started_ns) / 1e6
+            end = (span.end_ns - started_ns) / 1e6
+            print(f"    {start:8.1f} - {end:8.1f}  {span.name} [{span.service}]")
+        if latencies:
+            print(
+                f"    delivered: first {min(latencies):.1f}, p50 {pct(latencies, 50):.1f}, "
+                f"p95 {pct(latencies, 95):.1f}, last {max(latencies):.1f}"
+            )
 
 
 async def drain(subscribers: list[Subscriber]) -> None:
@@ -150,9 +180,14 @@ async def drain(subscribers: list[Subscriber]) -> None:
 
 
 async def bench_platform(
-    engine: str, n: int, events: int, pure_codec: bool, profile: Path | None = None
-) -> tuple[list[float], int]:
-    extra = {}
+    engine: str,
+    n: int,
+    events: int,
+    pure_codec: bool,
+    profile: Path | None = None,
+    sink: SpanSink | None = None,
+) -> Measured:
+    extra = sink.env() if sink is not None else {}
     if engine == "postgres":
         extra["KEIKO_EVENT_BUS_URL"] = f"redis://127.0.0.1:6379/0?prefix=bench{uuid.uuid4().hex}"
     async with (
@@ -185,11 +220,14 @@ async def bench_platform(
         setup = time.perf_counter() - opened
         print(f"[{engine}] {n} subscribers live after {setup:.1f} s")
         async with profiled(platform.pid, profile):
-            latencies, missed = await measure(subscribers, fire, events)
+            measured = await measure(subscribers, fire, events)
         for task in readers:
             task.cancel()
         await asyncio.gather(*(s.ws.close() for s in subscribers), return_exceptions=True)
-        return latencies, missed
+        if sink is not None:
+            await asyncio.sleep(2.0)  # the last spans' export
+            print_hops(sink, measured)
+        return measured
 
 
 async def bench_baseline(n: int, events: int) -> list[float]:
@@ -214,7 +252,7 @@ async def bench_baseline(n: int, events: int) -> list[float]:
         readers = [asyncio.create_task(s.read(lambda m: True)) for s in subscribers]
         trigger = await connect(f"ws://127.0.0.1:{port}")
         await asyncio.sleep(0.5)
-        latencies, _ = await measure(subscribers, _broadcast(trigger), events)
+        latencies = (await measure(subscribers, _broadcast(trigger), events)).latencies
         for task in readers:
             task.cancel()
         await trigger.close()
@@ -251,19 +289,26 @@ async def main() -> None:
         "--pure-codec", action="store_true", help="betterproto's pure-Python codec (before)"
     )
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the server, per engine")
+    parser.add_argument(
+        "--hops",
+        action="store_true",
+        help="trace the server (OTLP to an in-process sink) and print each event's spans; "
+        "tracing costs time of its own: compare hops, not these latencies, with untraced runs",
+    )
     args = parser.parse_args()
     print(f"codec: {'pure Python' if args.pure_codec else 'as installed'}")
     print(f"before: {uptime()}")
     baseline = await bench_baseline(args.subscribers, args.events)
     rows = [row("bare WebSocket broadcast (baseline)", baseline, args.subscribers, None)]
+    traced = " (traced)" if args.hops else ""
     for engine in args.engines.split(","):
         profile = args.profile.with_suffix(f".{engine}.txt") if args.profile else None
-        latencies, missed = await bench_platform(
-            engine, args.subscribers, args.events, args.pure_codec, profile
-        )
-        rows.append(
-            row(f"passportUpdated, {engine}", latencies, args.subscribers, baseline, missed)
-        )
+        with SpanSink() if args.hops else nullcontext() as sink:
+            measured = await bench_platform(
+                engine, args.subscribers, args.events, args.pure_codec, profile, sink
+            )
+        name = f"passportUpdated, {engine}{traced}"
+        rows.append(row(name, measured.latencies, args.subscribers, baseline, measured.missed))
     print(
         "\n| path | subscribers | deliveries | missed (> 60 s) | p50 ms | p95 ms | p99 ms | max ms "
         "| p95 vs baseline |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
