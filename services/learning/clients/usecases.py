@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from services.kit.auth import Principal
 from services.kit.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
+from services.learning.clients.cache import VerifiedCredentials, credential_digest
 from services.learning.clients.domain import (
     acting_through_credentials,
     check_name,
@@ -37,8 +38,10 @@ class LrsCredentials:
 
 
 class LrsClients:
-    def __init__(self, ctx: LearningContext) -> None:
+    def __init__(self, ctx: LearningContext, verified: VerifiedCredentials | None = None) -> None:
         self.ctx = ctx
+        # Credentials verified in the last second (services.learning.clients.cache).
+        self.verified = verified or VerifiedCredentials()
 
     async def register_lrs_client(
         self, caller: Principal, name: str, request_id: str = ""
@@ -92,10 +95,17 @@ class LrsClients:
                 now = self.ctx.clock.now()
                 await repo.set_revoked(client_id, now)
                 row = replace(row, revoked_at=now)
+        # After the commit: a request verified meanwhile may have cached this client.
+        self.verified.forget_all()
         return row
 
     async def authenticate_lrs_client(self, key: str, secret: str) -> Principal:
         """The principal an LRS client acts as (its owner, marked `lrs:<client id>`)."""
+        digest = credential_digest(key, secret)
+        cached = self.verified.get(digest)
+        if cached is not None:
+            return cached
+        generation = self.verified.generation
         async with self.ctx.db.session() as s:
             row = await LrsClientRepository(s).get_by_key(key) if key else None
         expected = row.secret_hash if row is not None else "0" * 64
@@ -104,4 +114,6 @@ class LrsClients:
             raise Unauthenticated("invalid LRS client credentials")
         if row.revoked_at is not None:
             raise Unauthenticated("the LRS client was revoked")
-        return client_principal(row.owner_id, row.id)
+        principal = client_principal(row.owner_id, row.id)
+        self.verified.put(digest, principal, generation)
+        return principal

@@ -25,6 +25,8 @@ from services.kit.errors import (
     Unauthenticated,
     ValidationError,
 )
+from services.learning.clients.cache import VerifiedCredentials, credential_digest
+from services.learning.clients.storage import LrsClientRepository
 from services.learning.hierarchy.domain import KEIKO_HOME_PAGE
 from services.learning.hierarchy.storage import ClassRecord, CourseRecord
 from services.learning.interactions.inputs import InteractionInput, ScoreInput
@@ -556,3 +558,39 @@ async def test_lrs_client_lifecycle(service: LearningService) -> None:
     await service.clients.revoke_lrs_client(ANA, creds.client.id)
     with pytest.raises(Unauthenticated, match="revoked"):
         await service.clients.authenticate_lrs_client(creds.client.key, creds.secret)
+
+
+async def test_verified_lrs_credentials_outlive_another_process_revocation_one_second(
+    service: LearningService, migrated_database: Database, clock: FixedClock
+) -> None:
+    """The per-process cache of verified credentials: a revocation committed by another
+    process (straight in the database here) takes effect within its one-second TTL; a
+    wrong secret is never served from it."""
+    now = [100.0]
+    service.clients.verified = VerifiedCredentials(monotonic=lambda: now[0])
+    creds = await service.clients.register_lrs_client(ANA, "Tool")
+    principal = await service.clients.authenticate_lrs_client(creds.client.key, creds.secret)
+    async with migrated_database.transaction() as s:
+        await LrsClientRepository(s).set_revoked(creds.client.id, clock.now())
+    now[0] += 0.9
+    assert await service.clients.authenticate_lrs_client(creds.client.key, creds.secret) == (
+        principal
+    )
+    with pytest.raises(Unauthenticated, match="invalid"):
+        await service.clients.authenticate_lrs_client(creds.client.key, creds.secret + "x")
+    now[0] += 0.1
+    with pytest.raises(Unauthenticated, match="revoked"):
+        await service.clients.authenticate_lrs_client(creds.client.key, creds.secret)
+
+
+def test_verified_credentials_drop_a_verification_that_raced_a_revocation() -> None:
+    verified = VerifiedCredentials(max_entries=2)
+    principal = Principal("ana", frozenset())
+    started = verified.generation
+    verified.forget_all()  # a revocation commits while the verification reads the client
+    verified.put(credential_digest("k", "s"), principal, started)
+    assert verified.get(credential_digest("k", "s")) is None
+    for i in range(3):
+        verified.put(credential_digest("k", str(i)), principal, verified.generation)
+    kept = [verified.get(credential_digest("k", str(i))) for i in range(3)]
+    assert kept == [None, principal, principal]
