@@ -454,7 +454,7 @@ def build_humanity_service(
         index_key=humanity_index_key(settings.humanity_index_key_file, runtime.jwt_private_key_pem),
     )
     if settings.humanity_warm_up:
-        runtime.run_in_background("identity.humanity_warm_up", warm_up_job())
+        runtime.run_in_background("identity.humanity_warm_up", warm_up_job(humanity.index_key))
     if registrar is not None:
         runtime.run_in_background(
             "identity.humanity_registration", registration_job(humanity, registrar)
@@ -478,12 +478,13 @@ def humanity_index_key(key_file: Path | None, jwt_private_key_pem: bytes | None)
     return IndexKey(secret)
 
 
-def warm_up_job() -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """Build the BCH codes and compile the decoder once, off the event loop (seconds)."""
+def warm_up_job(index_key: IndexKey) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """Build the BCH codes, compile the decoder and tabulate the index key's iris tags
+    once, off the event loop (seconds)."""
 
     async def run(stop: asyncio.Event) -> None:
         try:
-            await asyncio.to_thread(humanity_pipeline.warm_up)
+            await asyncio.to_thread(humanity_pipeline.warm_up, index_key)
         except Exception:
             log.exception("identity.humanity_warm_up_failed")
         await stop.wait()

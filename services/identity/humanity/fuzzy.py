@@ -1,4 +1,4 @@
-"""Code-offset fuzzy extractor over binary BCH codes (``galois``).
+"""Code-offset fuzzy extractor over binary BCH codes (:mod:`.bch`, galois's codes).
 
 ``gen(w)`` draws random messages ``m``, encodes them to BCH codewords ``c`` and
 publishes the offset ``c XOR w`` (the helper data); ``rep(w', offset)`` decodes
@@ -13,10 +13,9 @@ with every erased bit set to 0 and once set to 1. One of the two trials has at m
 whenever ``2v + e <= 2t``. Each block keeps every distinct successful trial; the
 caller checks the combinations against a hash (:mod:`.pipeline`).
 
-``galois`` builds the codes and encodes; decoding uses :mod:`.bch`, a compiled decoder
-for these binary codes that gives galois's results bit for bit at a small fraction of its
-cost. Both are built and JIT-compiled on first use (seconds per process): :func:`warm_up`
-does that up front.
+:mod:`.bch` builds the codes, encodes, and decodes with a compiled decoder that gives
+galois's results bit for bit at a small fraction of its cost. The decoder is JIT-compiled
+on first use (about a second per process): :func:`warm_up` does that up front.
 
 :func:`rep_trials` decodes in two stages: the first block of every candidate reading
 first, the other blocks only for readings whose first block decoded with some fill. A
@@ -27,7 +26,6 @@ costs a quarter of the decoding.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import secrets
 from collections.abc import Iterator, Sequence
@@ -53,22 +51,13 @@ class BchParams:
         return self.k * self.blocks
 
 
-@functools.cache
-def _code(n: int, k: int):  # type: ignore[no-untyped-def]
-    import galois  # imported lazily: the import and the tables take seconds
-
-    return galois.BCH(n, k)
+def _code(params: BchParams) -> bch.BchCode:
+    return bch.bch_code(params.n, params.k)
 
 
 def correctable(params: BchParams) -> int:
     """``t``: errors per block the code corrects (``2v + e <= 2t`` with erasures)."""
-    return int(_code(params.n, params.k).t)
-
-
-@functools.cache
-def _tables(n: int, k: int) -> bch.FieldTables:
-    field = _code(n, k).extension_field
-    return bch.field_tables(int(field.degree), int(field.irreducible_poly))
+    return _code(params).t
 
 
 def _decode(params: BchParams, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,8 +65,8 @@ def _decode(params: BchParams, words: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
     ``errors`` is -1 for a row the decoder could not correct.
     """
-    code = _code(params.n, params.k)
-    return bch.decode(words, params.k, int(code.t), _tables(params.n, params.k))
+    code = _code(params)
+    return bch.decode(words, code.k, code.t, code.tables)
 
 
 def warm_up(*codes: BchParams) -> None:
@@ -93,14 +82,11 @@ def gen(params: BchParams, features: np.ndarray) -> tuple[np.ndarray, np.ndarray
     Returns ``(messages, offset)``: the random messages (uint8 bits, ``blocks x k``)
     and the public offset (uint8 bits, ``params.bits``).
     """
-    import galois
-
     if features.shape != (params.bits,):
         raise ValueError(f"expected {params.bits} feature bits, got {features.shape}")
-    code = _code(params.n, params.k)
     raw = np.frombuffer(secrets.token_bytes(params.message_bits), np.uint8) & 1
     messages = raw.reshape(params.blocks, params.k).copy()
-    codewords = np.asarray(code.encode(galois.GF2(messages)), np.uint8).ravel()
+    codewords = _code(params).encode(messages).ravel()
     offset = codewords ^ features
     codewords.fill(0)
     return messages, offset

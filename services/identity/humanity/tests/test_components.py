@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.identity.humanity import features, fuzzy, genome, iris
+from services.identity.humanity import bch, features, fuzzy, genome, index, iris
 from services.identity.humanity import synthetic as syn
 from services.identity.humanity.panel import PANEL, PANEL_ID
 from services.kit.errors import ValidationError
@@ -206,6 +206,52 @@ def test_compiled_decoder_gives_galois_results(params: fuzzy.BchParams) -> None:
     assert 0 < decoded.sum() < rows
     assert np.array_equal(got_messages[decoded], np.asarray(want_messages, np.uint8)[decoded])
     assert np.array_equal(got_messages[got_errors == 0], messages[got_errors == 0])
+
+
+@pytest.mark.parametrize("k", [features.IRIS_ECC.k, features.GENOME_ECC.k, 55])
+def test_codes_are_galois_codes(k: int) -> None:
+    """The codes built in ``bch`` are galois's BCH(255, k): same t, generator polynomial
+    and systematic codewords (helper data made before and after stay compatible)."""
+    import galois
+
+    reference = galois.BCH(255, k)
+    code = bch.bch_code(255, k)
+    assert code.t == reference.t
+    assert np.array_equal(code.generator, np.asarray(reference.generator_poly.coeffs, np.uint8))
+    messages = np.random.default_rng(k).integers(0, 2, (8, k)).astype(np.uint8)
+    want = np.asarray(reference.encode(galois.GF2(messages)), np.uint8)
+    assert np.array_equal(code.encode(messages), want)
+    assert int(galois.GF(2**8).irreducible_poly) == bch.PRIMITIVE_POLYNOMIALS[8]
+
+
+def test_bch_dimensions_without_a_code_are_refused() -> None:
+    with pytest.raises(ValueError, match="dimension 36"):
+        bch.bch_code(255, 36)
+    with pytest.raises(ValueError, match="length 100"):
+        bch.bch_code(100, 36)
+
+
+def test_iris_tag_table_gives_the_keyed_tags(people: list[syn.SyntheticPerson]) -> None:
+    """The tabulated iris tags are IndexKey.tag's, and a probe reads the same tags from
+    the per-tag HMACs (before the table) and from the table."""
+    key = index.IndexKey(bytes(range(32)))
+    tagger = index.IrisTagger(key)
+    rng = np.random.default_rng(3)
+    bands = rng.integers(0, index.IRIS_BANDS, 50)
+    values = rng.integers(0, 1 << index.IRIS_BAND_BITS, 50)
+    pairs = zip(bands.tolist(), values.tolist(), strict=True)
+    expected = [key.tag(b"iris\x00", b, v.to_bytes(2, "big")) for b, v in pairs]
+    assert tagger.lookup(bands, values) == expected
+    code = iris.iris_code(syn.iris_image(people[0], 0))
+    bits, known = genome.genotype_bits(genome.parse_vcf(syn.genome_vcf(people[0], 0)))
+    shifts = features.shift_order()
+    index.iris_tagger.cache_clear()
+    before = index.probe(key, code, bits, known, shifts)
+    index.iris_tagger(key).build()
+    assert tagger.lookup(bands, values) == index.iris_tagger(key).lookup(bands, values)
+    after = index.probe(key, code, bits, known, shifts)
+    assert before == after and len(after.iris) > index.IRIS_PROBE_BANDS
+    index.iris_tagger.cache_clear()
 
 
 def test_panel_is_fixed_data() -> None:
