@@ -167,9 +167,39 @@ class Platform:
         return f"http://127.0.0.1:{self.http_port}"
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the `keiko serve` process (not its chain node child)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU of the `keiko serve` process and, with KEIKO_WORKERS > 1, of
+        its workers (not of the chain node)."""
+        return server_cpu_seconds(self.pid)
+
+
+def _stat(pid: int | str) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name (state, ppid, ...)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and of its descendants, the chain node excepted (a
+    supervisor's workers are its children; a process that exited is no longer counted)."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat(entry.name)
+            if b"chain.node" in (entry / "cmdline").read_bytes():
+                continue
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def descends(child: int) -> bool:
+        while child in parents and child != pid:
+            child = parents[child]
+        return child == pid
+
+    return sum(seconds for child, seconds in cpu.items() if descends(child))
 
 
 @asynccontextmanager
