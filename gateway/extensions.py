@@ -121,6 +121,41 @@ def tag_request_error(error: GraphQLError, code: str = "BAD_USER_INPUT") -> Grap
     return error
 
 
+class ParsedDocumentCache(SchemaExtension):
+    """Parses a document once: graphql-core's parser was about half of the CPU of a
+    request for the (cached) passport query, whose document a client sends unchanged
+    every time. Keyed by the text and the parse options (the token limit among them);
+    only documents that parsed are kept (a failure takes strawberry's own path and
+    answers GRAPHQL_PARSE_FAILED), at most `MAX_ENTRIES` of at most `MAX_TEXT`
+    characters, least recently used out first. graphql-core never changes a document,
+    so executions share it."""
+
+    MAX_ENTRIES = 128
+    MAX_TEXT = 8 * 1024
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        text = context.query
+        if context.graphql_document is not None or not text or len(text) > self.MAX_TEXT:
+            yield
+            return
+        parsed: OrderedDict[tuple[str, str], Any] = context.schema.__dict__.setdefault(
+            "_keiko_parsed_documents", OrderedDict()
+        )
+        key = (text, repr(sorted(context.parse_options.items())))
+        found = parsed.get(key)
+        if found is not None:
+            parsed.move_to_end(key)
+            context.graphql_document = found  # strawberry then does not parse
+            yield
+            return
+        yield
+        if context.graphql_document is not None and not context.pre_execution_errors:
+            parsed[key] = context.graphql_document
+            while len(parsed) > self.MAX_ENTRIES:
+                parsed.popitem(last=False)
+
+
 class ValidDocumentCache(SchemaExtension):
     """Skips validating a document already found valid: a client sends the same few
     documents over and over, and validation (graphql-core walking the document with every

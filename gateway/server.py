@@ -60,6 +60,7 @@ async def running_gateway(
             max_cost=settings.graphql_max_cost,
             max_anonymous_cost=settings.graphql_max_anonymous_cost,
             deadline_seconds=settings.graphql_deadline_seconds,
+            passport_cache_bytes=settings.graphql_passport_cache_bytes,
         ),
         channel,
         chain_rpc_url=settings.chain_rpc_url,

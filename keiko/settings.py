@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     graphql_max_cost: int = Field(25_000, description="GraphQL cost limit (docs/limits.md)")
     graphql_max_anonymous_cost: int = 10_000
     graphql_deadline_seconds: float = 30.0
+    graphql_passport_cache_bytes: int = Field(
+        32 * 1024 * 1024,
+        description="Rendered passport queries kept per caller until the passport's "
+        "version moves (0: none); gateway.schema.passport.response_cache",
+    )
     # Each call the gateway makes to a service (GraphQL resolvers, xAPI, webhooks,
     # credentials, verification): DEADLINE_EXCEEDED past it, TIMEOUT / 504 to the client.
     gateway_rpc_deadline_seconds: float = Field(30.0, gt=0)

@@ -90,6 +90,7 @@ REQUIRED_RPCS: dict[str, set[str]] = {
     },
     "keiko.passport.v1.PassportService": {
         "GetPassport",
+        "GetPassportVersion",
         "GetTimeline",
         "GetLearningProfile",
         "UpdateLearningProfile",

@@ -17,6 +17,7 @@ from gateway.extensions import (
     MaskInternalErrors,
     OperationCostLimit,
     OperationMetrics,
+    ParsedDocumentCache,
     RequestErrorCodes,
     RequestErrorsExecutionContext,
     ValidDocumentCache,
@@ -44,6 +45,7 @@ from gateway.schema.marketplace import (
     MarketplaceSubscription,
 )
 from gateway.schema.passport import PassportMutation, PassportQuery, PassportSubscription
+from gateway.schema.passport.response_cache import PassportResponseCache, RenderedPassports
 from gateway.schema.reputation import (
     ReputationMutation,
     ReputationQuery,
@@ -137,9 +139,13 @@ def build_schema(
     max_cost: int = 25_000,
     max_anonymous_cost: int = 10_000,
     deadline_seconds: float = 30.0,
+    passport_cache_bytes: int = 32 * 1024 * 1024,
 ) -> strawberry.Schema:
     """The schema with its limits (see docs/limits.md): tokens of the document, its cost
-    (gateway.cost) per kind of caller, depth and aliases, and the operation deadline."""
+    (gateway.cost) per kind of caller, depth and aliases, and the operation deadline;
+    rendered passport queries kept per caller and passport version up to
+    ``passport_cache_bytes`` (0: none; gateway.schema.passport.response_cache)."""
+    rendered = RenderedPassports(passport_cache_bytes)
     schema = KeikoSchema(
         query=Query,
         mutation=Mutation,
@@ -149,6 +155,8 @@ def build_schema(
         # limit comes first: it refuses an operation before the others walk it.
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
+            # After the token limit, which it keys by (its parse option).
+            ParsedDocumentCache,
             RequestErrorCodes,
             lambda: OperationCostLimit(max_cost=max_cost, max_anonymous_cost=max_anonymous_cost),
             lambda: QueryDepthLimiter(max_depth=max_depth),
@@ -157,6 +165,8 @@ def build_schema(
             ValidDocumentCache,
             MaskInternalErrors,
             OperationMetrics,
+            # At execution, so after every limit and validation.
+            lambda: PassportResponseCache(rendered),
             *([OperationTracing] if tracing.enabled() else []),
         ],
         execution_context_class=RequestErrorsExecutionContext,

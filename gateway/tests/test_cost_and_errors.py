@@ -132,3 +132,22 @@ async def test_a_document_found_valid_is_not_validated_again_but_still_limited()
         assert answer.errors is not None
         assert answer.errors[0].message == "Cannot query field 'nope' on type 'Query'."
     assert invalid not in schema.__dict__["_keiko_valid_documents"]
+
+
+async def test_a_document_is_parsed_once_and_a_broken_one_every_time() -> None:
+    """ParsedDocumentCache: executions share the parsed document; a document that does not
+    parse is refused with GRAPHQL_PARSE_FAILED each time and never kept."""
+    from types import SimpleNamespace
+
+    schema = build_schema(max_tokens=20)
+    caller = SimpleNamespace(authenticated=True)
+    for _ in range(2):
+        assert (await schema.execute("{ __typename }", context_value=caller)).errors is None
+    parsed = schema.__dict__["_keiko_parsed_documents"]
+    assert [text for text, _ in parsed] == ["{ __typename }"]
+    for broken in ("{ __typename", "{ " + "a: __typename " * 10 + "}"):  # syntax, tokens
+        for _ in range(2):
+            answer = await schema.execute(broken, context_value=caller)
+            assert answer.errors is not None
+            assert (answer.errors[0].extensions or {})["code"] == "GRAPHQL_PARSE_FAILED"
+    assert len(parsed) == 1

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import strawberry
+from graphql import parse
 from nacl.signing import SigningKey
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
@@ -24,18 +25,20 @@ from chain.verify import InMemoryChainReader
 from gateway.extensions import MaskInternalErrors, OperationMetrics
 from gateway.schema import KeikoSchema, Mutation, Query, Subscription
 from gateway.schema.passport import PassportMutation, PassportQuery, PassportSubscription
+from gateway.schema.passport.response_cache import plan_of
 from gateway.tests.conftest import GatewayFactory, LiveGateway
 from services.api.keiko.passport import v1 as pb
 from services.kit.clock import FixedClock
 from services.kit.db import Database
-from services.kit.events import EventBus
+from services.kit.events import Event, EventBus
 from services.kit.events.fanout import EventFanout
 from services.kit.events.outbox import OutboxRelay
 from services.kit.grpc.testing import access_token, token_pair
+from services.passport.domain import PrivacySettings
 from services.passport.service import PassportService
 from services.passport.servicer import PassportServicer
 from services.passport.storage import outbox
-from services.passport.tests.conftest import consume
+from services.passport.tests.conftest import ANA, consume
 from services.passport.tests.factories import batch, interaction, minutes, recorded_event
 from services.passport.tests.test_service import reader_factory
 
@@ -67,6 +70,13 @@ def _build_schema(*, max_depth: int = 12, max_aliases: int = 30) -> strawberry.S
 
 class CountingServicer(PassportServicer):
     verify_calls = 0
+    timeline_calls = 0
+
+    async def get_timeline(
+        self, get_timeline_request: pb.GetTimelineRequest
+    ) -> pb.GetTimelineResponse:
+        type(self).timeline_calls += 1
+        return await super().get_timeline(get_timeline_request)
 
     async def verify_passport(
         self, verify_passport_request: pb.VerifyPassportRequest
@@ -100,7 +110,7 @@ async def gw(
     service = PassportService(migrated_database, clock, share_base_url="https://gw.test")
     fanout = EventFanout(event_bus, name="gw-passport-test")
     relay = OutboxRelay(migrated_database, outbox, event_bus)
-    CountingServicer.verify_calls = 0
+    CountingServicer.verify_calls = CountingServicer.timeline_calls = 0
     try:
         async with live_gateway(
             [CountingServicer(service, fanout)], clock=clock, issuer_verifier=token_pair(clock)
@@ -362,3 +372,90 @@ async def test_passport_updated_and_interaction_anchored(gw: Gw) -> None:
         payload = message["payload"]
         errors = payload if isinstance(payload, list) else payload.get("errors", [])
         assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED", message
+
+
+CACHED = """
+query($first: Int!) {
+  passport {
+    id entryCount ownerDisplayName
+    timeline(first: $first) {
+      edges { node { children { entries { statementId author { displayName } } } } }
+    }
+  }
+}
+"""
+PUBLIC = "query($id: ID!) { passport(id: $id) { id entryCount } }"
+
+
+def _renamed(user_id: str, name: str) -> Event:
+    return Event(
+        "identity.profile_changed", key=user_id, payload={"user_id": user_id, "display_name": name}
+    )
+
+
+def _entries(reply: dict[str, Any]) -> list[dict[str, Any]]:
+    edges = reply["data"]["passport"]["timeline"]["edges"]
+    return [e for edge in edges for c in edge["node"]["children"] for e in c["entries"]]
+
+
+async def test_a_rendered_passport_is_served_per_caller_until_it_changes(gw: Gw) -> None:
+    clock = gw.service.clock
+    own = interaction(gw.key, "ana", clock.now())
+    feedback = interaction(SigningKey.generate(), "ana", clock.now(), author="tom", signer="tom")
+    await consume(gw.service, _renamed("tom", "Tom"), recorded_event(own), recorded_event(feedback))
+    ana, ben = gw.token("ana"), gw.token("ben")
+
+    async def read(token: str, query: str = CACHED, **variables: Any) -> dict[str, Any]:
+        reply = await gw.live.graphql(query, variables or {"first": 10}, token=token)
+        assert "errors" not in reply, reply
+        return reply
+
+    first = await read(ana)
+    assert CountingServicer.timeline_calls == 1
+    assert await read(ana) == first  # served again: the passport did not change
+    assert CountingServicer.timeline_calls == 1
+    # Another caller, the same document: their own passport, never Ana's.
+    assert (await read(ben))["data"]["passport"]["entryCount"] == 0
+    assert CountingServicer.timeline_calls == 2
+    # Ana's other token is another caller too.
+    await read(gw.token("ana"))
+    assert CountingServicer.timeline_calls == 3
+
+    # An author's new name, a new entry, the owner's name: each shows at once.
+    await consume(gw.service, _renamed("tom", "Tom Tutor"))
+    names = {e["statementId"]: e["author"]["displayName"] for e in _entries(await read(ana))}
+    assert names[feedback.statement_id] == "Tom Tutor"
+    await consume(gw.service, recorded_event(interaction(gw.key, "ana", clock.now())))
+    assert (await read(ana))["data"]["passport"]["entryCount"] == 3
+    await consume(gw.service, _renamed("ana", "Ana"))
+    assert (await read(ana))["data"]["passport"]["ownerDisplayName"] == "Ana"
+    assert CountingServicer.timeline_calls == 6
+
+    # A public passport read by Ben stops being served the moment it turns private.
+    passport_id = first["data"]["passport"]["id"]
+    await gw.service.update_privacy(ANA, PrivacySettings(public=True))
+    assert (await read(ben, PUBLIC, id=passport_id))["data"]["passport"]["entryCount"] == 3
+    await read(ben, PUBLIC, id=passport_id)
+    await gw.service.update_privacy(ANA, PrivacySettings(public=False))
+    hidden = await gw.live.graphql(PUBLIC, {"id": passport_id}, token=ben)
+    assert hidden["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+def test_only_passport_reads_of_versioned_fields_are_cached() -> None:
+    schema = gateway_schema.build_schema()._schema
+
+    def cached(query: str) -> bool:
+        return plan_of(schema, parse(query), None) is not None
+
+    assert cached(CACHED) and cached(PUBLIC)
+    assert cached("{ __typename passport { timeline { pageInfo { endCursor } } } }")
+    # The chain's answer is not versioned; other roots, mutations, introspection neither.
+    assert not cached(PASSPORT)
+    in_a_fragment = "fragment V on PassportEntry { verification { status } }"
+    assert not cached(
+        "{ passport { timeline { edges { node { entries { ...V } } } } } } " + in_a_fragment
+    )
+    assert not cached("{ passport { id } learningProfile { learningStyle } }")
+    assert not cached("{ a: passport { id } b: passport { id } }")
+    assert not cached("{ passport { id } __schema { types { name } } }")
+    assert not cached('mutation { revokeShareLink(id: "x") { id } }')

@@ -153,6 +153,7 @@ class PassportRow:
     profile: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+    version: int = 0
 
     @classmethod
     def of(cls, row: Any) -> PassportRow:
@@ -165,6 +166,7 @@ class PassportRow:
             m["profile"],
             as_utc(m["created_at"]),
             as_utc(m["updated_at"]),
+            int(m["version"]),
         )
 
 
@@ -458,6 +460,14 @@ class PassportService:
         )
         if not changed.rowcount:  # type: ignore[attr-defined]
             await s.execute(owner_names.insert().values(user_id=user_id, **values))
+        # The name is shown in the user's own passport and beside every entry they wrote
+        # in others': each of those passports moves to a new version.
+        authored = select(entries.c.learner_id).where(entries.c.author_id == user_id)
+        await s.execute(
+            update(passports)
+            .where(or_(passports.c.owner_id == user_id, passports.c.owner_id.in_(authored)))
+            .values(version=passports.c.version + 1)
+        )
 
     async def owner_display_name(self, owner_id: str) -> str:
         """The owner's display name as identity last announced it ('' if never)."""
@@ -636,7 +646,9 @@ class PassportService:
     ) -> None:
         now = self.clock.now()
         await s.execute(
-            update(passports).where(passports.c.id == passport.id).values(updated_at=now)
+            update(passports)
+            .where(passports.c.id == passport.id)
+            .values(updated_at=now, version=passports.c.version + 1)
         )
         await enqueue(
             s,

@@ -1,8 +1,9 @@
 """The keiko.passport.v1.PassportService gRPC servicer: decode, authorize, call, encode.
 
-Public RPCs (no access token): GetSharedPassport, GetPassport, GetTimeline, GetEntry,
-VerifyEntry and VerifyPassport; without a token they only reach public passports or go
-through a share token (see :mod:`services.passport.service`). WatchPassport: owner only.
+Public RPCs (no access token): GetSharedPassport, GetPassport, GetPassportVersion,
+GetTimeline, GetEntry, VerifyEntry and VerifyPassport; without a token they only reach
+public passports or go through a share token (see :mod:`services.passport.service`).
+WatchPassport: owner only.
 """
 
 from __future__ import annotations
@@ -340,6 +341,7 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
         {
             "GetSharedPassport",
             "GetPassport",
+            "GetPassportVersion",
             "GetTimeline",
             "GetEntry",
             "VerifyEntry",
@@ -391,6 +393,18 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
     ) -> pb.GetPassportResponse:
         access = await self.service.access(optional_principal(), get_passport_request.passport_id)
         return pb.GetPassportResponse(passport=await self._passport_pb(access))
+
+    async def get_passport_version(
+        self, get_passport_version_request: pb.GetPassportVersionRequest
+    ) -> pb.GetPassportVersionResponse:
+        # Resolved exactly as GetPassport and GetTimeline resolve the viewer's access: the
+        # answer is NOT_FOUND whenever they would be.
+        access = await self.service.access(
+            optional_principal(), get_passport_version_request.passport_id
+        )
+        return pb.GetPassportVersionResponse(
+            passport_id=access.passport.id, version=access.passport.version
+        )
 
     async def get_timeline(
         self, get_timeline_request: pb.GetTimelineRequest

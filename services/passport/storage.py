@@ -1,7 +1,8 @@
 """Tables of the passport schema.
 
 - ``passports``: one per learner (``owner_id`` unique); privacy settings and learning
-  profile as JSON; the public id verifiers look it up by.
+  profile as JSON; the public id verifiers look it up by; ``version``, bumped with every
+  change a reader of the passport sees.
 - ``entries``: one per xAPI statement of the learner (from
   ``learning.interaction_recorded``), with the hierarchy ids, the signed statement and its
   author (``author_id``: the Keiko account the statement's authority names;
@@ -52,6 +53,9 @@ passports = Table(
     Column("profile", JSON, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Grows by one in the transaction of every change of what a reader of the passport
+    # sees (entries, anchors, key, names, profile, privacy): GetPassportVersion.
+    Column("version", BigInteger, nullable=False, server_default="0"),
 )
 
 # Display names of passport owners (identity.profile_changed), shown only to those the
@@ -85,6 +89,8 @@ entries = Table(
     Column("author_id", String(200), nullable=False, server_default=""),
     Column("author_kind", String(16), nullable=False, server_default="self"),
     Index("ix_entries_learner_id_timestamp", "learner_id", "timestamp", "statement_id"),
+    # The passports an author's entries appear in (their name changed: those move on).
+    Index("ix_entries_author_id_learner_id", "author_id", "learner_id"),
 )
 
 anchors = Table(

@@ -434,6 +434,7 @@ UNKNOWN_CREDENTIAL = "urn:uuid:00000000-0000-4000-8000-000000000000"
 PRIVATE_SIGNED_IN = expect(NOT_FOUND, anonymous=UNAUTHENTICATED, owner=OK)
 PASSPORT: list[Rows] = [
     rows("PassportService/GetPassport", PRIVATE, lambda x: {"passportId": x.passport_id}),
+    rows("PassportService/GetPassportVersion", PRIVATE, lambda x: {"passportId": x.passport_id}),
     rows("Query.passport", PRIVATE, lambda x: {"id": x.passport_id}),
     rows("PassportService/GetTimeline", PRIVATE, lambda x: {"passportId": x.passport_id}),
     rows("Query.passportTimeline", PRIVATE, lambda x: {"passportId": x.passport_id}),

@@ -456,6 +456,17 @@ class GetPassportResponse(betterproto.Message):
 
 
 @dataclass(eq=False, repr=False)
+class GetPassportVersionRequest(betterproto.Message):
+    passport_id: str = betterproto.string_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class GetPassportVersionResponse(betterproto.Message):
+    passport_id: str = betterproto.string_field(1)
+    version: int = betterproto.int64_field(2)
+
+
+@dataclass(eq=False, repr=False)
 class GetTimelineRequest(betterproto.Message):
     passport_id: str = betterproto.string_field(1)
     """Empty means the caller's own passport."""
@@ -810,6 +821,23 @@ class PassportServiceStub(betterproto.ServiceStub):
             metadata=metadata,
         )
 
+    async def get_passport_version(
+        self,
+        get_passport_version_request: "GetPassportVersionRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "GetPassportVersionResponse":
+        return await self._unary_unary(
+            "/keiko.passport.v1.PassportService/GetPassportVersion",
+            get_passport_version_request,
+            GetPassportVersionResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
     async def get_timeline(
         self,
         get_timeline_request: "GetTimelineRequest",
@@ -1142,6 +1170,11 @@ class PassportServiceBase(ServiceBase):
     ) -> "GetPassportResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def get_passport_version(
+        self, get_passport_version_request: "GetPassportVersionRequest"
+    ) -> "GetPassportVersionResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def get_timeline(
         self, get_timeline_request: "GetTimelineRequest"
     ) -> "GetTimelineResponse":
@@ -1243,6 +1276,14 @@ class PassportServiceBase(ServiceBase):
     ) -> None:
         request = await stream.recv_message()
         response = await self.get_passport(request)
+        await stream.send_message(response)
+
+    async def __rpc_get_passport_version(
+        self,
+        stream: "grpclib.server.Stream[GetPassportVersionRequest, GetPassportVersionResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.get_passport_version(request)
         await stream.send_message(response)
 
     async def __rpc_get_timeline(
@@ -1404,6 +1445,12 @@ class PassportServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 GetPassportRequest,
                 GetPassportResponse,
+            ),
+            "/keiko.passport.v1.PassportService/GetPassportVersion": grpclib.const.Handler(
+                self.__rpc_get_passport_version,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                GetPassportVersionRequest,
+                GetPassportVersionResponse,
             ),
             "/keiko.passport.v1.PassportService/GetTimeline": grpclib.const.Handler(
                 self.__rpc_get_timeline,
