@@ -16,14 +16,14 @@ from services.kit.auth import current_principal
 from services.kit.events import Event, EventBus
 from services.kit.events.dedupe import run_consumer
 from services.learning.activities.usecases import check_format
-from services.learning.common.usecases import MAX_STATEMENT_PAGE, Page
+from services.learning.common.usecases import MAX_STATEMENT_PAGE
 from services.learning.statements.attachments import AttachmentPart
 from services.learning.statements.domain import (
     TOPIC_ANCHOR_FAILED,
     TOPIC_INTERACTION_ANCHORED,
     StatementRecord,
 )
-from services.learning.statements.storage import StatementText
+from services.learning.statements.storage import TextPage
 
 if TYPE_CHECKING:
     from services.learning.service import LearningService
@@ -103,7 +103,7 @@ class StatementsServicer:
         if r.json_array:
             texts_page = await statements.text_page(f, r.page_size, r.page_token)
             texts = await self.service.activities.render(
-                caller, [row.statement_json for row in texts_page.items], fmt, r.accept_language
+                caller, texts_page.texts, fmt, r.accept_language
             )
             return json_array_response(texts_page, texts)
         page = await statements.page(f, r.page_size, MAX_STATEMENT_PAGE, r.page_token)
@@ -217,7 +217,7 @@ def statement_json_to_pb(row: StatementRecord, rendered: str | None = None) -> p
     )
 
 
-def json_array_response(page: Page[StatementText], texts: list[str]) -> pb.QueryStatementsResponse:
+def json_array_response(page: TextPage, texts: list[str]) -> pb.QueryStatementsResponse:
     """QueryStatementsRequest.json_array: the page's JSON texts (``texts``: as stored, or
     rendered for format ids or canonical) joined into one array, never re-serialized."""
     response = pb.QueryStatementsResponse(
@@ -225,8 +225,8 @@ def json_array_response(page: Page[StatementText], texts: list[str]) -> pb.Query
         statements_json_array=("[" + ",".join(texts) + "]").encode("utf-8"),
         statement_count=len(texts),
     )
-    if page.items:
-        response.last_stored = max(row.stored for row in page.items)
+    if page.newest_stored is not None:
+        response.last_stored = page.newest_stored
     return response
 
 

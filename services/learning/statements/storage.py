@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple
 
 from sqlalchemy import JSON as SAJSON
 from sqlalchemy import (
@@ -216,12 +216,13 @@ class StatementFilter:
 
 
 @dataclass(frozen=True)
-class StatementText:
-    """A statement as the xAPI resource serves it: its stored JSON text, id and time."""
+class TextPage:
+    """A page of statements as the xAPI resource serves them: their stored JSON texts in
+    page order and the newest `stored` among them (None when the page is empty)."""
 
-    id: str
-    statement_json: str
-    stored: datetime
+    texts: list[str]
+    newest_stored: datetime | None
+    next_page_token: str = ""
 
 
 def statement_record(row: Row[Any]) -> StatementRecord:
@@ -420,33 +421,22 @@ def page_query(
     return query, _page_values(f, limit, cursor)
 
 
-class _Rowlike(Protocol):
-    @property
-    def stored(self) -> datetime: ...
-    @property
-    def id(self) -> str: ...
-
-
-RowT = TypeVar("RowT", bound=_Rowlike)
-
-
-def _paged(rows: list[RowT], limit: int) -> tuple[list[RowT], Cursor | None]:
-    """`rows` (at most `limit` + 1) as a page and the next page's cursor."""
-    if len(rows) <= limit:
-        return rows, None
-    page = rows[:limit]
-    return page, Cursor(page[-1].stored, page[-1].id)
-
-
 async def statement_texts(
     connection: AsyncConnection, f: StatementFilter, limit: int, cursor: Cursor | None
-) -> tuple[list[StatementText], Cursor | None]:
-    """`StatementRepository.query_statements`, each row as its id, JSON text and stored
-    time only, on a bare connection (`Database.read`)."""
+) -> tuple[TextPage, Cursor | None]:
+    """`StatementRepository.query_statements` as the statements' JSON texts, on a bare
+    connection (`Database.read`): three columns, and no object per row (only the rows at
+    the page's ends give its newest time and the next page's cursor)."""
     query, values = page_query(f, limit, cursor, texts_only=True)
-    result = await connection.execute(query, values)
-    rows = [StatementText(i, text, utc_required(stored)) for i, text, stored in result.all()]
-    return _paged(rows, limit)
+    rows = (await connection.execute(query, values)).all()
+    page = rows[:limit]
+    if not page:
+        return TextPage([], None), None
+    # The rows are in `stored` order: the newest is the first, or the last when ascending.
+    newest = utc_required(page[-1].stored if f.ascending else page[0].stored)
+    last = page[-1]
+    after = Cursor(utc_required(last.stored), last.id) if len(rows) > limit else None
+    return TextPage([row.statement_json for row in page], newest), after
 
 
 class StatementRepository:
@@ -516,7 +506,10 @@ class StatementRepository:
         """One page (at most `limit` rows) and the cursor of the next page, if any."""
         query, values = page_query(f, limit, cursor, texts_only=False)
         rows = [statement_record(r) for r in (await self.s.execute(query, values)).all()]
-        return _paged(rows, limit)
+        if len(rows) <= limit:
+            return rows, None
+        page = rows[:limit]
+        return page, Cursor(page[-1].stored, page[-1].id)
 
     async def store_attachment(
         self, sha2: str, content_type: str, content: bytes, now: datetime

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -61,8 +62,8 @@ from services.learning.statements.domain import (
 from services.learning.statements.storage import (
     StatementFilter,
     StatementRepository,
-    StatementText,
     StoredAttachment,
+    TextPage,
     statement_texts,
 )
 from services.learning.xapi import (
@@ -409,17 +410,15 @@ class Statements:
             rows, nxt = await StatementRepository(s).query_statements(f, size, cursor)
         return Page(rows, encode_cursor(nxt, scope) if nxt is not None else "")
 
-    async def text_page(
-        self, f: StatementFilter, requested: int, token: str
-    ) -> Page[StatementText]:
-        """`page` (at most MAX_STATEMENT_PAGE), each statement as its JSON text, id and
-        stored time only: one SELECT of three columns on a bare connection."""
+    async def text_page(self, f: StatementFilter, requested: int, token: str) -> TextPage:
+        """`page` (at most MAX_STATEMENT_PAGE) as the statements' JSON texts: one SELECT
+        of three columns on a bare connection."""
         size = page_size(requested, MAX_STATEMENT_PAGE)
         scope = f.scope()
         cursor = decode_cursor(token, scope)
         async with self.ctx.db.read(snapshot=False) as connection:
-            rows, nxt = await statement_texts(connection, f, size, cursor)
-        return Page(rows, encode_cursor(nxt, scope) if nxt is not None else "")
+            page, nxt = await statement_texts(connection, f, size, cursor)
+        return replace(page, next_page_token=encode_cursor(nxt, scope)) if nxt else page
 
     async def void_statement(
         self, caller: Principal, statement_id: str, request_id: str = ""

@@ -218,10 +218,12 @@ async def test_json_array_pages_match_the_statement_pages(harness: Harness) -> N
             statement_jsons=[json.dumps(statement(activity=f"{ACT}q{i}")) for i in range(3)]
         )
     )
-    for fmt in ("exact", "ids"):
+    for fmt, ascending in (("exact", False), ("ids", True)):
         full, array, token = [], [], ""
         while True:
-            request = pb.QueryStatementsRequest(page_size=2, page_token=token, format=fmt)
+            request = pb.QueryStatementsRequest(
+                page_size=2, page_token=token, format=fmt, ascending=ascending
+            )
             page = await ana.query_statements(request)
             request.json_array = True
             answer = await ana.query_statements(request)
