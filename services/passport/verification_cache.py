@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from chain.verify.export import ExportEntry
-    from services.passport.service import Verification
+    from services.passport.verification import Verification
 
 VerificationKey = tuple[str, bytes, bytes, bytes, str, str, bool, int, int, int, int]
 REGISTERED = "registered on chain"  # chain.verify.authorship.Registration.REGISTERED
