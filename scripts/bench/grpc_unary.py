@@ -1,12 +1,17 @@
-"""Benchmark: authenticated GetUser over gRPC against the single-process server.
+"""Benchmark: authenticated GetUser over gRPC against the identity server.
 
-Starts `keiko serve --service identity` in a subprocess (so the load generator never
-shares its event loop), signs a user up through the real WebAuthn ceremony, then fires
-GetUser at concurrency 1, 16 and 64 on SQLite and on PostgreSQL. The baseline, in the
-same run and at the same concurrency, is grpc.health.v1 Check: same transport and
-interceptors, no token verification, no database; the ratio is GetUser's cost over it.
+Starts `keiko serve --service identity` in a subprocess, signs a user up through the
+real WebAuthn ceremony, then fires GetUser at each concurrency on SQLite and on
+PostgreSQL. The load comes from several client processes sending request bytes
+serialized once (scripts/bench/grpc_load.py), so the load generator costs little of the
+machine beside the server. The baseline, in the same run and at the same concurrency, is
+grpc.health.v1 Check: same transport and interceptors, no token verification, no
+database; "cost vs baseline" is its QPS over GetUser's. Each row also gives the server
+process's CPU per call (the steadier figure on a shared machine), the client processes'
+CPU per call (what the load generator takes from the same cores) and the load average.
 
     .venv/bin/python scripts/bench/grpc_unary.py [--requests 2000] [--engines sqlite,postgres]
+        [--concurrency 1,16,64] [--clients 2] [--profile /tmp/getuser]
 """
 
 from __future__ import annotations
@@ -15,29 +20,35 @@ import argparse
 import asyncio
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from keiko.authenticator import SoftwareAuthenticator  # noqa: E402
-from scripts.bench.stack import PURE_CODEC, uptime  # noqa: E402
+from scripts.bench.grpc_load import (  # noqa: E402
+    UnaryCall,
+    percentile,
+    process_cpu_seconds,
+    run_load,
+)
+from scripts.bench.stack import PURE_CODEC, profiled, uptime  # noqa: E402
 from scripts.bench.throwaway import throwaway_postgres  # noqa: E402
 from services.api.keiko.identity import v1 as pb  # noqa: E402
 from services.kit.grpc.client import stub  # noqa: E402
 
 ORIGIN = "http://localhost:8000"
+BASELINE = "health.Check (baseline)"
+GET_USER = "GetUser (JWT + session + DB)"
 
 
 @dataclass
@@ -45,44 +56,31 @@ class Result:
     engine: str
     call: str
     concurrency: int
-    requests: int
+    calls: int
+    errors: int
     seconds: float
     latencies_ms: list[float]
+    server_cpu_seconds: float
+    client_cpu_seconds: float
+    load: float
 
     @property
     def qps(self) -> float:
-        return self.requests / self.seconds
+        return (self.calls - self.errors) / self.seconds
 
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+    @property
+    def cpu_ms_per_call(self) -> float:
+        return self.server_cpu_seconds * 1000 / self.calls
+
+    @property
+    def client_cpu_ms_per_call(self) -> float:
+        return self.client_cpu_seconds * 1000 / self.calls
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-async def run_load(
-    call: Callable[[], Awaitable[object]], concurrency: int, requests: int
-) -> tuple[float, list[float]]:
-    latencies: list[float] = []
-    remaining = requests
-
-    async def worker() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            started = time.perf_counter()
-            await call()
-            latencies.append((time.perf_counter() - started) * 1000)
-
-    for _ in range(min(50, requests)):  # warm-up: connections, caches, JIT-less paths
-        await call()
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - started, latencies
 
 
 def start_server(
@@ -112,29 +110,44 @@ def start_server(
     raise RuntimeError("keiko serve did not start in 60 s")
 
 
-async def sign_up(channel: grpc.aio.Channel) -> tuple[str, str]:
-    identity = stub(pb.IdentityServiceStub, channel)
-    authenticator = SoftwareAuthenticator(origin=ORIGIN, rp_id="localhost")
-    begun = await identity.begin_registration(
-        pb.BeginRegistrationRequest(email="bench@example.org", display_name="Bench")
-    )
-    done = await identity.finish_registration(
-        pb.FinishRegistrationRequest(
-            registration_id=begun.registration_id,
-            credential_json=authenticator.create(begun.options_json),
+async def sign_up(target: str) -> tuple[str, str]:
+    async with grpc.aio.insecure_channel(target) as channel:
+        identity = stub(pb.IdentityServiceStub, channel)
+        authenticator = SoftwareAuthenticator(origin=ORIGIN, rp_id="localhost")
+        begun = await identity.begin_registration(
+            pb.BeginRegistrationRequest(email="bench@example.org", display_name="Bench")
         )
-    )
+        done = await identity.finish_registration(
+            pb.FinishRegistrationRequest(
+                registration_id=begun.registration_id,
+                credential_json=authenticator.create(begun.options_json),
+            )
+        )
     return done.user.id, done.tokens.access_token
 
 
-async def bench_engine(
-    engine: str, requests: int, levels: list[int], pure_codec: bool = False
-) -> list[Result]:
+def calls_for(user_id: str, token: str) -> dict[str, UnaryCall]:
+    return {
+        BASELINE: UnaryCall(
+            "/grpc.health.v1.Health/Check",
+            health_pb2.HealthCheckRequest(service="").SerializeToString(),
+        ),
+        GET_USER: UnaryCall(
+            "/keiko.identity.v1.IdentityService/GetUser",
+            bytes(pb.GetUserRequest(user_id=user_id)),
+            (("authorization", f"Bearer {token}"),),
+        ),
+    }
+
+
+async def bench_engine(engine: str, args: argparse.Namespace) -> list[Result]:
     database: AbstractAsyncContextManager[str] = (
         throwaway_postgres() if engine == "postgres" else nullcontext("")
     )
+    levels = [int(c) for c in args.concurrency.split(",")]
     async with database as database_url:
         port = free_port()
+        target = f"127.0.0.1:{port}"
         with tempfile.TemporaryDirectory() as data_dir:
             env = {
                 **os.environ,
@@ -149,25 +162,42 @@ async def bench_engine(
                 # start) is not what this measures, and it competes with the load.
                 "KEIKO_HUMANITY_WARM_UP": "false",
             }
-            server = start_server(env, port, pure_codec)
+            server = start_server(env, port, args.pure_codec)
             results = []
             try:
-                async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                    user_id, token = await sign_up(channel)
-                    identity = stub(pb.IdentityServiceStub, channel, access_token=token)
-                    health = health_pb2_grpc.HealthStub(channel)
-                    get_user = pb.GetUserRequest(user_id=user_id)
-                    check = health_pb2.HealthCheckRequest(service="")
-                    calls = {
-                        "health.Check (baseline)": lambda: health.Check(check),
-                        "GetUser (JWT + DB)": lambda: identity.get_user(get_user),
-                    }
-                    for concurrency in levels:
-                        for name, call in calls.items():
-                            seconds, latencies = await run_load(call, concurrency, requests)
-                            results.append(
-                                Result(engine, name, concurrency, requests, seconds, latencies)
+                user_id, token = await sign_up(target)
+                for concurrency in levels:
+                    for name, call in calls_for(user_id, token).items():
+                        profile = None
+                        if args.profile and name == GET_USER:
+                            profile = Path(f"{args.profile}-{engine}-c{concurrency}.txt")
+                        async with profiled(server.pid, profile):
+                            load = await asyncio.to_thread(
+                                run_load,
+                                target,
+                                call,
+                                requests=args.requests,
+                                concurrency=concurrency,
+                                processes=args.clients,
+                                server_cpu=lambda: process_cpu_seconds(server.pid),
                             )
+                        if load.errors:
+                            first = next(r.first_error for r in load.runs if r.errors)
+                            print(f"{engine} {name} c{concurrency}: {load.errors} errors, {first}")
+                        results.append(
+                            Result(
+                                engine,
+                                name,
+                                concurrency,
+                                load.calls,
+                                load.errors,
+                                load.seconds,
+                                load.latencies_ms,
+                                load.server_cpu_seconds,
+                                load.client_cpu_seconds,
+                                os.getloadavg()[0],
+                            )
+                        )
             finally:
                 server.terminate()
                 try:
@@ -180,38 +210,50 @@ async def bench_engine(
 
 def report(results: list[Result]) -> str:
     lines = [
-        "| engine | call | concurrency | QPS | p50 ms | p95 ms | p99 ms | cost vs baseline |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| engine | call | concurrency | QPS | p50 ms | p95 ms | p99 ms | errors "
+        "| server CPU a call | client CPU a call | cost vs baseline | load (1 min) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    baseline = {(r.engine, r.concurrency): r.qps for r in results if r.call.endswith("(baseline)")}
+    baseline = {(r.engine, r.concurrency): r.qps for r in results if r.call == BASELINE}
     for r in results:
-        ratio = baseline[(r.engine, r.concurrency)] / r.qps
+        ratio = baseline[(r.engine, r.concurrency)] / r.qps if r.qps else float("inf")
+        p = r.latencies_ms
         lines.append(
             f"| {r.engine} | {r.call} | {r.concurrency} | {r.qps:,.0f} | "
-            f"{r.percentile(50):.2f} | {r.percentile(95):.2f} | {r.percentile(99):.2f} | "
-            f"{ratio:.2f}x |"
+            f"{percentile(p, 50):.2f} | {percentile(p, 95):.2f} | {percentile(p, 99):.2f} | "
+            f"{r.errors} | {r.cpu_ms_per_call:.3f} ms | {r.client_cpu_ms_per_call:.3f} ms | "
+            f"{ratio:.2f}x | {r.load:.1f} |"
         )
     return "\n".join(lines)
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--engines", default="sqlite,postgres")
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument(
+        "--clients", type=int, default=2, help="client processes sharing the concurrency"
+    )
+    parser.add_argument(
         "--pure-codec", action="store_true", help="betterproto's pure-Python codec (before)"
     )
+    parser.add_argument(
+        "--profile", default="", help="py-spy the server under GetUser: PREFIX-engine-cN.txt"
+    )
     args = parser.parse_args()
-    print(f"codec: {'pure Python' if args.pure_codec else 'as installed'}; {uptime()}")
-    levels = [int(c) for c in args.concurrency.split(",")]
+    print(
+        f"codec: {'pure Python' if args.pure_codec else 'as installed'}; "
+        f"{args.clients} client processes; {os.cpu_count()} cores; {uptime()}",
+        flush=True,
+    )
     results: list[Result] = []
     for engine in args.engines.split(","):
-        results += await bench_engine(engine, args.requests, levels, args.pure_codec)
+        results += await bench_engine(engine, args)
         print(report([r for r in results if r.engine == engine]), flush=True)
+    print()
     print(report(results))
-    mean_cpu = statistics.mean(os.getloadavg())
-    print(f"\n{os.cpu_count()} cores, load average {mean_cpu:.1f} during the run; {uptime()}")
+    print(f"\n{uptime()}")
 
 
 if __name__ == "__main__":
