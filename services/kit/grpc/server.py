@@ -83,10 +83,7 @@ class GrpcHost:
             interceptors=[
                 # Only when tracing is on: off, no per-RPC cost at all.
                 *([interceptors.tracing_interceptor()] if tracing.enabled() else []),
-                interceptors.request_id_interceptor(),
-                interceptors.observe_interceptor(),
-                interceptors.error_interceptor(),
-                interceptors.auth_interceptor(token_verifier, public),
+                interceptors.keiko_interceptor(token_verifier, public),
                 # A servicer may add its own (e.g. learning's LRS Basic auth), innermost.
                 *(i for servicer in self.servicers for i in getattr(servicer, "interceptors", ())),
             ],
