@@ -289,6 +289,7 @@ class HumanityService:
         duplicate-check index; without one a random key is used, so this process's tags
         are useless to others (their duplicate checks decode those records in full)."""
         self.db = db
+        self._users_written: list[Callable[[IdentityRepository], None]] = []
         self.clock = clock
         self.registrar = registrar
         self.policy = policy or HumanityPolicy()
@@ -298,6 +299,12 @@ class HumanityService:
         self._cpu = asyncio.Semaphore(self.policy.max_concurrent)
 
     # -- plumbing ----------------------------------------------------------------------------
+
+    def on_users_written(self, listener: Callable[[IdentityRepository], None]) -> None:
+        """Call `listener` with the identity repository of each committed transaction that
+        changed users (``human_verified``): the identity service of the same process
+        forgets them from its read caches (``IdentityService.forget_written``)."""
+        self._users_written.append(listener)
 
     async def _run_pipeline(self, fn: Callable[[], T]) -> T:
         """Run a CPU-bound pipeline call in a worker thread; pipeline field names become
@@ -547,9 +554,8 @@ class HumanityService:
         async with self.db.transaction() as session:
             if not await HumanityRepository(session).mark_registered(record.user_id, tx_hash, now):
                 return  # another replica recorded it first
-            await IdentityRepository(session, self.db.dialect).set_human_verified(
-                record.user_id, True, now
-            )
+            identity = IdentityRepository(session, self.db.dialect)
+            await identity.set_human_verified(record.user_id, True, now)
             await enqueue(
                 session,
                 outbox,
@@ -563,6 +569,8 @@ class HumanityService:
                     occurred_at=now,
                 ),
             )
+        for listener in self._users_written:
+            listener(identity)
         log.info("humanity.registered", user_id=record.user_id, tx_hash=tx_hash)
         if self._on_commit is not None:
             self._on_commit()

@@ -45,6 +45,7 @@ from services.identity.domain import (
     validate_display_name,
 )
 from services.identity.humanity_storage import outbox
+from services.identity.read_cache import FreshFor
 from services.identity.relying_party import LoginRejected, RelyingParty, VerifiedCredential
 from services.identity.settings import IdentitySettings
 from services.identity.storage import IdentityRepository, new_id
@@ -114,13 +115,31 @@ class IdentityService:
             window=settings.lockout_window,
             duration=settings.lockout_duration,
         )
+        # What GetUser and the session check read on every call (see read_cache for what
+        # they may serve and for how long).
+        self.active_sessions: FreshFor[str, Session] = FreshFor()
+        self.users: FreshFor[str, User] = FreshFor()
 
     # -- plumbing -------------------------------------------------------------------------
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[IdentityRepository]:
-        async with self.db.transaction() as session:
-            yield IdentityRepository(session, self.db.dialect)
+        repo: IdentityRepository | None = None
+        try:
+            async with self.db.transaction() as session:
+                repo = IdentityRepository(session, self.db.dialect)
+                yield repo
+        finally:  # committed (or rolled back: forgetting is harmless then)
+            if repo is not None:
+                self.forget_written(repo)
+
+    def forget_written(self, repo: IdentityRepository) -> None:
+        """Drop from the read caches what `repo`'s transaction wrote; call it once the
+        transaction has ended (writes outside `_write`, e.g. proof of humanity's)."""
+        if repo.written_users:
+            self.users.invalidate(repo.written_users)
+        if repo.written_sessions:
+            self.active_sessions.invalidate(repo.written_sessions)
 
     @asynccontextmanager
     async def _read(self, *, snapshot: bool = True) -> AsyncIterator[IdentityRepository]:
@@ -458,17 +477,28 @@ class IdentityService:
     async def require_active_session(self, principal: Principal) -> None:
         """Access tokens outlive nothing: the identity service refuses a token whose
         session was revoked or expired, reading the session row (other services learn of
-        revocations from `identity.session_revoked`, see `services.kit.revocation`)."""
-        if not principal.session_id:
+        revocations from `identity.session_revoked`, see `services.kit.revocation`); a
+        session found active is trusted for up to `read_cache.FRESH_FOR_S` (a revocation
+        in this process is seen at once, one in another process within that bound)."""
+        if not principal.session_id or self._session_known_active(principal):
             return
         async with self._read(snapshot=False) as repo:  # one statement
             await self._check_session(repo, principal)
 
+    def _session_known_active(self, principal: Principal) -> bool:
+        session = self.active_sessions.get(principal.session_id)
+        return (
+            session is not None
+            and session.user_id == principal.user_id
+            and self.clock.now() < session.expires_at
+        )
+
     async def _check_session(self, repo: IdentityRepository, principal: Principal) -> None:
-        """`require_active_session` on the caller's connection (read it fresh every time:
-        a revoked session must stop working at once)."""
+        """`require_active_session` on the caller's connection: the session row, read
+        fresh (the caller already found it missing from the cache or stale)."""
         if not principal.session_id:
             return
+        generation = self.active_sessions.generation
         session = await repo.get_session(principal.session_id)
         if session is None or session.user_id != principal.user_id:
             raise Unauthenticated("unknown session")
@@ -476,6 +506,7 @@ class IdentityService:
             raise Unauthenticated("session has been revoked")
         if self.clock.now() >= session.expires_at:
             raise Unauthenticated("session expired")
+        self.active_sessions.put(session.id, session, generation)
 
     async def _own_session(
         self, repo: IdentityRepository, principal: Principal, session_id: str
@@ -528,19 +559,29 @@ class IdentityService:
     ) -> User:
         """The user `user_id`. With `check_session`, first `require_active_session(principal)`
         on the same connection: one connection checkout for the whole authenticated read
-        (the servicer's `_caller()` + `get_user` take two)."""
+        (the servicer's `_caller()` + `get_user` take two), none when both the session and
+        the user are in the read caches."""
         if not user_id and not check_session:
             raise ValidationError("user_id", "is required")
+        session_known = not check_session or self._session_known_active(principal)
+        if session_known:
+            if not user_id:
+                raise ValidationError("user_id", "is required")
+            cached = self.users.get(user_id)
+            if cached is not None:
+                return cached
+        generation = self.users.generation
         # One statement for the user and its roles, and with `check_session` one before it
         # for the session: each is consistent on its own, so no snapshot across them.
         async with self._read(snapshot=False) as repo:
-            if check_session:
+            if not session_known:
                 await self._check_session(repo, principal)
                 if not user_id:
                     raise ValidationError("user_id", "is required")
             user = await repo.get_user(user_id) if _is_uuid(user_id) else None
         if user is None:
             raise NotFound("user not found")
+        self.users.put(user.id, user, generation)
         return user
 
     async def list_users(
@@ -603,7 +644,9 @@ class IdentityService:
     async def grant_admin(self, email: str) -> User:
         """Bootstrap: give the account with `email` the admin role (operator command line,
         never an RPC: the first admin cannot be made by another admin)."""
-        return await grant_admin(self.db, self.clock, email)
+        user = await grant_admin(self.db, self.clock, email)
+        self.users.invalidate([user.id])
+        return user
 
     async def set_human_verified(self, user_id: str, verified: bool = True) -> None:
         """Called by the proof-of-humanity enrollment once its commitment is registered."""

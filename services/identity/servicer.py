@@ -42,6 +42,7 @@ from services.identity.humanity_service import (
     TranslatorRegistrar,
 )
 from services.identity.humanity_storage import outbox as identity_outbox
+from services.identity.read_cache import RenderedFrom
 from services.identity.relying_party import credential_id_text
 from services.identity.service import ClientInfo, IdentityService
 from services.identity.settings import IdentitySettings
@@ -79,6 +80,13 @@ class IdentityServicer(pb.IdentityServiceBase):
         the per-caller rate limit. Without it only the per-email limit applies."""
         self.service = service
         self._client_info = client_info or _no_client_info
+        # GetUser's and GetMe's replies, per user and view (everything, or the public
+        # profile), while the users cache hands out the same user: building the
+        # betterproto messages cost more than the rest of a cached read.
+        self._user_replies: RenderedFrom[tuple[str, bool], User, pb.GetUserResponse] = (
+            RenderedFrom()
+        )
+        self._me_replies: RenderedFrom[str, User, pb.GetMeResponse] = RenderedFrom()
 
     async def _caller(self) -> Principal:
         principal = current_principal()
@@ -95,12 +103,18 @@ class IdentityServicer(pb.IdentityServiceBase):
         # The session check and the read share one connection (the hot path).
         caller = current_principal()
         user = await self.service.get_user(caller, get_user_request.user_id, check_session=True)
-        return pb.GetUserResponse(user=user_to_pb(user, caller))
+        return self._user_replies.get(
+            (user.id, sees_everything(user, caller)),
+            user,
+            lambda: pb.GetUserResponse(user=user_to_pb(user, caller)),
+        )
 
     async def get_me(self, get_me_request: pb.GetMeRequest) -> pb.GetMeResponse:
         caller = current_principal()
         user = await self.service.get_user(caller, caller.user_id, check_session=True)
-        return pb.GetMeResponse(user=user_to_pb(user, caller))
+        return self._me_replies.get(
+            user.id, user, lambda: pb.GetMeResponse(user=user_to_pb(user, caller))
+        )
 
     async def list_users(self, list_users_request: pb.ListUsersRequest) -> pb.ListUsersResponse:
         caller = await self._caller()
@@ -290,6 +304,8 @@ class HumanityIdentityServicer(IdentityServicer):
     ) -> None:
         super().__init__(service, client_info=client_info)
         self.humanity = humanity
+        # The users proof of humanity verifies leave the identity read caches at once.
+        humanity.on_users_written(service.forget_written)
 
     # -- proof of humanity ----------------------------------------------------------------
 
@@ -432,7 +448,9 @@ REGISTRATION_INTERVAL_S = 30.0
 
 
 def build_humanity_service(
-    runtime: IdentityRuntime, issuer: TokenIssuer, relay: OutboxRelay
+    runtime: IdentityRuntime,
+    issuer: TokenIssuer,
+    relay: OutboxRelay,
 ) -> HumanityService:
     """Proof of humanity on the runtime: the service (its events go out through the
     identity outbox `relay`), the pipeline warm-up (`settings.humanity_warm_up`) and, when
@@ -571,11 +589,16 @@ def _public_fields_from_pb(values: list[pb.ProfileField]) -> frozenset[str]:
     return frozenset(names)
 
 
+def sees_everything(user: User, viewer: Principal) -> bool:
+    """The user themself and admins see the whole user; anyone else its public profile."""
+    return viewer.user_id == user.id or viewer.is_admin
+
+
 def user_to_pb(user: User, viewer: Principal) -> pb.User:
     """The user themself and admins see everything; anyone else the public profile only:
     the id, the display name, whether a verified human (public: one human, one vote) and
     what the user made public (issue 9)."""
-    if viewer.user_id == user.id or viewer.is_admin:
+    if sees_everything(user, viewer):
         return pb.User(
             id=user.id,
             email=user.email,

@@ -206,10 +206,15 @@ class IdentityRepository:
     def __init__(self, session: AsyncSession | AsyncConnection, dialect: str) -> None:
         self.s = session
         self.dialect = dialect
+        # The users (with their roles) and sessions this repository wrote: what the
+        # service's read caches forget once the transaction has committed.
+        self.written_users: set[str] = set()
+        self.written_sessions: set[str] = set()
 
     # -- users ----------------------------------------------------------------------------
 
     async def add_user(self, user: User) -> None:
+        self.written_users.add(user.id)
         await self.s.execute(
             users.insert().values(
                 id=user.id,
@@ -294,6 +299,7 @@ class IdentityRepository:
         return await self._users_from((await self.s.execute(stmt)).all())
 
     async def save_profile(self, user: User) -> None:
+        self.written_users.add(user.id)
         await self.s.execute(
             update(users)
             .where(users.c.id == user.id)
@@ -309,10 +315,12 @@ class IdentityRepository:
         )
 
     async def set_roles(self, user_id: str, roles: frozenset[Role], now: datetime) -> None:
+        self.written_users.add(user_id)
         await self._write_roles(user_id, roles)
         await self.s.execute(update(users).where(users.c.id == user_id).values(updated_at=now))
 
     async def set_human_verified(self, user_id: str, verified: bool, now: datetime) -> bool:
+        self.written_users.add(user_id)
         result = await self.s.execute(
             update(users)
             .where(users.c.id == user_id)
@@ -321,6 +329,7 @@ class IdentityRepository:
         return _rowcount(result) == 1
 
     async def set_locked_until(self, user_id: str, until: datetime | None) -> None:
+        self.written_users.add(user_id)
         await self.s.execute(update(users).where(users.c.id == user_id).values(locked_until=until))
 
     # -- credentials ----------------------------------------------------------------------
@@ -472,6 +481,7 @@ class IdentityRepository:
         return [_session(row) for row in (await self.s.execute(stmt)).all()]
 
     async def touch_session(self, session_id: str, now: datetime, expires_at: datetime) -> None:
+        self.written_sessions.add(session_id)
         await self.s.execute(
             update(sessions)
             .where(sessions.c.id == session_id)
@@ -480,6 +490,7 @@ class IdentityRepository:
 
     async def revoke_session(self, session_id: str, now: datetime, reason: str) -> bool:
         """Revoke a session (its whole refresh-token family). False if already revoked."""
+        self.written_sessions.add(session_id)
         result = await self.s.execute(
             update(sessions)
             .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))

@@ -250,6 +250,40 @@ async def test_admin_sets_roles(harness: Harness, authenticator: SoftwareAuthent
     ]
 
 
+async def test_cached_replies_follow_the_viewer_and_every_write(
+    harness: Harness, authenticator: SoftwareAuthenticator
+) -> None:
+    """GetUser and GetMe answer from the identity read caches once warm: a view rendered
+    for one caller is never another's, and a role change or a logout shows at once."""
+    ana = await sign_up(harness.client(), authenticator)
+    bob = await sign_up(
+        harness.client(), SoftwareAuthenticator(origin=ORIGIN, rp_id=RP_ID), "bob@example.org"
+    )
+    as_ana, as_bob = (
+        harness.client(ana.tokens.access_token),
+        harness.client(bob.tokens.access_token),
+    )
+    ana_id = pb.GetUserRequest(user_id=ana.user.id)
+    for _ in range(2):
+        assert (await as_ana.get_user(ana_id)).user.email == "ana@example.org"
+        seen_by_bob = (await as_bob.get_user(ana_id)).user
+        assert (seen_by_bob.email, seen_by_bob.roles) == ("", [])
+    assert (await as_ana.get_user(ana_id)).user.roles == [role("LEARNER")]
+
+    await harness.service.grant_admin("ana@example.org")
+    assert (await as_ana.get_user(ana_id)).user.roles == [role("LEARNER"), role("ADMIN")]
+    assert (await as_ana.get_me(pb.GetMeRequest())).user.roles == [role("LEARNER"), role("ADMIN")]
+    assert (await as_bob.get_user(ana_id)).user.roles == []
+
+    await as_ana.logout(pb.LogoutRequest(session_id=ana.tokens.session_id))
+    for call in (as_ana.get_user(ana_id), as_ana.get_me(pb.GetMeRequest())):
+        error = await rpc_error(call)
+        assert (error.code(), error.details()) == (
+            grpc.StatusCode.UNAUTHENTICATED,
+            "session has been revoked",
+        )
+
+
 # -- bad input, each with the exact error a client gets --------------------------------------
 
 
