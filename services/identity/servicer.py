@@ -2,8 +2,9 @@
 
 Public RPCs (no access token): the four WebAuthn ceremony steps and RefreshTokens. Every
 other RPC is authenticated by the host's interceptor; on top of that the identity service
-refuses an access token whose session was revoked or expired (logout is immediate here;
-other services accept the token until its short expiry).
+refuses an access token whose session was revoked or expired (logout is immediate in the
+process that made it and within 1 s in identity's other processes, see read_cache; other
+services learn of it from `identity.session_revoked`).
 
 The proof-of-humanity RPCs (EnrollHumanity, VerifyHumanity, RecoverSigningKey,
 GetHumanityStatus) are served by :class:`HumanityIdentityServicer` (what
