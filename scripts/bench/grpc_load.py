@@ -171,8 +171,39 @@ def run_load(
 
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU of process `pid` (Linux /proc)."""
+    return _stat_cpu(_stat_fields(pid))
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of process `pid` and of every process below it (a supervisor and
+    its workers), as they are now."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = _stat_fields(int(entry))
+        except OSError:  # it ended meanwhile
+            continue
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = _stat_cpu(fields)
+    tree = {pid}
+    grew = True
+    while grew:
+        below = {child for child, parent in parents.items() if parent in tree} - tree
+        grew = bool(below)
+        tree |= below
+    return sum(cpu.get(member, 0.0) for member in tree)
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name: state, ppid, ... (field 3 onwards)."""
     with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def _stat_cpu(fields: list[str]) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

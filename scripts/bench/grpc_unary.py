@@ -11,7 +11,11 @@ process's CPU per call (the steadier figure on a shared machine), the client pro
 CPU per call (what the load generator takes from the same cores) and the load average.
 
     .venv/bin/python scripts/bench/grpc_unary.py [--requests 2000] [--engines sqlite,postgres]
-        [--concurrency 1,16,64] [--clients 2] [--profile /tmp/getuser]
+        [--concurrency 1,16,64] [--clients 2] [--workers 1] [--profile /tmp/getuser]
+
+`--workers N` (N > 1, PostgreSQL only: SQLite cannot be shared by workers) runs
+`keiko serve --workers N` with a private redis-server for its event bus; the server CPU
+is then the supervisor's and all its workers'.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -38,7 +43,7 @@ from keiko.authenticator import SoftwareAuthenticator  # noqa: E402
 from scripts.bench.grpc_load import (  # noqa: E402
     UnaryCall,
     percentile,
-    process_cpu_seconds,
+    process_tree_cpu_seconds,
     run_load,
 )
 from scripts.bench.stack import PURE_CODEC, profiled, uptime  # noqa: E402
@@ -84,7 +89,7 @@ def free_port() -> int:
 
 
 def start_server(
-    env: dict[str, str], port: int, pure_codec: bool = False
+    env: dict[str, str], port: int, pure_codec: bool = False, workers: int = 1
 ) -> subprocess.Popen[bytes]:
     keiko = [sys.executable, *(["-c", PURE_CODEC] if pure_codec else ["-m", "keiko"])]
     if "postgresql" in env["KEIKO_DATABASE_URL"]:
@@ -92,22 +97,37 @@ def start_server(
             [*keiko, "migrate", "--service", "identity"], env=env, check=True, capture_output=True
         )
     process = subprocess.Popen(
-        [*keiko, "serve", "--service", "identity"],
+        [*keiko, "serve", "--service", "identity", "--workers", str(workers)],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    wait_for_port(port, process, "keiko serve")
+    return process
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], name: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return process
+                return
         if process.poll() is not None:
-            raise RuntimeError("keiko serve exited during start-up")
+            raise RuntimeError(f"{name} exited during start-up")
         time.sleep(0.1)
     process.kill()
-    raise RuntimeError("keiko serve did not start in 60 s")
+    raise RuntimeError(f"{name} did not start in 60 s")
+
+
+def start_redis(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A private redis-server (no persistence) for the workers' event bus, in `env`."""
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
+    redis = subprocess.Popen([*argv, "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    wait_for_port(port, redis, "redis-server")
+    env["KEIKO_EVENT_BUS_URL"] = f"redis://127.0.0.1:{port}/0"
+    return redis
 
 
 async def sign_up(target: str) -> tuple[str, str]:
@@ -162,7 +182,8 @@ async def bench_engine(engine: str, args: argparse.Namespace) -> list[Result]:
                 # start) is not what this measures, and it competes with the load.
                 "KEIKO_HUMANITY_WARM_UP": "false",
             }
-            server = start_server(env, port, args.pure_codec)
+            redis = start_redis(env) if args.workers > 1 else None
+            server = start_server(env, port, args.pure_codec, args.workers)
             results = []
             try:
                 user_id, token = await sign_up(target)
@@ -179,7 +200,7 @@ async def bench_engine(engine: str, args: argparse.Namespace) -> list[Result]:
                                 requests=args.requests,
                                 concurrency=concurrency,
                                 processes=args.clients,
-                                server_cpu=lambda: process_cpu_seconds(server.pid),
+                                server_cpu=lambda: process_tree_cpu_seconds(server.pid),
                             )
                         if load.errors:
                             first = next(r.first_error for r in load.runs if r.errors)
@@ -205,6 +226,9 @@ async def bench_engine(engine: str, args: argparse.Namespace) -> list[Result]:
                 except subprocess.TimeoutExpired:
                     server.kill()
                     server.wait()
+                if redis is not None:
+                    redis.terminate()
+                    redis.wait()
         return results
 
 
@@ -236,6 +260,9 @@ async def main() -> None:
         "--clients", type=int, default=2, help="client processes sharing the concurrency"
     )
     parser.add_argument(
+        "--workers", type=int, default=1, help="keiko serve --workers (PostgreSQL only)"
+    )
+    parser.add_argument(
         "--pure-codec", action="store_true", help="betterproto's pure-Python codec (before)"
     )
     parser.add_argument(
@@ -244,11 +271,20 @@ async def main() -> None:
     args = parser.parse_args()
     print(
         f"codec: {'pure Python' if args.pure_codec else 'as installed'}; "
-        f"{args.clients} client processes; {os.cpu_count()} cores; {uptime()}",
+        f"{args.clients} client processes; {args.workers} server worker(s); "
+        f"{os.cpu_count()} cores; {uptime()}",
         flush=True,
     )
+    engines = args.engines.split(",")
+    if args.workers > 1 and "sqlite" in engines:
+        if shutil.which("redis-server") is None:
+            parser.error("--workers needs redis-server (Debian package redis-server)")
+        print("sqlite skipped: more than one worker needs PostgreSQL", flush=True)
+        engines.remove("sqlite")
+    elif args.workers > 1 and shutil.which("redis-server") is None:
+        parser.error("--workers needs redis-server (Debian package redis-server)")
     results: list[Result] = []
-    for engine in args.engines.split(","):
+    for engine in engines:
         results += await bench_engine(engine, args)
         print(report([r for r in results if r.engine == engine]), flush=True)
     print()
