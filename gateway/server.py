@@ -77,6 +77,10 @@ async def running_gateway(
         access_log=False,
         lifespan="off",
         ws="websockets-sansio",
+        # No permessage-deflate: GraphQL's WebSocket messages are small JSON, and a
+        # compressor per connection (its own window, run for every message) was a third
+        # of the CPU of sending one update to 1,000 subscribers (scripts/bench/subscriptions.py).
+        ws_per_message_deflate=False,
         # A long request (a subscription, a slow page) must not hold shutdown past the
         # platform's grace period: after it, open connections are closed.
         timeout_graceful_shutdown=max(math.ceil(settings.shutdown_grace_seconds), 1),

@@ -135,6 +135,7 @@ async def test_one_record_interaction_is_one_trace_from_gateway_to_node(
         s
         for s in in_trace
         if (s.attributes or {}).get("messaging.destination.name") == "learning.interaction_recorded"
+        and (s.attributes or {}).get("messaging.operation.type") == "process"
     ]
     for consumer in consumers:
         assert consumer.kind is SpanKind.CONSUMER

@@ -7,8 +7,9 @@ a time, it records an interaction through GraphQL and measures, for every subscr
 time from sending the mutation to receiving the passport update it causes (so the figure
 includes the write, the outbox relay, the passport's consumer and the fan-out to N gRPC
 streams and N sockets). The baseline in the same run is a bare WebSocket broadcast server
-(`websockets`, a subprocess) with the same N client connections: a trigger message is
-sent to all of them, timed the same way; it is what the transport and this client cost.
+(`websockets`, a subprocess, without permessage-deflate like the gateway) with the same
+N client connections: a trigger message is sent to all of them, timed the same way; it
+is what the transport and this client cost.
 
     .venv/bin/python scripts/bench/subscriptions.py [--subscribers 1000] [--events 10]
         [--engines sqlite,postgres]   # postgres also puts the bus on Redis Streams
@@ -62,7 +63,7 @@ async def handler(ws):
     finally:
         clients.discard(ws)
 async def main():
-    async with serve(handler, "127.0.0.1", int(sys.argv[1]), max_queue=None):
+    async with serve(handler, "127.0.0.1", int(sys.argv[1]), max_queue=None, compression=None):
         await asyncio.Future()
 asyncio.run(main())
 """

@@ -34,6 +34,7 @@ __all__ = [
     "consumer_span",
     "current_traceparent",
     "enabled",
+    "event_span",
     "inject",
     "install",
     "parent_from_span_context",
@@ -162,16 +163,29 @@ def span(
 @contextmanager
 def consumer_span(topic: str, traceparent: str) -> Iterator[Span | None]:
     """A CONSUMER span around handling one event, child of its producer's context."""
+    with event_span(
+        f"{topic} process", traceparent, SpanKind.CONSUMER, topic, "process"
+    ) as current:
+        yield current
+
+
+@contextmanager
+def event_span(
+    name: str, traceparent: str, kind: SpanKind, topic: str, operation: str
+) -> Iterator[Span | None]:
+    """A span in the trace of the event whose producer context is ``traceparent``, a
+    child of that context: ``operation`` ("publish", "receive", "process") says what is
+    done with the event (``messaging.operation.type``)."""
     if _tracer is None:
         yield None
         return
     parent = parent_of({TRACEPARENT: traceparent}) if traceparent else None
-    with span(
-        f"{topic} process",
-        SpanKind.CONSUMER,
-        parent=parent,
-        attributes={"messaging.system": "keiko", "messaging.destination.name": topic},
-    ) as current:
+    attributes = {
+        "messaging.system": "keiko",
+        "messaging.destination.name": topic,
+        "messaging.operation.type": operation,
+    }
+    with span(name, kind, parent=parent, attributes=attributes) as current:
         yield current
 
 

@@ -25,6 +25,7 @@ from chain.translator.authors import AuthorKind
 from chain.verify import AsyncChainReader
 from services.api.keiko.common import v1 as common
 from services.api.keiko.passport import v1 as pb
+from services.kit import tracing
 from services.kit.auth import TokenIssuer, current_principal, optional_principal
 from services.kit.clock import Clock
 from services.kit.errors import PermissionDenied, ValidationError
@@ -593,6 +594,16 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
         return await asyncio.shield(pending)
 
     async def _build_update(self, event: Event, access: Access) -> pb.WatchPassportResponse:
+        with tracing.event_span(
+            "WatchPassport update",
+            event.traceparent,
+            tracing.SpanKind.INTERNAL,
+            event.topic,
+            "process",
+        ):
+            return await self._make_update(event, access)
+
+    async def _make_update(self, event: Event, access: Access) -> pb.WatchPassportResponse:
         kind = str(event.payload.get("kind", ""))
         update = pb.PassportUpdated(
             passport_id=access.passport.id,

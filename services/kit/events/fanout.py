@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from services.kit import tracing
 from services.kit.errors import Unavailable
 from services.kit.events.base import Event, EventBus, Subscription
+from services.kit.tracing import SpanKind
 
 log = structlog.get_logger("keiko.events.fanout")
 
@@ -117,22 +119,29 @@ class EventFanout:
             order.append(event.id)
             if len(order) > RECENT_IDS:
                 seen.discard(order.popleft())
-            for watcher in list(self._watchers):
-                if topic not in watcher.topics or watcher.overflowed:
-                    continue
-                try:
-                    accepted = watcher.predicate(event)
-                except Exception:
-                    log.exception("watch predicate failed", topic=topic)
-                    accepted = False
-                if not accepted:
-                    continue
-                if watcher.queue.qsize() >= self._queue_size - 1:
-                    watcher.overflowed = True
-                    watcher.queue.put_nowait(None)
-                else:
-                    watcher.queue.put_nowait(event)
+            with tracing.event_span(
+                f"{topic} fan-out", event.traceparent, SpanKind.CONSUMER, topic, "receive"
+            ):
+                self._hand_out(topic, event)
             await delivery.ack()
+
+    def _hand_out(self, topic: str, event: Event) -> None:
+        """Queue ``event`` for every watcher of ``topic`` whose predicate accepts it."""
+        for watcher in list(self._watchers):
+            if topic not in watcher.topics or watcher.overflowed:
+                continue
+            try:
+                accepted = watcher.predicate(event)
+            except Exception:
+                log.exception("watch predicate failed", topic=topic)
+                accepted = False
+            if not accepted:
+                continue
+            if watcher.queue.qsize() >= self._queue_size - 1:
+                watcher.overflowed = True
+                watcher.queue.put_nowait(None)
+            else:
+                watcher.queue.put_nowait(event)
 
     async def close(self) -> None:
         for watcher in list(self._watchers):

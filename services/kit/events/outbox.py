@@ -47,6 +47,7 @@ from services.kit import tracing
 from services.kit.clock import Clock, SystemClock
 from services.kit.db import Database
 from services.kit.events.base import BusEpoch, Event, EventBus
+from services.kit.tracing import SpanKind
 
 __all__ = ["OutboxRelay", "enqueue", "outbox_table"]
 
@@ -183,8 +184,16 @@ class OutboxRelay:
         async with self.db.transaction() as session:
             rows = (await session.execute(query)).all()
             for row in rows:
+                event = _event(row)
                 try:
-                    await self.bus.publish(_event(row))
+                    with tracing.event_span(
+                        f"{event.topic} publish",
+                        event.traceparent,
+                        SpanKind.PRODUCER,
+                        event.topic,
+                        "publish",
+                    ):
+                        await self.bus.publish(event)
                 except Exception as exc:
                     error = exc
                     break

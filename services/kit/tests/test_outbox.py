@@ -7,9 +7,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit import tracing
 from services.kit.clock import FixedClock
 from services.kit.db import NAMING_CONVENTION, Database
 from services.kit.events import Event, EventBus, Subscription
@@ -20,6 +24,7 @@ from services.kit.events.dedupe import (
     processed_events_table,
     run_consumer,
 )
+from services.kit.events.fanout import EventFanout
 from services.kit.events.outbox import OutboxRelay, enqueue, outbox_table
 
 TOPIC = "orders.order_placed"
@@ -374,3 +379,30 @@ async def test_a_bus_that_lost_its_memory_gets_the_recent_events_again_once(
     assert await relay.pending() == 0
     async with event_bus.subscribe([TOPIC], group="billing", consumer="c") as sub:
         assert await received(sub, event_bus, 4) == [*recent, new]
+
+
+async def test_publishing_and_fanning_out_are_spans_of_the_events_trace(
+    db: Database, event_bus: EventBus
+) -> None:
+    """With tracing on, the relay's publish and a fan-out's hand-out of an event are
+    spans under the span that produced it (where an event's time goes, hop by hop)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    fanout = EventFanout(event_bus, name="traced")
+    try:
+        async with fanout.listen([TOPIC], lambda e: True) as events:
+            with tracing.span("place order"):
+                await place_order(db, "o-traced", 5)
+            await OutboxRelay(db, orders_outbox, event_bus).relay_once()
+            assert (await asyncio.wait_for(anext(events), GUARD_S)).key == "o-traced"
+    finally:
+        await fanout.close()
+        tracing.uninstall()
+    by_name = {span.name: span for span in exporter.get_finished_spans()}
+    produced = by_name["place order"].context
+    for name in (f"{TOPIC} publish", f"{TOPIC} fan-out"):
+        span = by_name[name]
+        assert span.parent is not None and span.parent.span_id == produced.span_id, name
+        assert span.context.trace_id == produced.trace_id
