@@ -394,12 +394,17 @@ def _build_page_query(shape: _PageShape) -> Select[Any]:
     order = (
         (t.c.stored.asc(), t.c.id.asc()) if shape.ascending else (t.c.stored.desc(), t.c.id.desc())
     )
-    columns = (t.c.id, t.c.statement_json, t.c.stored) if shape.texts_only else (t,)
+    limit = bindparam("page_limit", type_=Integer())
+    if not shape.texts_only:
+        return select(t).where(and_(true(), *conditions)).order_by(*order).limit(limit)
+    # The page's ids first (sorting narrow rows), then the JSON of those rows only: the
+    # database then never carries every matching statement's text through the sort.
+    ids = select(t.c.id).where(and_(true(), *conditions)).order_by(*order).limit(limit)
+    page = ids.subquery("page")
     return (
-        select(*columns)
-        .where(and_(true(), *conditions))
+        select(t.c.id, t.c.statement_json, t.c.stored)
+        .join_from(t, page, t.c.id == page.c.id)
         .order_by(*order)
-        .limit(bindparam("page_limit", type_=Integer()))
     )
 
 
