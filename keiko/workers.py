@@ -215,7 +215,8 @@ async def supervise(
         with_concrete_ports,
     )
 
-    refuse_embedded_engines(settings, count)
+    if with_grpc:  # the gateway alone keeps no state: its workers need no shared engine
+        refuse_embedded_engines(settings, count)
     settings = with_concrete_ports(settings)
     refuse_ports_in_use(settings, with_gateway=with_gateway, with_grpc=with_grpc)
     if with_grpc:

@@ -4,7 +4,8 @@ private redis-server). Both workers answer on the same HTTP port (each names its
 other; SIGTERM stops the supervisor, both workers and the embedded chain node. Then, on
 shorter runs without a chain: a worker that dies stops the platform with a log line, and
 SIGKILLing the supervisor takes its workers with it. The embedded engine refuses more
-than one worker. Waits are bounded; no timing is asserted.
+than one worker, but not for the gateway alone (`--gateway-only`, no state), whose two
+workers both answer on its port. Waits are bounded; no timing is asserted.
 """
 
 from __future__ import annotations
@@ -266,12 +267,39 @@ async def test_a_workers_http_socket_answers_without_nagle_delays() -> None:
             transport.close()
 
     server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
-    second = reuse_port_socket("127.0.0.1", port)
     try:
         _, writer = await asyncio.open_connection("127.0.0.1", port)
-        assert await asyncio.wait_for(accepted, 10) != 0
+        assert await asyncio.wait_for(accepted, 30) != 0
         writer.close()
+        # Bound (and listening) beside the first: opened after the connection above, which
+        # the kernel could otherwise have handed to this one, where nobody accepts.
+        reuse_port_socket("127.0.0.1", port).close()
     finally:
-        second.close()
         server.close()
         await server.wait_closed()
+
+
+def test_gateway_only_workers_share_the_http_port(tmp_path: Path) -> None:
+    """The gateway alone keeps no state, so its workers need no shared engine: both answer
+    on the one port (new connections until each has been seen), SIGTERM stops them."""
+    port = free_port()
+    env = {**os.environ, "KEIKO_DATA_DIR": str(tmp_path / "data"), "KEIKO_HTTP_PORT": str(port)}
+    process = serve(env, "--gateway-only", log=tmp_path / "gateway.log")
+    pids: list[int] = []
+    try:
+        pids = worker_pids(wait_for_banner(process, timeout=300))
+        seen: set[int] = set()
+        for _ in range(200):
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30)
+            found = WORKER_PID.search(metrics.text)
+            assert found, metrics.text[:2000]
+            seen.add(int(found[1]))
+            if seen == set(pids):
+                break
+        assert seen == set(pids)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 0
+        for pid in pids:
+            assert wait_until_gone(pid)
+    finally:
+        stop_all(process, pids)
