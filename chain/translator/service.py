@@ -81,7 +81,8 @@ from chain.translator.signing import (
     SIGNATURE_BYTES,
     canonical_bytes,
     decode_hex,
-    verify,
+    parse_canonical,
+    verify_canonical,
 )
 from chain.translator.storage import (
     ANCHORED,
@@ -199,8 +200,7 @@ def parse_leaf_data(leaf_data: bytes) -> ParsedLeafData:
         raise ValidationError("leaf_data", "is required")
     if len(leaf_data) > MAX_LEAF_DATA_BYTES:
         raise ValidationError("leaf_data", f"must be at most {MAX_LEAF_DATA_BYTES} bytes")
-    raw = canonical_bytes(leaf_data, "leaf_data")
-    body = json.loads(raw)
+    _, body = parse_canonical(leaf_data, "leaf_data")
     unknown = set(body) - {"learner_id", "statement", "signature", "public_key"}
     if unknown:
         raise ValidationError(f"leaf_data.{sorted(unknown)[0]}", "unknown member")
@@ -212,7 +212,7 @@ def parse_leaf_data(leaf_data: bytes) -> ParsedLeafData:
     public_key = decode_hex(body.get("public_key"), "leaf_data.public_key", PUBLIC_KEY_BYTES)
     canonical = canonical_bytes(statement, "leaf_data.statement")
     author_id = statement_author(statement, learner_id, field="leaf_data.statement")
-    verify(canonical, signature, public_key).raise_for_failure("leaf_data.signature")
+    verify_canonical(canonical, signature, public_key).raise_for_failure("leaf_data.signature")
     digest = statement_hash(canonical)
     return ParsedLeafData(
         learner_id,
@@ -305,12 +305,10 @@ class ChainTranslator:
         require_for_learner(principal, learner_id)
         if not canonical_statement_json:
             raise ValidationError("canonical_statement_json", "is required")
-        canonical = canonical_bytes(
+        canonical, parsed = parse_canonical(
             canonical_statement_json.encode("utf-8"), "canonical_statement_json"
         )
-        author_id = statement_author(
-            json.loads(canonical), learner_id, field="canonical_statement_json"
-        )
+        author_id = statement_author(parsed, learner_id, field="canonical_statement_json")
         require_author(principal, author_id)
         signed = await self.keys.sign(author_id, canonical, device)
         if signed.failure is not None:

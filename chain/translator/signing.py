@@ -34,6 +34,7 @@ import rfc8785
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
+from chain.translator import jcs
 from services.kit.errors import ValidationError
 
 SIGNATURE_BYTES = 64
@@ -86,24 +87,35 @@ def _fail(reason: SignatureFailure) -> SignatureCheck:
 def canonical_bytes(statement: StatementInput, field: str = "statement") -> bytes:
     """RFC 8785 canonical bytes of a statement (a JSON object or canonical bytes)."""
     if isinstance(statement, bytes | bytearray):
-        raw = bytes(statement)
-        try:
-            parsed = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise ValidationError(field, "is not UTF-8 JSON") from None
-        if not isinstance(parsed, dict):
-            raise ValidationError(field, "must be a JSON object")
-        if _canonicalize(parsed, field) != raw:
-            raise ValidationError(field, "bytes are not RFC 8785 canonical JSON")
-        return raw
+        return parse_canonical(statement, field)[0]
     if not isinstance(statement, Mapping):
         raise ValidationError(field, "must be a JSON object or its canonical bytes")
     return _canonicalize(statement if isinstance(statement, dict) else dict(statement), field)
 
 
+def parse_canonical(data: bytes | bytearray, field: str) -> tuple[bytes, dict[str, Any]]:
+    """Check that ``data`` is the RFC 8785 canonical form of a JSON object; return the
+    bytes and the object (parsed once, for callers that need both)."""
+    raw = bytes(data)
+    try:
+        parsed = jcs.loads(raw)
+    except ValueError:
+        # orjson refuses what json accepts and the canonicalizer names (huge integers,
+        # NaN literals), and what neither parses: json decides which it is.
+        try:
+            parsed = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise ValidationError(field, "is not UTF-8 JSON") from None
+    if not isinstance(parsed, dict):
+        raise ValidationError(field, "must be a JSON object")
+    if _canonicalize(parsed, field) != raw:
+        raise ValidationError(field, "bytes are not RFC 8785 canonical JSON")
+    return raw, parsed
+
+
 def _canonicalize(value: Any, field: str) -> bytes:
     try:
-        return rfc8785.dumps(value)
+        return jcs.dumps(value)
     except rfc8785.IntegerDomainError:
         raise ValidationError(field, "integer outside the I-JSON range ±(2**53 - 1)") from None
     except rfc8785.FloatDomainError:
@@ -143,7 +155,12 @@ def verify(statement: StatementInput, signature: bytes, public_key: bytes) -> Si
     Raises ``ValidationError`` only when the statement itself has no canonical form;
     a bad signature or key is reported in the returned :class:`SignatureCheck`.
     """
-    message = canonical_bytes(statement)
+    return verify_canonical(canonical_bytes(statement), signature, public_key)
+
+
+def verify_canonical(message: bytes, signature: bytes, public_key: bytes) -> SignatureCheck:
+    """:func:`verify` for a caller that already holds the canonical bytes (checked by
+    :func:`canonical_bytes` or :func:`parse_canonical`): they are not checked again."""
     for check in (check_signature_bytes(signature), check_public_key_bytes(public_key)):
         if not check.ok:
             return check
