@@ -30,7 +30,12 @@ from services.kit.auth import TokenIssuer, current_principal, optional_principal
 from services.kit.clock import Clock
 from services.kit.errors import PermissionDenied, ValidationError
 from services.kit.events import Event, EventBus
-from services.kit.events.dedupe import Deduplicator, handle_once, run_consumer
+from services.kit.events.dedupe import (
+    Deduplicator,
+    handle_once,
+    handle_page_once,
+    run_page_consumer,
+)
 from services.kit.events.fanout import EventFanout
 from services.kit.events.outbox import OutboxRelay
 from services.kit.logging import get_logger
@@ -739,6 +744,11 @@ def consumer_job(
         if await handle_once(service.db, dedupe, prepared, service.handle_event) and relay:
             relay.notify()
 
+    async def on_page(events: list[Event]) -> None:
+        prepared = [await service.prepare_event(event) for event in events]
+        if await handle_page_once(service.db, dedupe, prepared, service.handle_event) and relay:
+            relay.notify()
+
     async def run(stop: asyncio.Event) -> None:
         subscription = bus.subscribe(
             list(CONSUMED_TOPICS),
@@ -746,7 +756,7 @@ def consumer_job(
             consumer=f"{socket.gethostname()}-{os.getpid()}",
             start="earliest",
         )
-        consumer = asyncio.create_task(run_consumer(subscription, on_event))
+        consumer = asyncio.create_task(run_page_consumer(subscription, on_page, on_event))
         await stop.wait()
         await subscription.close()
         consumer.cancel()

@@ -269,6 +269,27 @@ class Subscription(abc.ABC):
         await self._release(unhanded)
         await self._on_close()
 
+    def take_buffered(self, limit: int) -> list[Delivery]:
+        """Up to ``limit`` deliveries already fetched, without waiting: a consumer that
+        handles a page of events at once takes the rest of the page this way after the
+        first delivery of the iteration. They are handed out, and must be settled."""
+        taken: list[Delivery] = []
+        while self._buffer and len(taken) < limit:
+            taken.append(self._buffer.popleft())
+        return taken
+
+    async def ack_all(self, deliveries: Sequence[Delivery]) -> None:
+        """``ack()`` each unsettled delivery, in as few round trips as the engine can."""
+        unsettled = [d for d in deliveries if not d._settled]
+        for delivery in unsettled:
+            delivery._settled = True
+        if unsettled:
+            await self._ack_many(unsettled)
+
+    async def _ack_many(self, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            await self._ack(delivery)
+
     async def _nack(self, delivery: Delivery, reason: str) -> None:
         if delivery.attempt >= self.options.max_deliveries:
             await self._dead_letter(delivery, f"{reason} (after {delivery.attempt} deliveries)")

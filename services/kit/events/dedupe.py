@@ -17,7 +17,7 @@ redelivery is handled; a redelivery after commit finds the marker and is skipped
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import structlog
@@ -32,7 +32,14 @@ from services.kit.clock import Clock, SystemClock
 from services.kit.db import Database
 from services.kit.events.base import Delivery, Event, Subscription
 
-__all__ = ["Deduplicator", "handle_once", "processed_events_table", "run_consumer"]
+__all__ = [
+    "Deduplicator",
+    "handle_once",
+    "handle_page_once",
+    "processed_events_table",
+    "run_consumer",
+    "run_page_consumer",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +79,32 @@ class Deduplicator:
         result = await session.execute(stmt)
         return int(getattr(result, "rowcount", 0) or 0) == 1
 
+    async def first_times(self, session: AsyncSession, events: Sequence[Event]) -> list[Event]:
+        """:meth:`first_time` for a page of events with one multi-row INSERT: the events
+        not handled before, in their order (a repeated id counts once, the first)."""
+        seen: set[str] = set()
+        unique: list[Event] = []
+        for event in events:
+            if event.id not in seen:
+                seen.add(event.id)
+                unique.append(event)
+        if not unique:
+            return []
+        now = self.clock.now()
+        rows = [
+            {"consumer_group": self.group, "event_id": event.id, "processed_at": now}
+            for event in unique
+        ]
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        result = await session.execute(
+            insert(self.table)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .returning(self.table.c.event_id)
+        )
+        marked = set(result.scalars())
+        return [event for event in unique if event.id in marked]
+
     async def purge(self, session: AsyncSession, before: datetime) -> int:
         """Forget markers older than `before` (older than any redelivery can be)."""
         result = await session.execute(
@@ -96,6 +129,59 @@ async def handle_once(
             return False
         await handler(session, event)
     return True
+
+
+async def handle_page_once(
+    db: Database,
+    dedupe: Deduplicator,
+    events: Sequence[Event],
+    handler: Callable[[AsyncSession, Event], Awaitable[None]],
+) -> list[Event]:
+    """:func:`handle_once` for a page of events in one transaction: the markers in one
+    INSERT, then ``handler`` for each event not handled before, in order. Any failure
+    rolls the whole page back (markers included). Returns the events handled."""
+    async with db.transaction() as session:
+        fresh = await dedupe.first_times(session, events)
+        if len(fresh) < len(events):
+            log.info("duplicate events skipped", count=len(events) - len(fresh), group=dedupe.group)
+        for event in fresh:
+            await handler(session, event)
+    return fresh
+
+
+async def run_page_consumer(
+    subscription: Subscription,
+    page_handler: Callable[[list[Event]], Awaitable[object]],
+    handler: Callable[[Event], Awaitable[object]],
+    *,
+    page_size: int = 100,
+) -> None:
+    """:func:`run_consumer` (in delivery order) that hands ``page_handler`` every delivery
+    already fetched, up to ``page_size`` at once, so it can apply them in one transaction;
+    they are acked together when it returns. If it raises (it must then have changed
+    nothing: one transaction), each event of the page is handled again alone by
+    ``handler``, acked or nacked on its own, so one bad event holds back only itself.
+    A page of one goes straight to ``handler``."""
+    async with subscription:
+        async for first in subscription:
+            page = [first, *subscription.take_buffered(page_size - 1)]
+            if len(page) == 1:
+                await _deliver(first, handler)
+                continue
+            try:
+                with tracing.consumer_span(first.event.topic, first.event.traceparent):
+                    await page_handler([delivery.event for delivery in page])
+            except Exception as exc:
+                log.warning(
+                    "event page failed, handling its events one at a time",
+                    events=len(page),
+                    first_event_id=first.event.id,
+                    error=repr(exc),
+                )
+                for delivery in page:
+                    await _deliver(delivery, handler)
+            else:
+                await subscription.ack_all(page)
 
 
 async def run_consumer(

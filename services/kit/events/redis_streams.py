@@ -334,6 +334,19 @@ class RedisSubscription(Subscription):
             stop=stop_after_delay(OPERATION_RETRY_S),
         )
 
+    async def _ack_many(self, deliveries: list[Delivery]) -> None:
+        by_key: dict[str, list[str]] = {}
+        for delivery in deliveries:
+            by_key.setdefault(self._bus.stream_key(delivery.topic), []).append(delivery.message_id)
+
+        async def ack() -> None:
+            pipe = self._redis.pipeline(transaction=False)
+            for key, message_ids in by_key.items():
+                pipe.xack(key, self.group, *message_ids)
+            await pipe.execute()
+
+        await _retrying("ack", ack, stop=stop_after_delay(OPERATION_RETRY_S))
+
     async def _retry_later(self, delivery: Delivery) -> None:
         opts = self.options
         idle_ms = int(max(0.0, opts.claim_idle_timeout - opts.retry_delay) * 1000)

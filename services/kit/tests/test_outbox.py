@@ -21,8 +21,10 @@ from services.kit.events.base import BusEpoch
 from services.kit.events.dedupe import (
     Deduplicator,
     handle_once,
+    handle_page_once,
     processed_events_table,
     run_consumer,
+    run_page_consumer,
 )
 from services.kit.events.fanout import EventFanout
 from services.kit.events.outbox import OutboxRelay, enqueue, outbox_table
@@ -406,3 +408,68 @@ async def test_publishing_and_fanning_out_are_spans_of_the_events_trace(
         span = by_name[name]
         assert span.parent is not None and span.parent.span_id == produced.span_id, name
         assert span.context.trace_id == produced.trace_id
+
+
+async def test_a_page_is_handled_once_in_one_transaction(db: Database, clock: FixedClock) -> None:
+    """handle_page_once: markers for the whole page in one INSERT; events handled before
+    (and repeats within the page) are skipped; a failure rolls back the page's markers."""
+    dedupe = Deduplicator(processed, group="billing", clock=clock)
+    events = [Event(TOPIC, key=f"o-{n}", payload={"amount": n}) for n in (1, 2, 4)]
+    assert await handle_once(db, dedupe, events[0], add_to_total) is True
+
+    async def broken(session: AsyncSession, event: Event) -> None:
+        await add_to_total(session, event)
+        if event.payload["amount"] == 4:
+            raise RuntimeError("crash on the last event of the page")
+
+    with pytest.raises(RuntimeError):
+        await handle_page_once(db, dedupe, events, broken)
+    handled = await handle_page_once(db, dedupe, [*events, events[1]], add_to_total)
+    assert handled == events[1:]
+    assert await handle_page_once(db, dedupe, events, add_to_total) == []
+    async with db.session() as s:
+        assert (await s.execute(select(totals.c.amount, totals.c.orders))).one() == (7, 3)
+
+
+async def test_a_page_consumer_applies_fetched_pages_and_isolates_a_bad_event(
+    db: Database, event_bus: EventBus, clock: FixedClock
+) -> None:
+    """run_page_consumer: events fetched together go to the page handler at once; when a
+    page fails, its events are handled one by one, and only the bad one is retried (then
+    dead-lettered) while the others are applied once."""
+    dedupe = Deduplicator(processed, group="billing", clock=clock)
+    pages: list[int] = []
+
+    async def apply(session: AsyncSession, event: Event) -> None:
+        if event.payload["amount"] < 0:
+            raise ValueError("a negative amount")
+        await add_to_total(session, event)
+
+    async def on_page(events: list[Event]) -> None:
+        pages.append(len(events))
+        await handle_page_once(db, dedupe, events, apply)
+
+    async def on_event(event: Event) -> None:
+        await handle_once(db, dedupe, event, apply)
+
+    for amount in (1, 2, -1, 4, 8):
+        await event_bus.publish(Event(TOPIC, key="o", payload={"amount": amount}))
+    sub = event_bus.subscribe([TOPIC], group="billing", consumer="c")
+    consuming = asyncio.create_task(run_page_consumer(sub, on_page, on_event))
+
+    async def settled() -> bool:
+        async with db.session() as s:
+            done = (await s.execute(select(totals.c.amount))).scalar_one() == 15
+        return done and await event_bus.pending_count(TOPIC, "billing") == 0
+
+    async with asyncio.timeout(GUARD_S):
+        while not await settled():  # noqa: ASYNC110 (database and bus state: polled)
+            await asyncio.sleep(0.02)
+    await sub.close()
+    await asyncio.wait_for(consuming, GUARD_S)
+    assert max(pages) > 1  # at least one page of several events
+    async with db.session() as s:
+        assert (await s.execute(select(totals.c.amount, totals.c.orders))).one() == (15, 4)
+    assert [letter.event.payload["amount"] for letter in await event_bus.dead_letters(TOPIC)] == [
+        -1
+    ]

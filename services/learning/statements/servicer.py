@@ -14,7 +14,7 @@ from services.api.keiko.common import v1 as common_pb
 from services.api.keiko.learning import v1 as pb
 from services.kit.auth import current_principal
 from services.kit.events import Event, EventBus
-from services.kit.events.dedupe import run_consumer
+from services.kit.events.dedupe import run_page_consumer
 from services.learning.activities.usecases import check_format
 from services.learning.common.usecases import MAX_STATEMENT_PAGE
 from services.learning.statements.attachments import AttachmentPart
@@ -140,7 +140,11 @@ def anchor_consumer(
             consumer=f"{socket.gethostname()}-{os.getpid()}",
         )
         consumer = asyncio.create_task(
-            run_consumer(subscription, service.statements.apply_anchor_event)
+            run_page_consumer(
+                subscription,
+                service.statements.apply_anchor_events,
+                service.statements.apply_anchor_event,
+            )
         )
         try:
             await stop.wait()

@@ -484,39 +484,56 @@ class Statements:
         """Keep a statement's anchor state from `chain.interaction_anchored` /
         `chain.anchor_failed` (record_id = statement id). Idempotent: redeliveries rewrite
         the same values, and a failure never overrides an anchor."""
-        p = event.payload
-        if p.get("domain", ANCHOR_DOMAIN) != ANCHOR_DOMAIN:
-            return False
-        record_id = str(p.get("record_id") or "")
-        if not is_uuid(record_id):
-            return False
-        batch_id = str(p.get("batch_id") or "") or None
-        root = str(p.get("root") or "") or None
-        leaf_index = _int_or_none(p.get("leaf_index"))
-        if event.topic == TOPIC_INTERACTION_ANCHORED:
-            outcome = AnchorOutcome(
-                status="anchored",
-                batch_id=batch_id,
-                root=root,
-                leaf_index=leaf_index,
-                block=_int_or_none(p.get("block")),
-                tx_hash=str(p.get("tx_hash") or "") or None,
-                signature_hex=_hex_or_none(p.get("signature"), 128),
-                public_key_hex=_hex_or_none(p.get("public_key"), 64),
-                anchored_at=event.occurred_at,
-            )
-        elif event.topic == TOPIC_ANCHOR_FAILED:
-            outcome = AnchorOutcome(
-                status="failed",
-                batch_id=batch_id,
-                root=root,
-                leaf_index=leaf_index,
-                failure=str(p.get("failure_reason") or "anchoring failed"),
-            )
-        else:
-            return False
+        return bool(await self.apply_anchor_events([event]))
+
+    async def apply_anchor_events(self, events: Sequence[Event]) -> int:
+        """:meth:`apply_anchor_event` for a page of events, in order, in one transaction
+        (the anchor consumer's page). Returns how many statements changed."""
+        outcomes = [found for found in map(_anchor_outcome, events) if found is not None]
+        if not outcomes:
+            return 0
+        changed = 0
         async with self.ctx.db.transaction() as s:
-            return await StatementRepository(s).set_anchor(record_id.lower(), outcome)
+            repository = StatementRepository(s)
+            for statement_id, outcome in outcomes:
+                changed += await repository.set_anchor(statement_id, outcome)
+        return changed
+
+
+def _anchor_outcome(event: Event) -> tuple[str, AnchorOutcome] | None:
+    """The statement id and anchoring outcome an anchor event announces (None: not ours)."""
+    p = event.payload
+    if p.get("domain", ANCHOR_DOMAIN) != ANCHOR_DOMAIN:
+        return None
+    record_id = str(p.get("record_id") or "")
+    if not is_uuid(record_id):
+        return None
+    batch_id = str(p.get("batch_id") or "") or None
+    root = str(p.get("root") or "") or None
+    leaf_index = _int_or_none(p.get("leaf_index"))
+    if event.topic == TOPIC_INTERACTION_ANCHORED:
+        outcome = AnchorOutcome(
+            status="anchored",
+            batch_id=batch_id,
+            root=root,
+            leaf_index=leaf_index,
+            block=_int_or_none(p.get("block")),
+            tx_hash=str(p.get("tx_hash") or "") or None,
+            signature_hex=_hex_or_none(p.get("signature"), 128),
+            public_key_hex=_hex_or_none(p.get("public_key"), 64),
+            anchored_at=event.occurred_at,
+        )
+    elif event.topic == TOPIC_ANCHOR_FAILED:
+        outcome = AnchorOutcome(
+            status="failed",
+            batch_id=batch_id,
+            root=root,
+            leaf_index=leaf_index,
+            failure=str(p.get("failure_reason") or "anchoring failed"),
+        )
+    else:
+        return None
+    return record_id.lower(), outcome
 
 
 def _hex_or_none(value: object, length: int) -> str | None:
