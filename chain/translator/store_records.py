@@ -1,0 +1,136 @@
+"""The translator's records: queue them and read them back (part of ``ChainStore``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+
+from chain.translator.batching import Domain
+from chain.translator.felts import felt_to_hex
+from chain.translator.store_schema import (
+    FAILED,
+    PENDING,
+    TOPIC_ANCHOR_FAILED,
+    DuplicateRecord,
+    NewRecord,
+    RecordRow,
+    StoreBase,
+    _unbatched,
+    _utc_required,
+    outbox,
+    records,
+)
+from services.kit.db import is_unique_violation
+from services.kit.events import Event
+from services.kit.events.outbox import enqueue
+
+
+class RecordStore(StoreBase):
+    """The translator's records: queue them and read them back (part of ``ChainStore``)."""
+
+    async def insert_record(self, new: NewRecord, *, failure: str | None = None) -> RecordRow:
+        """Queue a record; raises :class:`DuplicateRecord` if its key exists. With
+        ``failure`` the record is stored FAILED (never batched) and ``chain.anchor_failed``
+        is announced in the same transaction: a rejected record stays visible."""
+        now = self.clock.now()
+        try:
+            async with self.db.transaction() as s:
+                inserted = await s.execute(
+                    insert(records)
+                    .values(
+                        domain=new.domain.value,
+                        record_id=new.record_id,
+                        learner_id=new.learner_id,
+                        author_id=new.author_id,
+                        statement_sha256=new.statement_sha256.hex(),
+                        signature=new.signature.hex(),
+                        public_key=new.public_key.hex(),
+                        leaf=felt_to_hex(new.leaf),
+                        status=PENDING if failure is None else FAILED,
+                        failure_reason=failure,
+                        attempts=0,
+                        submitted_at=now,
+                    )
+                    .returning(*records.c)
+                )
+                row = inserted.one()
+                if failure is not None:
+                    await enqueue(
+                        s,
+                        outbox,
+                        Event(
+                            TOPIC_ANCHOR_FAILED,
+                            key=new.learner_id or new.record_id,
+                            payload={
+                                "record_id": new.record_id,
+                                "learner_id": new.learner_id,
+                                "author_id": new.author_id,
+                                "domain": new.domain.value,
+                                "batch_id": None,
+                                "root": None,
+                                "leaf": felt_to_hex(new.leaf),
+                                "leaf_index": None,
+                                "status": FAILED,
+                                "failure_reason": failure,
+                            },
+                            occurred_at=now,
+                        ),
+                    )
+        except IntegrityError as exc:
+            if not is_unique_violation(exc):
+                raise
+            existing = await self.get_record(new.domain, new.record_id)
+            assert existing is not None
+            raise DuplicateRecord(existing) from None
+        return RecordRow.of(row)
+
+    async def get_record(self, domain: Domain, record_id: str) -> RecordRow | None:
+        async with self.db.session() as s:
+            row = (
+                await s.execute(
+                    select(records).where(
+                        records.c.domain == domain.value, records.c.record_id == record_id
+                    )
+                )
+            ).first()
+        return None if row is None else RecordRow.of(row)
+
+    async def records_of_batch(self, batch_id: int) -> list[RecordRow]:
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(
+                    select(records)
+                    .where(records.c.batch_id == felt_to_hex(batch_id))
+                    .order_by(records.c.leaf_index)
+                )
+            ).all()
+        return [RecordRow.of(r) for r in rows]
+
+    async def count_records(self, *, status: str | None = None) -> int:
+        query = select(func.count()).select_from(records)
+        if status is not None:
+            query = query.where(records.c.status == status)
+        async with self.db.session() as s:
+            return int((await s.execute(query)).scalar_one())
+
+    async def unbatched_by_domain(self) -> dict[Domain, tuple[int, datetime]]:
+        """Per domain: (unbatched pending records, oldest submission time)."""
+        query = (
+            select(records.c.domain, func.count(), func.min(records.c.submitted_at))
+            .where(_unbatched, records.c.status == PENDING)
+            .group_by(records.c.domain)
+        )
+        async with self.db.session() as s:
+            rows = (await s.execute(query)).all()
+        return {Domain(d): (int(n), _utc_required(oldest)) for d, n, oldest in rows}
+
+    async def unbatched_count(self) -> int:
+        query = select(func.count()).select_from(records).where(_unbatched)
+        async with self.db.session() as s:
+            return int((await s.execute(query)).scalar_one())
