@@ -44,11 +44,11 @@ from typing import Any
 import structlog
 
 from chain.translator.batching import Domain
-from chain.translator.service import ChainTranslator
+from chain.translator.service import ChainTranslator, StatementToQueue
 from chain.translator.signing import canonical_bytes
 from services.kit.errors import AlreadyExists, ValidationError
 from services.kit.events import Event, EventBus
-from services.kit.events.dedupe import run_consumer
+from services.kit.events.dedupe import run_page_consumer
 
 log = structlog.get_logger("keiko.chain.intake")
 
@@ -58,10 +58,6 @@ RATING_REVEALED = "reputation.rating_revealed"
 PROPOSAL_FINALIZED = "governance.proposal_finalized"
 CERTIFICATION_ATTESTED = "marketplace.certification_attested"
 TOPICS = (LEARNING_RECORDED, RATING_REVEALED, PROPOSAL_FINALIZED, CERTIFICATION_ATTESTED)
-# Events handled at once. Safe because each is independent: queuing is idempotent per
-# (domain, record id), a record's place in its batch is its queue order (not the event's),
-# and a learner's custodial key made by two events at once is stored once.
-INTAKE_CONCURRENCY = 16
 
 
 class AnchorIntake:
@@ -77,28 +73,32 @@ class AnchorIntake:
             log.error("event not anchorable", topic=event.topic, event_id=event.id, error=str(exc))
             return "rejected"
 
+    async def handle_page(self, events: list[Event]) -> None:
+        """A fetched page of events at once: the statements to sign queued together
+        (:meth:`ChainTranslator.queue_statements`, one INSERT), the other events one by
+        one. Any error raises, and the page consumer then handles each event alone
+        (:meth:`handle`): queuing is idempotent, so what this page queued is kept."""
+        statements: list[StatementToQueue] = []
+        others: list[Event] = []
+        for event in events:
+            item = _statement_to_queue(event) if event.topic == LEARNING_RECORDED else None
+            if item is not None:
+                statements.append(item)
+            elif event.topic != LEARNING_RECORDED:
+                others.append(event)
+        if statements:
+            await self.translator.queue_statements(statements)
+        for event in others:
+            await self._handle(event)
+
     async def _handle(self, event: Event) -> str:
         p = event.payload
         if event.topic == LEARNING_RECORDED:
-            learner_id = str(p.get("learner_id") or "")
-            if not learner_id:
+            item = _statement_to_queue(event)
+            if item is None:
                 return "skipped"  # an external actor: nobody's passport, nothing to sign
-            try:
-                statement = json.loads(str(p.get("statement_json") or ""))
-            except ValueError:
-                raise ValidationError("statement_json", "is not JSON") from None
-            if not isinstance(statement, dict):
-                raise ValidationError("statement_json", "must be a JSON object")
-            device = p.get("device_signature")
-            pair = None
-            if isinstance(device, dict) and device.get("signature_hex"):
-                pair = (str(device["signature_hex"]), str(device.get("public_key_hex") or ""))
             row = await self.translator.queue_statement(
-                learner_id,
-                str(p.get("statement_id") or ""),
-                statement,
-                pair,
-                recorded_by=str(p.get("recorded_by") or ""),
+                item.learner_id, item.record_id, item.statement, item.device, item.recorded_by
             )
             return "queued" if row.failure_reason is None else "failed"
         if event.topic == RATING_REVEALED:
@@ -135,7 +135,7 @@ class AnchorIntake:
         async def run(stop: asyncio.Event) -> None:
             subscription = bus.subscribe(list(TOPICS), group=GROUP, consumer=consumer)
             consume = asyncio.create_task(
-                run_consumer(subscription, self.handle, concurrency=INTAKE_CONCURRENCY)
+                run_page_consumer(subscription, self.handle_page, self.handle)
             )
             await stop.wait()
             await subscription.close()
@@ -147,3 +147,29 @@ class AnchorIntake:
                     await consume
 
         return run
+
+
+def _statement_to_queue(event: Event) -> StatementToQueue | None:
+    """The statement a ``learning.interaction_recorded`` event asks to sign and anchor
+    (None: about an external actor, nobody's passport)."""
+    p = event.payload
+    learner_id = str(p.get("learner_id") or "")
+    if not learner_id:
+        return None
+    try:
+        statement = json.loads(str(p.get("statement_json") or ""))
+    except ValueError:
+        raise ValidationError("statement_json", "is not JSON") from None
+    if not isinstance(statement, dict):
+        raise ValidationError("statement_json", "must be a JSON object")
+    device = p.get("device_signature")
+    pair = None
+    if isinstance(device, dict) and device.get("signature_hex"):
+        pair = (str(device["signature_hex"]), str(device.get("public_key_hex") or ""))
+    return StatementToQueue(
+        learner_id,
+        str(p.get("statement_id") or ""),
+        statement,
+        pair,
+        recorded_by=str(p.get("recorded_by") or ""),
+    )

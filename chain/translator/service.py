@@ -167,6 +167,32 @@ def record_leaf(data: bytes) -> int:
     return hash_many([encode_short_string(RECORD_LEAF_ENCODING), *bytes_to_felts(digest)])
 
 
+@dataclass(frozen=True, slots=True)
+class StatementToQueue:
+    """One statement for :meth:`ChainTranslator.queue_statements` (the arguments of
+    :meth:`ChainTranslator.queue_statement`)."""
+
+    learner_id: str
+    record_id: str
+    statement: Mapping[str, Any]
+    device: tuple[str, str] | None = None
+    recorded_by: str = ""
+
+
+def _same_record(new: NewRecord, existing: RecordRow) -> RecordRow:
+    """A record queued again: the stored row when it is the same leaf by the same
+    learner and author, else the key was taken by other data (``AlreadyExists``)."""
+    if (
+        existing.leaf != new.leaf
+        or existing.learner_id != new.learner_id
+        or existing.author_id != new.author_id
+    ):
+        raise AlreadyExists(
+            f"record {new.domain.value}/{new.record_id} was submitted with other leaf data"
+        ) from None
+    return existing
+
+
 def is_signed_envelope(leaf_data: bytes) -> bool:
     """Does ``leaf_data`` look like a ``keiko.anchor.v1`` signed-statement envelope?"""
     try:
@@ -355,16 +381,7 @@ class ChainTranslator:
         try:
             row = await self.store.insert_record(new, failure=failure)
         except DuplicateRecord as dup:
-            existing = dup.existing
-            if (
-                existing.leaf != new.leaf
-                or existing.learner_id != new.learner_id
-                or existing.author_id != new.author_id
-            ):
-                raise AlreadyExists(
-                    f"record {new.domain.value}/{new.record_id} was submitted with other leaf data"
-                ) from None
-            return existing
+            return _same_record(new, dup.existing)
         if failure is None:
             QUEUED.note(new.domain.value, new.record_id)  # its batch joins this trace
             self.engine.notify()
@@ -400,28 +417,72 @@ class ChainTranslator:
         must agree). A device signature by a key that is not the author's registered key
         is stored FAILED with the reason (visible, never anchored); a malformed one raises
         ``ValidationError``."""
+        new, failure = await self._statement_record(
+            learner_id, record_id, statement, device, recorded_by
+        )
+        return await self._queue(new, failure)
+
+    async def queue_statements(self, statements: Sequence[StatementToQueue]) -> list[RecordRow]:
+        """:meth:`queue_statement` for several statements at once (the intake's page):
+        signed concurrently, then queued with one multi-row INSERT in one transaction.
+        Raises as :meth:`queue_statement` would for the first statement that cannot be
+        queued; a device signature refused by its key (stored FAILED, announced) is
+        queued alone. Returns the rows in the order of ``statements``."""
+        prepared = await asyncio.gather(
+            *(
+                self._statement_record(
+                    item.learner_id, item.record_id, item.statement, item.device, item.recorded_by
+                )
+                for item in statements
+            )
+        )
+        queued = await self.store.insert_records(
+            [new for new, failure in prepared if failure is None]
+        )
+        rows: list[RecordRow] = []
+        for new, failure in prepared:
+            key = (new.domain.value, new.record_id)
+            if failure is not None:
+                rows.append(await self._queue(new, failure))
+            elif key in queued.inserted:
+                QUEUED.note(new.domain.value, new.record_id)  # its batch joins this trace
+                rows.append(queued.inserted[key])
+            else:
+                rows.append(_same_record(new, queued.existing[key]))
+        if queued.inserted:
+            self.engine.notify()
+        return rows
+
+    async def _statement_record(
+        self,
+        learner_id: str,
+        record_id: str,
+        statement: Mapping[str, Any],
+        device: tuple[str, str] | None,
+        recorded_by: str,
+    ) -> tuple[NewRecord, str | None]:
+        """The record of a statement signed by its author (or its device signature
+        checked), and why it must be stored FAILED (None: it is anchorable)."""
         learner_id = _text(learner_id, "learner_id")
         canonical = canonical_bytes(statement, "statement")
         author_id = statement_author(statement, learner_id, recorded_by)
         digest = statement_hash(canonical)
         signed = await self.keys.sign(author_id, canonical, device)
-        return await self._queue(
-            NewRecord(
-                domain=Domain.LEARNING,
-                record_id=_text(record_id, "record_id"),
-                learner_id=learner_id,
-                statement_sha256=digest,
-                signature=signed.signature,
-                public_key=signed.public_key,
-                # Poseidon (ctypes, releases the GIL) in a worker thread: the event loop
-                # serves other requests meanwhile.
-                leaf=await asyncio.to_thread(
-                    leaf_from_hash, digest, signed.signature, signed.public_key
-                ),
-                author_id=author_id,
+        new = NewRecord(
+            domain=Domain.LEARNING,
+            record_id=_text(record_id, "record_id"),
+            learner_id=learner_id,
+            statement_sha256=digest,
+            signature=signed.signature,
+            public_key=signed.public_key,
+            # Poseidon (ctypes, releases the GIL) in a worker thread: the event loop
+            # serves other requests meanwhile.
+            leaf=await asyncio.to_thread(
+                leaf_from_hash, digest, signed.signature, signed.public_key
             ),
-            signed.failure,
+            author_id=author_id,
         )
+        return new, signed.failure
 
     async def record(
         self, principal: Principal | None, domain: Domain, record_id: str

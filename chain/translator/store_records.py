@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     func,
     insert,
     select,
+    tuple_,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from chain.translator.batching import Domain
@@ -31,6 +37,14 @@ from services.kit.events import Event
 from services.kit.events.outbox import enqueue
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedRecords:
+    """What :meth:`RecordStore.insert_records` did, by ``(domain, record_id)``."""
+
+    inserted: dict[tuple[str, str], RecordRow]
+    existing: dict[tuple[str, str], RecordRow]
+
+
 class RecordStore(StoreBase):
     """The translator's records: queue them and read them back (part of ``ChainStore``)."""
 
@@ -42,22 +56,7 @@ class RecordStore(StoreBase):
         try:
             async with self.db.transaction() as s:
                 inserted = await s.execute(
-                    insert(records)
-                    .values(
-                        domain=new.domain.value,
-                        record_id=new.record_id,
-                        learner_id=new.learner_id,
-                        author_id=new.author_id,
-                        statement_sha256=new.statement_sha256.hex(),
-                        signature=new.signature.hex(),
-                        public_key=new.public_key.hex(),
-                        leaf=felt_to_hex(new.leaf),
-                        status=PENDING if failure is None else FAILED,
-                        failure_reason=failure,
-                        attempts=0,
-                        submitted_at=now,
-                    )
-                    .returning(*records.c)
+                    insert(records).values(_record_values(new, now, failure)).returning(*records.c)
                 )
                 row = inserted.one()
                 if failure is not None:
@@ -89,6 +88,38 @@ class RecordStore(StoreBase):
             assert existing is not None
             raise DuplicateRecord(existing) from None
         return RecordRow.of(row)
+
+    async def insert_records(self, news: Sequence[NewRecord]) -> QueuedRecords:
+        """Queue several PENDING records in one transaction with one multi-row INSERT.
+        A key already stored (or repeated in ``news``) is not inserted again: its stored
+        row is in ``existing``, for the caller to compare (:class:`DuplicateRecord` is the
+        one-record form of this)."""
+        if not news:
+            return QueuedRecords({}, {})
+        now = self.clock.now()
+        insert_rows = pg_insert if self.db.dialect == "postgresql" else sqlite_insert
+        async with self.db.transaction() as s:
+            result = await s.execute(
+                insert_rows(records)
+                .values([_record_values(new, now, None) for new in news])
+                .on_conflict_do_nothing()
+                .returning(*records.c)
+            )
+            inserted = {(row.domain, row.record_id): RecordRow.of(row) for row in result}
+            missing = {
+                (new.domain.value, new.record_id)
+                for new in news
+                if (new.domain.value, new.record_id) not in inserted
+            }
+            existing: dict[tuple[str, str], RecordRow] = {}
+            if missing:
+                found = await s.execute(
+                    select(records).where(
+                        tuple_(records.c.domain, records.c.record_id).in_(sorted(missing))
+                    )
+                )
+                existing = {(row.domain, row.record_id): RecordRow.of(row) for row in found}
+        return QueuedRecords(inserted, existing)
 
     async def get_record(self, domain: Domain, record_id: str) -> RecordRow | None:
         async with self.db.session() as s:
@@ -134,3 +165,20 @@ class RecordStore(StoreBase):
         query = select(func.count()).select_from(records).where(_unbatched)
         async with self.db.session() as s:
             return int((await s.execute(query)).scalar_one())
+
+
+def _record_values(new: NewRecord, now: datetime, failure: str | None) -> dict[str, Any]:
+    return {
+        "domain": new.domain.value,
+        "record_id": new.record_id,
+        "learner_id": new.learner_id,
+        "author_id": new.author_id,
+        "statement_sha256": new.statement_sha256.hex(),
+        "signature": new.signature.hex(),
+        "public_key": new.public_key.hex(),
+        "leaf": felt_to_hex(new.leaf),
+        "status": PENDING if failure is None else FAILED,
+        "failure_reason": failure,
+        "attempts": 0,
+        "submitted_at": now,
+    }

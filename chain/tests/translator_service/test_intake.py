@@ -26,7 +26,7 @@ from chain.translator.intake import (
 from chain.translator.keys import KeyVault
 from chain.translator.leaves import compute_leaf
 from chain.translator.merkle import verify_inclusion
-from chain.translator.service import ChainTranslator, record_leaf
+from chain.translator.service import ChainTranslator, StatementToQueue, record_leaf
 from chain.translator.signing import canonical_bytes, verify
 from chain.translator.storage import (
     ANCHORED,
@@ -40,7 +40,7 @@ from chain.translator.storage import (
 from chain.translator.watcher import ChainWatcher
 from services.kit.auth import Principal
 from services.kit.clock import FixedClock
-from services.kit.errors import PermissionDenied, ValidationError
+from services.kit.errors import AlreadyExists, PermissionDenied, ValidationError
 from services.kit.events import Event, EventBus
 
 
@@ -183,3 +183,36 @@ async def test_intake_job_consumes_the_bus(
     finally:
         stop.set()
         await asyncio.wait_for(job, 10)
+
+
+async def test_a_page_of_events_is_queued_together_and_a_bad_one_only_fails_itself(
+    translator: ChainTranslator, store: ChainStore
+) -> None:
+    """handle_page: statements signed and queued in one INSERT (a redelivered one within
+    the page or already stored is not queued twice); a page with a statement whose key is
+    taken by other data raises, and the page consumer's one-by-one fallback (handle) then
+    queues the rest and rejects only that one."""
+    intake = AnchorIntake(translator)
+    assert await intake.handle(recorded(1)) == "queued"
+    rating = Event(
+        RATING_REVEALED, key="r-1", payload={"record_id": "r-1", "leaf_data": "rating 1"}
+    )
+    external = Event(LEARNING_RECORDED, key="x", payload={"statement_json": "{}"})
+    await intake.handle_page([recorded(1), recorded(2), recorded(2, "ana"), rating, external])
+    assert await store.count_records() == 3  # statements 1 and 2, the rating
+    rows = await translator.queue_statements(
+        [StatementToQueue("ana", str(statement(n)["id"]), statement(n)) for n in (3, 1)]
+    )
+    assert [row.record_id for row in rows] == [statement(3)["id"], statement(1)["id"]]
+    assert rows[1] == await store.get_record(Domain.LEARNING, str(statement(1)["id"]))
+
+    taken = recorded(4, "bo")
+    taken.payload["statement_id"] = statement(1)["id"]  # ana's statement 1 is stored
+    page = [recorded(5), taken]
+    with pytest.raises(AlreadyExists):
+        await intake.handle_page(page)
+    assert [await intake.handle(event) for event in page] == ["queued", "rejected"]
+    assert await store.count_records() == 5
+    await anchor(translator)
+    anchored = await outbox_payloads(store, TOPIC_INTERACTION_ANCHORED)
+    assert len(anchored) == 5 and len({p["record_id"] for p in anchored}) == 5
