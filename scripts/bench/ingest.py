@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import sys
@@ -76,6 +77,7 @@ from chain.translator.storage import (  # noqa: E402
     records,
 )
 from chain.translator.watcher import ChainWatcher  # noqa: E402
+from scripts.bench.pg_floor import Floor, pg_floor  # noqa: E402
 from scripts.bench.throwaway import throwaway_postgres  # noqa: E402
 from services.kit.auth import Principal  # noqa: E402
 from services.kit.clock import Clock, SystemClock  # noqa: E402
@@ -87,6 +89,7 @@ SERVICE = Principal("bench-learning-svc", frozenset({"service"}))
 DEV_NODE = "dev node"
 IN_MEMORY = "in-memory (baseline)"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+FLOOR_CONCURRENCY = 16
 
 
 # -- inputs ---------------------------------------------------------------------------------
@@ -443,12 +446,32 @@ def _s(value: float) -> str:
     return f"{value:.2f}"
 
 
-def table(results: list[PassResult], check: tuple[float, float, int]) -> str:
+def floor_rate(floors: Sequence[Floor]) -> float:
+    """The mean of the run's PostgreSQL floors (rows/s), 0 without any."""
+    return sum(f.rate for f in floors) / len(floors) if floors else 0.0
+
+
+def floor_line(floors: Sequence[Floor]) -> str:
+    if not floors:
+        return "PostgreSQL floor: not measured (no postgres pass, or --floor-rows 0)."
+    each = ", ".join(f"{f.rate:,.0f}" for f in floors)
+    first = floors[0]
+    return (
+        f"PostgreSQL floor (one-row JSONB insert of a statement, c{first.concurrency}, "
+        f"{first.rows} rows, before and after the passes): {each} rows/s, mean "
+        f'{floor_rate(floors):,.0f}; "vs PG floor" is a pass\'s anchored rate over that mean.'
+    )
+
+
+def table(
+    results: list[PassResult], check: tuple[float, float, int], floors: Sequence[Floor] = ()
+) -> str:
+    floor = floor_rate(floors)
     lines = [
         "| engine | chain | records / conc / batch / wait | submit rec/s | anchored rec/s "
         "| latency p50 s | p95 s | p99 s | seal->anchored p50 s | anchor_batch p50 s "
-        "| batches | CPU ms/rec (bench / node) | anchored rate vs baseline |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| batches | CPU ms/rec (bench / node) | anchored rate vs baseline | vs PG floor |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     baseline = {r.engine: r.anchored_rate for r in results if r.chain == IN_MEMORY}
     for r in results:
@@ -463,11 +486,12 @@ def table(results: list[PassResult], check: tuple[float, float, int]) -> str:
             f"{_s(pct(r.record_latencies, 0.5))} | {_s(pct(r.record_latencies, 0.95))} | "
             f"{_s(pct(r.record_latencies, 0.99))} | {_s(pct(r.seal_to_anchored, 0.5))} | "
             f"{_s(pct(r.send_seconds, 0.5))} | {len(r.batch_sizes)} | "
-            f"{1000 * r.cpu_self / p.records:.2f} / {node_cpu} | {ratio} |"
+            f"{1000 * r.cpu_self / p.records:.2f} / {node_cpu} | {ratio} | "
+            + (f"{100 * r.anchored_rate / floor:.1f} % |" if floor and r.anchored_rate else "- |")
         )
     lines.append(
         f"| - | none (CPU only: `parse_leaf_data`) | {check[2]} envelopes, 1 thread | "
-        f"{check[0]:.0f} | - | - | - | - | - | - | - | {check[1] / 1000:.2f} / - | - |"
+        f"{check[0]:.0f} | - | - | - | - | - | - | - | {check[1] / 1000:.2f} / - | - | - |"
     )
     return "\n".join(lines)
 
@@ -499,7 +523,11 @@ def details(results: list[PassResult]) -> str:
 
 
 def render(
-    results: list[PassResult], check: tuple[float, float, int], command: str, loads: list[str]
+    results: list[PassResult],
+    check: tuple[float, float, int],
+    command: str,
+    loads: list[str],
+    floors: Sequence[Floor] = (),
 ) -> str:
     return "\n".join(
         [
@@ -521,7 +549,9 @@ def render(
             "over the timed window divided by the records (PostgreSQL's own CPU is not "
             "counted).",
             "",
-            table(results, check),
+            table(results, check, floors),
+            "",
+            floor_line(floors),
             "",
             details(results),
             "",
@@ -534,7 +564,17 @@ def uptime() -> str:
     return f"load average: {one:.2f}, {five:.2f}, {fifteen:.2f}"
 
 
-async def amain(args: argparse.Namespace) -> tuple[list[PassResult], tuple[float, float, int]]:
+async def measure_floor(rows: int, concurrency: int) -> Floor:
+    """PostgreSQL's own pace in this run: one-row JSONB inserts of a statement at
+    ``concurrency`` connections, on a throwaway database (scripts.bench.xapi_ingest)."""
+    async with throwaway_postgres() as url:
+        plain = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        return await pg_floor(plain, rows, concurrency, json.dumps(statement(0, "floor")))
+
+
+async def amain(
+    args: argparse.Namespace,
+) -> tuple[list[PassResult], tuple[float, float, int], list[Floor]]:
     params = Params(
         args.records, args.concurrency, args.batch, args.max_wait_ms, args.learners, args.timeout
     )
@@ -551,6 +591,10 @@ async def amain(args: argparse.Namespace) -> tuple[list[PassResult], tuple[float
             Path(tmp),
         )
     results: list[PassResult] = []
+    floors: list[Floor] = []
+    with_floor = args.floor_rows > 0 and "postgres" in args.engines.split(",")
+    if with_floor:
+        floors.append(await measure_floor(args.floor_rows, FLOOR_CONCURRENCY))
     chains = [IN_MEMORY] + ([] if args.baseline_only else [DEV_NODE])
     for engine_name in args.engines.split(","):
         for chain_kind in chains:
@@ -562,7 +606,9 @@ async def amain(args: argparse.Namespace) -> tuple[list[PassResult], tuple[float
                 f"{result.anchored_rate:.0f}/s, p50 {pct(result.record_latencies, 0.5):.2f} s",
                 file=sys.stderr,
             )
-    return results, check
+    if with_floor:
+        floors.append(await measure_floor(args.floor_rows, FLOOR_CONCURRENCY))
+    return results, check, floors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -577,17 +623,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline-only", action="store_true", help="skip the dev node (in-memory chain only)"
     )
+    parser.add_argument(
+        "--floor-rows",
+        type=int,
+        default=3000,
+        help="rows of the PostgreSQL floor, measured before and after the passes (0: none)",
+    )
     parser.add_argument("--write", type=Path, help="also write the figures (markdown) here")
     args = parser.parse_args(argv)
     configure_logging("WARNING", json=False)
 
     loads = [uptime()]
-    results, check = asyncio.run(amain(args))
+    results, check, floors = asyncio.run(amain(args))
     loads.append(uptime())
     command = ".venv/bin/python -m scripts.bench.ingest " + " ".join(
         argv if argv is not None else sys.argv[1:]
     )
-    text = render(results, check, command.strip(), loads)
+    text = render(results, check, command.strip(), loads, floors)
     print(text)
     print(f"{os.cpu_count()} cores; {loads[0]} before, {loads[-1]} after")
     if args.write:

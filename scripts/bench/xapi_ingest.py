@@ -64,6 +64,7 @@ from chain.node.process import free_port  # noqa: E402
 from chain.translator.keys import KeyVault  # noqa: E402
 from keiko.authenticator import SoftwareAuthenticator  # noqa: E402
 from scripts.bench.ingest import pct, process_cpu_seconds  # noqa: E402
+from scripts.bench.pg_floor import Floor, pg_floor  # noqa: E402
 from scripts.bench.throwaway import throwaway_postgres  # noqa: E402
 from services.api.keiko.common import v1 as common  # noqa: E402
 from services.api.keiko.learning import v1 as lpb  # noqa: E402
@@ -206,48 +207,6 @@ class Scenario:
     @property
     def anchored_rate(self) -> float:
         return 0.0 if self.anchored_seconds is None else self.statements / self.anchored_seconds
-
-
-@dataclass
-class Floor:
-    rows: int
-    concurrency: int
-    seconds: float
-
-    @property
-    def rate(self) -> float:
-        return self.rows / self.seconds
-
-
-async def pg_floor(url: str, rows: int, concurrency: int, doc: str) -> Floor:
-    """One-row JSONB inserts at ``concurrency`` connections: PostgreSQL's own pace here."""
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS bench_floor "
-            "(id bigserial PRIMARY KEY, doc jsonb NOT NULL, at timestamptz DEFAULT now())"
-        )
-    finally:
-        await conn.close()
-    pool = await asyncpg.create_pool(url, min_size=concurrency, max_size=concurrency)
-    assert pool is not None
-    remaining = rows
-
-    async def worker() -> None:
-        nonlocal remaining
-        async with pool.acquire() as c:
-            insert = await c.prepare("INSERT INTO bench_floor (doc) VALUES ($1::jsonb)")
-            while remaining > 0:
-                remaining -= 1
-                await insert.fetch(doc)
-
-    try:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        seconds = time.perf_counter() - started
-    finally:
-        await pool.close()
-    return Floor(rows, concurrency, seconds)
 
 
 @dataclass(frozen=True)
