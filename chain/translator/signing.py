@@ -34,7 +34,7 @@ import rfc8785
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from chain.translator import jcs
+from services.kit import jcs
 from services.kit.errors import ValidationError
 
 SIGNATURE_BYTES = 64

@@ -10,8 +10,8 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.translator import jcs
 from chain.translator.signing import canonical_bytes, parse_canonical
+from services.kit import jcs
 from services.kit.errors import ValidationError
 
 # Text from the whole of Unicode, lone surrogates and control characters included, with

@@ -14,13 +14,14 @@ from typing import Any
 
 import rfc8785
 
+from services.kit import jcs
 from services.kit.errors import ValidationError
 
 
 def canonical_bytes(statement: Mapping[str, Any]) -> bytes:
     """RFC 8785 canonical UTF-8 JSON of `statement` (sorted keys, ECMAScript numbers)."""
     try:
-        return rfc8785.dumps(dict(statement))
+        return jcs.dumps(dict(statement))
     except rfc8785.CanonicalizationError as exc:
         raise ValidationError("statement", f"cannot be canonicalized (RFC 8785): {exc}") from None
     except (TypeError, ValueError) as exc:

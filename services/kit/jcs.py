@@ -1,4 +1,5 @@
-"""RFC 8785 (JSON Canonicalization Scheme) serialization, fast where it is provably the same.
+"""RFC 8785 (JSON Canonicalization Scheme) serialization, fast where it is provably the same
+(the statements the translator signs, the learning service's statement hashes).
 
 :func:`dumps` returns exactly the bytes of ``rfc8785.dumps`` (the reference, pure Python)
 and raises its exceptions. For values whose canonical form orjson (Rust) produces
