@@ -331,6 +331,12 @@ class EventBus(Protocol):
 
     async def publish(self, event: Event) -> None: ...
 
+    async def publish_many(self, events: Sequence[Event]) -> None:
+        """:meth:`publish` each, in order, in one round trip where the engine can. Not
+        atomic: after an error any prefix may have gone out (publish again: consumers
+        dedupe by event id)."""
+        ...
+
     def subscribe(
         self,
         topics: Sequence[str],

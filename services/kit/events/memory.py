@@ -124,6 +124,10 @@ class MemoryEventBus:
         self._broker.stream(event.topic).append(event.to_fields(), self.options.maxlen)
         self._broker.wake()
 
+    async def publish_many(self, events: Sequence[Event]) -> None:
+        for event in events:
+            await self.publish(event)
+
     def subscribe(
         self,
         topics: Sequence[str],

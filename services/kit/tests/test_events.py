@@ -475,3 +475,17 @@ async def test_a_concurrent_consumer_handles_several_events_at_once(event_bus: E
     await asyncio.wait_for(consuming, GUARD_S)
     assert most == 3
     assert await event_bus.pending_count(TOPIC, "intake") == 0
+
+
+async def test_publish_many_delivers_each_event_in_order(event_bus: EventBus) -> None:
+    sent = [_event(n, TOPIC if n % 2 else OTHER) for n in range(6)]
+    await event_bus.publish_many(sent)
+    await event_bus.publish_many([])
+    async with event_bus.subscribe([TOPIC, OTHER], group="many", consumer="c1") as sub:
+        got = []
+        for _ in sent:
+            delivery = await _next(sub)
+            got.append(delivery.event)
+            await delivery.ack()
+    for topic in (TOPIC, OTHER):
+        assert [e for e in got if e.topic == topic] == [e for e in sent if e.topic == topic]
