@@ -172,4 +172,5 @@ def _statement_to_queue(event: Event) -> StatementToQueue | None:
         statement,
         pair,
         recorded_by=str(p.get("recorded_by") or ""),
+        traceparent=event.traceparent,
     )

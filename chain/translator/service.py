@@ -177,6 +177,8 @@ class StatementToQueue:
     statement: Mapping[str, Any]
     device: tuple[str, str] | None = None
     recorded_by: str = ""
+    # The trace the statement belongs to (its event's producer span), "" for none.
+    traceparent: str = ""
 
 
 def _same_record(new: NewRecord, existing: RecordRow) -> RecordRow:
@@ -440,12 +442,13 @@ class ChainTranslator:
             [new for new, failure in prepared if failure is None]
         )
         rows: list[RecordRow] = []
-        for new, failure in prepared:
+        for item, (new, failure) in zip(statements, prepared, strict=True):
             key = (new.domain.value, new.record_id)
             if failure is not None:
                 rows.append(await self._queue(new, failure))
             elif key in queued.inserted:
-                QUEUED.note(new.domain.value, new.record_id)  # its batch joins this trace
+                # Its batch joins the record's own trace (a page mixes several).
+                QUEUED.note(new.domain.value, new.record_id, item.traceparent)
                 rows.append(queued.inserted[key])
             else:
                 rows.append(_same_record(new, queued.existing[key]))

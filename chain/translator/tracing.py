@@ -30,8 +30,10 @@ class QueuedTraces:
         self.limit = limit
         self._notes: OrderedDict[tuple[str, str], str] = OrderedDict()
 
-    def note(self, domain: str, record_id: str) -> None:
-        traceparent = tracing.current_traceparent()
+    def note(self, domain: str, record_id: str, traceparent: str = "") -> None:
+        """Note the current span (or ``traceparent``, a span of the record's trace named
+        by a caller that queues the records of several traces at once)."""
+        traceparent = traceparent or tracing.current_traceparent()
         if not traceparent:
             return
         self._notes[(domain, record_id)] = traceparent

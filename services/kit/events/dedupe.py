@@ -17,6 +17,7 @@ redelivery is handled; a redelivery after commit finds the marker and is skipped
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
@@ -169,7 +170,12 @@ async def run_page_consumer(
                 await _deliver(first, handler)
                 continue
             try:
-                with tracing.consumer_span(first.event.topic, first.event.traceparent):
+                with contextlib.ExitStack() as spans:
+                    # One span per event, each lasting the page's transaction.
+                    for delivery in page:
+                        spans.enter_context(
+                            tracing.consumer_span(delivery.event.topic, delivery.event.traceparent)
+                        )
                     await page_handler([delivery.event for delivery in page])
             except Exception as exc:
                 log.warning(
