@@ -63,6 +63,7 @@ sys.path.insert(0, str(ROOT))
 from chain.node.process import free_port  # noqa: E402
 from chain.translator.keys import KeyVault  # noqa: E402
 from keiko.authenticator import SoftwareAuthenticator  # noqa: E402
+from scripts.bench.grpc_load import process_tree_cpu_seconds  # noqa: E402
 from scripts.bench.ingest import pct, process_cpu_seconds  # noqa: E402
 from scripts.bench.pg_floor import Floor, pg_floor  # noqa: E402
 from scripts.bench.throwaway import throwaway_postgres  # noqa: E402
@@ -94,27 +95,36 @@ class Platform:
     database_url: str  # asyncpg form
 
     def node_pid(self) -> int | None:
-        """The dev node: the server's child process (chain.node.process)."""
+        """The dev node: the server's child process running ``chain.node`` (the workers of
+        ``--workers N`` are its other children)."""
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
+                command = (stat.parent / "cmdline").read_bytes()
             except OSError:
                 continue
-            if int(fields[1]) == self.process.pid:
+            if int(fields[1]) == self.process.pid and b"chain.node" in command:
                 return int(stat.parent.name)
         return None
 
+    def server_cpu_seconds(self, node: int | None) -> float:
+        """CPU of ``keiko serve`` and its workers, the node's left out."""
+        total = process_tree_cpu_seconds(self.process.pid)
+        return total - (process_cpu_seconds(node) if node else 0.0)
+
 
 def start_platform(
-    env: dict[str, str], http_port: int, grpc_port: int, log: Path, root: Path
+    env: dict[str, str], http_port: int, grpc_port: int, log: Path, root: Path, workers: int = 1
 ) -> Platform:
     """``keiko migrate`` then ``keiko serve`` from the checkout ``root`` (``-m`` puts it
-    first on the path: another checkout's code can be measured with this script)."""
+    first on the path: another checkout's code can be measured with this script);
+    ``workers`` > 1: ``keiko serve --workers N``."""
     keiko = [sys.executable, "-m", "keiko"]
     subprocess.run([*keiko, "migrate"], env=env, cwd=root, check=True, capture_output=True)
+    serve = ["serve", "--workers", str(workers)] if workers > 1 else ["serve"]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*keiko, "serve"], env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT
+            [*keiko, *serve], env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT
         )
     url = env["KEIKO_DATABASE_URL"].replace("postgresql+asyncpg", "postgresql")
     return Platform(process, http_port, grpc_port, url)
@@ -303,7 +313,7 @@ async def measure(
 
     node = platform.node_pid()
     load0 = os.getloadavg()[0]
-    cpu0 = process_cpu_seconds(platform.process.pid), process_cpu_seconds(node) if node else 0.0
+    cpu0 = platform.server_cpu_seconds(node), process_cpu_seconds(node) if node else 0.0
     t0 = time.time()
     seconds, latencies, errors = await run_load(
         [timed(ids, call) for ids, call in work], concurrency
@@ -311,7 +321,7 @@ async def measure(
     all_ids = [i for ids, _ in work for i in ids if i not in failed]
     anchored = await anchored_times(platform.database_url, all_ids, timeout)
     done = len(anchored) == len(all_ids)
-    cpu1 = process_cpu_seconds(platform.process.pid), process_cpu_seconds(node) if node else 0.0
+    cpu1 = platform.server_cpu_seconds(node), process_cpu_seconds(node) if node else 0.0
     return Scenario(
         name=name,
         concurrency=concurrency,
@@ -473,7 +483,7 @@ async def run(args: argparse.Namespace) -> str:
             }
             log = Path(args.server_log or Path(data_dir) / "serve.log")
             root = Path(args.server_root)
-            platform = start_platform(env, http_port, grpc_port, log, root)
+            platform = start_platform(env, http_port, grpc_port, log, root, args.workers)
             try:
                 await wait_ready(platform)
                 pg_url = platform.database_url
@@ -592,6 +602,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-log", default="")
     parser.add_argument(
         "--server-root", default=str(ROOT), help="the checkout whose `keiko serve` is measured"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="keiko serve --workers N (server CPU: all)"
     )
     parser.add_argument("--profile-dir", default="", help="py-spy raw profiles per scenario")
     parser.add_argument("--write", default="", help="also write the report to this file")
