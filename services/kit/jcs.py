@@ -27,10 +27,15 @@ every node is one of:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-import orjson
 import rfc8785
+
+try:
+    import orjson
+except ImportError:  # an environment installed before orjson became a dependency
+    orjson = None  # type: ignore[assignment]  # rfc8785 alone: the same bytes, slower
 
 __all__ = ["dumps", "loads", "orjson_is_canonical"]
 
@@ -61,7 +66,7 @@ def orjson_is_canonical(value: Any) -> bool:
 
 def dumps(value: Any) -> bytes:
     """The RFC 8785 canonical bytes of ``value`` (``rfc8785.dumps``, same errors)."""
-    if orjson_is_canonical(value):
+    if orjson is not None and orjson_is_canonical(value):
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         except orjson.JSONEncodeError:
@@ -73,4 +78,6 @@ def loads(raw: bytes) -> Any:
     """Parse JSON bytes (orjson); raises ``ValueError`` where orjson does not parse them
     (callers fall back to :mod:`json`, which also accepts huge integers and NaN literals
     so that the canonicalizer can name why they are refused)."""
+    if orjson is None:
+        return json.loads(raw)
     return orjson.loads(raw)
