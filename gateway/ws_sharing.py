@@ -8,8 +8,8 @@ own operation id. With a thousand subscribers of one passport, this was a thousa
 executions and JSON encodings of the same event, one after another on one event loop.
 
 Only subscriptions are shared (a query or mutation sent over the socket runs on its own:
-two identical mutations are two mutations), and only when the document parses within a
-small token budget here; everything else takes Strawberry's own path. Authorization is
+two identical mutations are two mutations), and only when the document is small (8 KiB,
+2,000 tokens) and parses here; everything else takes Strawberry's own path. Authorization is
 that of gateway.shared_streams: the same token verbatim, checked by the gateway when a
 subscriber joins an open execution, and by the services before each message of their
 streams. What differs from running each alone: the execution uses the context of the
@@ -40,8 +40,10 @@ from strawberry.utils.aio import aclosing
 
 from gateway.context import GatewayContext
 
-# Documents longer than this are not worth sharing (and not parsed twice).
+# Documents longer than this are not worth sharing (and not parsed twice); the length
+# bound also bounds what the cache of `_is_subscription` holds (512 documents).
 MAX_SHARED_DOCUMENT_TOKENS = 2000
+MAX_SHARED_DOCUMENT_CHARS = 8192
 
 
 class PreEncoded(dict[str, Any]):
@@ -59,6 +61,11 @@ class _Shared:
 
     result: Any
     payload_json: str | None
+
+
+def _small_text(value: object, limit: int) -> bool:
+    """A string of at most ``limit`` characters (the client's JSON may carry anything)."""
+    return isinstance(value, str) and len(value) <= limit
 
 
 @lru_cache(maxsize=512)
@@ -80,6 +87,8 @@ class SharedTransportWSHandler(BaseGraphQLTransportWSHandler[GatewayContext, Non
         if (
             streams is None
             or not authorization
+            or not _small_text(operation.query, MAX_SHARED_DOCUMENT_CHARS)
+            or not (operation.operation_name is None or _small_text(operation.operation_name, 256))
             or not _is_subscription(operation.query, operation.operation_name)
         ):
             await super().run_operation(operation)

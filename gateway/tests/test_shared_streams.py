@@ -1,6 +1,7 @@
 """gateway.shared_streams: subscriptions with the same request and credentials read one
 upstream stream; errors, expiry, slow readers and leaving behave as with a stream each.
 gateway.ws_sharing shares executions of subscriptions only."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +12,7 @@ import pytest
 
 from gateway.errors import ClientError
 from gateway.shared_streams import OVERFLOW_MESSAGE, SharedStreams
-from gateway.ws_sharing import MAX_SHARED_DOCUMENT_TOKENS, _is_subscription
+from gateway.ws_sharing import MAX_SHARED_DOCUMENT_TOKENS, _is_subscription, _small_text
 from services.kit.clock import FixedClock
 from services.kit.grpc.testing import access_token, token_pair
 
@@ -181,3 +182,7 @@ def test_only_subscriptions_are_executed_once_for_their_sharers() -> None:
     assert not _is_subscription("subscription {", None)
     long = "subscription { " + "a " * MAX_SHARED_DOCUMENT_TOKENS + "}"
     assert not _is_subscription(long, None)
+    # What the client's JSON carries is checked before it is parsed or cached.
+    assert _small_text("S", 256)
+    assert not _small_text("x" * 257, 256)
+    assert not _small_text({"query": "subscription { b }"}, 256)
