@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    event,
     func,
     insert,
     select,
@@ -235,6 +236,26 @@ async def test_in_memory_sqlite_attaches_in_memory_schemas() -> None:
             assert (await s.execute(select(accounts.c.id))).scalar_one() == 1
     finally:
         await db.dispose()
+
+
+async def test_postgresql_keeps_its_connections_through_bursts(database: Database) -> None:
+    """A second burst of 12 concurrent reads opens no connection: the pool keeps them
+    (SQLAlchemy's default keeps 5 and opens and closes the rest on every burst)."""
+    if database.dialect != "postgresql":
+        pytest.skip("the SQLite pool is not the PostgreSQL one")
+    opened: list[object] = []
+    event.listen(database.engine.sync_engine, "connect", lambda *_: opened.append(1))
+    barrier = asyncio.Barrier(12)
+
+    async def read() -> None:
+        async with database.read() as conn:
+            await conn.execute(text("SELECT 1"))
+            await barrier.wait()
+
+    await asyncio.gather(*(read() for _ in range(12)))
+    first = len(opened)
+    await asyncio.gather(*(read() for _ in range(12)))
+    assert len(opened) == first
 
 
 async def test_an_idle_postgresql_connection_that_died_is_replaced(
