@@ -97,7 +97,8 @@ def start_server(
             [*keiko, "migrate", "--service", "identity"], env=env, check=True, capture_output=True
         )
     process = subprocess.Popen(
-        [*keiko, "serve", "--service", "identity", "--workers", str(workers)],
+        # --workers only when asked: a checkout from before it existed runs too.
+        [*keiko, "serve", "--service", "identity", *(["--workers", str(workers)] * (workers > 1))],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
