@@ -8,6 +8,11 @@ entries of the timeline) as fast as they are answered. The baseline in the same 
 the same concurrency, is `{ __typename }`: the same HTTP server, GraphQL schema,
 extensions and token, no resolver and no service call. On SQLite and PostgreSQL.
 
+Each engine runs twice: with the gateway's rendered-passport cache off (every request
+executes the query: the "before", and the cost of a read after each change) and on (the
+passport does not change during the load, so it is served again after one version check
+per request); each has its own baseline row.
+
     .venv/bin/python scripts/bench/passport_read.py [--seconds 10] [--engines sqlite,postgres]
 
 The load is wrk's when it is installed (`--client python` for the httpx client).
@@ -52,6 +57,7 @@ query Passport {
   }
 }"""
 TYPENAME = "query Baseline { __typename }"
+CACHE_SETTING = "KEIKO_GRAPHQL_PASSPORT_CACHE_BYTES"
 
 
 def graphql_request(base_url: str, token: str, query: str) -> HttpRequest:
@@ -63,23 +69,32 @@ def graphql_request(base_url: str, token: str, query: str) -> HttpRequest:
     )
 
 
-async def bench_engine(engine: str, run: ReadRun) -> list[Load]:
-    async with running_platform(engine, pure_codec=run.pure_codec) as platform:
+async def ready_passport(gql: GraphQL, engine: str) -> None:
+    """A learner with ENTRIES interactions, all in the passport."""
+    await sign_up(gql, "Reader")
+    await record_interactions(gql, ENTRIES)
+    deadline = time.monotonic() + 120
+    while (await gql(PASSPORT))["passport"]["entryCount"] < ENTRIES:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the passport never reached 200 entries")
+        await asyncio.sleep(0.5)
+    page = (await gql(PASSPORT))["passport"]["timeline"]["edges"]
+    shown = sum(len(e["node"]["entries"]) for e in page)
+    print(f"[{engine}] passport ready: {ENTRIES} entries, first page shows {shown}")
+
+
+async def measure(engine: str, run: ReadRun, cache_bytes: str | None) -> list[Load]:
+    """The baseline and the passport query on a platform whose rendered-passport cache
+    holds ``cache_bytes`` (None: the default; "0": none, every request executes)."""
+    env = None if cache_bytes is None else {CACHE_SETTING: cache_bytes}
+    label = "served from the cache" if cache_bytes is None else "executed (no cache)"
+    async with running_platform(engine, pure_codec=run.pure_codec, extra_env=env) as platform:
         limits = httpx.Limits(max_connections=run.concurrency + 4)
         async with httpx.AsyncClient(
             base_url=platform.base_url, timeout=120, limits=limits
         ) as http:
             gql = GraphQL(http)
-            await sign_up(gql, "Reader")
-            await record_interactions(gql, ENTRIES)
-            deadline = time.monotonic() + 120
-            while (await gql(PASSPORT))["passport"]["entryCount"] < ENTRIES:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the passport never reached 200 entries")
-                await asyncio.sleep(0.5)
-            page = (await gql(PASSPORT))["passport"]["timeline"]["edges"]
-            shown = sum(len(e["node"]["entries"]) for e in page)
-            print(f"[{engine}] passport ready: {ENTRIES} entries, first page shows {shown}")
+            await ready_passport(gql, engine)
             baseline = await run.load(
                 "`{ __typename }` (baseline)",
                 platform,
@@ -87,13 +102,24 @@ async def bench_engine(engine: str, run: ReadRun) -> list[Load]:
                 graphql_request(platform.base_url, gql.token, TYPENAME),
             )
             passport = await run.load(
-                "passport timeline(first: 50)",
+                f"passport timeline(first: 50), {label}",
                 platform,
                 lambda: gql(PASSPORT),
                 graphql_request(platform.base_url, gql.token, PASSPORT),
-                profile=True,
+                profile=cache_bytes is None,
             )
             return [baseline, passport]
+
+
+async def bench_engine(engine: str, run: ReadRun) -> list[Load]:
+    """Per engine: the query executed on every request (the cache off: what every
+    request cost before it, and what a request after a change costs), then served again
+    (the passport does not change during the load), each with its platform's baseline."""
+    executed = await measure(engine, run, "0")
+    served = await measure(engine, run, None)
+    served[0].name += ", platform with the cache"
+    executed[0].name += ", platform without"
+    return [served[0], executed[0], executed[1], served[1]]
 
 
 async def main() -> None:

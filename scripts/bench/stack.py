@@ -70,6 +70,9 @@ class Load:
     errors: int = 0
     percentiles_ms: dict[int, float] | None = None
     server_cpu_s: float | None = None
+    # Requests the server answered while its CPU was measured: with wrk, those counted
+    # plus the ones in flight when it stopped (one a connection; answered, not counted).
+    server_requests: int | None = None
 
     @property
     def rate(self) -> float:
@@ -82,9 +85,10 @@ class Load:
 
     @property
     def cpu_ms_per_request(self) -> float | None:
-        if self.server_cpu_s is None or not self.requests:
+        answered = self.server_requests or self.requests
+        if self.server_cpu_s is None or not answered:
             return None
-        return self.server_cpu_s / self.requests * 1000
+        return self.server_cpu_s / answered * 1000
 
     def row(self, baseline: Load | None) -> str:
         ratio = f"{baseline.rate / self.rate:.1f}x" if baseline is not None and self.rate else "-"
@@ -170,6 +174,19 @@ class Platform:
         """User + system CPU of the `keiko serve` process and, with KEIKO_WORKERS > 1, of
         its workers (not of the chain node)."""
         return server_cpu_seconds(self.pid)
+
+    async def quiesce(self, idle_share: float = 0.1, timeout: float = 30) -> None:
+        """Wait until the server is (nearly) idle: requests a load generator left in
+        flight when it stopped are still being answered, and their CPU must not count in
+        the next measurement."""
+        deadline = time.monotonic() + timeout
+        before = self.cpu_seconds()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            now = self.cpu_seconds()
+            if now - before < idle_share * 0.25:
+                return
+            before = now
 
 
 def _stat(pid: int | str) -> list[str]:
@@ -361,6 +378,7 @@ class ReadRun:
         profile of it when ``profile`` and the run has a profile path)."""
         if self.client == "wrk":
             await run_wrk(request, concurrency=self.concurrency, seconds=1, threads=self.threads)
+            await platform.quiesce()  # the warm-up's requests left in flight
         else:
             for _ in range(20):
                 await call()
@@ -381,7 +399,9 @@ class ReadRun:
                     [],
                     result.errors,
                     result.percentiles_ms,
+                    server_requests=result.requests + self.concurrency,
                 )
+                await platform.quiesce()  # until the requests in flight are answered
             else:
                 measured = await closed_loop(name, call, self.concurrency, self.requests, warm_up=0)
             measured.server_cpu_s = platform.cpu_seconds() - cpu
@@ -431,6 +451,7 @@ async def read_bench_main(description: str, default_concurrency: int, bench: Eng
             profile=args.profile.with_suffix(f".{engine}.txt") if args.profile else None,
             pure_codec=args.pure_codec,
         )
-        baseline, read = await bench(engine, run)
-        print(f"\n{engine}\n\n{TABLE_HEAD}\n{baseline.row(None)}\n{read.row(baseline)}\n")
+        baseline, *reads = await bench(engine, run)
+        rows = "\n".join(read.row(baseline) for read in reads)
+        print(f"\n{engine}\n\n{TABLE_HEAD}\n{baseline.row(None)}\n{rows}\n")
         print(f"after {engine}: {uptime()}")

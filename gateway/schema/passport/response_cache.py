@@ -21,8 +21,10 @@ read; a result stored under a version may reflect a later one (never an earlier 
 
 Only documents that read nothing else are cached: one `passport` root field, and below
 it only fields of `CACHED_FIELDS` (no `verification`: that reads the chain). Results with
-errors are not kept. At most `max_bytes` of results (by their JSON size), least recently
-used first out.
+errors are not kept. At most `max_bytes` of results by their JSON size (kept as the
+result's Python objects, which take a few times that), least recently used first out.
+Each gateway process (worker) has its own; the version lives in the passport's database,
+so they all agree.
 """
 
 from __future__ import annotations
