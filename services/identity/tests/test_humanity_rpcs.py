@@ -704,3 +704,56 @@ async def test_the_composition_root_wires_humanity_and_its_jobs(
     stop = asyncio.Event()
     stop.set()
     await runtime.jobs["identity.humanity_registration"](stop)
+
+
+async def test_the_index_lookup_reads_every_tag_and_candidate(
+    migrated_database: Database, clock: FixedClock
+) -> None:
+    """The tag lookup and the candidate fetch pass their lists as one parameter (an array
+    on PostgreSQL, JSON on SQLite): the full signed 64-bit range round-trips, and the
+    candidates are the selected users plus every enrollment without tags under the key."""
+    from services.identity.storage import users
+
+    now = clock.now()
+    extremes = [-(2**63), -1, 0, 1, 2**63 - 1, 2**53 + 1]
+    stored = {"u0": extremes[:3], "u1": extremes[3:], "u2": [], "u3": [7]}
+    async with migrated_database.transaction() as session:
+        for n, (user_id, tags) in enumerate(stored.items()):
+            await session.execute(
+                users.insert().values(
+                    id=user_id,
+                    email=f"{user_id}@example.org",
+                    display_name=user_id,
+                    user_handle=bytes([n]),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await session.execute(
+                humanity_enrollments.insert().values(
+                    user_id=user_id,
+                    id=f"e-{user_id}",
+                    helper_data=user_id.encode(),
+                    commitment=f"0x{n}",
+                    ed25519_public_key=f"{n:064x}",
+                    registration_state="pending",
+                    enrolled_at=now + timedelta(seconds=n),
+                    updated_at=now,
+                    index_key_id=None if user_id == "u2" else ("other" if user_id == "u3" else "k"),
+                )
+            )
+            if tags:
+                await session.execute(
+                    humanity_index_tags.insert(), [{"user_id": user_id, "tag": t} for t in tags]
+                )
+    async with migrated_database.session() as session:
+        repository = HumanityRepository(session)
+        probe_tags = [*extremes, 2**62, -(2**62), *range(100, 4100)]
+        hits = await repository.tag_hits(probe_tags)
+        assert sorted(hits) == sorted(
+            (u, t) for u, tags in stored.items() for t in tags if u < "u3"
+        )
+        assert await repository.tag_hits([]) == []
+        found = await repository.candidate_helpers({"u1"}, "k")
+        assert [(u, blob) for u, blob in found] == [(u, u.encode()) for u in ("u1", "u2", "u3")]
+        assert [u for u, _ in await repository.candidate_helpers(set(), "k")] == ["u2", "u3"]
