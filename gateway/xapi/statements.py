@@ -325,15 +325,10 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
             kept = {k: v for k, v in params.items() if k != "more"}
             kept["more"] = result.next_page_token
             more = "/xapi/statements?" + urllib.parse.urlencode(kept)
-        body = (
-            b'{"statements":'
-            + (result.statements_json_array or b"[]")
-            + b',"more":'
-            + json.dumps(more).encode("ascii")
-            + b"}"
-        )
+        array = result.statements_json_array or "[]"
+        body = ('{"statements":' + array + ',"more":' + json.dumps(more) + "}").encode("utf-8")
         if with_attachments:
-            stored = json.loads(result.statements_json_array or b"[]")
+            stored = json.loads(array)
             response = await _with_attachments(learning, body, stored)
         else:
             response = Response(body, media_type="application/json")

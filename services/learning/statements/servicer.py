@@ -226,7 +226,7 @@ def json_array_response(page: TextPage, texts: list[str]) -> pb.QueryStatementsR
     rendered for format ids or canonical) joined into one array, never re-serialized."""
     response = pb.QueryStatementsResponse(
         next_page_token=page.next_page_token,
-        statements_json_array=("[" + ",".join(texts) + "]").encode("utf-8"),
+        statements_json_array="[" + ",".join(texts) + "]",
         statement_count=len(texts),
     )
     if page.newest_stored is not None:

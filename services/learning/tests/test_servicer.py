@@ -229,7 +229,7 @@ async def test_json_array_pages_match_the_statement_pages(harness: Harness) -> N
             answer = await ana.query_statements(request)
             assert answer.statements == [] and answer.next_page_token == page.next_page_token
             texts = [s.statement_json for s in page.statements]
-            assert answer.statements_json_array.decode() == "[" + ",".join(texts) + "]"
+            assert answer.statements_json_array == "[" + ",".join(texts) + "]"
             assert answer.statement_count == len(texts)
             assert answer.last_stored == max(s.stored for s in page.statements)
             full += texts
@@ -241,7 +241,7 @@ async def test_json_array_pages_match_the_statement_pages(harness: Harness) -> N
     empty = await ana.query_statements(
         pb.QueryStatementsRequest(verb_id="https://example.org/never", json_array=True)
     )
-    assert (empty.statements_json_array, empty.statement_count) == (b"[]", 0)
+    assert (empty.statements_json_array, empty.statement_count) == ("[]", 0)
     error = await rpc_error(
         ana.query_statements(pb.QueryStatementsRequest(page_token="garbage!", json_array=True))
     )

@@ -500,8 +500,12 @@ class QueryStatementsRequest(betterproto.Message):
 class QueryStatementsResponse(betterproto.Message):
     statements: List["Statement"] = betterproto.message_field(1)
     next_page_token: str = betterproto.string_field(2)
-    statements_json_array: bytes = betterproto.bytes_field(3)
-    """With json_array: the page's statements as a JSON array, UTF-8."""
+    statements_json_array: str = betterproto.string_field(3)
+    """
+    With json_array: the page's statements as a JSON array. A string, not bytes:
+     betterproto's codec copies a bytes field about ten times slower (about 250 us for
+     a page of 50 statements against 20 us).
+    """
 
     statement_count: int = betterproto.int32_field(4)
     """With json_array: how many statements the array holds."""
