@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from keiko.authenticator import SoftwareAuthenticator  # noqa: E402
+from scripts.bench.grpc_load import process_cpu_seconds, process_tree_cpu_seconds  # noqa: E402
 from scripts.bench.throwaway import throwaway_postgres  # noqa: E402
 from scripts.bench.wrk import HttpRequest, run_wrk, wrk_path  # noqa: E402
 
@@ -189,34 +190,30 @@ class Platform:
             before = now
 
 
-def _stat(pid: int | str) -> list[str]:
-    """/proc/<pid>/stat's fields after the command name (state, ppid, ...)."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
 def server_cpu_seconds(pid: int) -> float:
-    """User + system CPU of `pid` and of its descendants, the chain node excepted (a
-    supervisor's workers are its children; a process that exited is no longer counted)."""
-    parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = _stat(entry.name)
-            if b"chain.node" in (entry / "cmdline").read_bytes():
-                continue
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of `pid` and of its descendants (a supervisor's workers), the
+    chain node child excepted."""
+    nodes = [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _is_chain_node_of(int(entry.name), pid)
+    ]
+    return process_tree_cpu_seconds(pid) - sum(_cpu_or_zero(node) for node in nodes)
 
-    def descends(child: int) -> bool:
-        while child in parents and child != pid:
-            child = parents[child]
-        return child == pid
 
-    return sum(seconds for child, seconds in cpu.items() if descends(child))
+def _is_chain_node_of(child: int, pid: int) -> bool:
+    try:
+        parent = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        return parent == pid and b"chain.node" in Path(f"/proc/{child}/cmdline").read_bytes()
+    except OSError:  # it ended meanwhile
+        return False
+
+
+def _cpu_or_zero(pid: int) -> float:
+    try:
+        return process_cpu_seconds(pid)
+    except OSError:
+        return 0.0
 
 
 @asynccontextmanager
