@@ -219,11 +219,14 @@ class PassportCore:
 
     # == access ==========================================================================
 
+    async def _passport_row(self, where: Any) -> Any:
+        """One passport row, on a bare connection: one statement, so no snapshot (every
+        read of the passport, GetPassportVersion's on each served query among them)."""
+        async with self.db.read(snapshot=False) as conn:
+            return (await conn.execute(select(passports).where(where))).first()
+
     async def own_passport(self, caller: Principal) -> PassportRow:
-        async with self.db.session() as s:
-            row = (
-                await s.execute(select(passports).where(passports.c.owner_id == caller.user_id))
-            ).first()
+        row = await self._passport_row(passports.c.owner_id == caller.user_id)
         if row is not None:
             return PassportRow.of(row)
         try:
@@ -252,8 +255,7 @@ class PassportCore:
             if viewer is None:
                 raise Unauthenticated("sign in, or name a public passport or a share token")
             return Access(await self.own_passport(viewer), FULL, True)
-        async with self.db.session() as s:
-            row = (await s.execute(select(passports).where(passports.c.id == passport_id))).first()
+        row = await self._passport_row(passports.c.id == passport_id)
         if row is None:
             raise NotFound(f"no public passport {passport_id}")
         passport = PassportRow.of(row)
