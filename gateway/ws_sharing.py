@@ -7,9 +7,10 @@ event's payload once, and sends the same bytes to every such subscriber, framed 
 own operation id. With a thousand subscribers of one passport, this was a thousand
 executions and JSON encodings of the same event, one after another on one event loop.
 
-Only subscriptions are shared (a query or mutation sent over the socket runs on its own:
-two identical mutations are two mutations), and only when the document is small (8 KiB,
-2,000 tokens) and parses here; everything else takes Strawberry's own path. Authorization is
+Only subscriptions of the fields in SHARED_FIELDS are shared: event streams without an
+initial snapshot (a query or mutation sent over the socket runs on its own: two identical
+mutations are two mutations), and only when the document is small (8 KiB, 2,000 tokens)
+and parses here; everything else takes Strawberry's own path. Authorization is
 that of gateway.shared_streams: the same token verbatim, checked by the gateway when a
 subscriber joins an open execution, and by the services before each message of their
 streams. What differs from running each alone: the execution uses the context of the
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast, parse
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -44,6 +45,10 @@ from gateway.context import GatewayContext
 # bound also bounds what the cache of `_is_subscription` holds (512 documents).
 MAX_SHARED_DOCUMENT_TOKENS = 2000
 MAX_SHARED_DOCUMENT_CHARS = 8192
+# Subscriptions that only stream events from when they start, so one that joins an open
+# execution misses nothing it would have had alone. Not serviceHealth, for one: gRPC's
+# Health.Watch first sends the current status, which a joiner would not get.
+SHARED_FIELDS = frozenset({"passportUpdated", "interactionAnchored"})
 
 
 class PreEncoded(dict[str, Any]):
@@ -70,13 +75,19 @@ def _small_text(value: object, limit: int) -> bool:
 
 @lru_cache(maxsize=512)
 def _is_subscription(query: str, operation_name: str | None) -> bool:
+    """Whether the operation is a subscription of event streams only (SHARED_FIELDS)."""
     try:
         operation = get_operation_ast(
             parse(query, max_tokens=MAX_SHARED_DOCUMENT_TOKENS), operation_name
         )
     except GraphQLError:
         return False  # Strawberry's own path reports it
-    return operation is not None and operation.operation == OperationType.SUBSCRIPTION
+    if operation is None or operation.operation != OperationType.SUBSCRIPTION:
+        return False
+    selections = operation.selection_set.selections
+    return bool(selections) and all(
+        isinstance(s, FieldNode) and s.name.value in SHARED_FIELDS for s in selections
+    )
 
 
 class SharedTransportWSHandler(BaseGraphQLTransportWSHandler[GatewayContext, None]):

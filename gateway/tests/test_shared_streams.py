@@ -173,14 +173,23 @@ async def test_a_slow_sharer_is_cut_off_and_the_last_to_leave_closes_the_upstrea
 def test_only_subscriptions_are_executed_once_for_their_sharers() -> None:
     """Two identical mutations over one socket are two mutations: never shared."""
     assert _is_subscription("subscription { passportUpdated { kind } }", None)
-    assert not _is_subscription("mutation { a }", None)
-    assert not _is_subscription("{ a }", None)
-    both = "query Q { a } subscription S { b }"
+    assert _is_subscription(
+        "subscription { a: passportUpdated { kind } interactionAnchored { statementId } }", None
+    )
+    assert not _is_subscription("mutation { passportUpdated }", None)
+    assert not _is_subscription("{ passportUpdated }", None)
+    both = "query Q { passportUpdated } subscription S { passportUpdated { kind } }"
     assert _is_subscription(both, "S")
     assert not _is_subscription(both, "Q")
     assert not _is_subscription(both, None)  # ambiguous: Strawberry reports it
     assert not _is_subscription("subscription {", None)
-    long = "subscription { " + "a " * MAX_SHARED_DOCUMENT_TOKENS + "}"
+    # Streams that start with a snapshot (Health.Watch's current status) are not shared:
+    # a joiner would miss it.
+    assert not _is_subscription("subscription { serviceHealth { status } }", None)
+    assert not _is_subscription(
+        "subscription { ...F } fragment F on Subscription { passportUpdated { kind } }", None
+    )
+    long = "subscription { " + "passportUpdated " * MAX_SHARED_DOCUMENT_TOKENS + "}"
     assert not _is_subscription(long, None)
     # What the client's JSON carries is checked before it is parsed or cached.
     assert _small_text("S", 256)
