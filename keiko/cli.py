@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             service_name = "keiko-gateway"
         else:
             service_name = "keiko-" + "-".join(args.services) if args.services else "keiko"
+        from keiko.event_loop import run_loop
         from keiko.workers import WorkerSlot, supervise
 
         slot = WorkerSlot.from_env(os.environ)
@@ -162,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         tracing.configure(service_name, settings.otlp_endpoint)
         try:
             if slot is None and workers > 1:
+                # The supervisor only starts and watches workers: the standard loop
+                # (uvloop's subprocess_exec has no process_group).
                 return asyncio.run(
                     supervise(
                         settings,
@@ -174,16 +177,17 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
             if args.gateway_only:
-                asyncio.run(serve_gateway(settings, slot))
+                run_loop(settings, serve_gateway(settings, slot))
             else:
-                asyncio.run(
+                run_loop(
+                    settings,
                     serve(
                         settings,
                         hosted,
                         with_gateway=with_gateway,
                         with_chain=with_chain,
                         slot=slot,
-                    )
+                    ),
                 )
         except (PortInUse, NodeStartError) as refused:
             print(f"keiko: cannot start: {refused}", file=sys.stderr)

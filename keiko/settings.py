@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
@@ -127,6 +127,13 @@ class Settings(BaseSettings):
         description="Worker processes of `keiko serve`, each hosting the gateway and the "
         "services on the same ports (SO_REUSEPORT); `auto` = one per CPU. More than 1 needs "
         "PostgreSQL and Redis (docs/operations.md#workers)",
+    )
+
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        description="The event loop of `keiko serve`: uvloop (libuv; less CPU per request "
+        "for HTTP and gRPC) or the standard library's; uvloop falls back to asyncio where "
+        "it is not installed",
     )
 
     @field_validator("workers", mode="before")
