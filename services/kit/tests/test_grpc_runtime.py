@@ -293,7 +293,9 @@ async def test_a_stream_ends_when_its_access_token_expires(
     )
 
 
-async def test_request_id_is_echoed_or_generated(server: dict) -> None:
+async def test_request_id_is_adopted_or_generated_and_sent_back(server: dict) -> None:
+    """A caller's id is used as is (it knows it: nothing is sent back); a new one is sent
+    back in the initial metadata, as is one too long or unprintable to adopt."""
     call = server["channel"].unary_unary(
         "/keikotest.demo.v1.DemoService/PublicEcho",
         request_serializer=bytes,
@@ -301,11 +303,12 @@ async def test_request_id_is_echoed_or_generated(server: dict) -> None:
     )
     given = call(server["api"].EchoRequest(text="x"), metadata=[("x-request-id", "req-42")])
     await given
-    assert ("x-request-id", "req-42") in list(await given.initial_metadata())
-    generated = call(server["api"].EchoRequest(text="x"))
-    await generated
-    ids = [v for k, v in await generated.initial_metadata() if k == "x-request-id"]
-    assert len(ids) == 1 and len(ids[0]) == 32
+    assert [k for k, _ in await given.initial_metadata() if k == "x-request-id"] == []
+    for metadata in ([], [("x-request-id", "r" * 129)]):
+        generated = call(server["api"].EchoRequest(text="x"), metadata=metadata)
+        await generated
+        ids = [v for k, v in await generated.initial_metadata() if k == "x-request-id"]
+        assert len(ids) == 1 and len(ids[0]) == 32
 
 
 async def test_metrics_count_rpcs_by_code(server: dict) -> None:
