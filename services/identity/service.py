@@ -45,7 +45,6 @@ from services.identity.domain import (
     validate_display_name,
 )
 from services.identity.humanity_storage import outbox
-from services.identity.read_cache import FreshFor
 from services.identity.relying_party import LoginRejected, RelyingParty, VerifiedCredential
 from services.identity.settings import IdentitySettings
 from services.identity.storage import IdentityRepository, new_id
@@ -62,6 +61,7 @@ from services.kit.errors import (
 )
 from services.kit.events import Event
 from services.kit.events.outbox import enqueue
+from services.kit.fresh import FreshFor
 from services.kit.logging import get_logger
 from services.kit.revocation import session_revoked_event
 
@@ -115,8 +115,14 @@ class IdentityService:
             window=settings.lockout_window,
             duration=settings.lockout_duration,
         )
-        # What GetUser and the session check read on every call (see read_cache for what
-        # they may serve and for how long).
+        # What GetUser and the session check read on every call, kept for a moment
+        # (services.kit.fresh). Every write through `_write` invalidates the users and
+        # sessions it touched once committed, so this process sees its writes at once;
+        # another process (worker, replica, operator command) within FRESH_FOR_S (1 s),
+        # and of revoked sessions also through `identity.session_revoked`. Only active
+        # sessions and existing users are kept; a cached session is checked against the
+        # caller's user and its own expiry, a cached user filtered per viewer as a fresh
+        # one is (servicer.user_to_pb).
         self.active_sessions: FreshFor[str, Session] = FreshFor()
         self.users: FreshFor[str, User] = FreshFor()
 
@@ -478,7 +484,7 @@ class IdentityService:
         """Access tokens outlive nothing: the identity service refuses a token whose
         session was revoked or expired, reading the session row (other services learn of
         revocations from `identity.session_revoked`, see `services.kit.revocation`); a
-        session found active is trusted for up to `read_cache.FRESH_FOR_S` (a revocation
+        session found active is trusted for up to `services.kit.fresh.FRESH_FOR_S` (a revocation
         in this process is seen at once, one in another process within that bound)."""
         if not principal.session_id or self._session_known_active(principal):
             return

@@ -3,8 +3,8 @@
 Public RPCs (no access token): the four WebAuthn ceremony steps and RefreshTokens. Every
 other RPC is authenticated by the host's interceptor; on top of that the identity service
 refuses an access token whose session was revoked or expired (logout is immediate in the
-process that made it and within 1 s in identity's other processes, see read_cache; other
-services learn of it from `identity.session_revoked`).
+process that made it and within 1 s in identity's other processes: services.kit.fresh);
+other services learn of it from `identity.session_revoked`.
 
 The proof-of-humanity RPCs (EnrollHumanity, VerifyHumanity, RecoverSigningKey,
 GetHumanityStatus) are served by :class:`HumanityIdentityServicer` (what
@@ -43,7 +43,6 @@ from services.identity.humanity_service import (
     TranslatorRegistrar,
 )
 from services.identity.humanity_storage import outbox as identity_outbox
-from services.identity.read_cache import RenderedFrom
 from services.identity.relying_party import credential_id_text
 from services.identity.service import ClientInfo, IdentityService
 from services.identity.settings import IdentitySettings
@@ -53,6 +52,7 @@ from services.kit.db import Database
 from services.kit.errors import ValidationError
 from services.kit.events import EventBus
 from services.kit.events.outbox import OutboxRelay
+from services.kit.fresh import RenderedFrom
 from services.kit.logging import get_logger
 
 log = get_logger(__name__)

@@ -1,7 +1,8 @@
-"""The identity read caches (services.identity.read_cache): a write in the process is
-seen by the next read, a write by another process (here: a second service on the same
-database, i.e. another worker or replica) within `FRESH_FOR_S`, and nothing revoked,
-expired or missing is ever served from memory."""
+"""The identity read caches (IdentityService.active_sessions and .users, made with
+services.kit.fresh): a write in the process is seen by the next read, a write by another
+process (here: a second service on the same database, i.e. another worker or replica)
+within `FRESH_FOR_S`, and nothing revoked, expired or missing is ever served from
+memory."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 
 from keiko.authenticator import SoftwareAuthenticator
 from services.identity.domain import ProfileUpdate, Role, User
-from services.identity.read_cache import FRESH_FOR_S, FreshFor
 from services.identity.service import IdentityService, SignedIn
 from services.identity.settings import IdentitySettings
 from services.identity.storage import IdentityRepository
@@ -20,6 +20,7 @@ from services.kit.auth import Principal, TokenIssuer
 from services.kit.clock import FixedClock
 from services.kit.db import Database
 from services.kit.errors import Unauthenticated
+from services.kit.fresh import FRESH_FOR_S, FreshFor
 
 
 class Ticks:

@@ -14,7 +14,11 @@ from dataclasses import dataclass, replace
 
 from services.kit.auth import Principal
 from services.kit.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
-from services.learning.clients.cache import VerifiedCredentials, credential_digest
+from services.learning.clients.cache import (
+    VerifiedCredentials,
+    credential_digest,
+    verified_credentials,
+)
 from services.learning.clients.domain import (
     acting_through_credentials,
     check_name,
@@ -41,7 +45,7 @@ class LrsClients:
     def __init__(self, ctx: LearningContext, verified: VerifiedCredentials | None = None) -> None:
         self.ctx = ctx
         # Credentials verified in the last second (services.learning.clients.cache).
-        self.verified = verified or VerifiedCredentials()
+        self.verified = verified or verified_credentials()
 
     async def register_lrs_client(
         self, caller: Principal, name: str, request_id: str = ""
@@ -96,7 +100,7 @@ class LrsClients:
                 await repo.set_revoked(client_id, now)
                 row = replace(row, revoked_at=now)
         # After the commit: a request verified meanwhile may have cached this client.
-        self.verified.forget_all()
+        self.verified.clear()
         return row
 
     async def authenticate_lrs_client(self, key: str, secret: str) -> Principal:

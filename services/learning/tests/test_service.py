@@ -25,7 +25,7 @@ from services.kit.errors import (
     Unauthenticated,
     ValidationError,
 )
-from services.learning.clients.cache import VerifiedCredentials, credential_digest
+from services.learning.clients.cache import credential_digest, verified_credentials
 from services.learning.clients.storage import LrsClientRepository
 from services.learning.hierarchy.domain import KEIKO_HOME_PAGE
 from services.learning.hierarchy.storage import ClassRecord, CourseRecord
@@ -567,7 +567,7 @@ async def test_verified_lrs_credentials_outlive_another_process_revocation_one_s
     process (straight in the database here) takes effect within its one-second TTL; a
     wrong secret is never served from it."""
     now = [100.0]
-    service.clients.verified = VerifiedCredentials(monotonic=lambda: now[0])
+    service.clients.verified = verified_credentials(monotonic=lambda: now[0])
     creds = await service.clients.register_lrs_client(ANA, "Tool")
     principal = await service.clients.authenticate_lrs_client(creds.client.key, creds.secret)
     async with migrated_database.transaction() as s:
@@ -584,10 +584,10 @@ async def test_verified_lrs_credentials_outlive_another_process_revocation_one_s
 
 
 def test_verified_credentials_drop_a_verification_that_raced_a_revocation() -> None:
-    verified = VerifiedCredentials(max_entries=2)
+    verified = verified_credentials(max_entries=2)
     principal = Principal("ana", frozenset())
     started = verified.generation
-    verified.forget_all()  # a revocation commits while the verification reads the client
+    verified.clear()  # a revocation commits while the verification reads the client
     verified.put(credential_digest("k", "s"), principal, started)
     assert verified.get(credential_digest("k", "s")) is None
     for i in range(3):

@@ -1,25 +1,9 @@
-"""What every authenticated identity read needs, kept in memory for a moment: the active
-sessions (the check that refuses a revoked session's access tokens) and the users with
-their roles (GetUser, GetMe).
-
-Correctness rules, in order of strength:
-
-- A write in this process is seen at once by the next read: every write through
-  `IdentityService` records the users and sessions it touched on its repository, and the
-  service invalidates them once the transaction has committed. A read that raced the
-  write (it read the old row before the commit) cannot store it afterwards: an entry is
-  stored only if no invalidation happened since the read began (`generation`).
-- A write elsewhere (another `keiko serve` worker, the operator command line, another
-  replica on the same database) is seen within `FRESH_FOR_S` (1 s): no entry is served
-  longer than that after it was read from the database. Other processes also learn of
-  revoked sessions from `identity.session_revoked` (services.kit.revocation).
-- Only what the database said is active or present is kept: an unknown, revoked or
-  expired session and a missing user are never cached, and a cached session is not
-  served past its own expiry.
-
-Entries are keyed by session id and user id, never by caller: the session entry is
-checked against the caller's user id, and a cached user goes through the same per-viewer
-filtering as a fresh one (`servicer.user_to_pb`).
+"""A bounded in-memory map for reads that may be served a moment late: an entry is
+served for at most `fresh_for` seconds after it was read from the database (the bound on
+how late a write made by another process is seen), writers in this process invalidate
+what they wrote at once, and a read that raced such a write cannot store what it read
+(`generation`). Used by identity's read caches (IdentityService.active_sessions, .users) and by
+learning's verified LRS credentials (services.learning.clients.cache).
 """
 
 from __future__ import annotations
@@ -33,8 +17,7 @@ V = TypeVar("V")
 S = TypeVar("S")
 R = TypeVar("R")
 
-# How long an entry read from the database is served: the bound on how late a write made
-# by another process is seen here.
+# How long an entry read from the database is served, unless a cache says otherwise.
 FRESH_FOR_S = 1.0
 MAX_ENTRIES = 10_000
 
