@@ -6,25 +6,24 @@ Everything here is plain data and pure functions; time always comes in as an arg
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import hashlib
 import hmac
 import re
 import secrets
 import zoneinfo
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Generic, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
 from services.kit.auth import Role
 from services.kit.errors import ValidationError
+from services.kit.paging import OffsetPageTokens
 
 __all__ = [
     "Credential",
@@ -344,36 +343,8 @@ class TokenBucket:
 # -- pagination ---------------------------------------------------------------------------
 
 
-def page_size(requested: int, *, default: int, maximum: int, field_path: str = "page_size") -> int:
-    if requested < 0:
-        raise ValidationError(field_path, "must not be negative")
-    if requested == 0:
-        return default
-    return min(requested, maximum)
-
-
-def encode_page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
-
-
-def decode_page_token(token: str, field_path: str = "page_token") -> int:
-    if not token:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        prefix, _, number = raw.partition(":")
-        offset = int(number)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise ValidationError(field_path, "malformed page token") from exc
-    if prefix != "o" or offset < 0:
-        raise ValidationError(field_path, "malformed page token")
-    return offset
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: Sequence[T] = field(default_factory=tuple)
-    next_page_token: str = ""
+# Offset page tokens of identity's lists.
+PAGE_TOKENS = OffsetPageTokens("o")
 
 
 # -- ceremonies ---------------------------------------------------------------------------

@@ -23,24 +23,21 @@ from typing import NoReturn, TypeVar
 from sqlalchemy.exc import IntegrityError
 
 from services.identity.domain import (
+    PAGE_TOKENS,
     Ceremony,
     CeremonyKind,
     Credential,
     LockoutPolicy,
-    Page,
     Profile,
     ProfileUpdate,
     Role,
     Session,
     TokenPair,
     User,
-    decode_page_token,
-    encode_page_token,
     hash_secret,
     new_secret,
     normalize_email,
     normalize_roles,
-    page_size,
     validate_credential_name,
     validate_display_name,
 )
@@ -63,6 +60,7 @@ from services.kit.events import Event
 from services.kit.events.outbox import enqueue
 from services.kit.fresh import FreshFor
 from services.kit.logging import get_logger
+from services.kit.paging import Page, page_size
 from services.kit.revocation import session_revoked_event
 
 log = get_logger(__name__)
@@ -551,12 +549,12 @@ class IdentityService:
         self, principal: Principal, requested_size: int, page_token: str
     ) -> Page[Session]:
         limit = self._page_size(requested_size)
-        offset = decode_page_token(page_token)
+        offset = PAGE_TOKENS.decode(page_token)
         async with self._read() as repo:
             found = await repo.list_active_sessions(
                 principal.user_id, self.clock.now(), offset=offset, limit=limit + 1
             )
-        return _page(found, offset, limit)
+        return PAGE_TOKENS.page(found, offset, limit)
 
     # -- users ----------------------------------------------------------------------------
 
@@ -601,12 +599,12 @@ class IdentityService:
     ) -> Page[User]:
         principal.require_role(Role.ADMIN)
         limit = self._page_size(requested_size)
-        offset = decode_page_token(page_token)
+        offset = PAGE_TOKENS.decode(page_token)
         async with self._read() as repo:
             found = await repo.list_users(
                 query=query.strip(), role=role, offset=offset, limit=limit + 1
             )
-        return _page(found, offset, limit)
+        return PAGE_TOKENS.page(found, offset, limit)
 
     async def update_profile(
         self, principal: Principal, user_id: str, update: ProfileUpdate
@@ -725,10 +723,10 @@ class IdentityService:
         self, principal: Principal, requested_size: int, page_token: str
     ) -> Page[Credential]:
         limit = self._page_size(requested_size)
-        offset = decode_page_token(page_token)
+        offset = PAGE_TOKENS.decode(page_token)
         async with self._read() as repo:
             found = await repo.list_credentials(principal.user_id, offset=offset, limit=limit + 1)
-        return _page(found, offset, limit)
+        return PAGE_TOKENS.page(found, offset, limit)
 
     async def remove_credential(self, principal: Principal, credential_id: str) -> None:
         if not credential_id:
@@ -756,12 +754,6 @@ class IdentityService:
             default=self.settings.default_page_size,
             maximum=self.settings.max_page_size,
         )
-
-
-def _page(found: list[T], offset: int, limit: int) -> Page[T]:
-    if len(found) > limit:
-        return Page(items=found[:limit], next_page_token=encode_page_token(offset + limit))
-    return Page(items=found)
 
 
 def _is_uuid(value: str) -> bool:

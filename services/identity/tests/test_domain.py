@@ -13,13 +13,10 @@ from services.identity.domain import (
     ProfileUpdate,
     Role,
     TokenBucket,
-    decode_page_token,
-    encode_page_token,
     hash_secret,
     new_secret,
     normalize_email,
     normalize_roles,
-    page_size,
     secret_matches,
     validate_credential_name,
     validate_display_name,
@@ -161,16 +158,3 @@ def test_token_bucket_never_admits_more_than_capacity_plus_refill(
         assert 0 <= bucket.tokens <= capacity
     elapsed = (now - T0).total_seconds()
     assert admitted <= capacity + elapsed * rate + 1e-6
-
-
-def test_page_tokens_round_trip_and_reject_garbage() -> None:
-    assert decode_page_token(encode_page_token(150)) == 150
-    assert decode_page_token("") == 0
-    for garbage in ["!!", "bm9wZQ", encode_page_token(-1)]:
-        with pytest.raises(ValidationError) as caught:
-            decode_page_token(garbage)
-        assert caught.value.field == "page_token"
-    assert page_size(0, default=50, maximum=500) == 50
-    assert page_size(9999, default=50, maximum=500) == 500
-    with pytest.raises(ValidationError):
-        page_size(-1, default=50, maximum=500)
