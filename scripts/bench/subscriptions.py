@@ -1,4 +1,5 @@
-"""Benchmark: N concurrent GraphQL subscribers (graphql-transport-ws), event-to-client latency.
+"""Benchmark: N concurrent GraphQL subscribers (graphql-transport-ws), event-to-client
+latency.
 
 Starts the whole platform (`keiko serve --no-chain` in a subprocess), signs a learner up,
 opens N WebSocket connections (default 1,000) each subscribed to `passportUpdated` with
@@ -7,11 +8,11 @@ a time, it records an interaction through GraphQL and measures, for every subscr
 time from sending the mutation to receiving the passport update it causes (so the figure
 includes the write, the outbox relays, the passport's consumer, WatchPassport and the
 gateway's fan-out to N sockets; every subscriber uses the same token, so they share one
-gRPC stream and one execution in the gateway). The baseline in the same run is a bare WebSocket broadcast server
-(`websockets`, a subprocess, without permessage-deflate like the gateway) with the same
-N client connections: a trigger message is sent to all of them, timed the same way; it
-is what the transport and this client cost. Each engine has a second row timed from the
-mutation's reply instead (the interaction's write left out).
+gRPC stream and one execution in the gateway). The baseline in the same run is a bare
+WebSocket broadcast server (`websockets`, a subprocess, without permessage-deflate like
+the gateway) with the same N client connections: a trigger message is sent to all of
+them, timed the same way; it is what the transport and this client cost. Each engine has
+a second row timed from the mutation's reply instead (the interaction's write left out).
 
     .venv/bin/python scripts/bench/subscriptions.py [--subscribers 1000] [--events 10]
         [--engines sqlite,postgres]   # postgres also puts the bus on Redis Streams
