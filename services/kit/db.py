@@ -110,6 +110,30 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
             raise DisconnectionError("idle connection is gone")
 
 
+def _stop_aiosqlite_worker_without_waiting() -> None:
+    """SQLAlchemy closes a connection invalidated by a cancelled task (a client gone
+    mid-request, a server stopping) "gracefully" in a shielded task awaiting aiosqlite's
+    ``close()``; when that outer wait is cancelled too it force-stops the worker thread,
+    and with aiosqlite >= 0.22 the graceful close then awaits that stopped worker forever:
+    ``asyncio.run`` (so ``keiko serve``'s shutdown) and every test loop hang on exit
+    (wapiti-scanner/wapiti#802, sqlalchemy/sqlalchemy#13039). Instead, the graceful close
+    queues aiosqlite's ``stop()`` and returns: the worker finishes what it was running,
+    closes the SQLite connection and exits, and nothing waits on it."""
+    from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection
+
+    async def stop_worker(self: Any) -> None:
+        stop = getattr(self._connection, "stop", None)
+        if stop is not None:  # aiosqlite < 0.22.1 has none: its close() does not hang
+            stop()
+        else:
+            await self._connection.close()
+
+    AsyncAdapt_aiosqlite_connection._terminate_graceful_close = stop_worker  # type: ignore[method-assign]
+
+
+_stop_aiosqlite_worker_without_waiting()
+
+
 class Database:
     """An async engine plus session factory for one URL and a set of service schemas."""
 
