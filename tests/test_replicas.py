@@ -246,9 +246,11 @@ async def _faults_and_checks(
     after_reconnect = set(watched.ids[reconnected:])
 
     async def pushed() -> bool:
+        if second.done():
+            second.result()  # the subscription ended: fail with its own error, not a timeout
         return after_reconnect <= {sid for conn, sid in seen if conn == 2}
 
-    await until(pushed, "the reopened subscription's anchors", timeout=60)
+    await until(pushed, "the reopened subscription's anchors", timeout=120)
     second.cancel()
     await asyncio.gather(second, return_exceptions=True)
     # Each anchor pushed once per connection, even across the Redis restart (replayed
