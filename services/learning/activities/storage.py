@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, String, Table, Text, select, update
+from sqlalchemy import Column, String, Table, Text, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.learning.activities.domain import merge_definition
-from services.learning.common.storage import ID, IRI, insert_ignore, metadata, ts_column
+from services.learning.common.storage import (
+    ID,
+    IRI,
+    insert_ignore_many,
+    metadata,
+    ts_column,
+)
 
 activity_definitions = Table(
     "activity_definitions",
@@ -52,52 +58,98 @@ class ActivityRepository:
         return {r.activity_id: json.loads(r.definition_json) for r in rows}
 
     async def remember(
-        self, owner_id: str, definitions: Mapping[str, Mapping[str, Any]], now: datetime
+        self, owner_id: str, definitions: Sequence[Mapping[str, Mapping[str, Any]]], now: datetime
     ) -> None:
-        """Merge each activity's `definitions[id]` into the owner's canonical one: one
-        SELECT for all of them (rows locked: PostgreSQL SELECT FOR UPDATE; SQLite writers
-        are serialized), then an insert-or-ignore for new activities and an update only
-        where the merge changed something (tools mostly resend the same definitions)."""
-        if not definitions:
+        """Merge the definitions of a batch of statements (`definitions[i]`: statement i's,
+        by activity id), in order, into the owner's canonical ones. Tools mostly resend the
+        same definitions: a plain SELECT tells whether any merge changes something, and
+        only then are the rows locked (PostgreSQL SELECT FOR UPDATE; SQLite writers are
+        serialized) and read again, new activities inserted with one insert-or-ignore and
+        changed ones updated with one executemany. Skipping the lock when nothing changes
+        is the order "this batch, then the concurrent writer", so concurrent statements of
+        one learner no longer queue on the same rows."""
+        wanted = {activity_hash(a): a for d in definitions for a in d}
+        if not wanted:
             return
+        if not _changes(definitions, await self._stored(owner_id, wanted, lock=False)):
+            return
+        stored = await self._stored(owner_id, wanted, lock=True)
         t = activity_definitions
-        hashes = {activity_hash(a): a for a in definitions}
-        rows = (
-            await self.s.execute(
-                select(t.c.activity_hash, t.c.definition_json)
-                .where(t.c.owner_id == owner_id, t.c.activity_hash.in_(list(hashes)))
-                .with_for_update()
-            )
-        ).all()
-        stored = {r.activity_hash: r.definition_json for r in rows}
-        for key, activity_id in hashes.items():
-            new = definitions[activity_id]
-            if key not in stored:
-                values = {
+        fresh = {
+            key: _text(_fold(None, definitions, activity_id))
+            for key, activity_id in wanted.items()
+            if key not in stored
+        }
+        inserted = await insert_ignore_many(
+            self.s,
+            t,
+            [
+                {
                     "owner_id": owner_id,
                     "activity_hash": key,
-                    "activity_id": activity_id,
-                    "definition_json": _text(merge_definition(None, new)),
+                    "activity_id": wanted[key],
+                    "definition_json": text,
                     "updated": now,
                 }
-                if await insert_ignore(self.s, t, values):
-                    continue
-                # A concurrent writer created it first: merge into theirs.
-                stored[key] = (
-                    await self.s.execute(
-                        select(t.c.definition_json)
-                        .where(t.c.owner_id == owner_id, t.c.activity_hash == key)
-                        .with_for_update()
-                    )
-                ).scalar_one()
-            before = json.loads(stored[key])
-            merged = merge_definition(before, new)
+                for key, text in fresh.items()
+            ],
+            "activity_hash",
+        )
+        if len(inserted) < len(fresh):
+            # A concurrent writer created some first: merge into theirs.
+            late = {k: wanted[k] for k in fresh if k not in inserted}
+            stored.update(await self._stored(owner_id, late, lock=True))
+        changes = []
+        for key, text in stored.items():
+            before = json.loads(text)
+            merged = _fold(before, definitions, wanted[key])
             if merged != before:
-                await self.s.execute(
-                    update(t)
-                    .where(t.c.owner_id == owner_id, t.c.activity_hash == key)
-                    .values(definition_json=_text(merged), updated=now)
-                )
+                changes.append({"o": owner_id, "h": key, "d": _text(merged), "u": now})
+        if changes:
+            await self.s.execute(
+                update(t)
+                .where(t.c.owner_id == bindparam("o"), t.c.activity_hash == bindparam("h"))
+                .values(definition_json=bindparam("d"), updated=bindparam("u")),
+                changes,
+            )
+
+    async def _stored(
+        self, owner_id: str, wanted: Mapping[str, str], *, lock: bool
+    ) -> dict[str, str]:
+        """The stored definition texts of the activity hashes in `wanted`."""
+        t = activity_definitions
+        query = select(t.c.activity_hash, t.c.definition_json).where(
+            t.c.owner_id == owner_id, t.c.activity_hash.in_(list(wanted))
+        )
+        rows = (await self.s.execute(query.with_for_update() if lock else query)).all()
+        return {r.activity_hash: r.definition_json for r in rows}
+
+
+def _fold(
+    start: Mapping[str, Any] | None,
+    definitions: Sequence[Mapping[str, Mapping[str, Any]]],
+    activity_id: str,
+) -> dict[str, Any]:
+    """`start` after merging each statement's definition of `activity_id`, in order."""
+    out = dict(start) if start is not None else None
+    for d in definitions:
+        if activity_id in d:
+            out = merge_definition(out, d[activity_id])
+    return out if out is not None else {}
+
+
+def _changes(
+    definitions: Sequence[Mapping[str, Mapping[str, Any]]], stored: Mapping[str, str]
+) -> bool:
+    """Whether merging `definitions` changes (or creates) any stored definition."""
+    for activity_id in {a for d in definitions for a in d}:
+        text = stored.get(activity_hash(activity_id))
+        if text is None:
+            return True
+        before = json.loads(text)
+        if _fold(before, definitions, activity_id) != before:
+            return True
+    return False
 
 
 def _text(value: Mapping[str, Any]) -> str:

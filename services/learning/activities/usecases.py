@@ -36,15 +36,21 @@ class Activities:
     def __init__(self, ctx: LearningContext) -> None:
         self.ctx = ctx
 
-    async def remember(self, s: AsyncSession, owner_id: str, statement: Mapping[str, Any]) -> None:
-        """Fold the definitions a stored statement carries into the owner's canonical ones
-        (in the statement's transaction `s`)."""
-        merged: dict[str, dict[str, Any]] = {}
-        for activity in ad.activities_with_definitions(statement):
-            merged[activity["id"]] = ad.merge_definition(
-                merged.get(activity["id"]), activity["definition"]
-            )
-        await ActivityRepository(s).remember(owner_id, merged, self.ctx.clock.now())
+    async def remember(
+        self, s: AsyncSession, owner_id: str, statements: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Fold the definitions stored statements carry into the owner's canonical ones, in
+        the statements' order (in their transaction `s`)."""
+        per_statement = []
+        for statement in statements:
+            merged: dict[str, dict[str, Any]] = {}
+            for activity in ad.activities_with_definitions(statement):
+                merged[activity["id"]] = ad.merge_definition(
+                    merged.get(activity["id"]), activity["definition"]
+                )
+            if merged:
+                per_statement.append(merged)
+        await ActivityRepository(s).remember(owner_id, per_statement, self.ctx.clock.now())
 
     async def get_activity(self, caller: Principal, activity_id: str) -> dict[str, Any]:
         iri = validate_iri(activity_id, "activityId")

@@ -101,6 +101,22 @@ async def insert_ignore(s: AsyncSession, table: Table, values: dict[str, Any]) -
     return int(getattr(result, "rowcount", 0) or 0) == 1
 
 
+async def insert_ignore_many(
+    s: AsyncSession, table: Table, rows: Sequence[dict[str, Any]], key: str
+) -> set[Any]:
+    """`insert_ignore` for many rows in one multi-row INSERT ... ON CONFLICT DO NOTHING:
+    the `key` column's values of the rows inserted (those not returned existed)."""
+    if not rows:
+        return set()
+    stmt: Any
+    if s.get_bind().dialect.name == "postgresql":
+        stmt = postgresql.insert(table).values(list(rows)).on_conflict_do_nothing()
+    else:
+        stmt = sqlite.insert(table).values(list(rows)).on_conflict_do_nothing()
+    result = await s.execute(stmt.returning(table.c[key]))
+    return set(result.scalars().all())
+
+
 def row_values(record: object, table: Table) -> dict[str, Any]:
     """The column values of `table` taken from a record's attributes of the same names."""
     return {c.name: getattr(record, c.name) for c in table.columns}

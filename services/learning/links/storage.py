@@ -5,6 +5,7 @@ is "active" while it is and the link's own id once revoked, under a unique const
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -127,6 +128,25 @@ class LinkRepository:
             )
         ).first()
         return _link(mapping(row)) if row is not None else None
+
+    async def active_learners(
+        self, institution_id: str, agent_keys: Sequence[str]
+    ) -> dict[str, str]:
+        """The learner each of `agent_keys` is linked to by the institution (linked keys
+        only): one SELECT for a whole batch of statements."""
+        if not agent_keys:
+            return {}
+        t = actor_links
+        rows = (
+            await self.s.execute(
+                select(t.c.agent_key, t.c.learner_id).where(
+                    t.c.institution_id == institution_id,
+                    t.c.agent_key.in_(list(dict.fromkeys(agent_keys))),
+                    t.c.slot == ACTIVE,
+                )
+            )
+        ).all()
+        return {str(r.agent_key): str(r.learner_id) for r in rows}
 
     async def get(self, link_id: str) -> ActorLinkRecord | None:
         row = (await self.s.execute(select(actor_links).where(actor_links.c.id == link_id))).first()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -108,3 +109,9 @@ class Links:
         (in the statement's transaction `s`)."""
         link = await LinkRepository(s).active(institution_id, agent_key)
         return link.learner_id if link is not None else None
+
+    async def learners_of(
+        self, s: AsyncSession, institution_id: str, agent_keys: Sequence[str]
+    ) -> dict[str, str]:
+        """`learner_of` for many identities at once (the linked ones only)."""
+        return await LinkRepository(s).active_learners(institution_id, agent_keys)

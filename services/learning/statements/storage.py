@@ -46,7 +46,7 @@ from services.learning.common.storage import (
     ID,
     IRI,
     Cursor,
-    insert_ignore,
+    insert_ignore_many,
     keyset,
     metadata,
     query_scope,
@@ -178,6 +178,16 @@ class StoredAttachment:
     sha2: str
     content_type: str
     content: bytes
+
+
+@dataclass(frozen=True)
+class NewStatement:
+    """A statement to insert, with its rows of the activity and agent indexes
+    ((id or key, related) pairs; an activity listed twice keeps its object mention)."""
+
+    record: StatementRecord
+    activities: Sequence[tuple[str, bool]] = ()
+    agents: Sequence[tuple[str, bool]] = ()
 
 
 @dataclass(frozen=True)
@@ -463,27 +473,54 @@ class StatementRepository:
         found = [statement_record(r) for r in rows]
         return {r.id: r for r in found}
 
-    async def insert_statement(
-        self,
-        row: StatementRecord,
-        activities: Sequence[tuple[str, bool]],
-        agents: Sequence[tuple[str, bool]] = (),
-    ) -> None:
-        await self.s.execute(insert(statements).values(**statement_values(row)))
+    async def lookup(
+        self, ids: Sequence[str], targets: Sequence[str], arriving: Sequence[str]
+    ) -> tuple[dict[str, StatementRecord], dict[str, list[StatementRecord]]]:
+        """What storing a batch needs to know, in one SELECT: the stored statements with
+        these `ids` or `targets` (statements being voided), by id, and the voiding
+        statements already stored for each of `arriving` (2.3.2: a voiding statement is
+        accepted before its target arrives), by target."""
+        t = statements
+        conditions = [t.c.id.in_(list(dict.fromkeys([*ids, *targets])))]
+        if arriving:
+            conditions.append(t.c.voids_statement_id.in_(list(arriving)))
+        rows = [
+            statement_record(r)
+            for r in (await self.s.execute(select(t).where(or_(*conditions)))).all()
+        ]
+        wanted = set(ids) | set(targets)
+        by_id = {r.id: r for r in rows if r.id in wanted}
+        voiders: dict[str, list[StatementRecord]] = {}
+        for r in rows:
+            if r.voids_statement_id is not None:
+                voiders.setdefault(r.voids_statement_id, []).append(r)
+        return by_id, voiders
+
+    async def insert_statements(self, batch: Sequence[NewStatement]) -> None:
+        """Insert statements with their activity and agent index rows: one executemany
+        per table, whatever the batch's size."""
+        if not batch:
+            return
+        await self.s.execute(insert(statements), [statement_values(n.record) for n in batch])
+        agents = [
+            {"statement_id": n.record.id, "agent_key": k, "related": r}
+            for n in batch
+            for k, r in n.agents
+        ]
         if agents:
-            await self.s.execute(
-                insert(statement_agents),
-                [{"statement_id": row.id, "agent_key": k, "related": r} for k, r in agents],
+            await self.s.execute(insert(statement_agents), agents)
+        activities: list[dict[str, Any]] = []
+        for n in batch:
+            seen: dict[str, bool] = {}
+            for activity_id, related in n.activities:
+                # The object wins over a related mention of the same activity.
+                seen[activity_id] = seen.get(activity_id, True) and related
+            activities.extend(
+                {"statement_id": n.record.id, "activity_id": a, "related": r}
+                for a, r in seen.items()
             )
-        seen: dict[str, bool] = {}
-        for activity_id, related in activities:
-            # The object wins over a related mention of the same activity.
-            seen[activity_id] = seen.get(activity_id, True) and related
-        if seen:
-            await self.s.execute(
-                insert(statement_activities),
-                [{"statement_id": row.id, "activity_id": a, "related": r} for a, r in seen.items()],
-            )
+        if activities:
+            await self.s.execute(insert(statement_activities), activities)
 
     async def set_anchor(self, statement_id: str, outcome: AnchorOutcome) -> bool:
         """Record an anchoring outcome; an anchored statement stays anchored."""
@@ -500,10 +537,12 @@ class StatementRepository:
         )
         return bool(getattr(result, "rowcount", 0))
 
-    async def mark_voided(self, statement_id: str) -> None:
-        await self.s.execute(
-            update(statements).where(statements.c.id == statement_id).values(voided=True)
-        )
+    async def mark_voided(self, statement_ids: Sequence[str]) -> None:
+        if statement_ids:
+            t = statements
+            await self.s.execute(
+                update(t).where(t.c.id.in_(list(statement_ids))).values(voided=True)
+            )
 
     async def query_statements(
         self, f: StatementFilter, limit: int, cursor: Cursor | None
@@ -516,27 +555,32 @@ class StatementRepository:
         page = rows[:limit]
         return page, Cursor(page[-1].stored, page[-1].id)
 
-    async def store_attachment(
-        self, sha2: str, content_type: str, content: bytes, now: datetime
+    async def store_attachments(
+        self, parts: Sequence[StoredAttachment], links: Sequence[tuple[str, str]], now: datetime
     ) -> None:
-        """Keep attachment data once per digest (a second copy of the same data is a no-op)."""
-        await insert_ignore(
+        """Keep attachment data once per digest (a second copy of the same data is a no-op)
+        and link statements to it (`links`: statement id, SHA-2): one insert each."""
+        await insert_ignore_many(
             self.s,
             attachments,
-            {
-                "sha2": sha2,
-                "content_type": content_type[:255],
-                "length": len(content),
-                "content": content,
-                "created_at": now,
-            },
+            [
+                {
+                    "sha2": p.sha2,
+                    "content_type": p.content_type[:255],
+                    "length": len(p.content),
+                    "content": p.content,
+                    "created_at": now,
+                }
+                for p in {p.sha2: p for p in parts}.values()
+            ],
+            "sha2",
         )
-
-    async def link_attachments(self, statement_id: str, sha2s: Sequence[str]) -> None:
-        for sha2 in dict.fromkeys(sha2s):
-            await insert_ignore(
-                self.s, statement_attachments, {"statement_id": statement_id, "sha2": sha2}
-            )
+        await insert_ignore_many(
+            self.s,
+            statement_attachments,
+            [{"statement_id": i, "sha2": sha2} for i, sha2 in dict.fromkeys(links)],
+            "sha2",
+        )
 
     async def attachments_visible(
         self, sha2s: Sequence[str], visible_to: str
@@ -552,13 +596,6 @@ class StatementRepository:
         query = select(a.c.sha2, a.c.content_type, a.c.content).where(a.c.sha2.in_(users))
         rows = (await self.s.execute(query)).all()
         return [StoredAttachment(r.sha2, r.content_type, bytes(r.content)) for r in rows]
-
-    async def voiding_statements_of(self, statement_id: str) -> list[StatementRecord]:
-        """Voiding statements stored before the statement they void (2.3.2: a voiding
-        statement is accepted even when its target is not stored yet)."""
-        t = statements
-        rows = (await self.s.execute(select(t).where(t.c.voids_statement_id == statement_id))).all()
-        return [statement_record(r) for r in rows]
 
     async def count_interactions_by(
         self, column: str, values: Sequence[str], *, learner_id: str = ""

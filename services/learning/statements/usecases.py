@@ -24,12 +24,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
-from services.kit.errors import AlreadyExists, NotFound, PermissionDenied, ValidationError
+from services.kit.errors import NotFound, PermissionDenied, ValidationError
 from services.kit.events import Event
-from services.kit.events.outbox import enqueue
 from services.learning.activities.usecases import Activities
 from services.learning.clients.domain import LRS_SESSION_PREFIX
-from services.learning.common.storage import RequestKeys, decode_cursor, encode_cursor, outbox
+from services.learning.common.storage import RequestKeys, decode_cursor, encode_cursor
 from services.learning.common.usecases import (
     MAX_STATEMENT_PAGE,
     LearningContext,
@@ -49,14 +48,9 @@ from services.learning.statements.domain import (
     SERVICE_USER_ID,
     TOPIC_ANCHOR_FAILED,
     TOPIC_INTERACTION_ANCHORED,
-    TOPIC_INTERACTION_RECORDED,
     AnchorOutcome,
     StatementRecord,
     StoreExtras,
-    agent_index,
-    interaction_event_payload,
-    json_text,
-    keiko_learner_of,
     may_read,
 )
 from services.learning.statements.storage import (
@@ -66,13 +60,12 @@ from services.learning.statements.storage import (
     TextPage,
     statement_texts,
 )
+from services.learning.statements.writes import Incoming, StatementWriter
 from services.learning.xapi import (
     ValidatedStatement,
     XAPIVersion,
     formats,
     parse_version_header,
-    statement_hash_hex,
-    statements_equivalent,
     validate_statement,
     vocab,
 )
@@ -86,6 +79,7 @@ class Statements:
         self.ctx = ctx
         self.activities = activities
         self.links = links
+        self.writer = StatementWriter(ctx, activities, links)
 
     async def record_statements(
         self,
@@ -135,23 +129,22 @@ class Statements:
             else None
         )
         async with self.ctx.db.transaction() as s:
-            rows = [
-                await self.store(
-                    s,
-                    caller,
-                    v,
-                    StoreExtras(),
-                    path=f"statements[{i}]",
-                    lrs_client_id=lrs_client_id,
-                    incoming=raw,
+            rows = await self.writer.store_many(
+                s,
+                caller,
+                [Incoming(v, f"statements[{i}]", sent=raw) for i, (v, raw) in enumerate(validated)],
+                lrs_client_id=lrs_client_id,
+            )
+            if parts:
+                await StatementRepository(s).store_attachments(
+                    [StoredAttachment(p.sha2, p.content_type, p.content) for p in parts.values()],
+                    [
+                        (row.id, sha2)
+                        for row, sha2s in zip(rows, used, strict=True)
+                        for sha2 in sha2s
+                    ],
+                    clock.now(),
                 )
-                for i, (v, raw) in enumerate(validated)
-            ]
-            repo = StatementRepository(s)
-            for part in parts.values():
-                await repo.store_attachment(part.sha2, part.content_type, part.content, clock.now())
-            for row, sha2s in zip(rows, used, strict=True):
-                await repo.link_attachments(row.id, sha2s)
             if request_id:
                 await RequestKeys(s).put(
                     writer, "record_statements", request_id, [r.id for r in rows], clock.now()
@@ -185,125 +178,11 @@ class Statements:
         extras: StoreExtras,
         *,
         path: str,
-        lrs_client_id: str | None = None,
-        incoming: Mapping[str, Any] | None = None,
     ) -> StatementRecord:
-        """Store one validated statement (or accept an identical one) with its event, in
-        the caller's transaction `s`. `incoming` is the statement as the client sent it
-        (compared with a stored one of the same id: the normalized form carries this
-        request's `stored`/`timestamp`)."""
-        repo = StatementRepository(s)
-        learner_id = keiko_learner_of(v.statement["actor"])
-        if (
-            extras.interaction_type is None
-            and learner_id is not None
-            and learner_id != caller.user_id
-            and not caller.is_admin
-        ):
-            raise PermissionDenied(
-                f"{path}.actor: statements about another Keiko user need the admin role"
-            )
-        if learner_id is None and v.actor_key is not None and _is_agent(v.statement["actor"]):
-            # An external identity the writing institution linked to a learner (with the
-            # learner's code, see services.learning.links): the statement is the learner's.
-            learner_id = await self.links.learner_of(s, caller.user_id, v.actor_key)
-        existing = await repo.get_statement(v.id)
-        if existing is not None:
-            if existing.statement_json == extras.statement_json or statements_equivalent(
-                existing.statement, incoming or v.statement, version=v.version
-            ):
-                return existing
-            raise AlreadyExists(
-                f"{path}.id: statement {v.id} is already stored with different content"
-            )
-        voids_stored = False
-        if v.voided_statement_id is not None:
-            voids_stored = await self._check_voidable(repo, caller, v.voided_statement_id, path)
-        statement_json = extras.statement_json or json_text(v.statement)
-        assert v.stored is not None
-        row = StatementRecord(
-            id=v.id,
-            actor_key=v.actor_key,
-            learner_id=learner_id,
-            recorded_by=caller.user_id,
-            lrs_client_id=lrs_client_id,
-            webhook_source_id=extras.webhook_source_id,
-            verb_id=v.verb_id,
-            object_type=v.object_type,
-            object_id=v.object_id,
-            registration=v.registration,
-            timestamp=v.timestamp or v.stored,
-            stored=v.stored,
-            version=str(v.statement.get("version", v.version.value)),
-            voided=False,
-            voids_statement_id=v.voided_statement_id,
-            statement_json=statement_json,
-            canonical_hash=statement_hash_hex(json.loads(statement_json)),
-            interaction_type=extras.interaction_type,
-            interaction=extras.interaction,
-            course_id=extras.course_id,
-            class_id=extras.class_id,
-            tutorial_session_id=extras.tutorial_session_id,
-            study_session_id=extras.study_session_id,
-            device_signature_hex=extras.device.signature_hex if extras.device else None,
-            device_public_key_hex=extras.device.public_key_hex if extras.device else None,
-        )
-        activities: list[tuple[str, bool]] = []
-        if v.object_type in ("Activity",) and v.object_id:
-            activities.append((v.object_id, False))
-        activities.extend((a, True) for a in v.activity_ids if a != v.object_id)
-        await repo.insert_statement(row, activities, agent_index(v.statement))
-        await self.activities.remember(s, caller.user_id, v.statement)
-        if v.voided_statement_id is not None and voids_stored:
-            await repo.mark_voided(v.voided_statement_id)
-        # Only a client-chosen id can have been voided before it arrived: ids the LRS or
-        # Keiko generate are fresh UUIDs no earlier statement could name.
-        if (
-            incoming is not None
-            and "id" in incoming
-            and await self._voided_before_arrival(repo, row)
-        ):
-            await repo.mark_voided(row.id)
-        if learner_id is not None:
-            await enqueue(
-                s,
-                outbox,
-                Event(
-                    TOPIC_INTERACTION_RECORDED,
-                    key=learner_id,
-                    payload=interaction_event_payload(row),
-                    occurred_at=self.ctx.clock.now(),
-                ),
-            )
+        """Store one statement Keiko built (or accept an identical one) with its event, in
+        the caller's transaction `s` (see `StatementWriter.store_many`)."""
+        [row] = await self.writer.store_many(s, caller, [Incoming(v, path, extras)])
         return row
-
-    async def _check_voidable(
-        self, repo: StatementRepository, caller: Principal, target_id: str, path: str
-    ) -> bool:
-        """True when the target is stored (and may be voided by the caller); False when it
-        is not stored yet, which is accepted (Data 2.3.2: an LRS SHOULD NOT reject a voiding
-        statement because its target is missing); see `_voided_before_arrival`."""
-        target = await repo.get_statement(target_id)
-        where = f"{path}.object.id"
-        if target is None:
-            return False
-        if target.voids_statement_id is not None:
-            raise ValidationError(
-                where, f"statement {target_id} is a voiding statement and cannot be voided"
-            )
-        if not _may_void(caller.is_admin, caller.user_id, target):
-            raise PermissionDenied(f"{where}: not allowed to void statement {target_id}")
-        return True
-
-    async def _voided_before_arrival(self, repo: StatementRepository, row: StatementRecord) -> bool:
-        """A statement arriving after a voiding statement that targets it is stored voided,
-        when that voiding statement's author could have voided it (same rules as above)."""
-        if row.voids_statement_id is not None:
-            return False
-        return any(
-            _may_void(False, voider.recorded_by, row)
-            for voider in await repo.voiding_statements_of(row.id)
-        )
 
     async def get_statement(self, caller: Principal, statement_id: str) -> StatementRecord:
         sid = check_statement_id(statement_id, "statement_id")
@@ -541,14 +420,6 @@ def _hex_or_none(value: object, length: int) -> str | None:
     if len(text) != length or any(c not in "0123456789abcdef" for c in text):
         return None
     return text
-
-
-def _is_agent(actor: Mapping[str, Any]) -> bool:
-    return actor.get("objectType", "Agent") == "Agent"
-
-
-def _may_void(is_admin: bool, user_id: str, target: StatementRecord) -> bool:
-    return is_admin or user_id in (target.recorded_by, target.learner_id)
 
 
 def _int_or_none(value: object) -> int | None:

@@ -16,7 +16,11 @@ from services.kit.db import Database
 from services.kit.errors import ValidationError
 from services.learning.common.storage import Cursor, decode_cursor, encode_cursor
 from services.learning.statements.domain import AnchorOutcome, StatementRecord
-from services.learning.statements.storage import StatementFilter, StatementRepository
+from services.learning.statements.storage import (
+    NewStatement,
+    StatementFilter,
+    StatementRepository,
+)
 from services.learning.storage import SCHEMA, metadata
 
 
@@ -96,13 +100,21 @@ async def test_activity_index_and_anchor_rule(migrated_database: Database) -> No
     async with migrated_database.transaction() as s:
         repo = StatementRepository(s)
         # The object wins over a related mention of the same activity.
-        await repo.insert_statement(
-            row("00000000-0000-4000-8000-000000000001", at),
-            [("https://example.org/a", False), ("https://example.org/a", True)],
-        )
-        await repo.insert_statement(
-            row("00000000-0000-4000-8000-000000000002", at, object_id="https://example.org/b"),
-            [("https://example.org/b", False), ("https://example.org/a", True)],
+        await repo.insert_statements(
+            [
+                NewStatement(
+                    row("00000000-0000-4000-8000-000000000001", at),
+                    [("https://example.org/a", False), ("https://example.org/a", True)],
+                ),
+                NewStatement(
+                    row(
+                        "00000000-0000-4000-8000-000000000002",
+                        at,
+                        object_id="https://example.org/b",
+                    ),
+                    [("https://example.org/b", False), ("https://example.org/a", True)],
+                ),
+            ]
         )
     async with migrated_database.session() as s:
         repo = StatementRepository(s)

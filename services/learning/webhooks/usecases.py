@@ -39,6 +39,7 @@ from services.learning.hierarchy.storage import HierarchyRepository
 from services.learning.imports import common
 from services.learning.statements.domain import StoreExtras
 from services.learning.statements.usecases import Statements
+from services.learning.statements.writes import Incoming
 from services.learning.webhooks.domain import (
     MAX_SECRET,
     MIN_SECRET,
@@ -191,11 +192,13 @@ class Webhooks:
         writer = Principal(user_id=source.owner_id, session_id=WEBHOOK_SESSION_PREFIX + source_id)
         try:
             async with self.ctx.db.transaction() as s:
-                ids = []
-                for i, v in enumerate(validated):
-                    extras = StoreExtras(webhook_source_id=source_id, course_id=source.course_id)
-                    row = await self.statements.store(s, writer, v, extras, path=f"payload[{i}]")
-                    ids.append(row.id)
+                extras = StoreExtras(webhook_source_id=source_id, course_id=source.course_id)
+                rows = await self.statements.writer.store_many(
+                    s,
+                    writer,
+                    [Incoming(v, f"payload[{i}]", extras) for i, v in enumerate(validated)],
+                )
+                ids = [row.id for row in rows]
                 await WebhookRepository(s).insert_delivery(
                     WebhookDelivery(
                         source_id=source_id,

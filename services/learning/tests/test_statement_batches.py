@@ -1,0 +1,114 @@
+"""A batch of statements stored in one pass (`StatementWriter.store_many`): the same
+outcome as storing them one by one - retries, conflicts, voiding within the batch in
+either order, activity definitions folded in order - on both engines."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from services.kit.clock import FixedClock
+from services.kit.db import Database
+from services.kit.errors import AlreadyExists, PermissionDenied
+from services.learning.activities.storage import activity_definitions
+from services.learning.service import LearningService
+from services.learning.tests.test_service import ACT, ADMIN, ANA, events, statement, texts
+
+VOIDED = "http://adlnet.gov/expapi/verbs/voided"
+
+
+@pytest.fixture
+def database_schemas() -> Sequence[str]:
+    return ("learning",)
+
+
+@pytest.fixture
+def service(migrated_database: Database, clock: FixedClock) -> LearningService:
+    return LearningService(migrated_database, clock)
+
+
+def voiding(target: str) -> dict[str, object]:
+    return statement(
+        id=str(uuid.uuid4()), verb=VOIDED, object={"objectType": "StatementRef", "id": target}
+    )
+
+
+async def test_a_retried_batch_is_a_noop_and_a_conflicting_one_changes_nothing(
+    service: LearningService, migrated_database: Database, clock: FixedClock
+) -> None:
+    batch = [statement(id=str(uuid.uuid4()), activity=ACT + f"q{i}") for i in range(5)]
+    first = await service.statements.record_statements(ANA, texts(*batch))
+    clock.advance(timedelta(minutes=1))
+    again = await service.statements.record_statements(ANA, texts(*batch))
+    assert [r.statement_json for r in again] == [r.statement_json for r in first]
+    assert len(await events(migrated_database)) == 5
+    fresh = statement(id=str(uuid.uuid4()))
+    changed = statement(id=batch[2]["id"], activity=ACT + "other")
+    with pytest.raises(AlreadyExists, match=r"statements\[2\]\.id"):
+        await service.statements.record_statements(ANA, texts(batch[0], fresh, changed))
+    # All or nothing: the new statement before the conflict was not kept.
+    assert await service.statements.find(fresh["id"], "id") is None
+    assert len(await events(migrated_database)) == 5
+
+
+async def test_a_voiding_statement_before_its_target_in_one_batch(
+    service: LearningService,
+) -> None:
+    target = statement(id=str(uuid.uuid4()))
+    rows = await service.statements.record_statements(
+        ANA, texts(voiding(target["id"]), target, statement())
+    )
+    assert [r.voided for r in rows] == [False, True, False]
+    assert (await service.statements.get_statement(ANA, target["id"])).voided
+    # Another writer's voiding statement stored earlier does not void it.
+    foreign = statement(id=str(uuid.uuid4()))
+    await service.statements.record_statements(
+        ADMIN,
+        texts(
+            statement(
+                "ben", verb=VOIDED, object={"objectType": "StatementRef", "id": foreign["id"]}
+            )
+        ),
+    )
+    [row] = await service.statements.record_statements(ANA, texts(foreign))
+    assert not row.voided
+
+
+async def test_voiding_a_stored_statement_needs_the_right_to(service: LearningService) -> None:
+    [bens] = await service.statements.record_statements(ADMIN, texts(statement("ben")))
+    with pytest.raises(PermissionDenied, match=r"statements\[1\]\.object\.id"):
+        await service.statements.record_statements(ANA, texts(statement(), voiding(bens.id)))
+    [mine] = await service.statements.record_statements(ANA, texts(statement()))
+    rows = await service.statements.record_statements(ANA, texts(statement(), voiding(mine.id)))
+    assert rows[1].voids_statement_id == mine.id
+    assert (await service.statements.get_statement(ANA, mine.id)).voided
+
+
+async def test_definitions_are_rewritten_only_when_a_merge_changes_them(
+    service: LearningService, migrated_database: Database, clock: FixedClock
+) -> None:
+    def with_name(names: dict[str, str]) -> dict[str, object]:
+        return statement(object={"id": ACT + "q1", "definition": {"name": names}})
+
+    await service.statements.record_statements(
+        ANA, texts(with_name({"en-US": "One"}), with_name({"fr": "Un"}))
+    )
+
+    async def stored() -> tuple[str, object]:
+        t = activity_definitions
+        async with migrated_database.session() as s:
+            row = (await s.execute(select(t.c.definition_json, t.c.updated))).one()
+        return row.definition_json, row.updated
+
+    definition, updated = await stored()
+    assert definition == '{"name":{"en-US":"One","fr":"Un"}}'
+    clock.advance(timedelta(minutes=1))
+    await service.statements.record_statements(ANA, texts(with_name({"fr": "Un"})))
+    assert await stored() == (definition, updated)
+    await service.statements.record_statements(ANA, texts(with_name({"es": "Uno"})))
+    definition, later = await stored()
+    assert definition == '{"name":{"en-US":"One","fr":"Un","es":"Uno"}}' and later != updated
