@@ -1,8 +1,9 @@
 """Identity service: users, roles, profiles, passwordless WebAuthn login, JWT sessions.
 
 Modules: `domain` (rules, no I/O), `relying_party` (WebAuthn options and verification
-through the `webauthn` package, no I/O), `storage` (tables in schema `identity` and the
-repository), `service` (use cases), `servicer` (gRPC), `settings`. The proof-of-humanity
+through the `webauthn` package, no I/O), `storage/` (tables in schema `identity` and the
+repository, a module a capability), `service/` (use cases: registration, login, sessions,
+users, credentials), `servicer` (gRPC), `settings`. The proof-of-humanity
 pipeline lives in `humanity/`.
 
 What a client gets for each failure (gRPC code: message):
