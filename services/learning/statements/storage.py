@@ -454,6 +454,28 @@ async def statement_texts(
     return TextPage([row.statement_json for row in page], newest), after
 
 
+# An anchored statement stays anchored (a late or redelivered failure changes nothing).
+_SET_ANCHOR = (
+    update(statements)
+    .where(
+        statements.c.id == bindparam("statement_id"),
+        or_(statements.c.anchor_status.is_(None), statements.c.anchor_status != "anchored"),
+    )
+    .values(
+        {
+            f"anchor_{k}": bindparam(f"v_{k}")
+            for k in AnchorOutcome.__dataclass_fields__
+            if k != "anchored_at"
+        }
+    )
+    .values(anchored_at=bindparam("v_anchored_at"))
+)
+
+
+def _anchor_values(statement_id: str, outcome: AnchorOutcome) -> dict[str, Any]:
+    return {"statement_id": statement_id, **{f"v_{k}": v for k, v in asdict(outcome).items()}}
+
+
 class StatementRepository:
     """Queries and writes of the statement tables, within the caller's session."""
 
@@ -524,18 +546,14 @@ class StatementRepository:
 
     async def set_anchor(self, statement_id: str, outcome: AnchorOutcome) -> bool:
         """Record an anchoring outcome; an anchored statement stays anchored."""
-        t = statements
-        values = {f"anchor_{k}": v for k, v in asdict(outcome).items() if k != "anchored_at"}
-        values["anchored_at"] = outcome.anchored_at
-        result = await self.s.execute(
-            update(t)
-            .where(
-                t.c.id == statement_id,
-                or_(t.c.anchor_status.is_(None), t.c.anchor_status != "anchored"),
-            )
-            .values(**values)
-        )
+        result = await self.s.execute(_SET_ANCHOR, _anchor_values(statement_id, outcome))
         return bool(getattr(result, "rowcount", 0))
+
+    async def set_anchors(self, outcomes: Sequence[tuple[str, AnchorOutcome]]) -> None:
+        """`set_anchor` for many (statement id, outcome) pairs, in order: one executemany
+        (a consumer's page of anchors is one pipelined round trip, one compiled UPDATE)."""
+        if outcomes:
+            await self.s.execute(_SET_ANCHOR, [_anchor_values(i, o) for i, o in outcomes])
 
     async def mark_voided(self, statement_ids: Sequence[str]) -> None:
         if statement_ids:

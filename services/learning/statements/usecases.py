@@ -362,21 +362,20 @@ class Statements:
     async def apply_anchor_event(self, event: Event) -> bool:
         """Keep a statement's anchor state from `chain.interaction_anchored` /
         `chain.anchor_failed` (record_id = statement id). Idempotent: redeliveries rewrite
-        the same values, and a failure never overrides an anchor."""
-        return bool(await self.apply_anchor_events([event]))
-
-    async def apply_anchor_events(self, events: Sequence[Event]) -> int:
-        """:meth:`apply_anchor_event` for a page of events, in order, in one transaction
-        (the anchor consumer's page). Returns how many statements changed."""
-        outcomes = [found for found in map(_anchor_outcome, events) if found is not None]
-        if not outcomes:
-            return 0
-        changed = 0
+        the same values, and a failure never overrides an anchor. True if it changed."""
+        found = _anchor_outcome(event)
+        if found is None:
+            return False
         async with self.ctx.db.transaction() as s:
-            repository = StatementRepository(s)
-            for statement_id, outcome in outcomes:
-                changed += await repository.set_anchor(statement_id, outcome)
-        return changed
+            return await StatementRepository(s).set_anchor(*found)
+
+    async def apply_anchor_events(self, events: Sequence[Event]) -> None:
+        """:meth:`apply_anchor_event` for a page of events, in order, in one transaction
+        (the anchor consumer's page)."""
+        outcomes = [found for found in map(_anchor_outcome, events) if found is not None]
+        if outcomes:
+            async with self.ctx.db.transaction() as s:
+                await StatementRepository(s).set_anchors(outcomes)
 
 
 def _anchor_outcome(event: Event) -> tuple[str, AnchorOutcome] | None:

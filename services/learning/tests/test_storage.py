@@ -135,3 +135,22 @@ async def test_activity_index_and_anchor_rule(migrated_database: Database) -> No
         stored = await StatementRepository(s).get_statement(sid)
     assert stored is not None
     assert (stored.anchor_status, stored.anchored_at) == ("anchored", at)
+    # A page of outcomes applies in order: a failure before the anchor is overridden, a
+    # failure after it is not.
+    other = "00000000-0000-4000-8000-000000000002"
+    async with migrated_database.transaction() as s:
+        await StatementRepository(s).set_anchors(
+            [
+                (other, AnchorOutcome(status="failed", failure="timeout")),
+                (other, AnchorOutcome(status="anchored", batch_id="0x7", anchored_at=at)),
+                (other, AnchorOutcome(status="failed", failure="late")),
+            ]
+        )
+    async with migrated_database.session() as s:
+        stored = await StatementRepository(s).get_statement(other)
+    assert stored is not None
+    assert (stored.anchor_status, stored.anchor_batch_id, stored.anchor_failure) == (
+        "anchored",
+        "0x7",
+        None,
+    )
