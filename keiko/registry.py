@@ -28,7 +28,7 @@ class ServiceDefinition:
 
 def _identity(runtime: ServiceRuntime) -> ServiceBase:
     from services.identity.service import ClientInfo
-    from services.identity.servicer import build_identity_servicer
+    from services.identity.wiring import build_identity_servicer
     from services.kit.grpc.interceptors import client_address
 
     return build_identity_servicer(

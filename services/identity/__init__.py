@@ -3,7 +3,8 @@
 Modules: `domain` (rules, no I/O), `relying_party` (WebAuthn options and verification
 through the `webauthn` package, no I/O), `storage/` (tables in schema `identity` and the
 repository, a module a capability), `service/` (use cases: registration, login, sessions,
-users, credentials), `servicer` (gRPC), `settings`. The proof-of-humanity
+users, credentials), `servicer` (gRPC) with `messages` (its encoding) and `wiring` (the
+service on the platform's runtime, background jobs), `settings`. The proof-of-humanity
 pipeline lives in `humanity/`.
 
 What a client gets for each failure (gRPC code: message):

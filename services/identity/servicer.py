@@ -8,58 +8,35 @@ other services learn of it from `identity.session_revoked`.
 
 The proof-of-humanity RPCs (EnrollHumanity, VerifyHumanity, RecoverSigningKey,
 GetHumanityStatus) are served by :class:`HumanityIdentityServicer` (what
-`build_identity_servicer` returns) through `services.identity.humanity_service`; the plain
+`wiring.build_identity_servicer` returns) through `services.identity.humanity_service`; the plain
 `IdentityServicer` does not override them, so the host answers UNIMPLEMENTED.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine, Sequence
-from datetime import timedelta
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Callable
 
 import betterproto
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from services.api.keiko.identity import v1 as pb
-from services.identity import humanity as humanity_pipeline
-from services.identity.domain import (
-    PUBLIC_FIELDS,
-    Credential,
-    ProfileUpdate,
-    Role,
-    Session,
-    TokenPair,
-    User,
+from services.identity.domain import ProfileUpdate, User
+from services.identity.humanity_service import HumanityService
+from services.identity.messages import (
+    credential_to_pb,
+    humanity_status_to_pb,
+    public_fields_from_pb,
+    role_from_pb,
+    sample_from_pb,
+    sees_everything,
+    self_principal,
+    session_to_pb,
+    tokens_to_pb,
+    user_to_pb,
 )
-from services.identity.humanity import IndexKey
-from services.identity.humanity_service import (
-    BiometricSample,
-    HumanityService,
-    HumanityStatus,
-    TranslatorRegistrar,
-)
-from services.identity.humanity_storage import outbox as identity_outbox
-from services.identity.relying_party import credential_id_text
 from services.identity.service import ClientInfo, IdentityService
-from services.identity.settings import IdentitySettings
-from services.kit.auth import Principal, TokenIssuer, current_principal
-from services.kit.clock import Clock
-from services.kit.db import Database
+from services.kit.auth import Principal, current_principal
 from services.kit.errors import ValidationError
-from services.kit.events import EventBus
-from services.kit.events.outbox import OutboxRelay
 from services.kit.fresh import RenderedFrom
-from services.kit.logging import get_logger
-
-log = get_logger(__name__)
-
-# The kit's Role and the proto enum share member names (LEARNER, TUTOR, ...).
-_TO_PB_ROLE: dict[Role, pb.Role] = {role: pb.Role.from_string(role.name) for role in Role}
-_FROM_PB_ROLE: dict[int, Role] = {int(v): k for k, v in _TO_PB_ROLE.items()}
 
 ClientInfoProvider = Callable[[], ClientInfo]
 
@@ -120,7 +97,7 @@ class IdentityServicer(pb.IdentityServiceBase):
     async def list_users(self, list_users_request: pb.ListUsersRequest) -> pb.ListUsersResponse:
         caller = await self._caller()
         request = list_users_request
-        role = None if request.role == pb.Role.UNSPECIFIED else _role_from_pb(request.role, "role")
+        role = None if request.role == pb.Role.UNSPECIFIED else role_from_pb(request.role, "role")
         page = await self.service.list_users(
             caller,
             query=request.query,
@@ -147,7 +124,7 @@ class IdentityServicer(pb.IdentityServiceBase):
                 avatar_url=request.avatar_url,
                 locale=request.locale,
                 time_zone=request.time_zone,
-                public=_public_fields_from_pb(request.public_fields)
+                public=public_fields_from_pb(request.public_fields)
                 if request.update_public_fields
                 else None,
             ),
@@ -157,7 +134,7 @@ class IdentityServicer(pb.IdentityServiceBase):
     async def set_roles(self, set_roles_request: pb.SetRolesRequest) -> pb.SetRolesResponse:
         caller = await self._caller()
         roles = [
-            str(_role_from_pb(role, f"roles[{index}]"))
+            str(role_from_pb(role, f"roles[{index}]"))
             for index, role in enumerate(set_roles_request.roles)
         ]
         user = await self.service.set_roles(caller, set_roles_request.user_id, roles)
@@ -186,7 +163,7 @@ class IdentityServicer(pb.IdentityServiceBase):
             request.credential_name,
             self._client(request.user_agent),
         )
-        principal = _self_principal(signed_in.user, signed_in.tokens)
+        principal = self_principal(signed_in.user, signed_in.tokens)
         return pb.FinishRegistrationResponse(
             user=user_to_pb(signed_in.user, principal), tokens=tokens_to_pb(signed_in.tokens)
         )
@@ -204,7 +181,7 @@ class IdentityServicer(pb.IdentityServiceBase):
         signed_in = await self.service.finish_login(
             request.login_id, request.credential_json, self._client(request.user_agent)
         )
-        principal = _self_principal(signed_in.user, signed_in.tokens)
+        principal = self_principal(signed_in.user, signed_in.tokens)
         return pb.FinishLoginResponse(
             user=user_to_pb(signed_in.user, principal), tokens=tokens_to_pb(signed_in.tokens)
         )
@@ -353,345 +330,3 @@ class HumanityIdentityServicer(IdentityServicer):
         caller = await self._caller()
         status = await self.humanity.status(caller, get_humanity_status_request.user_id)
         return pb.GetHumanityStatusResponse(status=humanity_status_to_pb(status))
-
-
-class PlatformSettings(Protocol):
-    """The `KEIKO_*` settings the identity service reads (keiko.settings.Settings)."""
-
-    @property
-    def webauthn_rp_id(self) -> str: ...
-    @property
-    def webauthn_rp_name(self) -> str: ...
-    @property
-    def webauthn_origins(self) -> Sequence[str]: ...
-    @property
-    def access_token_ttl_seconds(self) -> int: ...
-    @property
-    def refresh_token_ttl_days(self) -> int: ...
-    @property
-    def gateway_target(self) -> str: ...
-    @property
-    def chain_rpc_url(self) -> str: ...
-    @property
-    def chain_translator_target(self) -> str: ...
-    @property
-    def humanity_warm_up(self) -> bool: ...
-    @property
-    def humanity_index_key_file(self) -> Path | None: ...
-
-
-class IdentityRuntime(Protocol):
-    """What the identity service takes from the process (keiko.runtime.ServiceRuntime)."""
-
-    @property
-    def settings(self) -> PlatformSettings: ...
-    @property
-    def database(self) -> Database: ...
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def jwt_private_key_pem(self) -> bytes | None: ...
-    def run_in_background(
-        self, name: str, job: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
-    ) -> None: ...
-
-
-PURGE_INTERVAL_S = 3600.0
-
-
-def identity_settings_from(runtime: IdentityRuntime) -> IdentitySettings:
-    """The identity settings out of the platform's `KEIKO_*` configuration."""
-    settings = runtime.settings
-    return IdentitySettings(
-        rp_id=settings.webauthn_rp_id,
-        rp_name=settings.webauthn_rp_name,
-        allowed_origins=tuple(settings.webauthn_origins),
-        access_token_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
-        refresh_token_ttl=timedelta(days=settings.refresh_token_ttl_days),
-    )
-
-
-def build_identity_servicer(
-    runtime: IdentityRuntime, *, client_info: ClientInfoProvider | None = None
-) -> IdentityServicer:
-    """Composition-root factory (keiko.registry): the servicer on the runtime's database,
-    clock and JWT signing key."""
-    if runtime.jwt_private_key_pem is None:
-        raise RuntimeError("the identity service needs the JWT signing key (Ed25519 PEM)")
-    settings = identity_settings_from(runtime)
-    issuer = TokenIssuer(runtime.jwt_private_key_pem, runtime.clock, settings.access_token_ttl)
-    # The identity outbox (identity.session_revoked, identity.humanity_verified).
-    event_bus: EventBus | None = getattr(runtime, "event_bus", None)
-    relay = None
-    if event_bus is not None:
-        relay = OutboxRelay(runtime.database, identity_outbox, event_bus, clock=runtime.clock)
-        runtime.run_in_background("identity.outbox", relay.run)
-    else:
-        log.warning("identity.events_disabled", reason="the runtime has no event bus")
-    service = IdentityService(
-        runtime.database,
-        settings,
-        runtime.clock,
-        issuer,
-        on_commit=relay.notify if relay is not None else None,
-    )
-    runtime.run_in_background("identity.purge_expired", purge_job(service))
-    humanity = None if relay is None else build_humanity_service(runtime, issuer, relay)
-    if humanity is None:
-        return IdentityServicer(service, client_info=client_info)
-    return HumanityIdentityServicer(service, humanity, client_info=client_info)
-
-
-# The identity service's own principal towards other services (the chain translator's
-# RegisterHumanity accepts trusted callers only: role "service").
-SERVICE_PRINCIPAL = Principal(user_id="keiko-identity", roles=frozenset({"service"}))
-REGISTRATION_INTERVAL_S = 30.0
-
-
-def build_humanity_service(
-    runtime: IdentityRuntime,
-    issuer: TokenIssuer,
-    relay: OutboxRelay,
-) -> HumanityService:
-    """Proof of humanity on the runtime: the service (its events go out through the
-    identity outbox `relay`), the pipeline warm-up (`settings.humanity_warm_up`) and, when
-    the platform has a chain (`settings.chain_rpc_url`), the registrar (the chain
-    translator's RegisterHumanity at `settings.chain_translator_target`, default the
-    platform's gRPC target) and the registration retry job. Without a chain, enrollments
-    stay pending until a process with one retries them. A runtime without an event bus gets
-    no humanity service (the RPCs answer UNIMPLEMENTED)."""
-    registrar: TranslatorRegistrar | None = None
-    settings = runtime.settings
-    if settings.chain_rpc_url:
-        target = settings.chain_translator_target or settings.gateway_target
-        registrar = TranslatorRegistrar(target, lambda: issuer.issue(SERVICE_PRINCIPAL).token)
-    humanity = HumanityService(
-        runtime.database,
-        runtime.clock,
-        registrar=registrar,
-        on_commit=relay.notify,
-        index_key=humanity_index_key(settings.humanity_index_key_file, runtime.jwt_private_key_pem),
-    )
-    if settings.humanity_warm_up:
-        runtime.run_in_background("identity.humanity_warm_up", warm_up_job(humanity.index_key))
-    if registrar is not None:
-        runtime.run_in_background(
-            "identity.humanity_registration", registration_job(humanity, registrar)
-        )
-    return humanity
-
-
-def humanity_index_key(key_file: Path | None, jwt_private_key_pem: bytes | None) -> IndexKey:
-    """The duplicate-check index key: the file's bytes (at least 32 random bytes) when one
-    is configured; otherwise derived from the identity signing key (HKDF with its own
-    label), so the replicas of a deployment agree without more configuration. A new key
-    leaves earlier enrollments without usable tags: they are then decoded by every
-    duplicate check (correct, slower) until re-enrolled."""
-    if key_file is not None:
-        return IndexKey(key_file.read_bytes())
-    if jwt_private_key_pem is None:
-        raise RuntimeError("the humanity index needs a key file or the identity signing key")
-    secret = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"keiko/humanity-index-key/v1"
-    ).derive(jwt_private_key_pem)
-    return IndexKey(secret)
-
-
-def warm_up_job(index_key: IndexKey) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """Build the BCH codes, compile the decoder and tabulate the index key's iris tags
-    once, off the event loop (seconds)."""
-
-    async def run(stop: asyncio.Event) -> None:
-        try:
-            await asyncio.to_thread(humanity_pipeline.warm_up, index_key)
-        except Exception:
-            log.exception("identity.humanity_warm_up_failed")
-        await stop.wait()
-
-    return run
-
-
-def registration_job(
-    humanity: HumanityService,
-    registrar: TranslatorRegistrar,
-    interval_s: float = REGISTRATION_INTERVAL_S,
-) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """Background job: retry pending on-chain registrations that are due, every
-    `interval_s`, until `stop` is set."""
-
-    async def run(stop: asyncio.Event) -> None:
-        try:
-            while not stop.is_set():
-                try:
-                    await humanity.register_due()
-                except Exception:
-                    log.exception("identity.humanity_registration_failed")
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=interval_s)
-                except TimeoutError:
-                    continue
-        finally:
-            await registrar.close()
-
-    return run
-
-
-def purge_job(
-    service: IdentityService, interval_s: float = PURGE_INTERVAL_S
-) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """Background job: delete expired ceremonies, refresh tokens, old failures and idle
-    rate-limit buckets every `interval_s`, until `stop` is set. Any replica may run it."""
-
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                removed = await service.purge_expired()
-                if removed:
-                    log.info("identity.purged", rows=removed)
-            except Exception:
-                log.exception("identity.purge_failed")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
-            except TimeoutError:
-                continue
-
-    return run
-
-
-# -- encoding -------------------------------------------------------------------------------
-
-
-def _role_from_pb(role: int, field_path: str) -> Role:
-    found = _FROM_PB_ROLE.get(int(role))
-    if found is None:
-        raise ValidationError(field_path, "must be a known role other than ROLE_UNSPECIFIED")
-    return found
-
-
-def _self_principal(user: User, tokens: TokenPair) -> Principal:
-    return Principal(
-        user_id=user.id,
-        roles=frozenset(str(r) for r in user.roles),
-        session_id=tokens.session_id,
-    )
-
-
-_PROFILE_FIELDS = {name: pb.ProfileField.from_string(name.upper()) for name in PUBLIC_FIELDS}
-_PROFILE_FIELD_NAMES = {int(v): k for k, v in _PROFILE_FIELDS.items()}
-
-
-def _public_fields_from_pb(values: list[pb.ProfileField]) -> frozenset[str]:
-    names = set()
-    for i, value in enumerate(values):
-        name = _PROFILE_FIELD_NAMES.get(int(value))
-        if name is None:
-            raise ValidationError(f"public_fields[{i}]", "must be a known profile field")
-        names.add(name)
-    return frozenset(names)
-
-
-def sees_everything(user: User, viewer: Principal) -> bool:
-    """The user themself and admins see the whole user; anyone else its public profile."""
-    return viewer.user_id == user.id or viewer.is_admin
-
-
-def user_to_pb(user: User, viewer: Principal) -> pb.User:
-    """The user themself and admins see everything; anyone else the public profile only:
-    the id, the display name, whether a verified human (public: one human, one vote) and
-    what the user made public (issue 9)."""
-    if sees_everything(user, viewer):
-        return pb.User(
-            id=user.id,
-            email=user.email,
-            display_name=user.display_name,
-            roles=sorted((_TO_PB_ROLE[r] for r in user.roles), key=int),
-            profile=pb.UserProfile(
-                bio=user.profile.bio,
-                avatar_url=user.profile.avatar_url,
-                locale=user.profile.locale,
-                time_zone=user.profile.time_zone,
-                public_fields=sorted((_PROFILE_FIELDS[f] for f in user.profile.public), key=int),
-            ),
-            human_verified=user.human_verified,
-            created_at=user.created_at,
-            updated_at=user.updated_at,
-        )
-    public = user.profile.public
-    return pb.User(
-        id=user.id,
-        display_name=user.display_name,
-        profile=pb.UserProfile(
-            bio=user.profile.bio if "bio" in public else "",
-            avatar_url=user.profile.avatar_url if "avatar_url" in public else "",
-            locale=user.profile.locale if "locale" in public else "",
-            time_zone=user.profile.time_zone if "time_zone" in public else "",
-        ),
-        human_verified=user.human_verified,
-    )
-
-
-_GENOME_FORMATS: dict[int, str] = {
-    int(pb.GenomeFormat.VCF): "vcf",
-    int(pb.GenomeFormat.FASTA): "fasta",
-}
-
-
-def sample_from_pb(sample: pb.BiometricSample) -> BiometricSample:
-    """Unknown or unspecified formats become "" (refused on `sample.genome_format`)."""
-    return BiometricSample(
-        iris_image=bytes(sample.iris_image),
-        genome=bytes(sample.genome),
-        genome_format=_GENOME_FORMATS.get(int(sample.genome_format), ""),
-    )
-
-
-def humanity_status_to_pb(status: HumanityStatus) -> pb.HumanityStatus:
-    message = pb.HumanityStatus(
-        user_id=status.user_id,
-        enrolled=status.enrolled,
-        humanity_commitment=status.humanity_commitment,
-        ed25519_public_key=status.ed25519_public_key,
-        registry_tx_hash=status.registry_tx_hash,
-        registered_on_chain=status.registered_on_chain,
-    )
-    if status.enrolled_at is not None:
-        message.enrolled_at = status.enrolled_at
-    return message
-
-
-def tokens_to_pb(tokens: TokenPair) -> pb.TokenPair:
-    return pb.TokenPair(
-        access_token=tokens.access_token,
-        access_expires_at=tokens.access_expires_at,
-        refresh_token=tokens.refresh_token,
-        refresh_expires_at=tokens.refresh_expires_at,
-        session_id=tokens.session_id,
-    )
-
-
-def session_to_pb(session: Session, *, current: bool) -> pb.Session:
-    return pb.Session(
-        id=session.id,
-        user_id=session.user_id,
-        created_at=session.created_at,
-        last_used_at=session.last_used_at,
-        expires_at=session.expires_at,
-        user_agent=session.user_agent,
-        ip_address=session.ip_address,
-        current=current,
-    )
-
-
-def credential_to_pb(credential: Credential) -> pb.Credential:
-    message = pb.Credential(
-        id=credential.id,
-        credential_id=credential_id_text(credential.credential_id),
-        name=credential.name,
-        aaguid=credential.aaguid,
-        transports=list(credential.transports),
-        backed_up=credential.backed_up,
-        created_at=credential.created_at,
-    )
-    if credential.last_used_at is not None:
-        message.last_used_at = credential.last_used_at
-    return message

@@ -101,7 +101,7 @@ class IdentityCore:
         # and of revoked sessions also through `identity.session_revoked`. Only active
         # sessions and existing users are kept; a cached session is checked against the
         # caller's user and its own expiry, a cached user filtered per viewer as a fresh
-        # one is (servicer.user_to_pb).
+        # one is (messages.user_to_pb).
         self.active_sessions: FreshFor[str, Session] = FreshFor()
         self.users: FreshFor[str, User] = FreshFor()
 

@@ -41,8 +41,9 @@ from services.identity.humanity import synthetic as syn
 from services.identity.humanity_service import HumanityService, TranslatorRegistrar
 from services.identity.humanity_storage import outbox
 from services.identity.service import IdentityService
-from services.identity.servicer import SERVICE_PRINCIPAL, HumanityIdentityServicer
+from services.identity.servicer import HumanityIdentityServicer
 from services.identity.tests.test_humanity_rpcs import SEED, Humanity, RecordingRegistrar, sample
+from services.identity.wiring import SERVICE_PRINCIPAL
 from services.kit.auth import TokenIssuer, TokenVerifier
 from services.kit.clock import FixedClock
 from services.kit.db import Database

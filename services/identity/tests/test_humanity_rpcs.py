@@ -42,8 +42,9 @@ from services.identity.humanity_storage import (
     outbox,
 )
 from services.identity.service import ClientInfo, IdentityService
-from services.identity.servicer import HumanityIdentityServicer, build_identity_servicer
+from services.identity.servicer import HumanityIdentityServicer
 from services.identity.tests.conftest import ORIGIN, RP_ID, login, register
+from services.identity.wiring import build_identity_servicer
 from services.kit.auth import Principal, TokenVerifier
 from services.kit.clock import FixedClock
 from services.kit.db import Database

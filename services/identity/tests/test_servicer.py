@@ -16,9 +16,10 @@ import pytest
 from keiko.authenticator import SoftwareAuthenticator
 from services.api.keiko.identity import v1 as pb
 from services.identity.service import ClientInfo, IdentityService
-from services.identity.servicer import IdentityServicer, build_identity_servicer
+from services.identity.servicer import IdentityServicer
 from services.identity.settings import IdentitySettings
 from services.identity.tests.conftest import ORIGIN, RP_ID
+from services.identity.wiring import build_identity_servicer
 from services.kit.auth import TokenVerifier
 from services.kit.clock import FixedClock
 from services.kit.db import Database
