@@ -42,6 +42,7 @@ from services.kit.auth import TokenVerifier, bearer_token
 from services.kit.clock import Clock
 from services.kit.errors import Unauthenticated
 from services.kit.grpc.client import RoutedChannel
+from services.kit.grpc.local import LocalChannel
 from services.kit.jsonlimits import JsonRefused, loads_limited
 
 MAX_GRAPHQL_JSON_BYTES = 1024 * 1024
@@ -191,7 +192,9 @@ def create_app(
 ) -> Starlette:
     graphql_app = KeikoGraphQL(schema, channel, token_verifier)
     # Services that run apart (replicas) each have their channel: every one must serve.
-    channels = channel.channels() if isinstance(channel, RoutedChannel) else [channel]
+    channels = (
+        channel.channels() if isinstance(channel, (RoutedChannel, LocalChannel)) else [channel]
+    )
     healths = [health_pb2_grpc.HealthStub(c) for c in channels]
 
     async def healthz(_: Request) -> Response:

@@ -9,12 +9,14 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
+import grpc
 import uvicorn
 
 from keiko.settings import Settings
 from services.kit.auth import TokenVerifier, public_key_pem
 from services.kit.clock import SystemClock
 from services.kit.grpc.client import open_service_channel
+from services.kit.grpc.server import GrpcHost
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -38,20 +40,35 @@ def _token_verifier(settings: Settings) -> TokenVerifier | None:
     return TokenVerifier(public, SystemClock())
 
 
-@asynccontextmanager
-async def running_gateway(
-    settings: Settings, sock: socket.socket | None = None
-) -> AsyncIterator[int]:
-    from gateway.app import create_app
-    from gateway.schema import build_schema
-
-    # Yields the bound HTTP port (settings.http_port may be 0 for "any free port").
-    # `sock`: a listening socket made by the caller (a worker's, bound with SO_REUSEPORT).
+def service_channel(settings: Settings, co_hosted: GrpcHost | None = None) -> grpc.aio.Channel:
+    """The gateway's channel to the services: to where the settings say, but calls to the
+    services `co_hosted` serves in this process run in process (services.kit.grpc.local),
+    unless KEIKO_LOCAL_CALLS=0 or the settings place the service elsewhere."""
     channel = open_service_channel(
         settings.gateway_target,
         settings.service_targets,
         deadline_seconds=settings.gateway_rpc_deadline_seconds,
     )
+    if co_hosted is None or not settings.local_calls:
+        return channel
+    return co_hosted.local_channel(
+        channel,
+        deadline_seconds=settings.gateway_rpc_deadline_seconds,
+        remote=settings.remote_services,
+    )
+
+
+@asynccontextmanager
+async def running_gateway(
+    settings: Settings, sock: socket.socket | None = None, co_hosted: GrpcHost | None = None
+) -> AsyncIterator[int]:
+    """Yields the bound HTTP port (settings.http_port may be 0 for "any free port").
+    `sock`: a listening socket made by the caller (a worker's, bound with SO_REUSEPORT).
+    `co_hosted`: the services' host when it runs in this process (see service_channel)."""
+    from gateway.app import create_app
+    from gateway.schema import build_schema
+
+    channel = service_channel(settings, co_hosted)
     app = create_app(
         build_schema(
             max_depth=settings.graphql_max_depth,

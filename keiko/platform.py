@@ -157,6 +157,8 @@ async def running_platform(
 ) -> AsyncIterator[RunningPlatform]:
     names = [d.name for d in definitions]
     settings = with_concrete_ports(settings)
+    # The gateway calls this process's own services unless told to call others.
+    co_hosting = not settings.services_target
     if slot is None:
         refuse_ports_in_use(settings, with_gateway=with_gateway)
     elif not settings.services_target:
@@ -212,7 +214,11 @@ async def running_platform(
         http_port = None
         if with_gateway:
             http_port = await stack.enter_async_context(
-                running_gateway(settings, sock=_worker_socket(settings, slot))
+                running_gateway(
+                    settings,
+                    sock=_worker_socket(settings, slot),
+                    co_hosted=host if co_hosting else None,
+                )
             )
         yield RunningPlatform(
             grpc_port, http_port, settings.chain_rpc_url or None, names, host, settings, notes

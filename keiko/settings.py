@@ -120,6 +120,12 @@ class Settings(BaseSettings):
     # Each call the gateway makes to a service (GraphQL resolvers, xAPI, webhooks,
     # credentials, verification): DEADLINE_EXCEEDED past it, TIMEOUT / 504 to the client.
     gateway_rpc_deadline_seconds: float = Field(30.0, gt=0)
+    local_calls: bool = Field(
+        True,
+        description="Calls between the gateway and the services this same process hosts "
+        "run in process (the same interceptors and handlers, no loopback gRPC hop); off: "
+        "over loopback gRPC (docs/operations.md#in-process-calls)",
+    )
     shutdown_grace_seconds: float = 5.0
     workers: int = Field(
         1,
@@ -182,6 +188,13 @@ class Settings(BaseSettings):
         if service == "chain" and self.chain_translator_target:
             return self.chain_translator_target
         return self.gateway_target
+
+    @property
+    def remote_services(self) -> frozenset[str]:
+        """Services given a target of their own (service_targets, the chain translator's):
+        they run elsewhere even when this process hosts them too."""
+        chain = {"chain"} if self.chain_translator_target else set()
+        return frozenset(self.service_targets) | chain
 
     @property
     def public_gateway_url(self) -> str:

@@ -60,7 +60,9 @@ def live_gateway() -> GatewayFactory:
                 services_target=f"127.0.0.1:{host.port}",
                 **settings,  # type: ignore[arg-type]
             )
-            async with running_gateway(config) as port:
+            # As keiko serve runs them: the gateway calls the host in process (unless a
+            # test turns local_calls off).
+            async with running_gateway(config, co_hosted=host) as port:
                 base = f"http://127.0.0.1:{port}"
                 async with httpx.AsyncClient(base_url=base, timeout=30) as http:
                     yield LiveGateway(

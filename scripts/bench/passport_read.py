@@ -86,7 +86,7 @@ async def ready_passport(gql: GraphQL, engine: str) -> None:
 async def measure(engine: str, run: ReadRun, cache_bytes: str | None) -> list[Load]:
     """The baseline and the passport query on a platform whose rendered-passport cache
     holds ``cache_bytes`` (None: the default; "0": none, every request executes)."""
-    env = None if cache_bytes is None else {CACHE_SETTING: cache_bytes}
+    env = run.platform_env(None if cache_bytes is None else {CACHE_SETTING: cache_bytes})
     label = "served from the cache" if cache_bytes is None else "executed (no cache)"
     async with running_platform(engine, pure_codec=run.pure_codec, extra_env=env) as platform:
         limits = httpx.Limits(max_connections=run.concurrency + 4)

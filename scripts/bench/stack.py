@@ -360,6 +360,12 @@ class ReadRun:
     threads: int = 1
     profile: Path | None = None
     pure_codec: bool = False
+    # Settings of this run's server (e.g. KEIKO_LOCAL_CALLS=0: the gateway's calls over
+    # loopback gRPC), given to running_platform's extra_env.
+    env: tuple[tuple[str, str], ...] = ()
+
+    def platform_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {**dict(self.env), **(extra or {})}
 
     async def load(
         self,
@@ -434,21 +440,47 @@ async def read_bench_main(description: str, default_concurrency: int, bench: Eng
     parser.add_argument(
         "--pure-codec", action="store_true", help="betterproto's pure-Python codec (before)"
     )
+    parser.add_argument(
+        "--local-calls",
+        choices=["on", "off", "both"],
+        default="on",
+        help="the gateway calls its co-hosted services in process (on, the default), over "
+        "loopback gRPC (off), or both, one after the other per engine (off first)",
+    )
     args = parser.parse_args()
     client = load_client(args.client)
     print(f"codec: {'pure Python' if args.pure_codec else 'as installed'}; load: {client}")
     print(f"before: {uptime()}")
+    modes = ["off", "on"] if args.local_calls == "both" else [args.local_calls]
     for engine in args.engines.split(","):
-        run = ReadRun(
-            client=client,
-            concurrency=args.concurrency,
-            requests=args.requests,
-            seconds=args.seconds,
-            threads=args.threads,
-            profile=args.profile.with_suffix(f".{engine}.txt") if args.profile else None,
-            pure_codec=args.pure_codec,
-        )
-        baseline, *reads = await bench(engine, run)
-        rows = "\n".join(read.row(baseline) for read in reads)
-        print(f"\n{engine}\n\n{TABLE_HEAD}\n{baseline.row(None)}\n{rows}\n")
-        print(f"after {engine}: {uptime()}")
+        measured: dict[str, Load] = {}
+        for mode in modes:
+            suffix = f".{engine}.{mode}.txt" if len(modes) > 1 else f".{engine}.txt"
+            run = ReadRun(
+                client=client,
+                concurrency=args.concurrency,
+                requests=args.requests,
+                seconds=args.seconds,
+                threads=args.threads,
+                profile=args.profile.with_suffix(suffix) if args.profile else None,
+                pure_codec=args.pure_codec,
+                env=(("KEIKO_LOCAL_CALLS", "1" if mode == "on" else "0"),),
+            )
+            baseline, *reads = await bench(engine, run)
+            measured[mode] = reads[-1]
+            rows = "\n".join(read.row(baseline) for read in reads)
+            title = f"{engine}, in-process calls {mode}"
+            print(f"\n{title}\n\n{TABLE_HEAD}\n{baseline.row(None)}\n{rows}\n")
+            print(f"after {engine} ({mode}): {uptime()}")
+        if len(measured) == 2:
+            print(_compare(engine, measured["off"], measured["on"]))
+
+
+def _compare(engine: str, before: Load, after: Load) -> str:
+    """The same-run ratio of the last read, in-process calls off (before) and on."""
+    line = f"{engine}: in-process {after.rate:,.1f} req/s vs loopback gRPC {before.rate:,.1f}"
+    line += f" = {after.rate / before.rate:.2f}x"
+    cpu_before, cpu_after = before.cpu_ms_per_request, after.cpu_ms_per_request
+    if cpu_before is not None and cpu_after is not None:
+        line += f"; server CPU a request {cpu_after:.2f} vs {cpu_before:.2f} ms"
+    return line

@@ -55,7 +55,9 @@ def statement(i: int) -> dict[str, object]:
 
 
 async def bench_engine(engine: str, run: ReadRun) -> list[Load]:
-    async with running_platform(engine, pure_codec=run.pure_codec) as platform:
+    async with running_platform(
+        engine, pure_codec=run.pure_codec, extra_env=run.platform_env()
+    ) as platform:
         limits = httpx.Limits(max_connections=run.concurrency + 4)
         async with httpx.AsyncClient(
             base_url=platform.base_url, timeout=120, limits=limits

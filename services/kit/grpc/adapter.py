@@ -72,11 +72,17 @@ def service_names(servicer: ServiceBase) -> set[str]:
     return {method.service for method in describe(servicer)}
 
 
+def method_handlers(servicer: ServiceBase) -> dict[str, grpc.RpcMethodHandler]:
+    """grpcio handlers for every RPC of `servicer`, by full method name."""
+    return {method.full_name: _method_handler(servicer, method) for method in describe(servicer)}
+
+
 def generic_handlers(servicer: ServiceBase) -> list[grpc.GenericRpcHandler]:
     """grpcio handlers for every RPC of `servicer`, one generic handler per service."""
     by_service: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
-    for method in describe(servicer):
-        by_service.setdefault(method.service, {})[method.name] = _method_handler(servicer, method)
+    for full_name, handler in method_handlers(servicer).items():
+        service, name = full_name.lstrip("/").split("/")
+        by_service.setdefault(service, {})[name] = handler
     return [grpc.method_handlers_generic_handler(s, h) for s, h in by_service.items()]
 
 

@@ -21,6 +21,7 @@ from services.kit import tracing
 from services.kit.auth import TokenVerifier
 from services.kit.grpc import adapter, interceptors
 from services.kit.grpc.client import MAX_MESSAGE_BYTES
+from services.kit.grpc.local import LocalChannel, LocalHost
 
 HEALTH_METHODS = frozenset(
     {"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch", "/grpc.health.v1.Health/List"}
@@ -79,14 +80,22 @@ class GrpcHost:
         public = set(HEALTH_METHODS | REFLECTION_METHODS) | set(extra_public_methods)
         for servicer in self.servicers:
             public |= public_methods_of(servicer)
+        chain = [
+            # Only when tracing is on: off, no per-RPC cost at all.
+            *([interceptors.tracing_interceptor()] if tracing.enabled() else []),
+            interceptors.keiko_interceptor(token_verifier, public),
+            # A servicer may add its own (e.g. learning's LRS Basic auth), innermost.
+            *(i for servicer in self.servicers for i in getattr(servicer, "interceptors", ())),
+        ]
+        handlers = {
+            name: handler
+            for servicer in self.servicers
+            for name, handler in adapter.method_handlers(servicer).items()
+        }
+        # The same handlers and interceptors, for callers in this process (LocalChannel).
+        self.local = LocalHost(handlers, chain, max_message_bytes)
         self._server = grpc.aio.server(
-            interceptors=[
-                # Only when tracing is on: off, no per-RPC cost at all.
-                *([interceptors.tracing_interceptor()] if tracing.enabled() else []),
-                interceptors.keiko_interceptor(token_verifier, public),
-                # A servicer may add its own (e.g. learning's LRS Basic auth), innermost.
-                *(i for servicer in self.servicers for i in getattr(servicer, "interceptors", ())),
-            ],
+            interceptors=chain,
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),
@@ -118,8 +127,23 @@ class GrpcHost:
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         return self.port
 
+    def local_channel(
+        self,
+        fallback: grpc.aio.Channel,
+        *,
+        deadline_seconds: float | None = None,
+        remote: Iterable[str] = (),
+    ) -> LocalChannel:
+        """A channel calling this host's services in process (but those of `remote`
+        services, by name, and anything else, go to `fallback`): services.kit.grpc.local."""
+        return LocalChannel(
+            self.local, fallback, deadline_seconds=deadline_seconds, remote=frozenset(remote)
+        )
+
     async def stop(self, grace: float = 5.0) -> None:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        # New in-process calls are refused, as new connections are; running ones finish.
+        self.local.serving = False
         await self._server.stop(grace)
 
     async def wait_for_termination(self) -> None:

@@ -24,6 +24,7 @@ from services.kit.auth import TOKEN_EXPIRED, Principal, current_principal
 from services.kit.clock import FixedClock
 from services.kit.grpc.client import stub
 from services.kit.grpc.errors import field_violations
+from services.kit.grpc.server import GrpcHost
 from services.kit.grpc.testing import access_token, running_host, token_pair
 from services.kit.metrics import GRPC_HANDLED
 from services.kit.revocation import RevokedSessions
@@ -90,15 +91,27 @@ def make_servicer(api: ModuleType) -> Any:
     return DemoServicer()
 
 
+@pytest.fixture(params=["grpc", "local"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Every runtime behaviour over loopback gRPC and over the in-process channel
+    (services.kit.grpc.local), which must not be told apart."""
+    return str(request.param)
+
+
+def client_channel(host: GrpcHost, transport: str) -> grpc.aio.Channel:
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{host.port}")
+    return channel if transport == "grpc" else host.local_channel(channel)
+
+
 @pytest.fixture
-async def server(demo: tuple[ModuleType, bytes]) -> AsyncIterator[dict[str, Any]]:
+async def server(demo: tuple[ModuleType, bytes], transport: str) -> AsyncIterator[dict[str, Any]]:
     api, descriptors = demo
     clock = FixedClock(datetime.now(UTC))
     issuer, verifier = token_pair(clock)
     async with running_host(
         [make_servicer(api)], token_verifier=verifier, descriptor_set=descriptors
     ) as host:
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{host.port}")
+        channel = client_channel(host, transport)
         yield {
             "api": api,
             "host": host,
@@ -223,7 +236,9 @@ async def test_server_stream_delivers_then_maps_domain_error(server: dict) -> No
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def test_a_stream_stops_once_its_session_is_revoked(demo: tuple[ModuleType, bytes]) -> None:
+async def test_a_stream_stops_once_its_session_is_revoked(
+    demo: tuple[ModuleType, bytes], transport: str
+) -> None:
     api, descriptors = demo
     clock = FixedClock(datetime.now(UTC))
     issuer, verifier = token_pair(clock)
@@ -242,7 +257,7 @@ async def test_a_stream_stops_once_its_session_is_revoked(demo: tuple[ModuleType
         running_host(
             [PausingServicer()], token_verifier=verifier, descriptor_set=descriptors
         ) as host,
-        grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel,
+        client_channel(host, transport) as channel,
     ):
         client = stub(api.DemoServiceStub, channel, access_token=issuer.issue(ana).token)
         stream = aiter(client.count(api.EchoRequest(text="n")))
@@ -256,7 +271,7 @@ async def test_a_stream_stops_once_its_session_is_revoked(demo: tuple[ModuleType
 
 
 async def test_a_stream_ends_when_its_access_token_expires(
-    demo: tuple[ModuleType, bytes],
+    demo: tuple[ModuleType, bytes], transport: str
 ) -> None:
     """Issue 9: a stream opened with a token delivers nothing once the token expired; it
     ends UNAUTHENTICATED with a message telling the client to reconnect."""
@@ -276,7 +291,7 @@ async def test_a_stream_ends_when_its_access_token_expires(
         running_host(
             [PausingServicer()], token_verifier=verifier, descriptor_set=descriptors
         ) as host,
-        grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel,
+        client_channel(host, transport) as channel,
     ):
         client = stub(api.DemoServiceStub, channel, access_token=issuer.issue(ana).token)
         stream = aiter(client.count(api.EchoRequest(text="n")))
@@ -362,7 +377,7 @@ def test_peer_ip_parsing(peer: str, expected: str) -> None:
 
 
 async def test_forwarded_address_is_trusted_only_from_local_proxies(
-    demo: tuple[ModuleType, bytes],
+    demo: tuple[ModuleType, bytes], transport: str
 ) -> None:
     from services.kit.grpc.interceptors import client_address
 
@@ -382,7 +397,7 @@ async def test_forwarded_address_is_trusted_only_from_local_proxies(
         running_host(
             [AddressServicer()], token_verifier=verifier, descriptor_set=descriptors
         ) as host,
-        grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel,
+        client_channel(host, transport) as channel,
     ):
         client = stub(api.DemoServiceStub, channel)
         await client.public_echo(api.EchoRequest(text="a"))
