@@ -62,7 +62,7 @@ def _marketplace(runtime: ServiceRuntime) -> ServiceBase:
 
 
 def _passport(runtime: ServiceRuntime) -> ServiceBase:
-    from services.passport.servicer import build_passport_servicer
+    from services.passport.wiring import build_passport_servicer
 
     return build_passport_servicer(runtime)
 

@@ -276,9 +276,10 @@ async def test_through_the_passport_service_and_gateway_routes(
     from services.kit.grpc.testing import running_server, token_pair
     from services.passport.domain import DEFAULT_PUBLIC, PrivacySettings
     from services.passport.service import PassportService
-    from services.passport.servicer import PassportServicer, chain_reader_factory
+    from services.passport.servicer import PassportServicer
     from services.passport.tests.conftest import ANA, consume
     from services.passport.tests.factories import recorded_event
+    from services.passport.wiring import chain_reader_factory
 
     service = PassportService(
         migrated_database,

@@ -28,15 +28,12 @@ from services.kit.grpc.client import stub
 from services.kit.grpc.errors import field_violations
 from services.kit.grpc.testing import access_token, running_server, token_pair
 from services.passport.service import PassportService
-from services.passport.servicer import (
-    GrpcProofSource,
-    PassportServicer,
-    build_passport_servicer,
-)
+from services.passport.servicer import PassportServicer
 from services.passport.storage import anchors, entries, outbox
 from services.passport.tests.conftest import consume
 from services.passport.tests.factories import batch, interaction, recorded_event
 from services.passport.tests.test_service import reader_factory
+from services.passport.wiring import GrpcProofSource, build_passport_servicer
 
 Stub = pb.PassportServiceStub
 ANSWER = common.InteractionType.from_string("ANSWER")
