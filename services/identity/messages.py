@@ -13,8 +13,6 @@ from services.kit.errors import ValidationError
 
 # The kit's Role and the proto enum share member names (LEARNER, TUTOR, ...).
 _TO_PB_ROLE: dict[Role, pb.Role] = {role: pb.Role.from_string(role.name) for role in Role}
-
-
 _FROM_PB_ROLE: dict[int, Role] = {int(v): k for k, v in _TO_PB_ROLE.items()}
 
 
@@ -34,8 +32,6 @@ def self_principal(user: User, tokens: TokenPair) -> Principal:
 
 
 _PROFILE_FIELDS = {name: pb.ProfileField.from_string(name.upper()) for name in PUBLIC_FIELDS}
-
-
 _PROFILE_FIELD_NAMES = {int(v): k for k, v in _PROFILE_FIELDS.items()}
 
 

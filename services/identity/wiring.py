@@ -125,8 +125,6 @@ def build_identity_servicer(
 # The identity service's own principal towards other services (the chain translator's
 # RegisterHumanity accepts trusted callers only: role "service").
 SERVICE_PRINCIPAL = Principal(user_id="keiko-identity", roles=frozenset({"service"}))
-
-
 REGISTRATION_INTERVAL_S = 30.0
 
 

@@ -26,14 +26,8 @@ from services.passport.domain import (
 from services.passport.service import ShareLink, Verification
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 _TYPE_TO_PB = {name: common.InteractionType.from_string(name.upper()) for name in INTERACTION_TYPES}
-
-
 _TYPE_FROM_PB = {int(v): k for k, v in _TYPE_TO_PB.items()}
-
-
 _STATUS_TO_PB: dict[str, common.AnchorStatus] = {
     name: common.AnchorStatus.from_string(name.upper())
     for name in ("pending", "anchored", "failed")

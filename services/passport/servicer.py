@@ -54,8 +54,6 @@ _KIND_TO_PB: dict[str, pb.PassportUpdateKind] = {
 
 
 _NO_KIND = pb.PassportUpdateKind.from_string("UNSPECIFIED")
-
-
 # Recent events whose passport updates are kept for the streams still to send them.
 _SHARED_UPDATES = 256
 

@@ -13,17 +13,9 @@ from services.governance.domain.common import MAX_BPS
 from services.kit.errors import ValidationError
 
 MAX_NAME_CHARS = 120
-
-
 MAX_DESCRIPTION_CHARS = 5_000
-
-
 MIN_VOTING_PERIOD = timedelta(minutes=1)
-
-
 MAX_VOTING_PERIOD = timedelta(days=365)
-
-
 MAX_QUADRATIC_BUDGET = 1_000_000
 
 

@@ -23,28 +23,14 @@ from services.kit.errors import ValidationError
 from services.kit.limits import NAME_MAX_CHARS
 
 MAX_TITLE_CHARS = NAME_MAX_CHARS["title"]
-
-
 MAX_BODY_CHARS = 20_000
-
-
 MAX_LABEL_CHARS = 200
-
-
 MAX_OPTION_DESCRIPTION_CHARS = 2_000
-
-
 MIN_OPTIONS = 2
-
-
 # The governance Cairo contract accepts at most 16 options; off-chain uses the same cap.
 MAX_OPTIONS = 16
-
-
 # How far ahead a proposal may schedule its voting window.
 MAX_START_DELAY = timedelta(days=365)
-
-
 DEFAULT_OPTION_LABELS = ("For", "Against", "Abstain")
 
 

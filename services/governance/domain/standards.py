@@ -15,8 +15,6 @@ from services.governance.domain.common import required_text
 from services.kit.errors import ValidationError
 
 MAX_DOCUMENT_CHARS = 200_000
-
-
 MAX_CONTENT_TYPE_CHARS = 100
 
 

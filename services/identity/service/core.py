@@ -42,8 +42,6 @@ from services.kit.paging import page_size
 from services.kit.revocation import session_revoked_event
 
 log = get_logger(__name__)
-
-
 REVOCATION_MARGIN = timedelta(minutes=1)
 
 

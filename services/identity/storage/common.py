@@ -16,8 +16,6 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 SCHEMA = "identity"
-
-
 metadata = MetaData(
     schema=SCHEMA,
     naming_convention={
