@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import Integer, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +28,7 @@ from services.kit.errors import (
     Unauthenticated,
 )
 from services.kit.events import Event
-from services.kit.events.outbox import enqueue
+from services.kit.events.outbox import enqueue_many
 from services.passport.domain import (
     FULL,
     Disclosure,
@@ -144,6 +145,15 @@ class Access:
     link: ShareLink | None = None
 
 
+_BUMP_VERSION = (
+    update(passports)
+    .where(passports.c.id == bindparam("pid"))
+    .values(
+        updated_at=bindparam("now"), version=passports.c.version + bindparam("n", type_=Integer)
+    )
+)
+
+
 class PassportCore:
     """The service's state and the access rules every capability uses."""
 
@@ -176,26 +186,38 @@ class PassportCore:
     async def _announce(
         self, s: AsyncSession, passport: PassportRow, kind: str, statement_id: str = ""
     ) -> None:
+        await self._announce_many(s, [(passport, kind, statement_id)])
+
+    async def _announce_many(
+        self, s: AsyncSession, changes: Sequence[tuple[PassportRow, str, str]]
+    ) -> None:
+        """Each change (passport, kind, statement id) moves its passport to a new version
+        and is announced (`passport.updated`), in order: one UPDATE a passport (by the
+        number of its changes) and one outbox INSERT for them all."""
+        if not changes:
+            return
         now = self.clock.now()
+        counts = Counter(passport.id for passport, _, _ in changes)
         await s.execute(
-            update(passports)
-            .where(passports.c.id == passport.id)
-            .values(updated_at=now, version=passports.c.version + 1)
+            _BUMP_VERSION, [{"pid": pid, "n": n, "now": now} for pid, n in counts.items()]
         )
-        await enqueue(
+        await enqueue_many(
             s,
             outbox,
-            Event(
-                TOPIC_PASSPORT_UPDATED,
-                key=passport.id,
-                payload={
-                    "passport_id": passport.id,
-                    "owner_id": passport.owner_id,
-                    "kind": kind,
-                    "statement_id": statement_id,
-                },
-                occurred_at=now,
-            ),
+            [
+                Event(
+                    TOPIC_PASSPORT_UPDATED,
+                    key=passport.id,
+                    payload={
+                        "passport_id": passport.id,
+                        "owner_id": passport.owner_id,
+                        "kind": kind,
+                        "statement_id": statement_id,
+                    },
+                    occurred_at=now,
+                )
+                for passport, kind, statement_id in changes
+            ],
         )
 
     async def _ensure_passport(self, s: AsyncSession, owner_id: str) -> PassportRow:

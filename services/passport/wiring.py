@@ -20,8 +20,8 @@ from services.kit.clock import Clock
 from services.kit.events import Event, EventBus
 from services.kit.events.dedupe import (
     Deduplicator,
+    handle_batch_once,
     handle_once,
-    handle_page_once,
     run_page_consumer,
 )
 from services.kit.events.outbox import OutboxRelay
@@ -160,7 +160,7 @@ def consumer_job(
 
     async def on_page(events: list[Event]) -> None:
         prepared = [await service.prepare_event(event) for event in events]
-        if await handle_page_once(service.db, dedupe, prepared, service.handle_event) and relay:
+        if await handle_batch_once(service.db, dedupe, prepared, service.handle_events) and relay:
             relay.notify()
 
     async def run(stop: asyncio.Event) -> None:

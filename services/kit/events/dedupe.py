@@ -35,6 +35,7 @@ from services.kit.events.base import Delivery, Event, Subscription
 
 __all__ = [
     "Deduplicator",
+    "handle_batch_once",
     "handle_once",
     "handle_page_once",
     "processed_events_table",
@@ -141,12 +142,28 @@ async def handle_page_once(
     """:func:`handle_once` for a page of events in one transaction: the markers in one
     INSERT, then ``handler`` for each event not handled before, in order. Any failure
     rolls the whole page back (markers included). Returns the events handled."""
+
+    async def each(session: AsyncSession, fresh: Sequence[Event]) -> None:
+        for event in fresh:
+            await handler(session, event)
+
+    return await handle_batch_once(db, dedupe, events, each)
+
+
+async def handle_batch_once(
+    db: Database,
+    dedupe: Deduplicator,
+    events: Sequence[Event],
+    handler: Callable[[AsyncSession, Sequence[Event]], Awaitable[None]],
+) -> list[Event]:
+    """:func:`handle_page_once` with one call of ``handler`` for all the events not handled
+    before (in order), so it can write them with a few statements rather than a few each."""
     async with db.transaction() as session:
         fresh = await dedupe.first_times(session, events)
         if len(fresh) < len(events):
             log.info("duplicate events skipped", count=len(events) - len(fresh), group=dedupe.group)
-        for event in fresh:
-            await handler(session, event)
+        if fresh:
+            await handler(session, fresh)
     return fresh
 
 

@@ -109,6 +109,8 @@ async def enqueue_many(
     thousand round trips."""
     if not events:
         return
+    for event in events:
+        tracing.remember_event(event.id, event.traceparent)
     await session.execute(
         insert(table),
         [
