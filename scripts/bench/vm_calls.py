@@ -1,6 +1,6 @@
 """Benchmark: CPU time of one contract call in the Cairo VM (``chain.vm.CairoVM``), with
 a program's cells written into each new runner's memory in one update (the node's way,
-``chain.vm._fast_program_loading``) and with cairo-lang's own cell-by-cell loading.
+``chain.vm.speedups._fast_program_loading``) and with cairo-lang's own cell-by-cell loading.
 
 Process time (CPU of this process only), so other load on the machine changes the
 figures little. Each round: ``--calls`` ``anchor_batch`` calls (a new batch each) on the
