@@ -25,7 +25,8 @@ from gateway.schema.humanity import MAX_IRIS_IMAGE_BYTES, MAX_MULTIPART_BYTES
 from keiko.authenticator import SoftwareAuthenticator
 from services.identity.humanity import pipeline
 from services.identity.humanity import synthetic as syn
-from services.identity.humanity_service import HumanityService, Registration
+from services.identity.humanity_registrar import Registration
+from services.identity.humanity_service import HumanityService
 from services.identity.service import IdentityService
 from services.identity.servicer import HumanityIdentityServicer
 from services.identity.settings import IdentitySettings

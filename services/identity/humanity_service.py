@@ -69,18 +69,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, TypeVar
 
-import grpc
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from services.api.keiko.chain import v1 as chain_pb
-from services.api.keiko.common import v1 as common_pb
 from services.identity import humanity
 from services.identity.domain import hash_secret
 from services.identity.humanity import genome as humanity_genome
 from services.identity.humanity import iris as humanity_iris
+from services.identity.humanity_registrar import HumanityRegistrar, RegistrationRefused
 from services.identity.humanity_storage import (
     FAILED,
     PENDING,
@@ -102,14 +100,11 @@ from services.kit.errors import (
 )
 from services.kit.events import Event
 from services.kit.events.outbox import enqueue
-from services.kit.grpc.client import open_channel, stub
 from services.kit.logging import get_logger
 
 log = get_logger(__name__)
 T = TypeVar("T")
-
 TOPIC_HUMANITY_VERIFIED = "identity.humanity_verified"
-
 MAX_IRIS_IMAGE_BYTES = humanity_iris.MAX_IMAGE_BYTES
 MAX_GENOME_BYTES = humanity_genome.MAX_GENOME_BYTES
 MAX_REQUEST_ID_CHARS = 128
@@ -118,8 +113,9 @@ MAX_REQUEST_ID_CHARS = 128
 ENROLL_LOCK_KEY = int.from_bytes(
     hashlib.sha256(b"keiko.identity.humanity.enroll").digest()[:8], "big", signed=True
 )
-_PIPELINE_FIELDS = ("iris_image", "genome", "genome_format")
 
+
+_PIPELINE_FIELDS = ("iris_image", "genome", "genome_format")
 GenomeFormat = Literal["vcf", "fasta"]
 
 
@@ -155,41 +151,6 @@ class HumanityPolicy:
     retry_initial: timedelta = timedelta(seconds=5)
     retry_max: timedelta = timedelta(minutes=10)
     registration_batch: int = 20
-
-
-# -- the chain registration port -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Registration:
-    """The registrar's answer: ``accepted`` once the transaction is accepted on chain;
-    ``tx_hash`` is the real transaction hash when one was sent ("" otherwise)."""
-
-    accepted: bool
-    tx_hash: str = ""
-
-
-class RegistrationRefused(Exception):
-    """The chain (or the translator) refused the registration for good."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class HumanityRegistrar(Protocol):
-    """Registers ``(commitment, ed25519_public_key)`` in the humanity registry for a user.
-
-    Must be idempotent per user and commitment (a retry resumes or returns the first
-    outcome). Raises :class:`RegistrationRefused` for a permanent refusal; any other
-    exception is transient (the registration stays pending and is retried)."""
-
-    async def register(
-        self, *, user_id: str, commitment: str, ed25519_public_key: str, request_id: str
-    ) -> Registration: ...
-
-
-# -- results ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -234,9 +195,6 @@ def commitment_hex(commitment: int) -> str:
     return hex(commitment)
 
 
-# -- validation --------------------------------------------------------------------------------
-
-
 def validate_sample(sample: BiometricSample) -> GenomeFormat:
     """Cheap checks done before any decoding: presence, sizes, format."""
     if not sample.iris_image:
@@ -267,9 +225,6 @@ def _request_id(value: str) -> str | None:
     if len(value) > MAX_REQUEST_ID_CHARS:
         raise ValidationError("request_id", f"must be at most {MAX_REQUEST_ID_CHARS} characters")
     return value or None
-
-
-# -- the service -------------------------------------------------------------------------------
 
 
 class HumanityService:
@@ -586,68 +541,3 @@ class HumanityService:
         for record in due:
             await self._try_register(record)
         return len(due)
-
-
-# -- the chain translator as registrar ---------------------------------------------------------
-
-# Refusals that a retry cannot fix; anything else (UNAVAILABLE, FAILED_PRECONDITION "no free
-# registrant account", UNIMPLEMENTED while the translator is not deployed...) is retried.
-_PERMANENT = frozenset({grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.INVALID_ARGUMENT})
-
-
-class TranslatorRegistrar:
-    """:class:`HumanityRegistrar` over the chain translator's RegisterHumanity RPC.
-
-    The translator dedicates one registrant account to each user (the registry allows
-    one registration per calling account) and is idempotent per user and commitment.
-    It accepts trusted callers only: ``token`` returns an access token with the
-    ``service`` role (the identity service mints its own with its TokenIssuer)."""
-
-    def __init__(
-        self,
-        target: str,
-        token: Callable[[], str],
-        *,
-        timeout: float = 120.0,
-        channel: grpc.aio.Channel | None = None,
-    ) -> None:
-        self.target = target
-        self._token = token
-        self.timeout = timeout
-        self._channel = channel
-        self._owns_channel = channel is None
-
-    async def register(
-        self, *, user_id: str, commitment: str, ed25519_public_key: str, request_id: str
-    ) -> Registration:
-        if self._channel is None:
-            self._channel = open_channel(self.target)
-        client = stub(
-            chain_pb.ChainServiceStub,
-            self._channel,
-            access_token=self._token(),
-            timeout=self.timeout,
-        )
-        try:
-            reply = await client.register_humanity(
-                chain_pb.RegisterHumanityRequest(
-                    user_id=user_id,
-                    commitment=commitment,
-                    ed25519_public_key=ed25519_public_key,
-                    request_id=request_id,
-                )
-            )
-        except grpc.aio.AioRpcError as error:
-            if error.code() in _PERMANENT:
-                raise RegistrationRefused(f"{error.code().name}: {error.details()}") from None
-            raise
-        if reply.status == common_pb.AnchorStatus.ANCHORED:
-            return Registration(accepted=True, tx_hash=reply.tx_hash)
-        if reply.status == common_pb.AnchorStatus.FAILED:
-            raise RegistrationRefused("the translator reports the registration failed")
-        return Registration(accepted=False, tx_hash=reply.tx_hash)
-
-    async def close(self) -> None:
-        if self._channel is not None and self._owns_channel:
-            await self._channel.close()
-        self._channel = None

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from services.identity import humanity as humanity_pipeline
 from services.identity.humanity import IndexKey
-from services.identity.humanity_service import HumanityService, TranslatorRegistrar
+from services.identity.humanity_registrar import TranslatorRegistrar
+from services.identity.humanity_service import HumanityService
 from services.identity.humanity_storage import outbox as identity_outbox
 from services.identity.service import IdentityService
 from services.identity.servicer import (

@@ -38,7 +38,8 @@ from services.api.keiko.chain import v1 as chain_pb
 from services.api.keiko.identity import v1 as pb
 from services.identity.humanity import pipeline
 from services.identity.humanity import synthetic as syn
-from services.identity.humanity_service import HumanityService, TranslatorRegistrar
+from services.identity.humanity_registrar import TranslatorRegistrar
+from services.identity.humanity_service import HumanityService
 from services.identity.humanity_storage import outbox
 from services.identity.service import IdentityService
 from services.identity.servicer import HumanityIdentityServicer

@@ -26,13 +26,15 @@ from services.api.keiko.identity import v1 as pb
 from services.identity import humanity_service as hs
 from services.identity.humanity import index, pipeline
 from services.identity.humanity import synthetic as syn
+from services.identity.humanity_registrar import (
+    Registration,
+    RegistrationRefused,
+    TranslatorRegistrar,
+)
 from services.identity.humanity_service import (
     TOPIC_HUMANITY_VERIFIED,
     HumanityPolicy,
     HumanityService,
-    Registration,
-    RegistrationRefused,
-    TranslatorRegistrar,
 )
 from services.identity.humanity_storage import (
     HumanityRepository,
