@@ -48,12 +48,6 @@ def check_id(value: str, field_name: str, *, required: bool = True) -> str:
     return value
 
 
-def page_size(requested: int, field_name: str = "page_size") -> int:
-    if requested < 0:
-        raise ValidationError(field_name, "must not be negative")
-    return DEFAULT_PAGE if requested == 0 else min(requested, MAX_PAGE)
-
-
 # -- disclosure -------------------------------------------------------------------------
 
 

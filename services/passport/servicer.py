@@ -20,9 +20,10 @@ from services.kit.auth import current_principal, optional_principal
 from services.kit.errors import PermissionDenied, ValidationError
 from services.kit.events import Event
 from services.kit.events.fanout import EventFanout
+from services.kit.paging import page_size
 from services.passport.credentials.service import CredentialService
 from services.passport.credentials.servicer import CREDENTIAL_PUBLIC_METHODS, CredentialsServicer
-from services.passport.domain import FULL, Disclosure, Entry, group_entries, page_size
+from services.passport.domain import FULL, MAX_PAGE, Disclosure, Entry, group_entries
 from services.passport.messages import (
     disclosure_from_pb,
     entry_to_pb,
@@ -145,7 +146,7 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
             until=until,
         )
         found, token = await self.service.entry_page(
-            access, filters, page_size(r.page_size), r.page_token
+            access, filters, page_size(r.page_size, maximum=MAX_PAGE), r.page_token
         )
         return pb.GetTimelineResponse(
             groups=[group_to_pb(g, access.disclosure) for g in group_entries(found)],
@@ -228,7 +229,10 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
     ) -> pb.ListShareLinksResponse:
         r = list_share_links_request
         links, token = await self.service.list_links(
-            current_principal(), r.include_inactive, page_size(r.page_size), r.page_token
+            current_principal(),
+            r.include_inactive,
+            page_size(r.page_size, maximum=MAX_PAGE),
+            r.page_token,
         )
         return pb.ListShareLinksResponse(
             links=[link_to_pb(link) for link in links], next_page_token=token
@@ -240,7 +244,7 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
         r = get_shared_passport_request
         access = await self.service.share_access(r.token, count_view=not r.page_token)
         found, token = await self.service.entry_page(
-            access, TimelineFilter(), page_size(r.page_size), r.page_token
+            access, TimelineFilter(), page_size(r.page_size, maximum=MAX_PAGE), r.page_token
         )
         message = pb.GetSharedPassportResponse(
             passport=await self._passport_pb(access),
@@ -266,7 +270,7 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
         r = verify_passport_request
         access = await self.service.access(optional_principal(), r.passport_id, r.share_token)
         found, token = await self.service.entry_page(
-            access, TimelineFilter(), page_size(r.page_size), r.page_token
+            access, TimelineFilter(), page_size(r.page_size, maximum=MAX_PAGE), r.page_token
         )
         results = await self.service.verify_entries(found, access.disclosure.show_identity)
         statuses = [v.status.value for v in results]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from services.kit.auth import Principal
 from services.kit.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
+from services.kit.paging import Page, page_size
 from services.learning.clients.cache import (
     VerifiedCredentials,
     credential_digest,
@@ -32,7 +33,7 @@ from services.learning.common.storage import (
     query_scope,
     sha256_hex,
 )
-from services.learning.common.usecases import MAX_LIST_PAGE, LearningContext, Page, page_size
+from services.learning.common.usecases import MAX_LIST_PAGE, LearningContext
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class LrsClients:
     async def list_lrs_clients(
         self, caller: Principal, requested: int = 0, token: str = ""
     ) -> Page[LrsClientRecord]:
-        size = page_size(requested, MAX_LIST_PAGE)
+        size = page_size(requested, maximum=MAX_LIST_PAGE)
         scope = query_scope("lrs", caller.user_id)
         cursor = decode_cursor(token, scope)
         async with self.ctx.db.session() as s:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
 
+from services.kit import paging
 from services.kit.auth import Principal
 from services.kit.clock import Clock, FixedClock
 from services.kit.db import Database
 from services.kit.errors import ValidationError
+
+# statements/ and interactions/ import the kit's Page from here
+from services.kit.paging import Page as Page
 from services.learning.common.storage import RequestKeys
 from services.learning.xapi.formats import is_uuid
 
@@ -19,21 +22,11 @@ MAX_STATEMENT_PAGE = 500
 MAX_LIST_PAGE = 200
 REQUEST_ID_MAX = 128
 
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_page_token: str = ""
-
 
 def page_size(requested: int, maximum: int, field_name: str = "page_size") -> int:
-    if requested < 0:
-        raise ValidationError(field_name, "must not be negative")
-    if requested == 0:
-        return DEFAULT_PAGE
-    return min(requested, maximum)
+    """`services.kit.paging.page_size` with the maximum positional, as statements/ and
+    interactions/ call it (the other capabilities call the kit's directly)."""
+    return paging.page_size(requested, default=DEFAULT_PAGE, maximum=maximum, field_path=field_name)
 
 
 def check_request_id(value: str) -> str:

@@ -14,8 +14,9 @@ from typing import Any
 
 from services.kit.auth import Principal, Role
 from services.kit.errors import NotFound, PermissionDenied, ValidationError
+from services.kit.paging import Page, page_size
 from services.learning.common.storage import RequestKeys, decode_cursor, encode_cursor, query_scope
-from services.learning.common.usecases import MAX_LIST_PAGE, LearningContext, Page, page_size
+from services.learning.common.usecases import MAX_LIST_PAGE, LearningContext
 from services.learning.hierarchy import domain as h
 from services.learning.hierarchy.storage import ClassRecord, CourseRecord, HierarchyRepository
 from services.learning.sessions.consent import class_owner
@@ -95,7 +96,7 @@ class Hierarchy:
     async def list_courses(
         self, caller: Principal, instructor_id: str = "", requested: int = 0, token: str = ""
     ) -> Page[CourseRecord]:
-        size = page_size(requested, MAX_LIST_PAGE)
+        size = page_size(requested, maximum=MAX_LIST_PAGE)
         scope = query_scope("courses", instructor_id)
         cursor = decode_cursor(token, scope)
         async with self.ctx.db.session() as s:
@@ -192,7 +193,7 @@ class Hierarchy:
     async def list_classes(
         self, caller: Principal, course_id: str = "", requested: int = 0, token: str = ""
     ) -> Page[ClassRecord]:
-        size = page_size(requested, MAX_LIST_PAGE)
+        size = page_size(requested, maximum=MAX_LIST_PAGE)
         scope = query_scope("classes", course_id)
         cursor = decode_cursor(token, scope)
         async with self.ctx.db.session() as s:

@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kit.auth import Principal
 from services.kit.db import is_unique_violation
 from services.kit.errors import AlreadyExists, NotFound, PermissionDenied, RateLimited
+from services.kit.paging import Page, page_size
 from services.learning.clients.domain import acting_through_credentials
 from services.learning.common.storage import decode_cursor, encode_cursor, query_scope
-from services.learning.common.usecases import MAX_LIST_PAGE, LearningContext, Page, page_size
+from services.learning.common.usecases import MAX_LIST_PAGE, LearningContext
 from services.learning.links import domain as ld
 from services.learning.links.storage import ActorLinkRecord, LinkRepository
 
@@ -83,7 +84,7 @@ class Links:
         self, caller: Principal, requested: int = 0, token: str = ""
     ) -> Page[ActorLinkRecord]:
         """The caller's links, as the learner and as the vouching institution."""
-        size = page_size(requested, MAX_LIST_PAGE)
+        size = page_size(requested, maximum=MAX_LIST_PAGE)
         scope = query_scope("links", caller.user_id)
         cursor = decode_cursor(token, scope)
         async with self.ctx.db.session() as s:

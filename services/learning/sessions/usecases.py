@@ -23,6 +23,7 @@ from services.kit.errors import FailedPrecondition, NotFound, PermissionDenied, 
 from services.kit.events.outbox import enqueue
 from services.kit.invitations import Invitation, InvitationStatus
 from services.kit.invitations.rpc import list_page
+from services.kit.paging import Page, page_size
 from services.learning.common.storage import (
     RequestKeys,
     decode_cursor,
@@ -30,7 +31,7 @@ from services.learning.common.storage import (
     outbox,
     query_scope,
 )
-from services.learning.common.usecases import MAX_LIST_PAGE, LearningContext, Page, page_size
+from services.learning.common.usecases import MAX_LIST_PAGE, LearningContext
 from services.learning.hierarchy import domain as h
 from services.learning.hierarchy.storage import HierarchyRepository
 from services.learning.sessions import domain as sd
@@ -198,7 +199,7 @@ class Sessions:
         token: str = "",
     ) -> Page[TutorialSessionRecord]:
         """Non-admins list only sessions they take part in (as tutor or student)."""
-        size = page_size(requested, MAX_LIST_PAGE)
+        size = page_size(requested, maximum=MAX_LIST_PAGE)
         scope = query_scope("tutorial", class_id, tutor_id, student_id, caller.user_id)
         cursor = decode_cursor(token, scope)
         async with self.ctx.db.session() as s:
@@ -372,7 +373,7 @@ class Sessions:
         learner = learner_id or caller.user_id
         if learner != caller.user_id and not caller.is_admin:
             raise PermissionDenied("only the learner may list their study sessions")
-        size = page_size(requested, MAX_LIST_PAGE)
+        size = page_size(requested, maximum=MAX_LIST_PAGE)
         scope = query_scope("study", learner, class_id)
         cursor = decode_cursor(token, scope)
         async with self.ctx.db.session() as s:

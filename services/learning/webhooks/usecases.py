@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from services.kit.auth import Principal
 from services.kit.db import is_unique_violation
 from services.kit.errors import NotFound, PermissionDenied, Unauthenticated, ValidationError
+from services.kit.paging import Page, page_size
 from services.learning.clients.domain import WEBHOOK_SESSION_PREFIX, check_name
 from services.learning.common.storage import (
     RequestKeys,
@@ -30,9 +31,7 @@ from services.learning.common.storage import (
 from services.learning.common.usecases import (
     MAX_LIST_PAGE,
     LearningContext,
-    Page,
     frozen_now,
-    page_size,
 )
 from services.learning.hierarchy import domain as h
 from services.learning.hierarchy.storage import HierarchyRepository
@@ -129,7 +128,7 @@ class Webhooks:
     async def list_webhook_sources(
         self, caller: Principal, requested: int = 0, token: str = ""
     ) -> Page[WebhookSourceRecord]:
-        size = page_size(requested, MAX_LIST_PAGE)
+        size = page_size(requested, maximum=MAX_LIST_PAGE)
         scope = query_scope("webhooks", caller.user_id)
         cursor = decode_cursor(token, scope)
         async with self.ctx.db.session() as s:

@@ -32,8 +32,6 @@ from services.passport.domain import MAX_ID_CHARS, AnchorStatus, Entry, check_id
 MAX_SELECTION = 500
 MAX_PER_ENTRY = 100
 MAX_IRI_CHARS = 1000
-DEFAULT_PAGE = 50
-MAX_PAGE = 200
 
 
 class CredentialFormat(StrEnum):
@@ -202,12 +200,6 @@ class IssuedCredential:
         return self.revoked_at is not None
 
 
-def page_size(requested: int) -> int:
-    if requested < 0:
-        raise ValidationError("page_size", "must not be negative")
-    return DEFAULT_PAGE if requested == 0 else min(requested, MAX_PAGE)
-
-
 def check_credential_id(value: str) -> str:
     value = check_id(value, "credential_id")
     if not value.startswith("urn:uuid:") or len(value) > MAX_ID_CHARS:
@@ -228,6 +220,5 @@ __all__ = [
     "check_credential_id",
     "check_issuable",
     "entry_author",
-    "page_size",
     "plan",
 ]

@@ -11,13 +11,13 @@ from __future__ import annotations
 from services.api.keiko.passport import v1 as pb
 from services.kit.auth import current_principal, optional_principal
 from services.kit.errors import Unauthenticated, ValidationError
+from services.kit.paging import page_size
 from services.passport.credentials.domain import (
     AchievementInput,
     CredentialFormat,
     IssuedCredential,
     IssueRequest,
     RevocationReason,
-    page_size,
 )
 from services.passport.credentials.service import CredentialService
 
