@@ -157,7 +157,8 @@ class BatchStore(StoreBase):
         moves ``lease`` ahead in the same transaction (``SKIP LOCKED`` on PostgreSQL), so
         replicas do not send the same batch at once; a crashed engine's claim expires.
         The rows come back with ``next_attempt_at`` = the claim's expiry, which is also
-        the token :meth:`renew_claims` extends it by."""
+        the token :meth:`renew_claims` extends it by, and ``first_claim`` set for a batch
+        nobody claimed before (see :func:`_never_claimed`)."""
         now = self.clock.now()
         query = (
             select(batches)
@@ -179,7 +180,9 @@ class BatchStore(StoreBase):
                     .where(batches.c.seq.in_([r.seq for r in rows]))
                     .values(next_attempt_at=now + lease)
                 )
-        return [replace(r, next_attempt_at=now + lease) for r in rows]
+        return [
+            replace(r, next_attempt_at=now + lease, first_claim=_never_claimed(r)) for r in rows
+        ]
 
     async def renew_claims(self, claims: Sequence[BatchRow], lease: timedelta) -> list[BatchRow]:
         """Extend claims this engine still holds to ``lease`` from now; returns them with
@@ -496,3 +499,20 @@ class BatchStore(StoreBase):
             if not getattr(result, "rowcount", 0):
                 await s.execute(insert(cursors).values(name=name, **values))
         return changed
+
+
+def _never_claimed(batch: BatchRow) -> bool:
+    """Is ``batch`` (as read under a claim's lock) still as sealed, never claimed?
+
+    Sealing sets ``next_attempt_at`` to ``created_at``; every claim moves it past that (to
+    the claim's expiry), and so do a failure's retry time and a retry after FAILED (which
+    also leaves ``last_error``). So only a batch no engine has held can be sent without
+    asking the chain first whether an earlier send landed."""
+    return (
+        batch.state == SEALED
+        and batch.attempts == 0
+        and batch.tx_hash is None
+        and batch.submitted_at is None
+        and batch.last_error is None
+        and batch.next_attempt_at == batch.created_at
+    )

@@ -277,6 +277,9 @@ class BatchRow:
     created_at: datetime
     submitted_at: datetime | None
     anchored_at: datetime | None
+    # Set by ``claim_due_batches`` only: this claim is the batch's first, so no engine
+    # (this one or a replica) can have sent it yet.
+    first_claim: bool = False
 
     @property
     def status(self) -> str:

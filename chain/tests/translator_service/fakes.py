@@ -39,6 +39,7 @@ class FakeAnchorChain:
     log: list[ChainEvent] = field(default_factory=list)
     sends: int = 0
     applied: int = 0
+    checks: int = 0  # get_batch calls
     keys: dict[bytes, KeyBinding] = field(default_factory=dict)
     key_sends: int = 0
 
@@ -88,6 +89,7 @@ class FakeAnchorChain:
 
     async def get_batch(self, batch_id: int) -> AnchoredBatch | None:
         self._check()
+        self.checks += 1
         return self.batches.get(batch_id)
 
     async def is_root_anchored(self, root: int) -> bool:

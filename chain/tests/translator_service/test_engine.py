@@ -222,6 +222,39 @@ async def test_crash_between_seal_and_send_then_restart(
     await assert_each_anchored_once(store, chain, 8)
 
 
+async def test_first_send_skips_the_chain_check_later_ones_do_not(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    chain = FakeAnchorChain(lose_ack=True)
+    engine = engine_for(store, chain, clock)
+    await queue(store, 4)
+    [batch] = await engine.seal_ready()
+    await engine.send_due()  # first claim: sent at once, its answer is lost
+    assert (chain.checks, chain.sends) == (0, 1)
+    clock.advance(timedelta(seconds=5))
+    await engine.send_due()  # the retry asks the chain first and finds it there
+    assert (chain.checks, chain.sends) == (1, 1)
+    row = await store.get_batch(batch.batch_id)
+    assert row is not None and row.state == ANCHORED and row.confirmed_by == "chain_state"
+
+
+async def test_a_lapsed_claim_is_checked_on_chain_before_sending(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    chain = FakeAnchorChain()
+    await queue(store, 4)
+    [batch] = await engine_for(store, chain, clock).seal_ready()
+    # A replica claimed it and died (it may have sent it): its claim lapses.
+    [claimed] = await store.claim_due_batches(1, timedelta(seconds=15))
+    assert claimed.first_claim
+    clock.advance(timedelta(seconds=16))
+    [again] = await store.claim_due_batches(1, timedelta(seconds=15))
+    assert again.batch_id == batch.batch_id and not again.first_claim
+    await store.release([batch.batch_id])
+    await engine_for(store, chain, clock).send_due()
+    assert (chain.checks, chain.sends) == (1, 1)
+
+
 async def test_send_landed_but_ack_lost_is_reconciled_not_resent(
     store: ChainStore, clock: FixedClock
 ) -> None:
@@ -290,6 +323,12 @@ async def test_batch_id_taken_on_chain_with_another_root_fails(
     await queue(store, 4)
     [batch] = await engine.seal_ready()
     await chain.anchor_batch(batch.batch_id, 0x1234, 1, "learning")  # someone else's
+    # The first claim sends without a chain check (nothing of ours can have landed): the
+    # contract refuses the taken id, and the retry's check finds the other root.
+    await engine.send_due()
+    row = await store.get_batch(batch.batch_id)
+    assert row is not None and row.state == SEALED and row.attempts == 1
+    clock.advance(timedelta(seconds=5))
     await engine.send_due()
     row = await store.get_batch(batch.batch_id)
     assert row is not None and row.state == FAILED and "another root" in (row.last_error or "")
