@@ -69,6 +69,7 @@ from chain.translator.felts import (
     felt_to_hex,
     parse_felt,
 )
+from chain.translator.group_insert import GroupInsert
 from chain.translator.keys import KeyVault
 from chain.translator.learner_accounts import LearnerAccounts
 from chain.translator.leaves import leaf_from_hash, statement_hash
@@ -301,6 +302,7 @@ class ChainTranslator:
         on_key_queued: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
+        self.inserts = GroupInsert(store)
         self.keys = AuthorKeys(store, vault, key_lookup=key_lookup, on_key_queued=on_key_queued)
         self.credentials = CredentialSigner(store, self.keys, self._anchor_ref)
         self.chain = chain
@@ -381,7 +383,10 @@ class ChainTranslator:
     async def _queue(self, new: NewRecord, failure: str | None = None) -> RecordRow:
         """Insert, idempotently: the same key with the same leaf returns the stored row."""
         try:
-            row = await self.store.insert_record(new, failure=failure)
+            if failure is None:
+                row = await self.inserts.insert(new)  # with the submissions in flight
+            else:
+                row = await self.store.insert_record(new, failure=failure)
         except DuplicateRecord as dup:
             return _same_record(new, dup.existing)
         if failure is None:
