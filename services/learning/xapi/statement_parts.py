@@ -5,6 +5,8 @@ actor rules of `primitives.BaseValidator`. Each failure names the JSON path."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from services.learning.xapi import formats, vocab
 from services.learning.xapi.json_intake import JSON, JsonObject, fail, json_type, show
 from services.learning.xapi.primitives import BaseValidator
@@ -255,31 +257,32 @@ class StatementValidator(BaseValidator):
                 self.iri(t, f"{path}.relevantTypes[{i}]")
 
     def context_agents(self, value: JSON, path: str) -> list[JsonObject]:
-        out = []
-        for i, item in enumerate(self.array(value, path)):
-            p = f"{path}[{i}]"
-            obj = self.obj(item, p, "a Context Agent", ("objectType", "agent", "relevantTypes"))
-            if obj.get("objectType") != "contextAgent":
-                fail(f"{p}.objectType", 'must be "contextAgent"')
-            if "agent" not in obj:
-                fail(f"{p}.agent", "is required")
-            c = dict(obj)
-            c["agent"] = self.agent(obj["agent"], f"{p}.agent")
-            self.relevant_types(obj, p)
-            out.append(c)
-        return out
+        return self._context_actors(value, path, "a Context Agent", "agent", self.agent)
 
     def context_groups(self, value: JSON, path: str) -> list[JsonObject]:
+        return self._context_actors(value, path, "a Context Group", "group", self.group)
+
+    def _context_actors(
+        self,
+        value: JSON,
+        path: str,
+        what: str,
+        key: str,
+        actor: Callable[[JSON, str], JsonObject],
+    ) -> list[JsonObject]:
+        """`contextAgents` / `contextGroups` (2.0): objects of type context<Key> holding
+        the actor under `key` and optional relevantTypes."""
+        object_type = f"context{key.capitalize()}"
         out = []
         for i, item in enumerate(self.array(value, path)):
             p = f"{path}[{i}]"
-            obj = self.obj(item, p, "a Context Group", ("objectType", "group", "relevantTypes"))
-            if obj.get("objectType") != "contextGroup":
-                fail(f"{p}.objectType", 'must be "contextGroup"')
-            if "group" not in obj:
-                fail(f"{p}.group", "is required")
+            obj = self.obj(item, p, what, ("objectType", key, "relevantTypes"))
+            if obj.get("objectType") != object_type:
+                fail(f"{p}.objectType", f'must be "{object_type}"')
+            if key not in obj:
+                fail(f"{p}.{key}", "is required")
             c = dict(obj)
-            c["group"] = self.group(obj["group"], f"{p}.group")
+            c[key] = actor(obj[key], f"{p}.{key}")
             self.relevant_types(obj, p)
             out.append(c)
         return out
