@@ -164,12 +164,17 @@ class RedisEventBus:
     def epoch_key(self) -> str:
         return f"{self.prefix}:epoch"
 
+    @staticmethod
+    def fresh_epoch() -> str:
+        """The epoch key's value for an epoch starting now: "<id> <unix time>"."""
+        return f"{uuid.uuid4().hex} {time.time():.6f}"
+
     async def epoch(self) -> BusEpoch:
         """The epoch key (``<prefix>:epoch``, "<id> <unix time>") is set once, by the first
         caller after Redis started empty: it vanishes with everything else when Redis
         restarts without persistence or is flushed, and the next caller starts a new one.
         A Redis that kept its data (AOF, RDB) keeps its epoch across restarts."""
-        fresh = f"{uuid.uuid4().hex} {time.time():.6f}"
+        fresh = self.fresh_epoch()
         key = self.epoch_key()
 
         async def read() -> Any:
@@ -241,6 +246,8 @@ class RedisSubscription(Subscription):
         self._bus = bus
         self._redis = bus.redis
         self._start_id = "$" if start == "latest" else "0"
+        # The bus epoch a `latest` group was created in (see _recreate).
+        self._epoch: str | None = None
         self._keys = {bus.stream_key(t): t for t in self.topics}
         self._cursors = dict.fromkeys(self._keys, "0-0")
         # Check for claimable entries often enough that a nack is retried about on time.
@@ -250,17 +257,51 @@ class RedisSubscription(Subscription):
     # -- setup ------------------------------------------------------------------------------
 
     async def _setup(self) -> None:
-        async def create() -> None:
-            for key in self._keys:
-                try:
-                    await self._redis.xgroup_create(
-                        key, self.group, id=self._start_id, mkstream=True
-                    )
-                except ResponseError as exc:
-                    if "BUSYGROUP" not in str(exc):
-                        raise
+        self._epoch = await self._create_groups()
 
-        await _retrying("xgroup create", create, stop=self._stop_when_closed)
+    async def _create_groups(self) -> str:
+        """Create the group on each topic (if missing), in one transaction with reading
+        the bus epoch (see RedisEventBus.epoch), so the epoch is the one the groups were
+        created in; returns its id."""
+        epoch = self._bus.fresh_epoch()
+        key = self._bus.epoch_key()
+
+        async def create() -> str:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.set(key, epoch, nx=True)
+            pipe.get(key)
+            for stream in self._keys:
+                pipe.xgroup_create(stream, self.group, id=self._start_id, mkstream=True)
+            replies = await pipe.execute(raise_on_error=False)
+            for reply in replies[2:]:
+                if isinstance(reply, ResponseError) and "BUSYGROUP" not in str(reply):
+                    raise reply
+            return str(replies[1]).partition(" ")[0]
+
+        return await _retrying("xgroup create", create, stop=self._stop_when_closed)
+
+    async def _recreate(self) -> None:
+        """The group vanished: create it again. A `latest` group whose Redis lost its
+        memory since (a new bus epoch) then reads the new stream from its start, not from
+        its end: everything in it was published after this subscription began, and
+        publishers (outbox relays) often reach the new Redis before this consumer does -
+        "$" skipped what they sent in between, for good. A `latest` group deleted on its
+        own (same epoch) still reads from now."""
+        epoch = await self._create_groups()
+        self._cursors = dict.fromkeys(self._keys, "0-0")  # the old stream's ids mean nothing
+        if self._start_id == "$" and epoch != self._epoch:
+
+            async def rewind() -> None:
+                for stream in self._keys:
+                    try:
+                        await self._redis.xgroup_setid(stream, self.group, "0")
+                    except ResponseError as exc:
+                        if "NOGROUP" not in str(exc):
+                            raise
+                        return  # lost again: the next read recreates it
+
+            await _retrying("xgroup setid", rewind, stop=self._stop_when_closed)
+        self._epoch = epoch
 
     def _stop_when_closed(self, _state: RetryCallState) -> bool:
         return self._closed
@@ -280,7 +321,7 @@ class RedisSubscription(Subscription):
             # The stream or group vanished (Redis restarted without persistence, or the key
             # was deleted): recreate and go on.
             log.warning("redis consumer group missing, recreating", group=self.group)
-            await self._setup()
+            await self._recreate()
             return []
 
     async def _fetch_once(self) -> list[Delivery]:

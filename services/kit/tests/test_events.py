@@ -349,6 +349,42 @@ async def test_redis_consumer_recovers_when_its_stream_vanishes(event_bus_url: s
             await delivery.ack()
 
 
+async def test_a_latest_group_recreated_after_redis_lost_its_memory_misses_nothing(
+    event_bus_url: str,
+) -> None:
+    """Redis restarted empty and a publisher reached it before this consumer did: the
+    consumer's `latest` group is recreated at the new stream's start (everything in it
+    came after the subscription began), not at its end, which skipped that event for
+    good. A group deleted while Redis kept its data still starts from now."""
+    if not event_bus_url.startswith("redis"):
+        pytest.skip("Redis only: the keys are deleted behind the bus's back")
+    from services.kit.events.redis_streams import RedisEventBus
+    from services.kit.testing import _delete_bus_keys
+
+    async with _bus(event_bus_url, block=0.05) as bus:
+        assert isinstance(bus, RedisEventBus)
+        async with bus.subscribe([TOPIC], group="watch", consumer="pump", start="latest") as sub:
+            await _delete_bus_keys(event_bus_url)  # every stream, group and the epoch gone
+            early = _event(1)
+            await bus.publish(early)  # before the consumer reads again
+            delivery = await _next(sub)
+            assert delivery.event == early
+            await delivery.ack()
+
+            await bus.redis.xgroup_destroy(bus.stream_key(TOPIC), "watch")  # same epoch
+            reader = asyncio.create_task(_next(sub))
+
+            async def recreated() -> bool:
+                return "watch" in await bus.groups(TOPIC)
+
+            await _eventually(recreated)
+            later = _event(2)
+            await bus.publish(later)
+            delivery = await reader
+            assert delivery.event == later  # not `early` again
+            await delivery.ack()
+
+
 class _FlakyProxy:
     """A TCP proxy to Redis that can drop every connection and refuse new ones."""
 
