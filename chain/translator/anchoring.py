@@ -183,9 +183,15 @@ class AnchoringEngine:
         now = self.clock.now()
         # While batches are in flight (run()), a partial batch does not close at max_wait:
         # its records wait for the chain to take the next transaction and then go in one
-        # batch with everything that arrived meanwhile. Full batches still seal at once.
+        # batch with everything that arrived meanwhile. Full batches seal at once unless
+        # one is already sealed and waiting to be sent.
         busy = bool(self._in_flight) and not force
         waiting = await self.store.unbatched_by_domain()  # a cheap read before any lock
+        if busy and waiting and await self.store.ready_batches():
+            # A sealed batch already waits for a free send slot: sealing more now would
+            # only queue more transactions behind it. The records wait unbatched and go
+            # in one batch (up to adaptive_max_leaves) once the chain takes that one.
+            return sealed
         for domain, (count, oldest) in waiting.items():
             expired = now >= oldest + policy.max_wait
             if not (force or count >= policy.max_leaves or (expired and not busy)):

@@ -220,6 +220,20 @@ class BatchStore(StoreBase):
                 .values(next_attempt_at=self.clock.now())
             )
 
+    async def ready_batches(self) -> int:
+        """Sealed batches due now that no engine holds: ready for the next free send slot."""
+        query = (
+            select(func.count())
+            .select_from(batches)
+            .where(
+                batches.c.state == SEALED,
+                batches.c.batch_id.is_not(None),
+                batches.c.next_attempt_at <= self.clock.now(),
+            )
+        )
+        async with self.db.session() as s:
+            return int((await s.execute(query)).scalar_one())
+
     async def next_due_at(self) -> datetime | None:
         query = select(func.min(batches.c.next_attempt_at)).where(
             batches.c.state.in_((SEALED, SUBMITTED))

@@ -518,3 +518,43 @@ async def test_partial_batches_wait_for_the_send_in_flight_then_go_as_one(
     assert sorted(b.leaf_count for b in await store.list_batches()) == [3, 4]
     await ChainWatcher(store, chain).catch_up()
     await assert_each_anchored_once(store, chain, 7)
+
+
+async def test_records_wait_behind_a_batch_ready_to_send_then_go_as_one(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    """With the send slot taken and a sealed batch already waiting for it, full batches
+    are not sealed behind it: the backlog goes in one adaptive batch once the chain takes
+    the waiting one (one transaction instead of one per max_leaves records)."""
+    chain = GatedChain()
+    engine = engine_for(
+        store, chain, clock, max_in_flight=1, adaptive_max_leaves=16, poll_interval=0.01
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(engine.run(stop))
+    await queue(store, 4)
+    engine.notify()
+    await wait_until(lambda: asyncio.sleep(0, chain.in_flight == 1))
+    await queue(store, 4, start=4)  # full: sealed, and waits for the slot
+    engine.notify()
+
+    async def two_sealed() -> bool:
+        return len(await store.list_batches()) == 2
+
+    await wait_until(two_sealed)
+    await queue(store, 8, start=8)  # two batches' worth behind the waiting one
+    engine.notify()
+    await asyncio.sleep(0.05)
+    assert len(await store.list_batches()) == 2 and await store.unbatched_count() == 8
+    chain.gate.set()
+
+    async def all_submitted() -> bool:
+        found = await store.list_batches()
+        return len(found) == 3 and {b.state for b in found} == {SUBMITTED}
+
+    await wait_until(all_submitted)
+    stop.set()
+    await running
+    assert [b.leaf_count for b in await store.list_batches()] == [4, 4, 8]
+    await ChainWatcher(store, chain).catch_up()
+    await assert_each_anchored_once(store, chain, 16)
