@@ -243,7 +243,8 @@ class Interactions:
         )
         now = self.ctx.clock.now()
         async with self.ctx.db.transaction() as s:
-            prep = await PreparedRepository(s).get(sid)
+            # A generated id cannot have been prepared (PrepareInteraction issues its own).
+            prep = await PreparedRepository(s).get(sid) if statement_id else None
             if device_signature is not None and prep is None:
                 raise ValidationError("statement_id", "was not issued by PrepareInteraction")
             if prep is not None:
@@ -273,7 +274,9 @@ class Interactions:
             if device_signature is not None:
                 verify_device_signature(canonical_bytes(v.statement), device_signature)
                 extras.device = device_signature
-            row = await self.statements.store(s, caller, v, extras, path="interaction")
+            row = await self.statements.store(
+                s, caller, v, extras, path="interaction", fresh_id=not statement_id
+            )
             if request_id and not statement_id:
                 await RequestKeys(s).put(
                     caller.user_id, "record_interaction", request_id, row.id, now

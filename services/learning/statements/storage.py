@@ -503,6 +503,8 @@ class StatementRepository:
         statements already stored for each of `arriving` (2.3.2: a voiding statement is
         accepted before its target arrives), by target."""
         t = statements
+        if not ids and not targets and not arriving:
+            return {}, {}
         conditions = [t.c.id.in_(list(dict.fromkeys([*ids, *targets])))]
         if arriving:
             conditions.append(t.c.voids_statement_id.in_(list(arriving)))

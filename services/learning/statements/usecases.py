@@ -132,7 +132,10 @@ class Statements:
             rows = await self.writer.store_many(
                 s,
                 caller,
-                [Incoming(v, f"statements[{i}]", sent=raw) for i, (v, raw) in enumerate(validated)],
+                [
+                    Incoming(v, f"statements[{i}]", sent=raw, fresh_id="id" not in raw)
+                    for i, (v, raw) in enumerate(validated)
+                ],
                 lrs_client_id=lrs_client_id,
             )
             if parts:
@@ -178,10 +181,13 @@ class Statements:
         extras: StoreExtras,
         *,
         path: str,
+        fresh_id: bool = False,
     ) -> StatementRecord:
         """Store one statement Keiko built (or accept an identical one) with its event, in
-        the caller's transaction `s` (see `StatementWriter.store_many`)."""
-        [row] = await self.writer.store_many(s, caller, [Incoming(v, path, extras)])
+        the caller's transaction `s` (see `StatementWriter.store_many`; `fresh_id`: its id
+        was just generated, see `Incoming`)."""
+        item = Incoming(v, path, extras, fresh_id=fresh_id)
+        [row] = await self.writer.store_many(s, caller, [item])
         return row
 
     async def get_statement(self, caller: Principal, statement_id: str) -> StatementRecord:

@@ -49,6 +49,9 @@ class Incoming:
     path: str
     extras: StoreExtras = field(default_factory=StoreExtras)
     sent: Mapping[str, Any] | None = None
+    # The id was just generated here (uuid4): no statement can be stored under it yet,
+    # nor voided before it arrived, so it is not looked up.
+    fresh_id: bool = False
 
 
 class StatementWriter:
@@ -70,9 +73,13 @@ class StatementWriter:
         learners = await self._learners(s, caller, batch)
         repo = StatementRepository(s)
         stored, voiders = await repo.lookup(
-            [item.statement.id for item in batch],
+            [item.statement.id for item in batch if not item.fresh_id],
             [t for item in batch if (t := item.statement.voided_statement_id) is not None],
-            [item.statement.id for item in batch if item.sent is not None and "id" in item.sent],
+            [
+                item.statement.id
+                for item in batch
+                if not item.fresh_id and item.sent is not None and "id" in item.sent
+            ],
         )
         # The batch's earlier statements count as stored for the later ones.
         known: dict[str, StatementRecord] = dict(stored)

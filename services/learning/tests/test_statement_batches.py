@@ -5,11 +5,12 @@ either order, activity definitions folded in order - on both engines."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from services.kit.clock import FixedClock
 from services.kit.db import Database
@@ -112,3 +113,46 @@ async def test_definitions_are_rewritten_only_when_a_merge_changes_them(
     await service.statements.record_statements(ANA, texts(with_name({"es": "Uno"})))
     definition, later = await stored()
     assert definition == '{"name":{"en-US":"One","fr":"Un","es":"Uno"}}' and later != updated
+
+
+@contextmanager
+def statements_run(db: Database) -> Iterator[list[str]]:
+    """The SQL statements executed meanwhile (an executemany counts once)."""
+    seen: list[str] = []
+
+    def remember(conn: object, cursor: object, sql: str, *args: object) -> None:
+        seen.append(sql)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", remember)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", remember)
+
+
+async def test_a_batch_costs_the_same_statements_whatever_its_size(
+    service: LearningService, migrated_database: Database
+) -> None:
+    def batch(n: int) -> list[str]:
+        return texts(
+            *(
+                statement(
+                    id=str(uuid.uuid4()),
+                    activity=ACT + f"q{i % 3}",
+                    object={"id": ACT + f"q{i % 3}", "definition": {"name": {"en": "Q"}}},
+                )
+                for i in range(n)
+            )
+        )
+
+    await service.statements.record_statements(ANA, batch(3))  # the definitions exist now
+    with statements_run(migrated_database) as one:
+        await service.statements.record_statements(ANA, batch(1))
+    with statements_run(migrated_database) as fifty:
+        await service.statements.record_statements(ANA, batch(50))
+    assert len(fifty) == len(one)
+    # Statements without an id get a fresh one: nothing is looked up for them.
+    fresh = [statement(activity=ACT + "q1") for _ in range(2)]
+    with statements_run(migrated_database) as unlooked:
+        await service.statements.record_statements(ANA, texts(*fresh))
+    assert len(unlooked) == len(one) - 2  # no lookup; no definitions to merge
