@@ -25,7 +25,7 @@ from gateway.xapi import multipart
 from services.kit.clock import FixedClock
 from services.kit.db import Database
 from services.kit.events import EventBus
-from services.learning.statements.storage import attachments
+from services.learning.statements.tables import attachments
 
 VERSIONS = ("1.0.3", "2.0.0")
 STATEMENTS = "/xapi/statements"

@@ -23,7 +23,7 @@ from services.learning.sessions.storage import (
     tutorial_participants,
     tutorial_sessions,
 )
-from services.learning.statements.storage import (
+from services.learning.statements.tables import (
     attachments,
     statement_activities,
     statement_agents,
