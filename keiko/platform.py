@@ -207,6 +207,8 @@ async def running_platform(
             reuse_port=slot is not None,
             extra_addresses=[settings.services_target] if slot is not None else (),
         )
+        if co_hosting:
+            runtime.co_host = host  # the services' calls to each other (the translator)
         await stack.enter_async_context(_background_jobs(runtime))
         grpc_port = await host.start()
         stack.push_async_callback(host.stop, settings.shutdown_grace_seconds)

@@ -230,3 +230,39 @@ async def test_ops_endpoints(platform) -> None:  # type: ignore[no-untyped-def]
     assert (await http.get("/readyz")).json() == {"status": "serving"}
     metrics = (await http.get("/metrics")).text
     assert "keiko_grpc_server_handled_total" in metrics
+
+
+async def test_services_call_this_process_own_services_in_process(tmp_path: Path) -> None:
+    """keiko.runtime's open_channel (how identity, passport and governance reach the
+    translator): in process for this process's own gRPC address once the platform has set
+    its host, over the network for any other address or with KEIKO_LOCAL_CALLS=0."""
+    from keiko.runtime import ServiceRuntime
+    from services.api import DESCRIPTOR_SET_PATH
+    from services.kit.grpc.local import LocalChannel
+    from services.kit.grpc.server import GrpcHost
+    from services.kit.grpc.testing import token_pair
+
+    _, verifier = token_pair(SystemClock())
+    host = GrpcHost([], token_verifier=verifier, descriptor_set=DESCRIPTOR_SET_PATH.read_bytes())
+
+    def runtime(**settings: object) -> ServiceRuntime:
+        return ServiceRuntime(
+            settings=Settings(data_dir=tmp_path, grpc_port=50999, **settings),  # type: ignore[arg-type]
+            database=None,  # type: ignore[arg-type]
+            event_bus=None,  # type: ignore[arg-type]
+            clock=SystemClock(),
+            token_verifier=verifier,
+            jwt_private_key_pem=None,
+            fanout=None,  # type: ignore[arg-type]
+        )
+
+    own = "127.0.0.1:50999"
+    on, off = runtime(), runtime(local_calls=False)
+    opened = [on.open_channel(own)]  # before the platform set its host
+    on.co_host = off.co_host = host
+    opened += [on.open_channel(own), on.open_channel("10.0.0.7:50051"), off.open_channel(own)]
+    try:
+        assert [isinstance(c, LocalChannel) for c in opened] == [False, True, False, False]
+    finally:
+        for channel in opened:
+            await channel.close()

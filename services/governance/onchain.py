@@ -41,7 +41,7 @@ from services.kit.errors import (
     Unavailable,
     ValidationError,
 )
-from services.kit.grpc.client import open_channel, stub
+from services.kit.grpc.client import ChannelOpener, channel_opener, open_channel, stub
 
 if TYPE_CHECKING:
     from chain.client.core import KeikoChain, TxResult
@@ -121,11 +121,13 @@ class TranslatorBallots:
         *,
         timeout: float = 120.0,
         channel: grpc.aio.Channel | None = None,
+        connect: ChannelOpener = open_channel,
     ) -> None:
         self.target = target
         self._token = token
         self.timeout = timeout
         self._channel = channel
+        self._connect = connect
 
     async def cast(
         self, onchain_id: str, voter_commitment: str, option: int, request_id: str
@@ -133,7 +135,7 @@ class TranslatorBallots:
         from services.api.keiko.chain import v1 as chain_pb
 
         if self._channel is None:
-            self._channel = open_channel(self.target)
+            self._channel = self._connect(self.target)
         client = stub(
             chain_pb.ChainServiceStub,
             self._channel,
@@ -353,5 +355,7 @@ def platform_voting(runtime: ServiceRuntime) -> ContractVoting | None:
 
     issuer = TokenIssuer(private_pem, runtime.clock, timedelta(minutes=5))
     target = settings.chain_translator_target or settings.gateway_target
-    ballots = TranslatorBallots(target, lambda: issuer.issue(SERVICE_PRINCIPAL).token)
+    ballots = TranslatorBallots(
+        target, lambda: issuer.issue(SERVICE_PRINCIPAL).token, connect=channel_opener(runtime)
+    )
     return ContractVoting(connect=connect, ballots=ballots)

@@ -13,7 +13,7 @@ import grpc
 
 from services.api.keiko.chain import v1 as chain_pb
 from services.api.keiko.common import v1 as common_pb
-from services.kit.grpc.client import open_channel, stub
+from services.kit.grpc.client import ChannelOpener, open_channel, stub
 
 
 @dataclass(frozen=True)
@@ -65,18 +65,20 @@ class TranslatorRegistrar:
         *,
         timeout: float = 120.0,
         channel: grpc.aio.Channel | None = None,
+        connect: ChannelOpener = open_channel,
     ) -> None:
         self.target = target
         self._token = token
         self.timeout = timeout
         self._channel = channel
         self._owns_channel = channel is None
+        self._connect = connect
 
     async def register(
         self, *, user_id: str, commitment: str, ed25519_public_key: str, request_id: str
     ) -> Registration:
         if self._channel is None:
-            self._channel = open_channel(self.target)
+            self._channel = self._connect(self.target)
         client = stub(
             chain_pb.ChainServiceStub,
             self._channel,

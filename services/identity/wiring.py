@@ -31,6 +31,7 @@ from services.kit.clock import Clock
 from services.kit.db import Database
 from services.kit.events import EventBus
 from services.kit.events.outbox import OutboxRelay
+from services.kit.grpc.client import channel_opener
 from services.kit.logging import get_logger
 
 log = get_logger(__name__)
@@ -145,7 +146,11 @@ def build_humanity_service(
     settings = runtime.settings
     if settings.chain_rpc_url:
         target = settings.chain_translator_target or settings.gateway_target
-        registrar = TranslatorRegistrar(target, lambda: issuer.issue(SERVICE_PRINCIPAL).token)
+        registrar = TranslatorRegistrar(
+            target,
+            lambda: issuer.issue(SERVICE_PRINCIPAL).token,
+            connect=channel_opener(runtime),
+        )
     humanity = HumanityService(
         runtime.database,
         runtime.clock,

@@ -25,6 +25,7 @@ from services.kit.events.dedupe import (
     run_page_consumer,
 )
 from services.kit.events.outbox import OutboxRelay
+from services.kit.grpc.client import ChannelOpener, channel_opener, open_channel, stub
 from services.kit.runtime import BackgroundJob, ServiceRuntime
 from services.passport.credentials.service import CredentialService
 from services.passport.credentials.signing import SERVICE_PRINCIPAL, TranslatorSigning
@@ -54,16 +55,16 @@ class GrpcProofSource:
     """Inclusion proofs from the translator's public GetInclusionProof (one channel,
     opened on first use)."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, connect: ChannelOpener = open_channel) -> None:
         self.target = target
         self._channel: grpc.aio.Channel | None = None
+        self._connect = connect
 
     async def siblings(self, domain: str, record_id: str) -> list[str]:
         from services.api.keiko.chain import v1 as chain_pb
-        from services.kit.grpc.client import open_channel, stub
 
         if self._channel is None:
-            self._channel = open_channel(self.target)
+            self._channel = self._connect(self.target)
         client = stub(chain_pb.ChainServiceStub, self._channel)
         reply = await client.get_inclusion_proof(
             chain_pb.GetInclusionProofRequest(
@@ -106,7 +107,7 @@ def build_passport_servicer(
         )
         chain_reader = chain_reader_factory(config.rpc_url, config.deployment_file)
     if proof_source is None:
-        proof_source = GrpcProofSource(translator_target(settings))
+        proof_source = GrpcProofSource(translator_target(settings), channel_opener(runtime))
     base = share_base_url or settings.public_gateway_url
     service = PassportService(
         runtime.database,
@@ -137,7 +138,9 @@ def credential_signing(runtime: ServiceRuntime) -> TranslatorSigning | None:
         return None
     issuer = TokenIssuer(private_pem, runtime.clock, timedelta(minutes=5))
     return TranslatorSigning(
-        translator_target(runtime.settings), lambda: issuer.issue(SERVICE_PRINCIPAL).token
+        translator_target(runtime.settings),
+        lambda: issuer.issue(SERVICE_PRINCIPAL).token,
+        connect=channel_opener(runtime),
     )
 
 

@@ -218,6 +218,17 @@ def open_channel(target: str, *, deadline_seconds: float | None = None) -> grpc.
     )
 
 
+ChannelOpener = Callable[[str], grpc.aio.Channel]
+
+
+def channel_opener(runtime: object) -> ChannelOpener:
+    """How a service opens its channel to another (the chain translator): the runtime's
+    `open_channel` when it has one (keiko.runtime's calls this process's own services in
+    process), else open_channel."""
+    opener: ChannelOpener | None = getattr(runtime, "open_channel", None)
+    return opener or open_channel
+
+
 def service_of(method: str) -> str:
     """The Keiko service a full method name belongs to: ``learning`` for
     ``/keiko.learning.v1.LearningService/RecordInteraction``; "" for any other."""

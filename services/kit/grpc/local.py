@@ -67,6 +67,9 @@ class LocalHost:
     max_message_bytes: int
     # Cleared when the host stops: calls then fail UNAVAILABLE, as at a stopped server.
     serving: bool = True
+    # The context served RPCs start from, as grpc.aio's server tasks do: the one the host
+    # was started in (GrpcHost.start), never a caller's (its span, its bound log fields).
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
 
 @dataclass
@@ -474,8 +477,6 @@ class LocalChannel(grpc.aio.Channel):  # type: ignore[misc]
         self.fallback = fallback
         self._deadline_seconds = deadline_seconds
         self._methods = frozenset(m for m in host.handlers if service_of(m) not in remote)
-        # The context served RPCs start from: this one as it is now, not a caller's.
-        self._context = contextvars.copy_context()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def serves(self, method: str) -> bool:
@@ -483,7 +484,7 @@ class LocalChannel(grpc.aio.Channel):  # type: ignore[misc]
 
     def spawn(self, serve: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         loop = asyncio.get_running_loop()
-        task: asyncio.Task[Any] = self._context.run(loop.create_task, serve)
+        task: asyncio.Task[Any] = self.host.context.run(loop.create_task, serve)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

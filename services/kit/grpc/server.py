@@ -9,6 +9,7 @@ get a grace period.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Iterable, Sequence
 
 import grpc
@@ -117,6 +118,7 @@ class GrpcHost:
         self.port = 0
 
     async def start(self) -> int:
+        self.local.context = contextvars.copy_context()
         self.port = self._server.add_insecure_port(self._address)
         if self.port == 0:
             raise OSError(f"cannot bind gRPC server to {self._address}")

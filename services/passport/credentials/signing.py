@@ -29,7 +29,7 @@ from services.kit.errors import (
     Unavailable,
     ValidationError,
 )
-from services.kit.grpc.client import stub
+from services.kit.grpc.client import ChannelOpener, open_channel, stub
 
 SERVICE_PRINCIPAL = Principal("keiko-passport", frozenset({"service"}))
 SIGN_TIMEOUT_S = 60.0
@@ -81,16 +81,22 @@ def domain_error(error: grpc.aio.AioRpcError) -> DomainError:
 
 class TranslatorSigning:
     def __init__(
-        self, target: str, token: Callable[[], str], channel: grpc.aio.Channel | None = None
+        self,
+        target: str,
+        token: Callable[[], str],
+        channel: grpc.aio.Channel | None = None,
+        *,
+        connect: ChannelOpener = open_channel,
     ) -> None:
         self.target = target
         self._token = token
         self._channel = channel
+        self._connect = connect
         self._anchor: AnchorRef | None = None
 
     def _client(self, timeout: float) -> Any:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.target)
+            self._channel = self._connect(self.target)
         return stub(
             chain_pb.ChainServiceStub, self._channel, access_token=self._token(), timeout=timeout
         )
