@@ -24,7 +24,7 @@ import asyncio
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -49,6 +49,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from services.identity.humanity.index import IndexKey, Probe
 from services.identity.storage import metadata
+from services.kit.clock import as_utc_or_none
 from services.kit.db import Database
 from services.kit.events.outbox import outbox_table
 
@@ -130,15 +131,9 @@ class EnrollmentRecord:
         return self.registration_state == REGISTERED
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _record(row: Row[Any]) -> EnrollmentRecord:
-    enrolled_at = _utc(row.enrolled_at)
-    updated_at = _utc(row.updated_at)
+    enrolled_at = as_utc_or_none(row.enrolled_at)
+    updated_at = as_utc_or_none(row.updated_at)
     assert enrolled_at is not None and updated_at is not None
     return EnrollmentRecord(
         id=row.id,
@@ -151,9 +146,9 @@ def _record(row: Row[Any]) -> EnrollmentRecord:
         registry_tx_hash=row.registry_tx_hash,
         registration_attempts=int(row.registration_attempts),
         registration_error=row.registration_error,
-        next_attempt_at=_utc(row.next_attempt_at),
+        next_attempt_at=as_utc_or_none(row.next_attempt_at),
         enrolled_at=enrolled_at,
-        registered_at=_utc(row.registered_at),
+        registered_at=as_utc_or_none(row.registered_at),
         updated_at=updated_at,
         index_key_id=row.index_key_id,
     )

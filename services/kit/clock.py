@@ -31,3 +31,13 @@ class FixedClock:
 
     def set(self, when: datetime) -> None:
         self._now = when
+
+
+def as_utc(value: datetime) -> datetime:
+    """`value` in UTC. A naive value is read as UTC: every time Keiko stores is UTC, and
+    SQLite hands them back without a zone."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def as_utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)

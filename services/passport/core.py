@@ -21,7 +21,7 @@ from chain.verify import (
     AsyncChainReader,
 )
 from services.kit.auth import Principal
-from services.kit.clock import Clock
+from services.kit.clock import Clock, as_utc
 from services.kit.db import Database, is_unique_violation
 from services.kit.errors import (
     NotFound,
@@ -29,13 +29,7 @@ from services.kit.errors import (
 )
 from services.kit.events import Event
 from services.kit.events.outbox import enqueue_many
-from services.passport.domain import (
-    FULL,
-    Disclosure,
-    PrivacySettings,
-    as_utc,
-    check_id,
-)
+from services.passport.domain import FULL, Disclosure, PrivacySettings, check_id
 from services.passport.storage import (
     outbox,
     passports,

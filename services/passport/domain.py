@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from chain.translator.authors import Author, AuthorKind, author_label, display_name_of_service
+from services.kit.clock import as_utc
 from services.kit.errors import ValidationError
 
 INTERACTION_TYPES = ("question", "answer", "exercise", "discussion", "evaluation", "feedback")
@@ -31,10 +32,6 @@ MAX_LIST_ITEMS = 100
 MAX_SKILLS = 50
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
-
-
-def as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def check_id(value: str, field_name: str, *, required: bool = True) -> str:

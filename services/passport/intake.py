@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chain.translator.authors import author_kind, keiko_account
+from services.kit.clock import as_utc
 from services.kit.events import Event
 from services.kit.logging import get_logger
 from services.passport.core import (
@@ -32,10 +33,7 @@ from services.passport.core import (
 from services.passport.credentials.revocation import (
     revoke_for_voided_statement,
 )
-from services.passport.domain import (
-    AnchorStatus,
-    as_utc,
-)
+from services.passport.domain import AnchorStatus
 from services.passport.storage import (
     anchors,
     entries,

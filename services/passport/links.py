@@ -11,6 +11,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.kit.auth import Principal
+from services.kit.clock import as_utc
 from services.kit.db import is_unique_violation
 from services.kit.errors import (
     NotFound,
@@ -28,7 +29,6 @@ from services.passport.credentials.revocation import (
 from services.passport.domain import (
     MAX_LABEL_CHARS,
     Disclosure,
-    as_utc,
     check_id,
     cursor_scope,
     decode_cursor,

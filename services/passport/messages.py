@@ -12,6 +12,7 @@ import betterproto
 from chain.translator.authors import AuthorKind
 from services.api.keiko.common import v1 as common
 from services.api.keiko.passport import v1 as pb
+from services.kit.clock import as_utc
 from services.kit.errors import ValidationError
 from services.passport.domain import (
     INTERACTION_TYPES,
@@ -21,7 +22,6 @@ from services.passport.domain import (
     Group,
     Level,
     PrivacySettings,
-    as_utc,
 )
 from services.passport.service import ShareLink, Verification
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 
 from services.kit.auth import Principal
+from services.kit.clock import as_utc
 from services.kit.errors import (
     NotFound,
     Unauthenticated,
@@ -25,7 +26,6 @@ from services.passport.domain import (
     Anchor,
     AnchorStatus,
     Entry,
-    as_utc,
     check_id,
     cursor_scope,
     decode_cursor,

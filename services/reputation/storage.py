@@ -45,6 +45,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
+from services.kit.clock import as_utc
 from services.kit.db import NAMING_CONVENTION
 from services.kit.events import Event
 from services.kit.events.dedupe import processed_events_table
@@ -59,7 +60,6 @@ from services.reputation.domain import (
     Score,
     Subject,
     SubjectKind,
-    as_utc,
 )
 
 metadata = MetaData(schema="reputation", naming_convention=NAMING_CONVENTION)

@@ -7,7 +7,7 @@ anchor is stored as JSON (proposals and standards both carry one).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime, MetaData
@@ -25,10 +25,6 @@ processed_events = processed_events_table(metadata)
 
 def ts(name: str, nullable: bool = False) -> Column[Any]:
     return Column(name, DateTime(timezone=True), nullable=nullable)
-
-
-def aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def anchor_to_json(anchor: d.Anchor) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 
 from services.governance import domain as d
-from services.governance.storage.common import Store, aware, metadata, ts
+from services.governance.storage.common import Store, metadata, ts
+from services.kit.clock import as_utc
 
 communities = Table(
     "communities",
@@ -82,8 +83,8 @@ def _community(row: Row[Any], member_count: int) -> d.Community:
         rules=d.CommunityRules.from_json(row.rules),
         created_by=row.created_by,
         member_count=member_count,
-        created_at=aware(row.created_at),
-        updated_at=aware(row.updated_at),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
     )
 
 
@@ -93,7 +94,7 @@ def _member(row: Row[Any]) -> d.Member:
         user_id=row.user_id,
         role=d.MemberRole(row.role),
         human_verified=bool(row.verified),
-        joined_at=aware(row.joined_at),
+        joined_at=as_utc(row.joined_at),
     )
 
 
@@ -282,7 +283,7 @@ class CommunityStore(Store):
                 )
             )
             return True
-        if aware(current.as_of) > as_of:
+        if as_utc(current.as_of) > as_of:
             return False
         values: dict[str, Any] = {"verified": verified, "as_of": as_of}
         if commitment:

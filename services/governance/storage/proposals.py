@@ -27,14 +27,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.governance import domain as d
-from services.governance.storage.common import (
-    Store,
-    anchor_from_json,
-    anchor_to_json,
-    aware,
-    metadata,
-    ts,
-)
+from services.governance.storage.common import Store, anchor_from_json, anchor_to_json, metadata, ts
+from services.kit.clock import as_utc
 
 proposals = Table(
     "proposals",
@@ -100,8 +94,8 @@ def _proposal(row: Row[Any]) -> d.Proposal:
             if change and kind is d.ProposalKind.RULES_CHANGE
             else None
         ),
-        voting_starts_at=aware(row.voting_starts_at),
-        voting_ends_at=aware(row.voting_ends_at),
+        voting_starts_at=as_utc(row.voting_starts_at),
+        voting_ends_at=as_utc(row.voting_ends_at),
         voting_method=d.VotingMethod(row.voting_method),
         voting_mode=d.VotingMode(row.voting_mode),
         quorum_bps=row.quorum_bps,
@@ -115,8 +109,8 @@ def _proposal(row: Row[Any]) -> d.Proposal:
         onchain_proposal_id=row.onchain_proposal_id,
         anchor=anchor_from_json(row.anchor),
         cancel_reason=row.cancel_reason,
-        created_at=aware(row.created_at),
-        updated_at=aware(row.updated_at),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
     )
 
 

@@ -19,7 +19,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 
 from services.governance import domain as d
-from services.governance.storage.common import Store, anchor_to_json, aware, metadata, ts
+from services.governance.storage.common import Store, anchor_to_json, metadata, ts
+from services.kit.clock import as_utc
 
 standards = Table(
     "standards",
@@ -46,7 +47,7 @@ def _standards(row: Row[Any]) -> d.StandardsDocument:
         content_type=row.content_type,
         content_hash=row.content_hash,
         proposal_id=row.proposal_id or "",
-        adopted_at=aware(row.adopted_at),
+        adopted_at=as_utc(row.adopted_at),
     )
 
 

@@ -11,7 +11,8 @@ from sqlalchemy import JSON, Column, ForeignKey, String, Table, insert, select
 from sqlalchemy.engine import Row
 
 from services.governance import domain as d
-from services.governance.storage.common import Store, aware, metadata, ts
+from services.governance.storage.common import Store, metadata, ts
+from services.kit.clock import as_utc
 
 votes = Table(
     "votes",
@@ -36,7 +37,7 @@ def _vote(row: Row[Any]) -> d.Vote:
         proposal_id=row.proposal_id,
         voter_id=row.voter_id,
         choices=d.choices_from_json(row.choices),
-        cast_at=aware(row.cast_at),
+        cast_at=as_utc(row.cast_at),
         request_id=row.request_id,
         tx_hash=row.tx_hash,
     )

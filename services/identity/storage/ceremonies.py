@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import Column, Index, LargeBinary, String, Table, select, update
 
 from services.identity.domain import Ceremony, CeremonyKind
-from services.identity.storage.common import Store, metadata, rowcount, ts, utc, utc_required
+from services.identity.storage.common import Store, metadata, rowcount, ts
+from services.kit.clock import as_utc, as_utc_or_none
 
 ceremonies = Table(
     "ceremonies",
@@ -54,9 +55,9 @@ class CeremonyStore(Store):
             id=row.id,
             kind=CeremonyKind(row.kind),
             challenge_hash=row.challenge_hash,
-            created_at=utc_required(row.created_at),
-            expires_at=utc_required(row.expires_at),
-            consumed_at=utc(row.consumed_at),
+            created_at=as_utc(row.created_at),
+            expires_at=as_utc(row.expires_at),
+            consumed_at=as_utc_or_none(row.consumed_at),
             user_id=row.user_id,
             email=row.email,
             display_name=row.display_name,

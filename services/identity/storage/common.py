@@ -8,7 +8,6 @@ the row mappers read back as UTC (every value written is UTC).
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime, MetaData
@@ -29,18 +28,6 @@ metadata = MetaData(
 
 def ts(name: str, nullable: bool = False) -> Column[Any]:
     return Column(name, DateTime(timezone=True), nullable=nullable)
-
-
-def utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utc_required(value: datetime) -> datetime:
-    result = utc(value)
-    assert result is not None
-    return result
 
 
 def new_id() -> str:

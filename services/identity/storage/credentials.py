@@ -23,7 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 
 from services.identity.domain import Credential
-from services.identity.storage.common import Store, metadata, rowcount, ts, utc, utc_required
+from services.identity.storage.common import Store, metadata, rowcount, ts
+from services.kit.clock import as_utc, as_utc_or_none
 
 credentials = Table(
     "credentials",
@@ -121,6 +122,6 @@ def _credential(row: Row[Any]) -> Credential:
         backed_up=bool(row.backed_up),
         name=row.name,
         attestation_format=row.attestation_format,
-        created_at=utc_required(row.created_at),
-        last_used_at=utc(row.last_used_at),
+        created_at=as_utc(row.created_at),
+        last_used_at=as_utc_or_none(row.last_used_at),
     )

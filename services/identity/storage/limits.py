@@ -10,7 +10,8 @@ from sqlalchemy import Column, Float, ForeignKey, Index, String, Table, delete, 
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.identity.domain import TokenBucket
-from services.identity.storage.common import Store, metadata, new_id, ts, utc_required
+from services.identity.storage.common import Store, metadata, new_id, ts
+from services.kit.clock import as_utc
 
 auth_failures = Table(
     "auth_failures",
@@ -75,7 +76,7 @@ class LimitStore(Store):
                 select(rate_buckets).where(rate_buckets.c.key_hash == key_hash).with_for_update()
             )
         ).one()
-        bucket = TokenBucket(tokens=float(row.tokens), updated_at=utc_required(row.updated_at))
+        bucket = TokenBucket(tokens=float(row.tokens), updated_at=as_utc(row.updated_at))
         new_state, wait = bucket.take(now, capacity=capacity, refill_per_second=refill_per_second)
         await self.s.execute(
             update(rate_buckets)

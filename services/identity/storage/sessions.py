@@ -10,7 +10,8 @@ from sqlalchemy import Column, ForeignKey, Index, String, Table, select, update
 from sqlalchemy.engine import Row
 
 from services.identity.domain import Session
-from services.identity.storage.common import Store, metadata, rowcount, ts, utc, utc_required
+from services.identity.storage.common import Store, metadata, rowcount, ts
+from services.kit.clock import as_utc, as_utc_or_none
 
 sessions = Table(
     "sessions",
@@ -143,9 +144,9 @@ class SessionStore(Store):
         return RefreshTokenRecord(
             token_hash=row.token_hash,
             session_id=row.session_id,
-            issued_at=utc_required(row.issued_at),
-            expires_at=utc_required(row.expires_at),
-            used_at=utc(row.used_at),
+            issued_at=as_utc(row.issued_at),
+            expires_at=as_utc(row.expires_at),
+            used_at=as_utc_or_none(row.used_at),
         )
 
     async def retire_refresh_token(self, token_hash: str, now: datetime) -> bool:
@@ -162,11 +163,11 @@ def _session(row: Row[Any]) -> Session:
     return Session(
         id=row.id,
         user_id=row.user_id,
-        created_at=utc_required(row.created_at),
-        last_used_at=utc_required(row.last_used_at),
-        expires_at=utc_required(row.expires_at),
+        created_at=as_utc(row.created_at),
+        last_used_at=as_utc(row.last_used_at),
+        expires_at=as_utc(row.expires_at),
         user_agent=row.user_agent,
         ip_address=row.ip_address,
-        revoked_at=utc(row.revoked_at),
+        revoked_at=as_utc_or_none(row.revoked_at),
         revoked_reason=row.revoked_reason,
     )

@@ -25,15 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 
 from services.identity.domain import Profile, Role, User
-from services.identity.storage.common import (
-    Store,
-    escape_like,
-    metadata,
-    rowcount,
-    ts,
-    utc,
-    utc_required,
-)
+from services.identity.storage.common import Store, escape_like, metadata, rowcount, ts
+from services.kit.clock import as_utc, as_utc_or_none
 
 users = Table(
     "users",
@@ -212,7 +205,7 @@ def _user(row: Row[Any], roles: frozenset[Role]) -> User:
         ),
         human_verified=bool(row.human_verified),
         user_handle=bytes(row.user_handle),
-        created_at=utc_required(row.created_at),
-        updated_at=utc_required(row.updated_at),
-        locked_until=utc(row.locked_until),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+        locked_until=as_utc_or_none(row.locked_until),
     )

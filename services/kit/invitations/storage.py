@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit.clock import as_utc_or_none
 from services.kit.errors import NotFound
 from services.kit.events import Event
 from services.kit.invitations.domain import (
@@ -59,14 +60,8 @@ def invitation_table(metadata: MetaData, name: str = "invitations") -> Table:
     return table
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _row(row: Row) -> Invitation:
-    created = _utc(row.created_at)
+    created = as_utc_or_none(row.created_at)
     assert created is not None
     return Invitation(
         id=row.id,
@@ -77,7 +72,7 @@ def _row(row: Row) -> Invitation:
         role=row.role,
         status=InvitationStatus(row.status),
         created_at=created,
-        responded_at=_utc(row.responded_at),
+        responded_at=as_utc_or_none(row.responded_at),
     )
 
 
@@ -174,7 +169,7 @@ class Invitations:
             .where(self.table.c.id == invitation.id)
             .values(
                 status=str(invitation.status),
-                responded_at=_utc(invitation.responded_at),
+                responded_at=as_utc_or_none(invitation.responded_at),
             )
         )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime, MetaData, Select, Table, and_, or_, select
@@ -49,18 +49,6 @@ class Store:
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-def utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utc_req(value: datetime) -> datetime:
-    result = utc(value)
-    assert result is not None
-    return result
 
 
 def after(time_col: Any, id_col: Any, cursor: tuple[datetime, str] | None) -> ColumnElement[bool]:

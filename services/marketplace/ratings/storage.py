@@ -22,7 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Row
 
-from services.marketplace.common.storage import Store, before, metadata, ts, utc_req
+from services.kit.clock import as_utc
+from services.marketplace.common.storage import Store, before, metadata, ts
 from services.marketplace.ratings.domain import SpaceRating
 from services.marketplace.spaces.storage import spaces
 
@@ -65,7 +66,7 @@ def _rating(row: Row[Any]) -> SpaceRating:
         cleanliness=row.cleanliness,
         accessibility=row.accessibility,
         comment=row.comment,
-        created_at=utc_req(row.created_at),
+        created_at=as_utc(row.created_at),
     )
 
 

@@ -30,15 +30,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Row
 
+from services.kit.clock import as_utc
 from services.marketplace.common.domain import Money
-from services.marketplace.common.storage import (
-    Store,
-    filters,
-    in_start_order,
-    metadata,
-    ts,
-    utc_req,
-)
+from services.marketplace.common.storage import Store, filters, in_start_order, metadata, ts
 from services.marketplace.reservations.domain import (
     ACTIVE_STATUSES,
     Cancellation,
@@ -86,7 +80,7 @@ def _reservation(row: Row[Any]) -> Reservation:
     if row.cancelled_at is not None:
         cancellation = Cancellation(
             cancelled_by=row.cancelled_by or "",
-            cancelled_at=utc_req(row.cancelled_at),
+            cancelled_at=as_utc(row.cancelled_at),
             reason=row.cancel_reason or "",
             outcome=RefundOutcome(row.refund_outcome),
             refund=Money(row.cost_currency, row.refund_minor or 0),
@@ -96,14 +90,14 @@ def _reservation(row: Row[Any]) -> Reservation:
         space_id=row.space_id,
         tutor_id=row.tutor_id,
         student_id=row.student_id,
-        start_time=utc_req(row.start_time),
-        end_time=utc_req(row.end_time),
+        start_time=as_utc(row.start_time),
+        end_time=as_utc(row.end_time),
         status=ReservationStatus(row.status),
         total_cost=Money(row.cost_currency, row.cost_minor),
         safety_requirements=tuple(row.safety_requirements),
         created_by=row.created_by,
-        created_at=utc_req(row.created_at),
-        updated_at=utc_req(row.updated_at),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
         tutor_session_id=row.tutor_session_id or "",
         cancellation=cancellation,
         request_id=row.request_id or "",
@@ -184,7 +178,7 @@ class ReservationStore(Store):
         found: dict[str, list[tuple[datetime, datetime]]] = {}
         for row in (await self.session.execute(query)).all():
             found.setdefault(row.space_id, []).append(
-                (utc_req(row.start_time), utc_req(row.end_time))
+                (as_utc(row.start_time), as_utc(row.end_time))
             )
         return found
 

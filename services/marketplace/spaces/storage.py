@@ -24,8 +24,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Row
 
+from services.kit.clock import as_utc
 from services.marketplace.common.domain import Money
-from services.marketplace.common.storage import Store, after, metadata, ts, utc_req
+from services.marketplace.common.storage import Store, after, metadata, ts
 from services.marketplace.ratings.domain import RatingSummary
 from services.marketplace.spaces.availability import Availability
 from services.marketplace.spaces.domain import AccessibilityFeature, GeoPoint, Space
@@ -102,8 +103,8 @@ def space_from_row(row: Row[Any], certs: Sequence[Certification]) -> Space:
             cleanliness_sum=row.cleanliness_sum,
             accessibility_sum=row.accessibility_sum,
         ),
-        created_at=utc_req(row.created_at),
-        updated_at=utc_req(row.updated_at),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
         certifications=tuple(certs),
     )
 

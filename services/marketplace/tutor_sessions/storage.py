@@ -20,14 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Row
 
-from services.marketplace.common.storage import (
-    Store,
-    filters,
-    in_start_order,
-    metadata,
-    ts,
-    utc_req,
-)
+from services.kit.clock import as_utc
+from services.marketplace.common.storage import Store, filters, in_start_order, metadata, ts
 from services.marketplace.tutor_sessions.domain import TutorSession, TutorSessionStatus
 
 tutor_sessions = Table(
@@ -65,12 +59,12 @@ def _session(row: Row[Any]) -> TutorSession:
         student_id=row.student_id,
         space_id=row.space_id,
         reservation_id=row.reservation_id,
-        start_time=utc_req(row.start_time),
-        end_time=utc_req(row.end_time),
+        start_time=as_utc(row.start_time),
+        end_time=as_utc(row.end_time),
         subject=row.subject,
         class_id=row.class_id,
         status=TutorSessionStatus(row.status),
-        created_at=utc_req(row.created_at),
+        created_at=as_utc(row.created_at),
         learning_session_id=row.learning_session_id,
     )
 

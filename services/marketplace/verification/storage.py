@@ -21,7 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.marketplace.common.storage import Store, metadata, ts, utc
+from services.kit.clock import as_utc_or_none
+from services.marketplace.common.storage import Store, metadata, ts
 from services.marketplace.verification.domain import Certification
 
 certifications = Table(
@@ -51,12 +52,12 @@ def _certification(row: Row[Any]) -> Certification:
         name=row.name,
         issuer=row.issuer,
         reference=row.reference,
-        valid_until=utc(row.valid_until),
+        valid_until=as_utc_or_none(row.valid_until),
         child_protection=row.child_protection,
         attested_by=row.attested_by or "",
-        attested_at=utc(row.attested_at),
+        attested_at=as_utc_or_none(row.attested_at),
         anchor_tx_hash=row.anchor_tx_hash,
-        created_at=utc(row.created_at),
+        created_at=as_utc_or_none(row.created_at),
     )
 
 

@@ -7,7 +7,6 @@ Everything takes `now` explicitly (from a Clock); nothing here reads the system 
 from __future__ import annotations
 
 from services.reputation.domain.digest import (
-    as_utc,
     canonical_json,
     digest_fields,
     iso,
@@ -102,7 +101,6 @@ __all__ = [
     "Subject",
     "SubjectKind",
     "ValidRating",
-    "as_utc",
     "canonical_json",
     "compute_all_scores",
     "compute_score",

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
+from services.kit.clock import as_utc
 from services.reputation.domain.ratings import Role, SubjectKind
 
 
@@ -77,8 +78,3 @@ def iso(when: datetime) -> str:
 
 def parse_iso(text: str) -> datetime:
     return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
-
-
-def as_utc(when: datetime) -> datetime:
-    """SQLite hands back naive datetimes; we only ever store UTC."""
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from services.kit.clock import as_utc
 from services.kit.errors import Unavailable
 from services.kit.logging import get_logger
 from services.passport.credentials.domain import (
@@ -18,7 +19,6 @@ from services.passport.credentials.domain import (
 )
 from services.passport.credentials.signing import CredentialSigning
 from services.passport.credentials.storage import credentials
-from services.passport.domain import as_utc
 from services.passport.service import PassportService
 
 log = get_logger(__name__)
