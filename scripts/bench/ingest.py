@@ -17,7 +17,7 @@ dropped by the script) and each pass:
 Figures: submitted records/s (first submit to last answer), anchored records/s (first
 submit to the last record confirmed), per-record latency submit -> anchored (p50/p95/p99),
 batch sealed -> anchored (p50), the ``anchor_batch`` call (p50), and CPU per record of
-this process and of the node.
+this process, of the node and of the PostgreSQL backends.
 
 Baseline, same run, same flags: the same pipeline with the chain replaced by the
 in-memory ``interaction_anchor`` double of the tests (instant ``anchor_batch``, events
@@ -241,6 +241,29 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def postgres_backends_cpu(database: str) -> dict[int, float]:
+    """CPU seconds so far of each local PostgreSQL backend serving ``database`` (its
+    process title names the database); empty where ``/proc`` shows none."""
+    found: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            title = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if title.startswith(b"postgres: ") and f" {database} ".encode() in title:
+            found[int(entry)] = process_cpu_seconds(int(entry))
+    return found
+
+
+def postgres_cpu_since(database: str, before: dict[int, float]) -> float:
+    """CPU the backends of ``database`` used since ``before`` (a backend that ended
+    meanwhile is not counted; the pool keeps its connections open)."""
+    now = postgres_backends_cpu(database)
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in now.items())
+
+
 # -- figures --------------------------------------------------------------------------------
 
 
@@ -281,6 +304,7 @@ class PassResult:
     confirmed_by: Counter[str]
     cpu_self: float
     cpu_node: float
+    cpu_db: float  # the PostgreSQL backends' (0 on SQLite, whose work is in cpu_self)
     load: tuple[float, float]
     errors: list[str] = field(default_factory=list)
 
@@ -371,6 +395,8 @@ async def run_pass(
         load_before = os.getloadavg()[0]
         cpu_self0 = time.process_time()
         cpu_node0 = process_cpu_seconds(node.pid) if node else 0.0
+        database = db.url.database or ""
+        cpu_db0 = postgres_backends_cpu(database) if engine_name == "postgres" else {}
         t_start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(params.concurrency)))
         t_submitted = time.perf_counter()
@@ -382,6 +408,7 @@ async def run_pass(
             anchored_seconds = None
         cpu_self = time.process_time() - cpu_self0
         cpu_node = (process_cpu_seconds(node.pid) - cpu_node0) if node else 0.0
+        cpu_db = postgres_cpu_since(database, cpu_db0) if engine_name == "postgres" else 0.0
         load_after = os.getloadavg()[0]
         stop.set()
         await asyncio.gather(*jobs, return_exceptions=True)
@@ -418,6 +445,7 @@ async def run_pass(
             confirmed_by=store.confirmed_by,
             cpu_self=cpu_self,
             cpu_node=cpu_node,
+            cpu_db=cpu_db,
             load=(load_before, load_after),
             errors=errors,
         )
@@ -470,7 +498,8 @@ def table(
     lines = [
         "| engine | chain | records / conc / batch / wait | submit rec/s | anchored rec/s "
         "| latency p50 s | p95 s | p99 s | seal->anchored p50 s | anchor_batch p50 s "
-        "| batches | CPU ms/rec (bench / node) | anchored rate vs baseline | vs PG floor |",
+        "| batches | CPU ms/rec (bench / node / PostgreSQL) | anchored rate vs baseline "
+        "| vs PG floor |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     baseline = {r.engine: r.anchored_rate for r in results if r.chain == IN_MEMORY}
@@ -480,18 +509,19 @@ def table(
         ratio = f"{r.anchored_rate / base:.2f}x" if base and r.anchored_rate else "-"
         anchored = f"{r.anchored_rate:.0f}" if r.anchored_seconds else "timeout"
         node_cpu = f"{1000 * r.cpu_node / p.records:.2f}" if r.chain == DEV_NODE else "-"
+        db_cpu = f"{1000 * r.cpu_db / p.records:.2f}" if r.engine == "postgres" else "-"
         lines.append(
             f"| {r.engine} | {r.chain} | {p.records} / {p.concurrency} / {p.batch} / "
             f"{p.max_wait_ms} ms | {r.submit_rate:.0f} | {anchored} | "
             f"{_s(pct(r.record_latencies, 0.5))} | {_s(pct(r.record_latencies, 0.95))} | "
             f"{_s(pct(r.record_latencies, 0.99))} | {_s(pct(r.seal_to_anchored, 0.5))} | "
             f"{_s(pct(r.send_seconds, 0.5))} | {len(r.batch_sizes)} | "
-            f"{1000 * r.cpu_self / p.records:.2f} / {node_cpu} | {ratio} | "
+            f"{1000 * r.cpu_self / p.records:.2f} / {node_cpu} / {db_cpu} | {ratio} | "
             + (f"{100 * r.anchored_rate / floor:.1f} % |" if floor and r.anchored_rate else "- |")
         )
     lines.append(
         f"| - | none (CPU only: `parse_leaf_data`) | {check[2]} envelopes, 1 thread | "
-        f"{check[0]:.0f} | - | - | - | - | - | - | - | {check[1] / 1000:.2f} / - | - | - |"
+        f"{check[0]:.0f} | - | - | - | - | - | - | - | {check[1] / 1000:.2f} / - / - | - | - |"
     )
     return "\n".join(lines)
 
@@ -545,9 +575,9 @@ def render(
             "process (fresh per pass, one warm-up anchor before timing). Latency is per "
             "record, from the start of its submit call to the commit that marks its batch "
             "anchored; rates are records over first submit -> last answer (submit) or -> "
-            "last record anchored (anchored). CPU is this process's and the node's CPU time "
-            "over the timed window divided by the records (PostgreSQL's own CPU is not "
-            "counted).",
+            "last record anchored (anchored). CPU is this process's, the node's and the "
+            "PostgreSQL backends' (of the pass's database) CPU time over the timed window "
+            "divided by the records.",
             "",
             table(results, check, floors),
             "",
