@@ -259,7 +259,15 @@ async def _faults_and_checks(
     assert {sid for _, sid in seen} <= set(watched.ids)
 
     walls["all anchored"] = datetime.now(UTC)
+
+    # The anchors reach the outboxes, the passport and the statements through events that
+    # may still be in flight for the other learners: wait for them to settle, then check.
+    async def settled() -> bool:
+        return not await _unpublished(db) and await _passport_entries(db, everyone) >= set(everyone)
+
+    await until(settled, "every outbox drained and every interaction in the passport")
     sealed = await _check_exactly_once(db, everyone)
+    await until(lambda: _all_shown_anchored(rig, learners), "every interaction shown anchored")
     await _check_through_graphql(rig, learners)
     _report(clock, marks, walls, anchored_at, driver, seen)
     origin = walls["learning"]
@@ -303,13 +311,7 @@ async def _check_exactly_once(db: Database, everyone: list[str]) -> list[Any]:
         assert sum(b.leaf_count for b in sealed) == len(rows)
         assert {b.batch_id for b in sealed} == set(leaves_per_batch)
         # No outbox row left behind, in any service.
-        for schema in SCHEMAS:
-            left = (
-                await session.execute(
-                    text(f'SELECT count(*) FROM "{schema}".outbox WHERE published_at IS NULL')
-                )
-            ).scalar_one()
-            assert left == 0, f"{schema}.outbox still holds {left} unpublished rows"
+        assert await _unpublished(db) == {}
         # One event per interaction, one passport entry per interaction.
         events = (
             await session.execute(
@@ -335,13 +337,52 @@ async def _check_exactly_once(db: Database, everyone: list[str]) -> list[Any]:
     return list(sealed)
 
 
-async def _check_through_graphql(rig: Rig, learners: list[Learner]) -> None:
+async def _unpublished(db: Database) -> dict[str, int]:
+    """schema -> its outbox's unpublished rows, for the schemas that have any."""
+    left: dict[str, int] = {}
+    async with db.session() as session:
+        for schema in SCHEMAS:
+            count = (
+                await session.execute(
+                    text(f'SELECT count(*) FROM "{schema}".outbox WHERE published_at IS NULL')
+                )
+            ).scalar_one()
+            if count:
+                left[schema] = int(count)
+    return left
+
+
+async def _passport_entries(db: Database, ids: list[str]) -> set[str]:
+    """The ones of ``ids`` with a passport entry."""
+    query = text(
+        "SELECT DISTINCT statement_id FROM passport.entries WHERE statement_id = ANY(:ids)"
+    )
+    async with db.session() as session:
+        return {str(r[0]) for r in (await session.execute(query, {"ids": ids})).all()}
+
+
+async def _interactions(rig: Rig, learners: list[Learner]) -> list[dict[str, Any]]:
+    """Each learner's interactions as GraphQL shows them (id -> node)."""
+    out = []
     for i, learner in enumerate(learners):
         async with httpx.AsyncClient(base_url=rig.gateways[i % 2].url, timeout=60) as http:
             gql = GraphQLClient(http)
             gql.token = learner.token
-            nodes = await all_interactions(gql)
-        mine = {n["id"]: n for n in nodes}
+            out.append({n["id"]: n for n in await all_interactions(gql)})
+    return out
+
+
+async def _all_shown_anchored(rig: Rig, learners: list[Learner]) -> bool:
+    shown = await _interactions(rig, learners)
+    return all(
+        set(mine) == set(learner.ids)
+        and all(n["anchor"]["status"] == "ANCHORED" for n in mine.values())
+        for learner, mine in zip(learners, shown, strict=True)
+    )
+
+
+async def _check_through_graphql(rig: Rig, learners: list[Learner]) -> None:
+    for learner, mine in zip(learners, await _interactions(rig, learners), strict=True):
         assert set(mine) == set(learner.ids)
         assert {n["anchor"]["status"] for n in mine.values()} == {"ANCHORED"}
 
