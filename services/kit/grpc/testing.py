@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -56,6 +57,14 @@ async def running_host(
         await host.stop(grace=0.5)
 
 
+def local_calls() -> bool:
+    """KEIKO_LOCAL_CALLS as keiko.settings reads it (on unless 0/false/no/off)."""
+    return os.environ.get("KEIKO_LOCAL_CALLS", "1").strip().lower() not in _OFF
+
+
+_OFF = frozenset({"0", "false", "no", "off", "f", "n"})
+
+
 @asynccontextmanager
 async def running_server(
     servicers: Sequence[ServiceBase],
@@ -63,7 +72,9 @@ async def running_server(
     token_verifier: TokenVerifier,
     descriptor_set: bytes | None = None,
 ) -> AsyncIterator[grpc.aio.Channel]:
-    """Serve `servicers` on a free local port; yields a channel connected to it."""
+    """Serve `servicers` on a free local port; yields a channel to them: in process, as
+    the platform's gateway calls them (services.kit.grpc.local), or over loopback gRPC
+    with KEIKO_LOCAL_CALLS=0."""
     async with (
         running_host(
             servicers, token_verifier=token_verifier, descriptor_set=descriptor_set
@@ -73,4 +84,4 @@ async def running_server(
             f"127.0.0.1:{host.port}", options=MESSAGE_SIZE_OPTIONS
         ) as channel,
     ):
-        yield channel
+        yield host.local_channel(channel) if local_calls() else channel
