@@ -98,11 +98,11 @@ class Deduplicator:
             for event in unique
         ]
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        # Parameters as a list (executemany): SQLAlchemy's "insertmanyvalues" still sends
+        # one multi-row INSERT, from a statement compiled once, where `.values(rows)` was
+        # compiled again (bind names and all) for each page size and every new page.
         result = await session.execute(
-            insert(self.table)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .returning(self.table.c.event_id)
+            insert(self.table).on_conflict_do_nothing().returning(self.table.c.event_id), rows
         )
         marked = set(result.scalars())
         return [event for event in unique if event.id in marked]
