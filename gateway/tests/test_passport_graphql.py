@@ -71,11 +71,15 @@ def _build_schema(*, max_depth: int = 12, max_aliases: int = 30) -> strawberry.S
 class CountingServicer(PassportServicer):
     verify_calls = 0
     timeline_calls = 0
+    # Answer GetTimeline as messages even when the gateway asks for groups_json.
+    message_form = False
 
     async def get_timeline(
         self, get_timeline_request: pb.GetTimelineRequest
     ) -> pb.GetTimelineResponse:
         type(self).timeline_calls += 1
+        if self.message_form:
+            get_timeline_request.groups_json = False
         return await super().get_timeline(get_timeline_request)
 
     async def verify_passport(
@@ -111,6 +115,7 @@ async def gw(
     fanout = EventFanout(event_bus, name="gw-passport-test")
     relay = OutboxRelay(migrated_database, outbox, event_bus)
     CountingServicer.verify_calls = CountingServicer.timeline_calls = 0
+    CountingServicer.message_form = False
     try:
         async with live_gateway(
             [CountingServicer(service, fanout)], clock=clock, issuer_verifier=token_pair(clock)

@@ -323,23 +323,36 @@ class Entry:
         key = bytes.fromhex(self.public_key_hex) if self.public_key_hex else b""
         return Author(kind, author_id, name, key)
 
-    def author_label(self, show_identity: bool) -> str:
-        author = self.author(show_identity)
+    def author_label(self, show_identity: bool, author: Author | None = None) -> str:
+        """``author``: this entry's ``author(show_identity)`` when the caller has it."""
+        if author is None:
+            author = self.author(show_identity)
         return author_label(author.kind, author.id, author.display_name, self.legacy)
 
-    def score_scaled(self) -> float | None:
+    def parsed_statement(self) -> Any:
+        """The statement parsed, or None when it is not JSON: what `summary` and
+        `score_scaled` take, so one page parses each statement once."""
         try:
-            result = self.statement.get("result") or {}
+            return json.loads(self.statement_json)
+        except ValueError:
+            return None
+
+    def score_scaled(self, statement: Any = None) -> float | None:
+        """``statement``: this entry's `parsed_statement()` when the caller has it."""
+        try:
+            parsed = self.statement if statement is None else statement
+            result = parsed.get("result") or {}
             score = (result.get("score") or {}).get("scaled")
         except (ValueError, AttributeError):
             return None
         return float(score) if isinstance(score, int | float) else None
 
-    def summary(self, show_scores: bool) -> str:
-        """One human line, e.g. ``answered: Question 3 (0.8)``."""
-        try:
-            statement = self.statement
-        except ValueError:
+    def summary(self, show_scores: bool, statement: Any = None) -> str:
+        """One human line, e.g. ``answered: Question 3 (0.8)``. ``statement``: this
+        entry's `parsed_statement()` when the caller has it."""
+        if statement is None:
+            statement = self.parsed_statement()
+        if statement is None:
             statement = {}
         verb = statement.get("verb") or {}
         display = verb.get("display") or {}
@@ -348,7 +361,7 @@ class Entry:
         definition = obj.get("definition") or {} if isinstance(obj, Mapping) else {}
         name = _first_text(definition.get("name") or {}) or self.object_id or "an activity"
         text = f"{word} {name}"
-        score = self.score_scaled() if show_scores else None
+        score = self.score_scaled(statement) if show_scores else None
         if score is not None:
             text += f" ({score:g})"
         return text[:300]

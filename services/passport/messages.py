@@ -208,22 +208,24 @@ _AUTHOR_KIND_TO_PB = {kind: pb.AuthorKind.from_string(kind.name) for kind in Aut
 
 
 def author_to_pb(entry: Entry, disclosure: Disclosure) -> pb.EntryAuthor:
-    author = entry.author(disclosure.show_identity)
+    show_identity = disclosure.show_identity
+    author = entry.author(show_identity)
     return pb.EntryAuthor(
         kind=_AUTHOR_KIND_TO_PB[author.kind],
         id=author.id,
         display_name=author.display_name,
         public_key_hex=author.public_key.hex(),
         legacy=entry.legacy,
-        label=entry.author_label(disclosure.show_identity),
+        label=entry.author_label(show_identity, author),
     )
 
 
 def entry_to_pb(entry: Entry, disclosure: Disclosure) -> pb.PassportEntry:
+    statement = entry.parsed_statement()
     message = pb.PassportEntry(
         statement_id=entry.statement_id,
         interaction_type=_TYPE_TO_PB.get(entry.interaction_type, common.InteractionType(0)),
-        summary=entry.summary(disclosure.show_scores),
+        summary=entry.summary(disclosure.show_scores, statement),
         timestamp=entry.timestamp,
         statement_json=entry.statement_json if disclosure.show_content else "",
         signature_hex=entry.signature_hex,
@@ -233,7 +235,7 @@ def entry_to_pb(entry: Entry, disclosure: Disclosure) -> pb.PassportEntry:
         proof=list(entry.anchor.proof or ()),
         author=author_to_pb(entry, disclosure),
     )
-    score = entry.score_scaled() if disclosure.show_scores else None
+    score = entry.score_scaled(statement) if disclosure.show_scores else None
     if score is not None:
         message.score_scaled = score
     return message

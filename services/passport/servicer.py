@@ -47,6 +47,7 @@ from services.passport.service import (
     PassportService,
     TimelineFilter,
 )
+from services.passport.timeline_json import groups_json
 
 _KIND_TO_PB: dict[str, pb.PassportUpdateKind] = {
     kind: pb.PassportUpdateKind.from_string(kind.upper())
@@ -148,8 +149,13 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
         found, token = await self.service.entry_page(
             access, filters, page_size(r.page_size, maximum=MAX_PAGE), r.page_token
         )
+        groups = group_entries(found)
+        if r.groups_json:
+            return pb.GetTimelineResponse(
+                groups_json=groups_json(groups, access.disclosure), next_page_token=token
+            )
         return pb.GetTimelineResponse(
-            groups=[group_to_pb(g, access.disclosure) for g in group_entries(found)],
+            groups=[group_to_pb(g, access.disclosure) for g in groups],
             next_page_token=token,
         )
 

@@ -11,7 +11,12 @@ from gateway.context import Info
 from gateway.errors import rpc
 from gateway.schema.passport.common import PageInfo, _first, _Scope, _when, passport_client
 from gateway.schema.passport.privacy import Disclosure, DisclosureInput
-from gateway.schema.passport.timeline import Passport, TimelineConnection, _connection
+from gateway.schema.passport.timeline import (
+    Passport,
+    TimelineConnection,
+    _connection,
+    _groups_of_pb,
+)
 from services.api.keiko.passport import v1 as pb
 
 
@@ -108,7 +113,7 @@ class ShareLinksQuery:
         scope = _Scope(share_token=token)
         return SharedPassport(
             passport=Passport.from_pb(reply.passport, scope),
-            timeline=_connection(reply.groups, reply.next_page_token, scope),
+            timeline=_connection(_groups_of_pb(reply.groups, scope), reply.next_page_token),
             expires_at=_when(reply.expires_at),
         )
 
