@@ -81,9 +81,6 @@ class _Status:
     trailing_metadata: Metadata = ()
 
 
-_OK = _Status(grpc.StatusCode.OK)
-
-
 _KEY = re.compile(r"[0-9a-z_.\-]+")
 _VALUE = re.compile(r"[\x20-\x7e]*")
 
