@@ -278,11 +278,13 @@ class Entry:
         parsed: dict[str, Any] = json.loads(self.statement_json)
         return parsed
 
-    def context_activity_name(self, iri_tail: str) -> str:
+    def context_activity_name(self, iri_tail: str, statement: Any = None) -> str:
         """The name the statement's context gives the activity whose IRI ends with
-        ``iri_tail`` (e.g. ``/course/<id>``), or ''."""
+        ``iri_tail`` (e.g. ``/course/<id>``), or ''. ``statement``: this entry's
+        `parsed_statement()` when the caller has it."""
         try:
-            activities = (self.statement.get("context") or {}).get("contextActivities") or {}
+            parsed = self.statement if statement is None else statement
+            activities = (parsed.get("context") or {}).get("contextActivities") or {}
         except (ValueError, AttributeError):
             return ""
         if not isinstance(activities, Mapping):
@@ -367,6 +369,25 @@ class Entry:
         return text[:300]
 
 
+class Statements:
+    """The statements of one page's entries, each parsed once: a group's title, an
+    entry's summary and its score all read it (parsed three to five times before)."""
+
+    __slots__ = ("_parsed",)
+
+    def __init__(self) -> None:
+        self._parsed: dict[str, Any] = {}
+
+    def of(self, entry: Entry) -> Any:
+        """`entry.parsed_statement()`, from the first time it was asked for."""
+        key = entry.statement_id
+        try:
+            return self._parsed[key]
+        except KeyError:
+            parsed = self._parsed[key] = entry.parsed_statement()
+            return parsed
+
+
 def _first_text(language_map: Mapping[str, Any]) -> str:
     if not isinstance(language_map, Mapping) or not language_map:
         return ""
@@ -399,26 +420,26 @@ class Group:
 
     title: str = ""
 
-    def resolve_titles(self) -> None:
+    def resolve_titles(self, statements: Statements) -> None:
         """Name this group and its children from the signed statements below them: each
         statement's context names the course, class and session it was recorded in
         (definition.name), so the title is as verifiable as the entries. A group no
         statement names keeps its id."""
         for child in self.children:
-            child.resolve_titles()
+            child.resolve_titles(statements)
         if self.level is Level.UNGROUPED:
             self.title = "Other interactions"
             return
-        self.title = self._named_in(self) or self.id
+        self.title = self._named_in(self, statements) or self.id
 
-    def _named_in(self, group: Group) -> str:
+    def _named_in(self, group: Group, statements: Statements) -> str:
         iri_tail = f"/{_SEGMENTS[self.level]}/{self.id}"
         for entry in group.entries:
-            name = entry.context_activity_name(iri_tail)
+            name = entry.context_activity_name(iri_tail, statements.of(entry))
             if name:
                 return name
         for child in group.children:
-            name = self._named_in(child)
+            name = self._named_in(child, statements)
             if name:
                 return name
         return ""
@@ -446,10 +467,13 @@ def _path(entry: Entry) -> list[tuple[Level, str]]:
     return path or [(Level.UNGROUPED, "")]
 
 
-def group_entries(entries: Iterable[Entry]) -> list[Group]:
+def group_entries(entries: Iterable[Entry], statements: Statements | None = None) -> list[Group]:
     """The timeline tree of chronologically ordered ``entries``: courses, then classes
     outside courses, sessions outside classes, and one ungrouped group, each level
-    ordered by its earliest entry (ties: insertion)."""
+    ordered by its earliest entry (ties: insertion). ``statements``: the page's parsed
+    statements, for the caller to reuse."""
+    if statements is None:
+        statements = Statements()
     roots: dict[tuple[Level, str], Group] = {}
     for order, entry in enumerate(entries):
         key = (entry.timestamp, order)
@@ -479,7 +503,7 @@ def group_entries(entries: Iterable[Entry]) -> list[Group]:
 
     tree = finish(roots)
     for group in tree:
-        group.resolve_titles()
+        group.resolve_titles(statements)
     return tree
 
 

@@ -22,6 +22,7 @@ from services.passport.domain import (
     Group,
     Level,
     PrivacySettings,
+    Statements,
 )
 from services.passport.service import ShareLink, Verification
 
@@ -220,8 +221,11 @@ def author_to_pb(entry: Entry, disclosure: Disclosure) -> pb.EntryAuthor:
     )
 
 
-def entry_to_pb(entry: Entry, disclosure: Disclosure) -> pb.PassportEntry:
-    statement = entry.parsed_statement()
+def entry_to_pb(
+    entry: Entry, disclosure: Disclosure, statements: Statements | None = None
+) -> pb.PassportEntry:
+    """``statements``: the page's, when `group_entries` parsed them."""
+    statement = entry.parsed_statement() if statements is None else statements.of(entry)
     message = pb.PassportEntry(
         statement_id=entry.statement_id,
         interaction_type=_TYPE_TO_PB.get(entry.interaction_type, common.InteractionType(0)),
@@ -241,13 +245,15 @@ def entry_to_pb(entry: Entry, disclosure: Disclosure) -> pb.PassportEntry:
     return message
 
 
-def group_to_pb(group: Group, disclosure: Disclosure) -> pb.TimelineGroup:
+def group_to_pb(
+    group: Group, disclosure: Disclosure, statements: Statements | None = None
+) -> pb.TimelineGroup:
     return pb.TimelineGroup(
         level=_LEVEL_TO_PB[group.level],
         id=group.id,
         title=group.title,
-        children=[group_to_pb(g, disclosure) for g in group.children],
-        entries=[entry_to_pb(e, disclosure) for e in group.entries],
+        children=[group_to_pb(g, disclosure, statements) for g in group.children],
+        entries=[entry_to_pb(e, disclosure, statements) for e in group.entries],
     )
 
 

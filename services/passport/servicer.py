@@ -23,7 +23,14 @@ from services.kit.events.fanout import EventFanout
 from services.kit.paging import page_size
 from services.passport.credentials.service import CredentialService
 from services.passport.credentials.servicer import CREDENTIAL_PUBLIC_METHODS, CredentialsServicer
-from services.passport.domain import FULL, MAX_PAGE, Disclosure, Entry, group_entries
+from services.passport.domain import (
+    FULL,
+    MAX_PAGE,
+    Disclosure,
+    Entry,
+    Statements,
+    group_entries,
+)
 from services.passport.messages import (
     disclosure_from_pb,
     entry_to_pb,
@@ -149,13 +156,15 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
         found, token = await self.service.entry_page(
             access, filters, page_size(r.page_size, maximum=MAX_PAGE), r.page_token
         )
-        groups = group_entries(found)
+        statements = Statements()
+        groups = group_entries(found, statements)
         if r.groups_json:
             return pb.GetTimelineResponse(
-                groups_json=groups_json(groups, access.disclosure), next_page_token=token
+                groups_json=groups_json(groups, access.disclosure, statements),
+                next_page_token=token,
             )
         return pb.GetTimelineResponse(
-            groups=[group_to_pb(g, access.disclosure) for g in groups],
+            groups=[group_to_pb(g, access.disclosure, statements) for g in groups],
             next_page_token=token,
         )
 
@@ -252,9 +261,11 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
         found, token = await self.service.entry_page(
             access, TimelineFilter(), page_size(r.page_size, maximum=MAX_PAGE), r.page_token
         )
+        statements = Statements()
+        groups = group_entries(found, statements)
         message = pb.GetSharedPassportResponse(
             passport=await self._passport_pb(access),
-            groups=[group_to_pb(g, access.disclosure) for g in group_entries(found)],
+            groups=[group_to_pb(g, access.disclosure, statements) for g in groups],
             next_page_token=token,
         )
         assert access.link is not None

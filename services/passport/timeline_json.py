@@ -16,7 +16,14 @@ from typing import Any
 
 import orjson
 
-from services.passport.domain import INTERACTION_TYPES, Disclosure, Entry, Group, Level
+from services.passport.domain import (
+    INTERACTION_TYPES,
+    Disclosure,
+    Entry,
+    Group,
+    Level,
+    Statements,
+)
 
 _LEVELS = {level: level.name for level in Level}
 _TYPES = {name: name.upper() for name in INTERACTION_TYPES}
@@ -39,9 +46,9 @@ def _anchor(entry: Entry) -> dict[str, Any]:
     }
 
 
-def entry_json(entry: Entry, disclosure: Disclosure) -> dict[str, Any]:
-    """One entry as `messages.entry_to_pb` shows it, its statement parsed once."""
-    statement = entry.parsed_statement()
+def entry_json(entry: Entry, disclosure: Disclosure, statements: Statements) -> dict[str, Any]:
+    """One entry as `messages.entry_to_pb` shows it."""
+    statement = statements.of(entry)
     show_scores = disclosure.show_scores
     author = entry.author(disclosure.show_identity)
     return {
@@ -67,17 +74,17 @@ def entry_json(entry: Entry, disclosure: Disclosure) -> dict[str, Any]:
     }
 
 
-def _group_json(group: Group, disclosure: Disclosure) -> dict[str, Any]:
+def _group_json(group: Group, disclosure: Disclosure, statements: Statements) -> dict[str, Any]:
     return {
         "level": _LEVELS[group.level],
         "id": group.id,
         "title": group.title,
-        "children": [_group_json(g, disclosure) for g in group.children],
-        "entries": [entry_json(e, disclosure) for e in group.entries],
+        "children": [_group_json(g, disclosure, statements) for g in group.children],
+        "entries": [entry_json(e, disclosure, statements) for e in group.entries],
     }
 
 
-def groups_json(groups: list[Group], disclosure: Disclosure) -> str:
+def groups_json(groups: list[Group], disclosure: Disclosure, statements: Statements) -> str:
     """The page's top-level groups as a JSON array (a str: betterproto copies a string
-    field far faster than bytes)."""
-    return orjson.dumps([_group_json(g, disclosure) for g in groups]).decode()
+    field far faster than bytes). ``statements``: those `group_entries` parsed."""
+    return orjson.dumps([_group_json(g, disclosure, statements) for g in groups]).decode()
