@@ -39,6 +39,7 @@ class Recorder:
         self.addresses: list[str] = []
         self.cancelled: list[str] = []
         self.cancellation = asyncio.Event()
+        self.started = asyncio.Event()
 
 
 def parity_servicer(api: ModuleType, seen: Recorder) -> Any:
@@ -56,6 +57,7 @@ def parity_servicer(api: ModuleType, seen: Recorder) -> Any:
             if request.text in failures:
                 raise failures[request.text]
             if request.text == "slow":
+                seen.started.set()
                 try:
                     await asyncio.sleep(60)
                 except asyncio.CancelledError:
@@ -185,6 +187,25 @@ async def test_a_deadline_ends_the_call_and_cancels_the_servicer(
     assert results["grpc"][0] == results["local"][0] == grpc.StatusCode.DEADLINE_EXCEEDED
     assert results["local"][1] == "Deadline Exceeded"
     assert results["local"][2:] == results["grpc"][2:] == ([], [])
+    assert seen.cancelled == ["slow", "slow"]
+
+
+async def test_a_caller_that_goes_away_cancels_the_servicer(
+    demo: tuple[ModuleType, bytes],  # noqa: F811
+) -> None:
+    """A client that disconnects (its HTTP request's task is cancelled) cancels the call."""
+    api, descriptors = demo
+    async with both_channels(api, descriptors) as (issuer, seen, channels):
+        for channel in channels.values():
+            user = stub(api.DemoServiceStub, channel, access_token=access_token(issuer, "ana"))
+            seen.started.clear()
+            seen.cancellation.clear()
+            caller = asyncio.create_task(user.echo(api.EchoRequest(text="slow")))
+            await asyncio.wait_for(seen.started.wait(), 10)
+            caller.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+            await asyncio.wait_for(seen.cancellation.wait(), 10)
     assert seen.cancelled == ["slow", "slow"]
 
 
