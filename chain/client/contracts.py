@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from starknet_py.contract import Contract
 from starknet_py.net.client_errors import ClientError
-from starknet_py.net.client_models import Call
+from starknet_py.net.client_models import Call, EstimatedFee, ResourceBoundsMapping
 
 from chain.client.events import ChainEvent, EventDecoder
 
@@ -204,17 +204,25 @@ class AnchorContract(ContractBinding):
     name = "interaction_anchor"
 
     async def anchor_batch(
-        self, batch_id: int, root: int, leaf_count: int, domain: str | int
+        self,
+        batch_id: int,
+        root: int,
+        leaf_count: int,
+        domain: str | int,
+        *,
+        resource_bounds: ResourceBoundsMapping | None = None,
     ) -> TxResult:
         """Anchor a Merkle root (operators only); ``domain`` 'learning', 'reputation',
-        'marketplace' or 'governance'."""
-        return await self.invoke(
-            "anchor_batch",
-            batch_id=batch_id,
-            root=root,
-            leaf_count=leaf_count,
-            domain=_felt_or_string(domain),
-        )
+        'marketplace' or 'governance'. Without ``resource_bounds`` the transaction is
+        estimated first (see :meth:`KeikoChain.execute`)."""
+        call = self.anchor_batch_call(batch_id, root, leaf_count, domain)
+        return await self.chain.execute(call, resource_bounds=resource_bounds)
+
+    async def estimate_anchor_batch(
+        self, batch_id: int, root: int, leaf_count: int, domain: str | int
+    ) -> EstimatedFee:
+        """What that ``anchor_batch`` would cost now (:meth:`KeikoChain.estimate`)."""
+        return await self.chain.estimate(self.anchor_batch_call(batch_id, root, leaf_count, domain))
 
     def anchor_batch_call(
         self, batch_id: int, root: int, leaf_count: int, domain: str | int

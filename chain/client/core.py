@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import aiohttp
 from starknet_py.contract import Contract, ContractData
@@ -28,6 +28,7 @@ from starknet_py.net.account.account import Account
 from starknet_py.net.client_errors import ClientError
 from starknet_py.net.client_models import (
     Call,
+    EstimatedFee,
     ResourceBoundsMapping,
     TransactionExecutionStatus,
     TransactionReceipt,
@@ -46,6 +47,8 @@ from chain.client.tracing import trace_client
 if TYPE_CHECKING:
     from chain.client.contracts import AnchorContract, GovernanceContract, RegistryContract
 
+_T = TypeVar("_T")
+
 BUILD_DIR = Path(__file__).resolve().parents[2] / "contracts" / "build"
 
 # One ABI parse per process, not one per connection (see chain.client.abi_cache).
@@ -56,6 +59,8 @@ TXN_HASH_NOT_FOUND = 29
 CONTRACT_ERROR = 40
 TRANSACTION_EXECUTION_ERROR = 41
 INVALID_TRANSACTION_NONCE = 52
+# The resource bounds do not cover the current gas prices or the validation's gas.
+INSUFFICIENT_RESOURCES_FOR_VALIDATE = 53
 
 
 class KeikoChainError(Exception):
@@ -364,26 +369,57 @@ class KeikoChain:
 
     # ------------------------------------------------------------ transactions
 
-    async def execute(self, calls: Call | Sequence[Call]) -> TxResult:
+    async def execute(
+        self,
+        calls: Call | Sequence[Call],
+        *,
+        resource_bounds: ResourceBoundsMapping | None = None,
+    ) -> TxResult:
         """Sign and send one v3 INVOKE (one or several calls, atomically) and wait for
         its receipt. Raises :class:`ExecutionFailed` when estimation shows it would fail
-        and :class:`TransactionRejected` when the node refuses it."""
-        tx_hash = await self.send(calls)
+        and :class:`TransactionRejected` when the node refuses it. With
+        ``resource_bounds`` the transaction is sent with them and not estimated (it may
+        then be included as REVERTED)."""
+        tx_hash = await self.send(calls, resource_bounds=resource_bounds)
         return await self.wait(tx_hash)
 
-    async def send(self, calls: Call | Sequence[Call]) -> int:
+    async def estimate(self, calls: Call | Sequence[Call]) -> EstimatedFee:
+        """The fee of ``calls`` sent now from this account (one execution on the node);
+        :class:`ExecutionFailed` if they would fail. Callers that send the same kind of
+        transaction again and again reuse it as bounds (``execute(resource_bounds=...)``)
+        instead of paying an estimation per send."""
+        call_list = [calls] if isinstance(calls, Call) else list(calls)
+        return await self._with_nonce(lambda nonce: self._estimate(call_list, nonce))
+
+    async def send(
+        self,
+        calls: Call | Sequence[Call],
+        *,
+        resource_bounds: ResourceBoundsMapping | None = None,
+    ) -> int:
         """Sign and send without waiting; returns the transaction hash. Sends from one
         ``KeikoChain`` are serialized so that nonces are used in order."""
         call_list = [calls] if isinstance(calls, Call) else list(calls)
+
+        async def signed_and_sent(nonce: int) -> int:
+            tx = await self._sign(call_list, nonce, resource_bounds)
+            sent = await self.client.send_transaction(tx)
+            assert self._nonce is not None
+            self._nonce += 1
+            return int(sent.transaction_hash)
+
+        return await self._with_nonce(signed_and_sent)
+
+    async def _with_nonce(self, action: Callable[[int], Awaitable[_T]]) -> _T:
+        """``action(nonce)`` under the send lock with the account's next nonce, reloaded
+        and retried once when someone else used the account meanwhile."""
         async with self._send_lock:
             for attempt in (1, 2):
                 if self._nonce is None:
                     self._nonce = await self.account.get_nonce()
                 try:
-                    tx = await self._sign(call_list, self._nonce)
-                    sent = await self.client.send_transaction(tx)
+                    return await action(self._nonce)
                 except ClientError as err:
-                    # Someone else used this account meanwhile: reload the nonce once.
                     self._nonce = None
                     if _code(err) == INVALID_TRANSACTION_NONCE and attempt == 1:
                         continue
@@ -391,17 +427,11 @@ class KeikoChain:
                 except BaseException:
                     self._nonce = None
                     raise
-                self._nonce += 1
-                return int(sent.transaction_hash)
         raise AssertionError("unreachable")
 
-    async def _sign(self, calls: list[Call], nonce: int) -> Any:
-        if self.fee.fixed is not None:
-            return await self.account.sign_invoke_v3(
-                calls, nonce=nonce, resource_bounds=self.fee.fixed
-            )
+    async def _estimate(self, calls: list[Call], nonce: int) -> EstimatedFee:
         # Estimate an unsigned draft (estimate_fee signs it with the query version), so
-        # that each send costs two signatures, not three.
+        # that an estimated send costs two signatures, not three.
         draft = InvokeV3(
             calldata=execute_calldata(calls),
             resource_bounds=ResourceBoundsMapping.init_with_zeros(),
@@ -413,10 +443,19 @@ class KeikoChain:
         )
         estimate = await self.account.estimate_fee(draft)
         assert not isinstance(estimate, list)
-        bounds = estimate.to_resource_bounds(
-            amount_multiplier=self.fee.amount_multiplier,
-            unit_price_multiplier=self.fee.price_multiplier,
-        )
+        return estimate
+
+    async def _sign(
+        self, calls: list[Call], nonce: int, bounds: ResourceBoundsMapping | None
+    ) -> Any:
+        if bounds is None:
+            bounds = self.fee.fixed
+        if bounds is None:
+            estimate = await self._estimate(calls, nonce)
+            bounds = estimate.to_resource_bounds(
+                amount_multiplier=self.fee.amount_multiplier,
+                unit_price_multiplier=self.fee.price_multiplier,
+            )
         return await self.account.sign_invoke_v3(calls, nonce=nonce, resource_bounds=bounds)
 
     @staticmethod

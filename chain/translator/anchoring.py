@@ -25,6 +25,12 @@ durably (``next_attempt_at``). Transport failures feed a
 :class:`~chain.translator.batching.CircuitBreaker`; while it is open nothing is sent. With
 ``max_attempts`` set, a batch that exhausts them is FAILED with the last reason and can
 be retried (FAILED -> PENDING) with :meth:`AnchoringEngine.retry_failed`.
+
+**Fees.** A send reuses the last fee estimate of its batch's size band
+(:mod:`chain.translator.anchor_fees`) rather than estimating each transaction, which would
+execute it on the node twice. A send those bounds no longer cover (refused for its
+resources, or reverted out of gas: nothing anchored either way) is re-sent at once with a
+fresh estimate, within the same attempt and under the same claim.
 """
 
 from __future__ import annotations
@@ -39,7 +45,14 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from chain.client import CallFailed, ExecutionFailed
+from chain.client import CallFailed, ExecutionFailed, TxResult
+from chain.translator.anchor_fees import (
+    AnchorFees,
+    FeeReusePolicy,
+    band_of,
+    refused_for_fee,
+    reverted_for_fee,
+)
 from chain.translator.batching import (
     BackoffPolicy,
     BatchPolicy,
@@ -54,6 +67,7 @@ from chain.translator.metrics import (
     BATCHES_SEALED,
     BATCHES_SENT,
     BREAKER_STATE,
+    FEE_ESTIMATES,
     SEND_SECONDS,
 )
 from chain.translator.ports import BATCH_ANCHORED, AnchorChain
@@ -101,6 +115,8 @@ class EngineSettings:
     adaptive_max_leaves: int | None = None
     breaker_failure_threshold: int = 3
     breaker_reset_timeout: timedelta = timedelta(seconds=10)
+    # Sends reuse a fee estimate per batch-size band (chain.translator.anchor_fees).
+    fees: FeeReusePolicy = field(default_factory=FeeReusePolicy)
 
 
 @dataclass(frozen=True)
@@ -143,6 +159,7 @@ class AnchoringEngine:
             reset_timeout=self.settings.breaker_reset_timeout,
             on_transition=self._breaker_moved,
         )
+        self.fees = AnchorFees(self.settings.fees, clock)
         self._on_change = on_change
         self._nudge = asyncio.Event()
         self._last_error: str | None = None
@@ -336,12 +353,7 @@ class AnchoringEngine:
             return
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(
-                self.chain.anchor_batch(
-                    batch.batch_id, batch.root, batch.leaf_count, batch.domain.value
-                ),
-                self.settings.send_timeout,
-            )
+            result = await asyncio.wait_for(self._send(batch), self.settings.send_timeout)
         except ExecutionFailed as exc:
             # The node answered: the chain is up, the transaction would revert.
             self.breaker.record_success()
@@ -369,6 +381,37 @@ class AnchoringEngine:
             tx_hash=hex(result.tx_hash),
             block=result.block_number,
         )
+
+    async def _send(self, batch: BatchRow) -> TxResult:
+        """Send ``batch`` with its band's reused fee estimate, or estimate first (and keep
+        the estimate) when the band has none that is fresh. A send a reused estimate no
+        longer covers (refused for its resources, or reverted out of gas: nothing was
+        anchored either way) is re-sent at once with a fresh estimate; an estimate shows
+        a transaction that would fail (ExecutionFailed) before anything is sent."""
+        args = (batch.batch_id, batch.root, batch.leaf_count, batch.domain.value)
+        band = band_of(batch.domain.value, batch.leaf_count)
+        bounds = self.fees.bounds(band)
+        if bounds is not None:
+            try:
+                result = await self.chain.anchor_batch(*args, resource_bounds=bounds)
+            except Exception as exc:
+                if not refused_for_fee(exc):
+                    raise
+                log.warning("reused fee refused; estimating again", reason=describe_error(exc))
+                retry = "refused"
+            else:
+                if result.succeeded or not reverted_for_fee(result.revert_reason):
+                    return result
+                log.warning("reused fee ran out; estimating again", reason=result.revert_reason)
+                retry = "reverted"
+            self.fees.forget(band)
+            FEE_ESTIMATES.labels(retry).inc()
+        else:
+            FEE_ESTIMATES.labels("refresh").inc()
+        if not self.settings.fees.enabled:
+            return await self.chain.anchor_batch(*args)  # the client estimates this send
+        bounds = self.fees.learn(band, await self.chain.estimate_anchor_batch(*args))
+        return await self.chain.anchor_batch(*args, resource_bounds=bounds)
 
     async def _find_tx(self, batch_id: int, block: int) -> int | None:
         """The transaction that anchored ``batch_id`` (its BatchAnchored event)."""

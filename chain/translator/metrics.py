@@ -28,3 +28,10 @@ SEND_SECONDS = Histogram(
     "Time of one anchor_batch call (sign, send, receipt).",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
 )
+FEE_ESTIMATES = Counter(
+    "keiko_chain_fee_estimates_total",
+    "Fee estimates of anchor_batch sends (each one more execution on the node), by why: "
+    "refresh (no fresh estimate for the batch's band), refused or reverted (a reused "
+    "estimate no longer covered the send).",
+    ["reason"],
+)

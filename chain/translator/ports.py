@@ -3,8 +3,8 @@ its implementation over the typed client (:mod:`chain.client`), and where the ac
 deployment come from.
 
 :class:`AnchorChain` mirrors the parts of :class:`chain.client.AnchorContract` the
-anchoring pipeline calls (``anchor_batch``, ``get_batch``, ``events``,
-``is_root_anchored``) plus ``block_number``. Tests substitute an in-memory double.
+anchoring pipeline calls (``anchor_batch``, ``estimate_anchor_batch``, ``get_batch``,
+``events``, ``is_root_anchored``) plus ``block_number``. Tests substitute an in-memory double.
 
 :class:`ChainConnection` connects lazily and reconnects after a failure, so the
 translator starts (and queues records) while the chain node is down; chain calls then
@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from starknet_py.net.client_models import EstimatedFee, ResourceBoundsMapping
+
 from chain.client import (
     AnchoredBatch,
     Deployment,
@@ -52,8 +54,18 @@ class AnchorChain(Protocol):
     """What the anchoring engine and the watcher need from the chain."""
 
     async def anchor_batch(
-        self, batch_id: int, root: int, leaf_count: int, domain: str | int
+        self,
+        batch_id: int,
+        root: int,
+        leaf_count: int,
+        domain: str | int,
+        *,
+        resource_bounds: ResourceBoundsMapping | None = None,
     ) -> TxResult: ...
+
+    async def estimate_anchor_batch(
+        self, batch_id: int, root: int, leaf_count: int, domain: str | int
+    ) -> EstimatedFee: ...
 
     async def get_batch(self, batch_id: int) -> AnchoredBatch | None: ...
 
@@ -203,12 +215,28 @@ class ClientAnchorChain:
             raise
 
     async def anchor_batch(
-        self, batch_id: int, root: int, leaf_count: int, domain: str | int
+        self,
+        batch_id: int,
+        root: int,
+        leaf_count: int,
+        domain: str | int,
+        *,
+        resource_bounds: ResourceBoundsMapping | None = None,
     ) -> TxResult:
         result: TxResult = await self._call(
-            lambda c: c.anchor.anchor_batch(batch_id, root, leaf_count, domain)
+            lambda c: c.anchor.anchor_batch(
+                batch_id, root, leaf_count, domain, resource_bounds=resource_bounds
+            )
         )
         return result
+
+    async def estimate_anchor_batch(
+        self, batch_id: int, root: int, leaf_count: int, domain: str | int
+    ) -> EstimatedFee:
+        estimate: EstimatedFee = await self._call(
+            lambda c: c.anchor.estimate_anchor_batch(batch_id, root, leaf_count, domain)
+        )
+        return estimate
 
     async def get_batch(self, batch_id: int) -> AnchoredBatch | None:
         result: AnchoredBatch | None = await self._call(lambda c: c.anchor.get_batch(batch_id))

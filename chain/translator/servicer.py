@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chain.translator.anchor_fees import FeeReusePolicy
 from chain.translator.anchoring import AnchoringEngine, EngineSettings
 from chain.translator.batching import BackoffPolicy, BatchPolicy, Domain
 from chain.translator.credentials import CredentialPurpose
@@ -422,6 +424,14 @@ class TranslatorSettings(BaseSettings):
     learner_funding_fri: int = DEFAULT_FUNDING_FRI
     # How often the key registrar looks for keys to bind on chain when nobody nudges it.
     key_registration_poll_s: float = 5.0
+    # anchor_batch sends reuse a fee estimate per batch-size band instead of estimating
+    # each (one more execution on the node): bounds = estimate x fee_margin, refreshed
+    # every fee_refresh_sends sends or fee_refresh_s seconds, and at once when a send is
+    # refused or reverted for its resources (chain.translator.anchor_fees).
+    fee_reuse: bool = True
+    fee_margin: float = Field(1.5, ge=1.0)
+    fee_refresh_sends: int = Field(100, ge=1)
+    fee_refresh_s: float = Field(300.0, gt=0)
 
     def engine(self) -> EngineSettings:
         return EngineSettings(
@@ -440,6 +450,12 @@ class TranslatorSettings(BaseSettings):
                 max(self.batch_adaptive_max_leaves, self.batch_max_leaves)
                 if self.batch_adaptive_max_leaves > 0
                 else None
+            ),
+            fees=FeeReusePolicy(
+                enabled=self.fee_reuse,
+                margin=self.fee_margin,
+                refresh_sends=self.fee_refresh_sends,
+                refresh_after=timedelta(seconds=self.fee_refresh_s),
             ),
         )
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from starknet_py.net.client_models import ResourceBoundsMapping
+
 from chain.client import TxResult
 from chain.translator.ports import AnchorChain
 from chain.translator.storage import ChainStore
@@ -60,7 +62,13 @@ class TracedAnchorChain:
         return getattr(self._inner, name)
 
     async def anchor_batch(
-        self, batch_id: int, root: int, leaf_count: int, domain: str | int
+        self,
+        batch_id: int,
+        root: int,
+        leaf_count: int,
+        domain: str | int,
+        *,
+        resource_bounds: ResourceBoundsMapping | None = None,
     ) -> TxResult:
         records = await self._store.records_of_batch(batch_id)
         taken = (self._queued.take(str(domain), record.record_id) for record in records)
@@ -76,7 +84,9 @@ class TracedAnchorChain:
                 "keiko.batch.domain": str(domain),
             },
         ):
-            return await self._inner.anchor_batch(batch_id, root, leaf_count, domain)
+            return await self._inner.anchor_batch(
+                batch_id, root, leaf_count, domain, resource_bounds=resource_bounds
+            )
 
 
 def traced(chain: AnchorChain, store: ChainStore) -> AnchorChain:

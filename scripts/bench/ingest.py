@@ -24,11 +24,13 @@ in-memory ``interaction_anchor`` double of the tests (instant ``anchor_batch``, 
 included). Everything else (submission, database, sealing, Merkle proofs, claims,
 watcher) is identical, so the ratio is the cost of the real chain. A CPU-only row
 (``parse_leaf_data`` alone: canonical JSON, Ed25519 verify, leaf hash) shows the floor of
-one submission without any database.
+one submission without any database. ``--fees reuse,estimate`` runs the dev node twice,
+with the engine reusing fee estimates (the default) and estimating every send (the
+baseline of that optimisation, chain.translator.anchor_fees).
 
     .venv/bin/python -m scripts.bench.ingest [--records 2000] [--concurrency 32] \
         [--batch 256] [--max-wait-ms 500] [--engines sqlite,postgres] \
-        [--write FILE]
+        [--fees reuse,estimate] [--write FILE]
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
+from starknet_py.net.client_models import EstimatedFee, ResourceBoundsMapping  # noqa: E402
 
 from chain.client import AnchoredBatch, EventPage, TxResult  # noqa: E402
 from chain.node.process import NodeProcess, start_node_process  # noqa: E402
@@ -87,6 +90,8 @@ from services.kit.migrations import upgrade  # noqa: E402
 
 SERVICE = Principal("bench-learning-svc", frozenset({"service"}))
 DEV_NODE = "dev node"
+FEES_REUSE = "reuse"
+FEES_ESTIMATE = "estimate"
 IN_MEMORY = "in-memory (baseline)"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 FLOOR_CONCURRENCY = 16
@@ -185,14 +190,29 @@ class TimedChain:
     def __init__(self, inner: AnchorChain) -> None:
         self.inner = inner
         self.sends: dict[int, tuple[float, float]] = {}  # batch id -> (start, end)
+        self.estimates = 0  # explicit fee estimates (sends with reused bounds have none)
 
     async def anchor_batch(
-        self, batch_id: int, root: int, leaf_count: int, domain: str | int
+        self,
+        batch_id: int,
+        root: int,
+        leaf_count: int,
+        domain: str | int,
+        *,
+        resource_bounds: ResourceBoundsMapping | None = None,
     ) -> TxResult:
         started = time.perf_counter()
-        result = await self.inner.anchor_batch(batch_id, root, leaf_count, domain)
+        result = await self.inner.anchor_batch(
+            batch_id, root, leaf_count, domain, resource_bounds=resource_bounds
+        )
         self.sends[batch_id] = (started, time.perf_counter())
         return result
+
+    async def estimate_anchor_batch(
+        self, batch_id: int, root: int, leaf_count: int, domain: str | int
+    ) -> EstimatedFee:
+        self.estimates += 1
+        return await self.inner.estimate_anchor_batch(batch_id, root, leaf_count, domain)
 
     async def get_batch(self, batch_id: int) -> AnchoredBatch | None:
         return await self.inner.get_batch(batch_id)
@@ -306,7 +326,13 @@ class PassResult:
     cpu_node: float
     cpu_db: float  # the PostgreSQL backends' (0 on SQLite, whose work is in cpu_self)
     load: tuple[float, float]
+    fees: str = ""  # the dev node's: FEES_REUSE or FEES_ESTIMATE
+    fee_estimates: int = 0  # explicit estimates (FEES_ESTIMATE: each send estimates)
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.chain}, fees: {self.fees}" if self.fees else self.chain
 
     @property
     def submit_rate(self) -> float:
@@ -332,7 +358,12 @@ async def warm_up_chain(connection: ChainConnection) -> int:
 
 
 async def run_pass(
-    engine_name: str, chain_kind: str, params: Params, inputs: Inputs, workdir: Path
+    engine_name: str,
+    chain_kind: str,
+    params: Params,
+    inputs: Inputs,
+    workdir: Path,
+    fees: str = FEES_REUSE,
 ) -> PassResult:
     tag = "node" if chain_kind == DEV_NODE else "mem"
     stack = AsyncExitStack()  # holds the throwaway PostgreSQL database, if any
@@ -355,6 +386,7 @@ async def run_pass(
             batch_max_leaves=params.batch, batch_max_wait_ms=params.max_wait_ms
         )
         settings: EngineSettings = tuning.engine()
+        settings = replace(settings, fees=replace(settings.fees, enabled=fees == FEES_REUSE))
         start_block = 0
         inner: AnchorChain
         if chain_kind == DEV_NODE:
@@ -429,6 +461,8 @@ async def run_pass(
         return PassResult(
             engine=engine_name,
             chain=chain_kind,
+            fees=fees if chain_kind == DEV_NODE else "",
+            fee_estimates=chain.estimates,
             params=params,
             submit_seconds=t_submitted - t_start,
             anchored_seconds=anchored_seconds,
@@ -511,7 +545,7 @@ def table(
         node_cpu = f"{1000 * r.cpu_node / p.records:.2f}" if r.chain == DEV_NODE else "-"
         db_cpu = f"{1000 * r.cpu_db / p.records:.2f}" if r.engine == "postgres" else "-"
         lines.append(
-            f"| {r.engine} | {r.chain} | {p.records} / {p.concurrency} / {p.batch} / "
+            f"| {r.engine} | {r.label} | {p.records} / {p.concurrency} / {p.batch} / "
             f"{p.max_wait_ms} ms | {r.submit_rate:.0f} | {anchored} | "
             f"{_s(pct(r.record_latencies, 0.5))} | {_s(pct(r.record_latencies, 0.95))} | "
             f"{_s(pct(r.record_latencies, 0.99))} | {_s(pct(r.seal_to_anchored, 0.5))} | "
@@ -530,7 +564,7 @@ def details(results: list[PassResult]) -> str:
     out = []
     for r in results:
         out.append(
-            f"- {r.engine}, {r.chain}: submit call p50 {1000 * pct(r.submit_latencies, 0.5):.1f} ms"
+            f"- {r.engine}, {r.label}: submit call p50 {1000 * pct(r.submit_latencies, 0.5):.1f} ms"
             f" / p95 {1000 * pct(r.submit_latencies, 0.95):.1f} ms; per record, submit -> "
             f"sealed p50 {pct(r.submit_to_sealed, 0.5):.2f} s; per batch (p50), sealed -> "
             f"anchor_batch sent {pct(r.seal_to_send, 0.5):.2f} s, anchor_batch "
@@ -542,6 +576,12 @@ def details(results: list[PassResult]) -> str:
             + (f"{r.anchored_seconds:.2f} s" if r.anchored_seconds else "TIMEOUT")
             + (
                 f"; node CPU {r.cpu_node / len(r.send_seconds):.2f} s per anchor_batch"
+                f" ({len(r.send_seconds)} sends, "
+                + (
+                    f"{r.fee_estimates} fee estimates)"
+                    if r.fees == FEES_REUSE
+                    else "each estimated first)"
+                )
                 if r.chain == DEV_NODE and r.send_seconds
                 else ""
             )
@@ -625,14 +665,20 @@ async def amain(
     with_floor = args.floor_rows > 0 and "postgres" in args.engines.split(",")
     if with_floor:
         floors.append(await measure_floor(args.floor_rows, FLOOR_CONCURRENCY))
-    chains = [IN_MEMORY] + ([] if args.baseline_only else [DEV_NODE])
+    fee_modes = args.fees.split(",")
+    unknown = set(fee_modes) - {FEES_REUSE, FEES_ESTIMATE}
+    if unknown:
+        raise SystemExit(f"--fees: unknown {sorted(unknown)}; {FEES_REUSE} or {FEES_ESTIMATE}")
+    chains = [(IN_MEMORY, FEES_REUSE)]
+    if not args.baseline_only:
+        chains += [(DEV_NODE, mode) for mode in fee_modes]
     for engine_name in args.engines.split(","):
-        for chain_kind in chains:
+        for chain_kind, fees in chains:
             with tempfile.TemporaryDirectory(prefix="keiko-bench-ingest-") as tmp:
-                result = await run_pass(engine_name, chain_kind, params, inputs, Path(tmp))
+                result = await run_pass(engine_name, chain_kind, params, inputs, Path(tmp), fees)
             results.append(result)
             print(
-                f"[{engine_name}, {chain_kind}] submit {result.submit_rate:.0f}/s, anchored "
+                f"[{engine_name}, {result.label}] submit {result.submit_rate:.0f}/s, anchored "
                 f"{result.anchored_rate:.0f}/s, p50 {pct(result.record_latencies, 0.5):.2f} s",
                 file=sys.stderr,
             )
@@ -658,6 +704,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=3000,
         help="rows of the PostgreSQL floor, measured before and after the passes (0: none)",
+    )
+    parser.add_argument(
+        "--fees",
+        default=FEES_REUSE,
+        help=f"dev-node passes, comma list: {FEES_REUSE} (sends reuse a fee estimate per "
+        f"batch-size band, the default) and/or {FEES_ESTIMATE} (every send estimated first)",
     )
     parser.add_argument("--write", type=Path, help="also write the figures (markdown) here")
     args = parser.parse_args(argv)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from starknet_py.devnet_utils.devnet_client import DevnetClient
 
 from chain.client import (
     CallFailed,
@@ -69,6 +70,27 @@ async def test_anchor_batch_and_reads(operator: KeikoChain) -> None:
     assert await operator.anchor.batch_id_by_root(0x5001) == 501
     assert await operator.anchor.is_operator(operator.address)
     assert await operator.anchor.admin() == operator.address
+
+
+async def test_bounds_above_the_fee_pay_the_actual_fee(
+    operator: KeikoChain, node: NodeProcess
+) -> None:
+    """A reused estimate x a margin is only a maximum: the node charges the gas used at
+    its prices (as Starknet does), and the balance only has to cover the maximum."""
+    estimate = await operator.anchor.estimate_anchor_batch(511, 0x5011, 3, "learning")
+    bounds = estimate.to_resource_bounds(amount_multiplier=2.0, unit_price_multiplier=2.0)
+    devnet = DevnetClient(node.rpc_url)
+    before = (await devnet.get_account_balance(hex(operator.address), unit="FRI")).amount
+    result = await operator.anchor.anchor_batch(511, 0x5011, 3, "learning", resource_bounds=bounds)
+    after = (await devnet.get_account_balance(hex(operator.address), unit="FRI")).amount
+    assert result.succeeded
+    assert result.actual_fee == estimate.overall_fee
+    assert before - after == result.actual_fee
+    maximum = sum(
+        b.max_amount * b.max_price_per_unit
+        for b in (bounds.l1_gas, bounds.l2_gas, bounds.l1_data_gas)
+    )
+    assert maximum >= 4 * result.actual_fee
 
 
 async def test_several_anchors_in_one_transaction_and_event_pages(operator: KeikoChain) -> None:

@@ -6,11 +6,24 @@ anchored once, the leaf count is non-zero; a key binds once, to one holder), num
 blocks, emits ``BatchAnchored`` events and pages them with continuation tokens. Faults:
 ``down`` (every call raises a connection error) and ``lose_ack`` (the next send is
 applied, then its answer is lost).
+
+Fees as the dev node charges them: an ``anchor_batch`` uses ``BASE_GAS + gas_per_leaf x
+leaves`` L2 gas at ``l2_price``. A send without resource bounds is estimated first (as
+:class:`~chain.client.KeikoChain` does); one with bounds below the price is refused
+(TransactionRejected 53) and one whose gas exceeds them is included as REVERTED.
+``estimates`` counts the estimations the node ran.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from starknet_py.net.client_models import (
+    EstimatedFee,
+    PriceUnit,
+    ResourceBounds,
+    ResourceBoundsMapping,
+)
 
 from chain.client import (
     AnchoredBatch,
@@ -19,6 +32,7 @@ from chain.client import (
     ExecutionFailed,
     KeyBinding,
     KeyRegistration,
+    TransactionRejected,
     TxResult,
 )
 from chain.translator.felts import encode_short_string
@@ -26,6 +40,9 @@ from chain.translator.felts import encode_short_string
 
 class ChainDown(ConnectionRefusedError):
     pass
+
+
+BASE_GAS = 100_000
 
 
 @dataclass
@@ -42,22 +59,73 @@ class FakeAnchorChain:
     checks: int = 0  # get_batch calls
     keys: dict[bytes, KeyBinding] = field(default_factory=dict)
     key_sends: int = 0
+    estimates: int = 0
+    refused: int = 0  # sends refused for their resource bounds
+    gas_per_leaf: int = 0
+    l2_price: int = 100_000
 
     def _check(self) -> None:
         if self.down:
             raise ChainDown("connection refused (fake chain is down)")
 
-    async def anchor_batch(
+    def _reverts(self, batch_id: int, root: int, leaf_count: int) -> str | None:
+        if batch_id in self.batches:
+            return "batch id already used"
+        if root in self.roots:
+            return "root already anchored"
+        return "zero leaf count" if leaf_count == 0 else None
+
+    def _gas(self, leaf_count: int) -> int:
+        return BASE_GAS + self.gas_per_leaf * leaf_count
+
+    async def estimate_anchor_batch(
         self, batch_id: int, root: int, leaf_count: int, domain: str | int
+    ) -> EstimatedFee:
+        self._check()
+        self.estimates += 1
+        reason = self._reverts(batch_id, root, leaf_count)
+        if reason is not None:
+            raise ExecutionFailed(reason)
+        gas = self._gas(leaf_count)
+        return EstimatedFee(
+            l1_gas_consumed=0,
+            l1_gas_price=1,
+            l2_gas_consumed=gas,
+            l2_gas_price=self.l2_price,
+            l1_data_gas_consumed=0,
+            l1_data_gas_price=1,
+            overall_fee=gas * self.l2_price,
+            unit=PriceUnit.FRI,
+        )
+
+    async def anchor_batch(
+        self,
+        batch_id: int,
+        root: int,
+        leaf_count: int,
+        domain: str | int,
+        *,
+        resource_bounds: ResourceBoundsMapping | None = None,
     ) -> TxResult:
         self._check()
+        if resource_bounds is None:
+            await self.estimate_anchor_batch(batch_id, root, leaf_count, domain)
+            resource_bounds = ResourceBoundsMapping(
+                l1_gas=ResourceBounds(0, 1),
+                l2_gas=ResourceBounds(self._gas(leaf_count), self.l2_price),
+                l1_data_gas=ResourceBounds(0, 1),
+            )
+        if resource_bounds.l2_gas.max_price_per_unit < self.l2_price:
+            self.refused += 1
+            raise TransactionRejected(53, "Insufficient resources for validate", "L2 gas price")
         self.sends += 1
         tx_hash = 0x7000 + self.sends
         self.block += 1
-        if batch_id in self.batches or root in self.roots or leaf_count == 0:
-            reason = (
-                "batch id already used" if batch_id in self.batches else "root already anchored"
-            )
+        reason = self._reverts(batch_id, root, leaf_count)
+        gas = self._gas(leaf_count)
+        if reason is None and gas > resource_bounds.l2_gas.max_amount:
+            reason = f"Insufficient max L2Gas: max amount: {resource_bounds.l2_gas.max_amount}"
+        if reason is not None:
             return TxResult(tx_hash, self.block, "REVERTED", reason, 1)
         domain_felt = encode_short_string(domain) if isinstance(domain, str) else domain
         self.batches[batch_id] = AnchoredBatch(

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from starknet_py.net.client_models import ResourceBoundsMapping
 
 from chain.client import TxResult
 from chain.tests.translator_service.conftest import new_record
@@ -396,13 +397,21 @@ class GatedChain(FakeAnchorChain):
         self.most_in_flight = 0
 
     async def anchor_batch(
-        self, batch_id: int, root: int, leaf_count: int, domain: str | int
+        self,
+        batch_id: int,
+        root: int,
+        leaf_count: int,
+        domain: str | int,
+        *,
+        resource_bounds: ResourceBoundsMapping | None = None,
     ) -> TxResult:
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
             await self.gate.wait()
-            return await super().anchor_batch(batch_id, root, leaf_count, domain)
+            return await super().anchor_batch(
+                batch_id, root, leaf_count, domain, resource_bounds=resource_bounds
+            )
         finally:
             self.in_flight -= 1
 
