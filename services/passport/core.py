@@ -192,8 +192,10 @@ class PassportCore:
             return
         now = self.clock.now()
         counts = Counter(passport.id for passport, _, _ in changes)
+        # Rows locked in one order (by id) whatever the page's order: two replicas
+        # consuming pages that touch the same passports then queue instead of deadlocking.
         await s.execute(
-            _BUMP_VERSION, [{"pid": pid, "n": n, "now": now} for pid, n in counts.items()]
+            _BUMP_VERSION, [{"pid": pid, "n": counts[pid], "now": now} for pid in sorted(counts)]
         )
         await enqueue_many(
             s,
