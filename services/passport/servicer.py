@@ -102,14 +102,13 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
     async def _passport_pb(self, access: Access) -> pb.Passport:
         p = access.passport
         show_identity = access.is_owner or access.disclosure.show_identity
+        count, owner_name = await self.service.count_and_owner_name(access, show_identity)
         message = pb.Passport(
             id=p.id,
             owner_id=p.owner_id if show_identity else "",
-            owner_display_name=(
-                await self.service.owner_display_name(p.owner_id) if show_identity else ""
-            ),
+            owner_display_name=owner_name,
             ed25519_public_key=p.public_key_hex,
-            entry_count=await self.service.entry_count(access),
+            entry_count=count,
             created_at=p.created_at,
             updated_at=p.updated_at,
         )

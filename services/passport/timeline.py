@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from services.kit.auth import Principal
 from services.kit.clock import as_utc
@@ -165,8 +165,9 @@ class TimelineReads(PassportCore):
                 or_(c.timestamp > when, and_(c.timestamp == when, c.statement_id > ident))
             )
         query = query.order_by(c.timestamp, c.statement_id).limit(size + 1)
-        async with self.db.session() as s:
-            rows = (await s.execute(query)).all()
+        # One statement: a bare connection, no ORM session nor (SQLite) BEGIN around it.
+        async with self.db.read(snapshot=False) as conn:
+            rows = (await conn.execute(query)).all()
         found = [_entry_of(r) for r in rows[:size]]
         next_token = ""
         if len(rows) > size:
@@ -206,17 +207,35 @@ class TimelineReads(PassportCore):
         return await self.entry(Access(await self.own_passport(viewer), FULL, True), statement_id)
 
     async def entry_count(self, access: Access) -> int:
-        from sqlalchemy import func
+        async with self.db.read(snapshot=False) as conn:
+            return int((await conn.execute(_count_query(access))).scalar_one())
 
-        d = access.disclosure
-        query = (
-            select(func.count())
-            .select_from(entries)
-            .where(entries.c.learner_id == access.passport.owner_id)
+    async def count_and_owner_name(self, access: Access, with_name: bool) -> tuple[int, str]:
+        """`entry_count` and, ``with_name``, `owner_display_name` (else ''): GetPassport's,
+        in one statement."""
+        if not with_name:
+            return await self.entry_count(access), ""
+        count = _count_query(access).scalar_subquery()
+        name = (
+            select(owner_names.c.display_name)
+            .where(owner_names.c.user_id == access.passport.owner_id)
+            .scalar_subquery()
         )
-        if d.interaction_types is not None:
-            query = query.where(entries.c.interaction_type.in_(sorted(d.interaction_types)))
-        if d.course_ids is not None:
-            query = query.where(entries.c.course_id.in_(sorted(d.course_ids)))
-        async with self.db.session() as s:
-            return int((await s.execute(query)).scalar_one())
+        async with self.db.read(snapshot=False) as conn:
+            found, owner = (await conn.execute(select(count, name))).one()
+        return int(found), str(owner or "")
+
+
+def _count_query(access: Access) -> Any:
+    """How many entries the access may see."""
+    d = access.disclosure
+    query = (
+        select(func.count())
+        .select_from(entries)
+        .where(entries.c.learner_id == access.passport.owner_id)
+    )
+    if d.interaction_types is not None:
+        query = query.where(entries.c.interaction_type.in_(sorted(d.interaction_types)))
+    if d.course_ids is not None:
+        query = query.where(entries.c.course_id.in_(sorted(d.course_ids)))
+    return query
