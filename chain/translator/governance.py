@@ -27,11 +27,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from chain.client import ExecutionFailed, KeikoChain, TransactionRejected, TxResult
+from chain.translator.access import is_trusted, require_trusted
 from chain.translator.felts import felt_to_hex, parse_felt
 from chain.translator.learner_accounts import LearnerAccounts
 from chain.translator.onchain_tables import governance_proposals
 from chain.translator.ports import ChainConnection
-from chain.translator.service import is_trusted, require_trusted
 from chain.translator.storage import ANCHORED, ChainStore
 from services.kit.auth import Principal
 from services.kit.clock import Clock

@@ -1,16 +1,9 @@
 """The chain translator's application service: signing, queuing, status, proofs, chain reads.
 
-**Who may call what** (the principal comes from the verified access token):
-
-* *trusted callers*: Keiko's services, whose tokens carry the role ``service``
-  (:data:`SERVICE_ROLE`), and admins. They act for any learner.
-* *learners*: SignInteraction, SubmitForAnchoring, GetAnchorStatus and WatchAnchors for
-  their own ``learner_id`` only (the record's learner must be the caller); what they sign
-  or submit must be their own statement (its author is the caller).
-* RegisterHumanity: trusted callers only (the identity service, after it has checked the
-  proof of humanity); a learner cannot register a commitment of its own making.
-* public (no token): GetChainInfo, GetInclusionProof, VerifyInclusion,
-  GetHumanityRegistration (verifiers must not have to trust Keiko).
+Its capabilities beside queuing and reading records are modules of their own:
+who may call what (:mod:`chain.translator.access`), what a ``leaf_data`` is and how its
+leaf is computed (:mod:`chain.translator.leaf_data`), and humanity registrations
+(:mod:`chain.translator.humanity`).
 
 **Who signs** (:mod:`chain.translator.authors`): a statement is signed by its author, the
 Keiko account its ``authority`` names (else the learner): the learner's key signs only the
@@ -18,76 +11,60 @@ learner's own statements; a tutor's feedback is signed with the tutor's key, an 
 record with the learning service's key (:mod:`chain.translator.signers`). Every key the
 translator signs with or accepts is bound to its holder in the on-chain key directory
 (:mod:`chain.translator.key_directory`).
-
-**leaf_data of SubmitForAnchoring**, two kinds:
-
-* *signed statement* (format ``keiko.anchor.v1``, required for the ``learning`` domain):
-  the RFC 8785 canonical JSON of ``{"learner_id": str, "statement": {...},
-  "signature": "<128 hex>", "public_key": "<64 hex>"}`` (:func:`anchor_leaf_data` builds
-  it). The translator checks that the bytes are canonical, that the Ed25519 signature is
-  valid over the statement's canonical bytes, and that the public key is the author's
-  (their custodial key or their registered key); the leaf is ``keiko.leaf.v1`` of (sha256
-  of the statement, signature, public key) (:mod:`chain.translator.leaves`), the same
-  leaf the passport verifier recomputes. Only the statement's hash is stored here.
-* *unsigned record* (reputation, marketplace, governance; trusted callers only): any
-  bytes, typically the canonical JSON of the record; the leaf is ``keiko.record.v1``
-  (:func:`record_leaf`): ``poseidon_hash_many([short string 'keiko.record.v1',
-  H[0:16], H[16:32]])`` with ``H = sha256(leaf_data)`` (felts as in
-  :mod:`chain.translator.felts`), so a record's sha256 digest is what the chain commits to.
-
-**Humanity registrations.** The humanity registry allows ONE registration per calling
-account (``register`` records ``get_caller_address()``): the translator's operator
-account can therefore not register learners itself. Each learner registers from a
-Starknet account of their own, deployed for them with DEPLOY_ACCOUNT on their first
-registration (:mod:`chain.translator.learner_accounts`; its address is
-``chain.humanity.account``), so "one human, one account, one key" holds on chain, with no
-pool and no ceiling. The same account casts their on-chain votes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy.exc import IntegrityError
 
-from chain.client import ExecutionFailed, KeikoChain, TransactionRejected
 from chain.client.deployment import ANCHOR, GOVERNANCE, REGISTRY
+from chain.translator.access import (
+    SERVICE_ROLE,
+    is_trusted,
+    require_author,
+    require_for_learner,
+    require_trusted,
+    required_text,
+)
 from chain.translator.anchoring import AnchoringEngine, EngineStatus, describe_error
 from chain.translator.authors import statement_author
 from chain.translator.batching import Domain
 from chain.translator.credentials import CredentialSigner
 from chain.translator.felts import (
-    bytes_to_felts,
     decode_short_string,
-    encode_short_string,
     felt_to_hex,
     parse_felt,
 )
 from chain.translator.group_insert import GroupInsert
+from chain.translator.humanity import HumanityRegistrar, HumanityRegistration
 from chain.translator.keys import KeyVault
+from chain.translator.leaf_data import (
+    ENVELOPE_MEMBERS,
+    MAX_LEAF_DATA_BYTES,
+    RECORD_LEAF_ENCODING,
+    ParsedLeafData,
+    anchor_leaf_data,
+    is_signed_envelope,
+    parse_leaf_data,
+    record_leaf,
+)
 from chain.translator.learner_accounts import LearnerAccounts
 from chain.translator.leaves import leaf_from_hash, statement_hash
 from chain.translator.merkle import MAX_DEPTH, verify_inclusion
 from chain.translator.ports import BATCH_ANCHORED, AnchorChain, ChainConnection
-from chain.translator.poseidon import hash_many
 from chain.translator.signers import AuthorKeys, KeyLookup
 from chain.translator.signing import (
-    PUBLIC_KEY_BYTES,
-    SIGNATURE_BYTES,
     canonical_bytes,
-    decode_hex,
     parse_canonical,
-    verify_canonical,
 )
 from chain.translator.storage import (
     ANCHORED,
-    FAILED,
     BatchRow,
     ChainStore,
     DuplicateRecord,
@@ -97,75 +74,17 @@ from chain.translator.storage import (
 )
 from chain.translator.tracing import QUEUED
 from services.kit.auth import Principal
-from services.kit.db import is_unique_violation
 from services.kit.errors import (
     AlreadyExists,
     FailedPrecondition,
     NotFound,
-    PermissionDenied,
     Unavailable,
     ValidationError,
 )
 
 log = structlog.get_logger("keiko.chain.service")
 
-SERVICE_ROLE = "service"
-MAX_ID_CHARS = 200
-MAX_LEAF_DATA_BYTES = 256 * 1024
 CONTRACT_NAMES = {ANCHOR: "anchor", REGISTRY: "humanity_registry", GOVERNANCE: "governance"}
-
-
-def is_trusted(principal: Principal) -> bool:
-    return principal.has_role(SERVICE_ROLE) or principal.is_admin
-
-
-def require_trusted(principal: Principal) -> None:
-    if not is_trusted(principal):
-        raise PermissionDenied("only Keiko services may call this")
-
-
-def require_for_learner(principal: Principal, learner_id: str) -> None:
-    if not is_trusted(principal) and principal.user_id != learner_id:
-        raise PermissionDenied("a learner may act only on their own records")
-
-
-def require_author(principal: Principal, author_id: str) -> None:
-    """A user signs only as themself; Keiko's services sign as the author they vouch for."""
-    if not is_trusted(principal) and principal.user_id != author_id:
-        raise PermissionDenied("a user may sign only statements they wrote themself")
-
-
-def _text(value: object, field: str, max_chars: int = MAX_ID_CHARS) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(field, "is required")
-    if len(value) > max_chars:
-        raise ValidationError(field, f"must be at most {max_chars} characters")
-    return value
-
-
-def anchor_leaf_data(
-    learner_id: str, statement: Mapping[str, Any], signature: bytes, public_key: bytes
-) -> bytes:
-    """The ``leaf_data`` of SubmitForAnchoring for a signed statement."""
-    return canonical_bytes(
-        {
-            "learner_id": learner_id,
-            "statement": dict(statement),
-            "signature": signature.hex(),
-            "public_key": public_key.hex(),
-        },
-        "leaf_data",
-    )
-
-
-RECORD_LEAF_ENCODING = "keiko.record.v1"
-ENVELOPE_MEMBERS = frozenset({"learner_id", "statement", "signature", "public_key"})
-
-
-def record_leaf(data: bytes) -> int:
-    """The ``keiko.record.v1`` leaf of an unsigned record (see the module docstring)."""
-    digest = hashlib.sha256(data).digest()
-    return hash_many([encode_short_string(RECORD_LEAF_ENCODING), *bytes_to_felts(digest)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,61 +115,12 @@ def _same_record(new: NewRecord, existing: RecordRow) -> RecordRow:
     return existing
 
 
-def is_signed_envelope(leaf_data: bytes) -> bool:
-    """Does ``leaf_data`` look like a ``keiko.anchor.v1`` signed-statement envelope?"""
-    try:
-        body = json.loads(leaf_data)
-    except (UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(body, dict) and set(body) == ENVELOPE_MEMBERS
-
-
 @dataclass(frozen=True)
 class SignedInteraction:
     signature: bytes
     public_key: bytes
     leaf: int
     device_signed: bool
-
-
-@dataclass(frozen=True)
-class ParsedLeafData:
-    learner_id: str
-    author_id: str
-    statement_sha256: bytes
-    signature: bytes
-    public_key: bytes
-    leaf: int
-
-
-def parse_leaf_data(leaf_data: bytes) -> ParsedLeafData:
-    """Decode and check a ``keiko.anchor.v1`` envelope (signature verified)."""
-    if not leaf_data:
-        raise ValidationError("leaf_data", "is required")
-    if len(leaf_data) > MAX_LEAF_DATA_BYTES:
-        raise ValidationError("leaf_data", f"must be at most {MAX_LEAF_DATA_BYTES} bytes")
-    _, body = parse_canonical(leaf_data, "leaf_data")
-    unknown = set(body) - {"learner_id", "statement", "signature", "public_key"}
-    if unknown:
-        raise ValidationError(f"leaf_data.{sorted(unknown)[0]}", "unknown member")
-    learner_id = _text(body.get("learner_id"), "leaf_data.learner_id")
-    statement = body.get("statement")
-    if not isinstance(statement, dict):
-        raise ValidationError("leaf_data.statement", "must be a JSON object")
-    signature = decode_hex(body.get("signature"), "leaf_data.signature", SIGNATURE_BYTES)
-    public_key = decode_hex(body.get("public_key"), "leaf_data.public_key", PUBLIC_KEY_BYTES)
-    canonical = canonical_bytes(statement, "leaf_data.statement")
-    author_id = statement_author(statement, learner_id, field="leaf_data.statement")
-    verify_canonical(canonical, signature, public_key).raise_for_failure("leaf_data.signature")
-    digest = statement_hash(canonical)
-    return ParsedLeafData(
-        learner_id,
-        author_id,
-        digest,
-        signature,
-        public_key,
-        leaf_from_hash(digest, signature, public_key),
-    )
 
 
 @dataclass(frozen=True)
@@ -279,14 +149,6 @@ class ChainInfo:
     engine: EngineStatus
 
 
-@dataclass(frozen=True)
-class HumanityRegistration:
-    registered: bool
-    public_key: bytes | None
-    block: int
-    tx_hash: int | None
-
-
 class ChainTranslator:
     def __init__(
         self,
@@ -310,6 +172,7 @@ class ChainTranslator:
         self.connection = connection
         self.accounts = accounts
         self.public_rpc_url = public_rpc_url or (connection.rpc_url if connection else "")
+        self.humanity = HumanityRegistrar(store, self.keys, accounts, connection)
 
     def _anchor_ref(self) -> tuple[int | None, int | None]:
         """(chain id, interaction_anchor address) of the deployment, where known."""
@@ -331,7 +194,7 @@ class ChainTranslator:
         """Sign a statement about ``learner_id`` as its author (see the module docstring).
         A learner signs only their own statements; Keiko's services sign as the author the
         statement's authority names, after they have authenticated that author."""
-        learner_id = _text(learner_id, "learner_id")
+        learner_id = required_text(learner_id, "learner_id")
         require_for_learner(principal, learner_id)
         if not canonical_statement_json:
             raise ValidationError("canonical_statement_json", "is required")
@@ -351,7 +214,7 @@ class ChainTranslator:
     async def submit(
         self, principal: Principal, domain: Domain, record_id: str, leaf_data: bytes
     ) -> RecordRow:
-        record_id = _text(record_id, "record_id")
+        record_id = required_text(record_id, "record_id")
         if not leaf_data:
             raise ValidationError("leaf_data", "is required")
         if len(leaf_data) > MAX_LEAF_DATA_BYTES:
@@ -401,7 +264,7 @@ class ChainTranslator:
         return await self._queue(
             NewRecord(
                 domain=domain,
-                record_id=_text(record_id, "record_id"),
+                record_id=required_text(record_id, "record_id"),
                 learner_id=learner_id,
                 statement_sha256=hashlib.sha256(data).digest(),
                 signature=b"",
@@ -471,14 +334,14 @@ class ChainTranslator:
     ) -> tuple[NewRecord, str | None]:
         """The record of a statement signed by its author (or its device signature
         checked), and why it must be stored FAILED (None: it is anchorable)."""
-        learner_id = _text(learner_id, "learner_id")
+        learner_id = required_text(learner_id, "learner_id")
         canonical = canonical_bytes(statement, "statement")
         author_id = statement_author(statement, learner_id, recorded_by)
         digest = statement_hash(canonical)
         signed = await self.keys.sign(author_id, canonical, device)
         new = NewRecord(
             domain=Domain.LEARNING,
-            record_id=_text(record_id, "record_id"),
+            record_id=required_text(record_id, "record_id"),
             learner_id=learner_id,
             statement_sha256=digest,
             signature=signed.signature,
@@ -495,7 +358,7 @@ class ChainTranslator:
     async def record(
         self, principal: Principal | None, domain: Domain, record_id: str
     ) -> RecordRow:
-        record_id = _text(record_id, "record_id")
+        record_id = required_text(record_id, "record_id")
         row = await self.store.get_record(domain, record_id)
         if row is None or (principal is not None and not self._may_read(principal, row)):
             raise NotFound(f"no record {domain.value}/{record_id}")
@@ -577,6 +440,23 @@ class ChainTranslator:
         )
         return next((e.tx_hash for e in page.events if e["batch_id"] == batch_id), None)
 
+    # -- humanity (chain.translator.humanity) ---------------------------------------------
+
+    async def register_humanity(
+        self,
+        principal: Principal,
+        user_id: str,
+        commitment_text: str,
+        public_key_text: str,
+        request_id: str,
+    ) -> HumanityRow:
+        return await self.humanity.register(
+            principal, user_id, commitment_text, public_key_text, request_id
+        )
+
+    async def humanity_registration(self, commitment_text: str) -> HumanityRegistration:
+        return await self.humanity.registration(commitment_text)
+
     # -- chain info -----------------------------------------------------------------------
 
     async def chain_info(self) -> ChainInfo:
@@ -592,7 +472,7 @@ class ChainTranslator:
                         ContractEntry(CONTRACT_NAMES.get(name, name), ref.address, ref.class_hash)
                     )
                 if deployment.chain_id is not None:
-                    chain_id = _chain_id_text(deployment.chain_id)
+                    chain_id = _chain_idrequired_text(deployment.chain_id)
             if self.connection.account is not None:
                 address = self.connection.account.address
         try:
@@ -608,138 +488,34 @@ class ChainTranslator:
             engine=self.engine.status(),
         )
 
-    # -- humanity -------------------------------------------------------------------------
 
-    async def register_humanity(
-        self,
-        principal: Principal,
-        user_id: str,
-        commitment_text: str,
-        public_key_text: str,
-        request_id: str,
-    ) -> HumanityRow:
-        require_trusted(principal)
-        user_id = _text(user_id, "user_id")
-        commitment = parse_felt(commitment_text, "commitment")
-        if commitment == 0:
-            raise ValidationError("commitment", "must not be zero")
-        public_key = decode_hex(public_key_text, "ed25519_public_key", PUBLIC_KEY_BYTES)
-        if not any(public_key):
-            raise ValidationError("ed25519_public_key", "must not be zero")
-        existing = await self.store.humanity_by_commitment(commitment)
-        if existing is not None and existing.state == FAILED:
-            await self.store.delete_humanity(existing.commitment)  # a new attempt
-            existing = None
-        if existing is not None:
-            if existing.user_id == user_id and existing.public_key == public_key.hex():
-                # A retry (same user, commitment and key): resume or return the outcome.
-                return await self._finish_registration(existing)
-            raise AlreadyExists("the commitment is already registered")
-        previous = await self.store.humanity_by_user(user_id)
-        if previous is not None and previous.state == FAILED:
-            await self.store.delete_humanity(previous.commitment)
-        elif previous is not None:
-            raise AlreadyExists(f"user {user_id} already registered a humanity commitment")
-        if self.accounts is None:
-            raise FailedPrecondition("learner accounts are not configured")
-        # The learner's own Starknet account (created now if new; deployed when sending).
-        account = await self.accounts.account(user_id)
-        try:
-            row = await self.store.insert_humanity(
-                commitment, user_id, public_key, account.address, request_id or None
-            )
-        except IntegrityError as exc:
-            if is_unique_violation(exc):
-                raise AlreadyExists(
-                    "a concurrent registration took this commitment or user"
-                ) from None
-            raise
-        return await self._finish_registration(row)
-
-    async def _finish_registration(self, row: HumanityRow) -> HumanityRow:
-        if row.state in (ANCHORED, FAILED):
-            return row
-        assert self.accounts is not None
-        try:
-            chain = await self.accounts.connect(row.user_id)
-        except (FailedPrecondition, Unavailable):
-            raise
-        except Exception as exc:
-            raise Unavailable(f"chain unreachable: {describe_error(exc)}") from None
-        try:
-            registry = chain.registry
-            if await registry.account_by_commitment(row.commitment) == row.account:
-                # An earlier attempt landed (its answer was lost): do not send again.
-                tx_hash, block = await self._registration_tx(chain, row)
-                await self.store.finish_humanity(
-                    row.commitment, state=ANCHORED, tx_hash=tx_hash, block=block
-                )
-            else:
-                result = await registry.register(row.commitment, bytes.fromhex(row.public_key))
-                if result.succeeded:
-                    await self.store.finish_humanity(
-                        row.commitment,
-                        state=ANCHORED,
-                        tx_hash=result.tx_hash,
-                        block=result.block_number,
-                    )
-                else:
-                    await self.store.finish_humanity(
-                        row.commitment, state=FAILED, reason=str(result.revert_reason)
-                    )
-        except ExecutionFailed as exc:
-            await self.store.finish_humanity(row.commitment, state=FAILED, reason=exc.reason)
-            if "commitment already used" in exc.reason or "key already used" in exc.reason:
-                raise AlreadyExists(exc.reason) from None
-            raise FailedPrecondition(f"the registry refused: {exc.reason}") from None
-        except TransactionRejected as exc:
-            raise Unavailable(f"the chain refused the transaction: {exc.message}") from None
-        except (OSError, TimeoutError) as exc:
-            raise Unavailable(f"chain unreachable: {describe_error(exc)}") from None
-        finally:
-            await chain.close()
-        done = await self.store.humanity_by_commitment(row.commitment)
-        assert done is not None
-        if done.state == ANCHORED:
-            await self.store.set_registered_key(
-                done.user_id, bytes.fromhex(done.public_key), "humanity_registry"
-            )
-            if self.keys.on_key_queued is not None:
-                self.keys.on_key_queued()  # the device key joins the key directory too
-        return done
-
-    @staticmethod
-    async def _registration_tx(chain: KeikoChain, row: HumanityRow) -> tuple[int | None, int]:
-        page = await chain.registry.events(
-            "Registered", keys=[[row.account], [row.commitment]], from_block=0
-        )
-        for event in page.events:
-            return event.tx_hash, event.block_number or 0
-        return None, 0
-
-    async def humanity_registration(self, commitment_text: str) -> HumanityRegistration:
-        """Read from chain only (the public registry and its ``Registered`` event)."""
-        commitment = parse_felt(commitment_text, "commitment")
-        if self.connection is None:
-            raise Unavailable("no chain connection")
-        try:
-            chain = await self.connection.get()
-            account = await chain.registry.account_by_commitment(commitment)
-            key = None if account is None else await chain.registry.get_key(account)
-            if account is None:
-                return HumanityRegistration(False, None, 0, None)
-            page = await chain.registry.events(
-                "Registered", keys=[[account], [commitment]], from_block=0
-            )
-        except Exception as exc:
-            raise Unavailable(f"chain unreachable: {describe_error(exc)}") from None
-        event = page.events[0] if page.events else None
-        block = event.block_number or 0 if event is not None else 0
-        return HumanityRegistration(True, key, block, None if event is None else event.tx_hash)
-
-
-def _chain_id_text(chain_id: int) -> str:
+def _chain_idrequired_text(chain_id: int) -> str:
     try:
         return decode_short_string(chain_id, "chain_id")
     except ValidationError:
         return felt_to_hex(chain_id)
+
+
+# Callers import these from here as before their modules were split off.
+__all__ = [
+    "ENVELOPE_MEMBERS",
+    "MAX_LEAF_DATA_BYTES",
+    "RECORD_LEAF_ENCODING",
+    "SERVICE_ROLE",
+    "ChainInfo",
+    "ChainTranslator",
+    "ContractEntry",
+    "HumanityRegistration",
+    "InclusionCheck",
+    "ParsedLeafData",
+    "SignedInteraction",
+    "StatementToQueue",
+    "anchor_leaf_data",
+    "is_signed_envelope",
+    "is_trusted",
+    "parse_leaf_data",
+    "record_leaf",
+    "require_author",
+    "require_for_learner",
+    "require_trusted",
+]

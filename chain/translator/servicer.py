@@ -28,6 +28,7 @@ import structlog
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chain.translator.access import is_trusted
 from chain.translator.anchor_fees import FeeReusePolicy
 from chain.translator.anchoring import AnchoringEngine, EngineSettings
 from chain.translator.batching import BackoffPolicy, BatchPolicy, Domain
@@ -44,10 +45,7 @@ from chain.translator.learner_accounts import (
     LearnerAccountStore,
 )
 from chain.translator.ports import ChainConnection, ClientAnchorChain, chain_config_from_env
-from chain.translator.service import (
-    ChainTranslator,
-    is_trusted,
-)
+from chain.translator.service import ChainTranslator
 from chain.translator.storage import (
     ANCHORED,
     FAILED,

@@ -61,13 +61,14 @@ from chain.tests.translator_service.fakes import FakeAnchorChain  # noqa: E402
 from chain.translator.anchoring import AnchoringEngine, EngineSettings  # noqa: E402
 from chain.translator.batching import BatchPolicy, Domain, make_batch_id  # noqa: E402
 from chain.translator.keys import KeyVault  # noqa: E402
+from chain.translator.leaf_data import anchor_leaf_data, parse_leaf_data  # noqa: E402
 from chain.translator.ports import (  # noqa: E402
     AnchorChain,
     ChainConnection,
     ClientAnchorChain,
     chain_config_from_env,
 )
-from chain.translator.service import ChainTranslator, anchor_leaf_data, parse_leaf_data  # noqa: E402
+from chain.translator.service import ChainTranslator  # noqa: E402
 from chain.translator.servicer import TranslatorSettings  # noqa: E402
 from chain.translator.signing import canonical_bytes  # noqa: E402
 from chain.translator.storage import (  # noqa: E402
