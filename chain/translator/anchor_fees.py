@@ -19,6 +19,7 @@ re-sent with a fresh estimate, see :meth:`AnchoringEngine._send
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -73,6 +74,11 @@ class AnchorFees:
         self.policy = policy
         self.clock = clock
         self._bands: dict[Band, _Cached] = {}
+        self._locks: dict[Band, asyncio.Lock] = {}
+
+    def estimating(self, band: Band) -> asyncio.Lock:
+        """Held while ``band`` is estimated, so that concurrent sends make one estimate."""
+        return self._locks.setdefault(band, asyncio.Lock())
 
     def bounds(self, band: Band) -> ResourceBoundsMapping | None:
         """Bounds for one more send of ``band``, or None when it needs a (fresh) estimate."""

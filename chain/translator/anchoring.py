@@ -398,19 +398,25 @@ class AnchoringEngine:
                 if not refused_for_fee(exc):
                     raise
                 log.warning("reused fee refused; estimating again", reason=describe_error(exc))
-                retry = "refused"
+                why = "refused"
             else:
                 if result.succeeded or not reverted_for_fee(result.revert_reason):
                     return result
                 log.warning("reused fee ran out; estimating again", reason=result.revert_reason)
-                retry = "reverted"
+                why = "reverted"
             self.fees.forget(band)
-            FEE_ESTIMATES.labels(retry).inc()
         else:
-            FEE_ESTIMATES.labels("refresh").inc()
+            why = "refresh"
         if not self.settings.fees.enabled:
+            FEE_ESTIMATES.labels(why).inc()
             return await self.chain.anchor_batch(*args)  # the client estimates this send
-        bounds = self.fees.learn(band, await self.chain.estimate_anchor_batch(*args))
+        # One estimate per band at a time: a concurrent send of the band (max_in_flight)
+        # waits for it and reuses it (sends from the one account are serialized anyway).
+        async with self.fees.estimating(band):
+            bounds = self.fees.bounds(band)
+            if bounds is None:
+                FEE_ESTIMATES.labels(why).inc()
+                bounds = self.fees.learn(band, await self.chain.estimate_anchor_batch(*args))
         return await self.chain.anchor_batch(*args, resource_bounds=bounds)
 
     async def _find_tx(self, batch_id: int, block: int) -> int | None:

@@ -3,13 +3,17 @@ in-memory chain, whose node counts the estimations it ran and charges gas per le
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+
+from starknet_py.net.client_models import EstimatedFee
 
 from chain.tests.translator_service.fakes import BASE_GAS, FakeAnchorChain
 from chain.tests.translator_service.test_engine import (
     assert_each_anchored_once,
     engine_for,
     queue,
+    wait_until,
 )
 from chain.translator.anchor_fees import FeeReusePolicy, band_of
 from chain.translator.anchoring import AnchoringEngine
@@ -122,3 +126,41 @@ async def test_batches_of_very_different_sizes_use_their_own_band(
     )
     assert await ChainWatcher(store, chain).catch_up() == 4
     await assert_each_anchored_once(store, chain, 130)
+
+
+class SlowEstimates(FakeAnchorChain):
+    """Estimation takes a while: concurrent sends would each estimate if not held."""
+
+    async def estimate_anchor_batch(
+        self, batch_id: int, root: int, leaf_count: int, domain: str | int
+    ) -> EstimatedFee:
+        await asyncio.sleep(0.05)
+        return await super().estimate_anchor_batch(batch_id, root, leaf_count, domain)
+
+
+async def test_concurrent_sends_of_a_band_make_one_estimate(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    chain = SlowEstimates()
+    engine = engine_for(
+        store,
+        chain,
+        clock,
+        policy=BatchPolicy(max_leaves=4, max_wait=timedelta(milliseconds=500)),
+        fees=REFRESH,
+        max_in_flight=2,
+        poll_interval=0.01,
+    )
+    await queue(store, 8)  # two full batches, sent side by side
+    stop = asyncio.Event()
+    running = asyncio.create_task(engine.run(stop))
+    try:
+        await wait_until(lambda: _applied(chain, 2))
+    finally:
+        stop.set()
+        await running
+    assert chain.estimates == 1 and chain.sends == 2
+
+
+async def _applied(chain: FakeAnchorChain, n: int) -> bool:
+    return chain.applied >= n
