@@ -82,6 +82,14 @@ class CountingServicer(PassportServicer):
             get_timeline_request.groups_json = False
         return await super().get_timeline(get_timeline_request)
 
+    async def get_shared_passport(
+        self, get_shared_passport_request: pb.GetSharedPassportRequest
+    ) -> pb.GetSharedPassportResponse:
+        type(self).timeline_calls += 1
+        if self.message_form:
+            get_shared_passport_request.groups_json = False
+        return await super().get_shared_passport(get_shared_passport_request)
+
     async def verify_passport(
         self, verify_passport_request: pb.VerifyPassportRequest
     ) -> pb.VerifyPassportResponse:

@@ -263,10 +263,12 @@ class PassportServicer(CredentialsServicer, pb.PassportServiceBase):
         statements = Statements()
         groups = group_entries(found, statements)
         message = pb.GetSharedPassportResponse(
-            passport=await self._passport_pb(access),
-            groups=[group_to_pb(g, access.disclosure, statements) for g in groups],
-            next_page_token=token,
+            passport=await self._passport_pb(access), next_page_token=token
         )
+        if r.groups_json:
+            message.groups_json = groups_json(groups, access.disclosure, statements)
+        else:
+            message.groups = [group_to_pb(g, access.disclosure, statements) for g in groups]
         assert access.link is not None
         if access.link.expires_at is not None:
             message.expires_at = access.link.expires_at

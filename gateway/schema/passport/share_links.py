@@ -15,7 +15,7 @@ from gateway.schema.passport.timeline import (
     Passport,
     TimelineConnection,
     _connection,
-    _groups_of_pb,
+    groups_of,
 )
 from services.api.keiko.passport import v1 as pb
 
@@ -106,14 +106,14 @@ class ShareLinksQuery:
         reply = await rpc(
             passport_client(info).get_shared_passport(
                 pb.GetSharedPassportRequest(
-                    token=token, page_size=_first(first), page_token=after or ""
+                    token=token, page_size=_first(first), page_token=after or "", groups_json=True
                 )
             )
         )
         scope = _Scope(share_token=token)
         return SharedPassport(
             passport=Passport.from_pb(reply.passport, scope),
-            timeline=_connection(_groups_of_pb(reply.groups, scope), reply.next_page_token),
+            timeline=_connection(groups_of(reply, scope), reply.next_page_token),
             expires_at=_when(reply.expires_at),
         )
 

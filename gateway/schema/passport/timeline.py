@@ -220,6 +220,16 @@ def _groups_of_json(text: str, scope: _Scope) -> list[TimelineGroup]:
     return [TimelineGroup.from_json(g, scope) for g in orjson.loads(text)]
 
 
+def groups_of(
+    reply: pb.GetTimelineResponse | pb.GetSharedPassportResponse, scope: _Scope
+) -> list[TimelineGroup]:
+    """The groups of a reply to a request that asked for groups_json; the messages when a
+    service that predates it answers them (a rolling deploy)."""
+    if reply.groups_json:
+        return _groups_of_json(reply.groups_json, scope)
+    return _groups_of_pb(reply.groups, scope)
+
+
 @strawberry.type
 class Passport:
     id: strawberry.ID
@@ -283,11 +293,14 @@ async def _timeline(
         shared = await rpc(
             passport_client(info).get_shared_passport(
                 pb.GetSharedPassportRequest(
-                    token=scope.share_token, page_size=_first(first), page_token=after or ""
+                    token=scope.share_token,
+                    page_size=_first(first),
+                    page_token=after or "",
+                    groups_json=True,
                 )
             )
         )
-        return _connection(_groups_of_pb(shared.groups, scope), shared.next_page_token)
+        return _connection(groups_of(shared, scope), shared.next_page_token)
     request = pb.GetTimelineRequest(
         passport_id=passport_id,
         course_id=course_id or "",
@@ -301,13 +314,7 @@ async def _timeline(
     if until is not None:
         request.until = until
     reply = await rpc(passport_client(info).get_timeline(request))
-    # A service that predates groups_json answers the messages (a rolling deploy).
-    groups = (
-        _groups_of_json(reply.groups_json, scope)
-        if reply.groups_json
-        else _groups_of_pb(reply.groups, scope)
-    )
-    return _connection(groups, reply.next_page_token)
+    return _connection(groups_of(reply, scope), reply.next_page_token)
 
 
 @strawberry.type

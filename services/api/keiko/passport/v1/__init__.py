@@ -615,6 +615,10 @@ class GetSharedPassportRequest(betterproto.Message):
     token: str = betterproto.string_field(1)
     page_size: int = betterproto.int32_field(2)
     page_token: str = betterproto.string_field(3)
+    groups_json: bool = betterproto.bool_field(4)
+    """
+    Answer the groups as one JSON document (`groups_json`), as GetTimelineRequest's.
+    """
 
 
 @dataclass(eq=False, repr=False)
@@ -624,6 +628,11 @@ class GetSharedPassportResponse(betterproto.Message):
     next_page_token: str = betterproto.string_field(3)
     expires_at: datetime = betterproto.message_field(4)
     """Link expiry, so the page can tell the viewer."""
+
+    groups_json: str = betterproto.string_field(5)
+    """
+    With groups_json: the groups as GetTimelineResponse.groups_json has them.
+    """
 
 
 @dataclass(eq=False, repr=False)
