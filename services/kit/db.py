@@ -160,7 +160,14 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", self._on_sqlite_connect)
             event.listen(self.engine.sync_engine, "begin", self._on_sqlite_begin)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._statement_reads = self.engine.execution_options(**{_NO_BEGIN: True})
+        # Reads without a snapshot send no BEGIN: SQLite through our begin hook, PostgreSQL
+        # in asyncpg's autocommit mode (no BEGIN and COMMIT round trips around the statement,
+        # ~15 % of the server's CPU on GET /xapi/statements).
+        self._statement_reads = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if backend == "postgresql"
+            else self.engine.execution_options(**{_NO_BEGIN: True})
+        )
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -182,10 +189,11 @@ class Database:
         exit. Lighter than `session()` (no ORM session around each statement).
 
         `snapshot=False` is for reads that need no consistency *between* their statements
-        (typically one statement): on SQLite it skips the BEGIN, so each statement is its own
-        implicit transaction (atomic on its own) and the read saves a driver round trip.
-        PostgreSQL is unaffected. Never write through such a connection: it would autocommit
-        statement by statement.
+        (typically one statement): no BEGIN is sent (SQLite: our begin hook; PostgreSQL:
+        autocommit), so each statement is its own implicit transaction (atomic on its own,
+        seeing the latest commit, as READ COMMITTED statements do anyway) and the read saves
+        the BEGIN and COMMIT round trips. Never write through such a connection: it would
+        autocommit statement by statement.
         """
         return (self.engine if snapshot else self._statement_reads).connect()
 

@@ -258,6 +258,24 @@ async def test_postgresql_keeps_its_connections_through_bursts(database: Databas
     assert len(opened) == first
 
 
+async def test_a_read_without_snapshot_opens_no_transaction_block(database: Database) -> None:
+    """`read(snapshot=False)` sends no BEGIN on either engine: on PostgreSQL each statement
+    is its own transaction (a transaction block would give both the same `now()`), while
+    `read()` keeps its one transaction."""
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite's no-BEGIN read is tested in services/identity/tests/test_read_path.py")
+    async with database.read(snapshot=False) as conn:
+        first = (await conn.execute(text("SELECT now()"))).scalar_one()
+        await asyncio.sleep(0.01)
+        second = (await conn.execute(text("SELECT now()"))).scalar_one()
+        assert first != second
+    async with database.read() as conn:
+        first = (await conn.execute(text("SELECT now()"))).scalar_one()
+        await asyncio.sleep(0.01)
+        second = (await conn.execute(text("SELECT now()"))).scalar_one()
+        assert first == second
+
+
 async def test_an_idle_postgresql_connection_that_died_is_replaced(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
