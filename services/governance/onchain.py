@@ -41,7 +41,7 @@ from services.kit.errors import (
     Unavailable,
     ValidationError,
 )
-from services.kit.grpc.client import ChannelOpener, channel_opener, open_channel, stub
+from services.kit.grpc.client import ChannelOpener, LazyChannel, channel_opener, open_channel
 
 if TYPE_CHECKING:
     from chain.client.core import KeikoChain, TxResult
@@ -123,24 +123,17 @@ class TranslatorBallots:
         channel: grpc.aio.Channel | None = None,
         connect: ChannelOpener = open_channel,
     ) -> None:
-        self.target = target
+        self.translator = LazyChannel(target, connect, channel)
         self._token = token
         self.timeout = timeout
-        self._channel = channel
-        self._connect = connect
 
     async def cast(
         self, onchain_id: str, voter_commitment: str, option: int, request_id: str
     ) -> str:
         from services.api.keiko.chain import v1 as chain_pb
 
-        if self._channel is None:
-            self._channel = self._connect(self.target)
-        client = stub(
-            chain_pb.ChainServiceStub,
-            self._channel,
-            access_token=self._token(),
-            timeout=self.timeout,
+        client = self.translator.stub(
+            chain_pb.ChainServiceStub, access_token=self._token(), timeout=self.timeout
         )
         try:
             reply = await client.cast_governance_vote(

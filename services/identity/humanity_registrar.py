@@ -13,7 +13,7 @@ import grpc
 
 from services.api.keiko.chain import v1 as chain_pb
 from services.api.keiko.common import v1 as common_pb
-from services.kit.grpc.client import ChannelOpener, open_channel, stub
+from services.kit.grpc.client import ChannelOpener, LazyChannel, open_channel
 
 
 @dataclass(frozen=True)
@@ -67,23 +67,15 @@ class TranslatorRegistrar:
         channel: grpc.aio.Channel | None = None,
         connect: ChannelOpener = open_channel,
     ) -> None:
-        self.target = target
+        self.translator = LazyChannel(target, connect, channel)
         self._token = token
         self.timeout = timeout
-        self._channel = channel
-        self._owns_channel = channel is None
-        self._connect = connect
 
     async def register(
         self, *, user_id: str, commitment: str, ed25519_public_key: str, request_id: str
     ) -> Registration:
-        if self._channel is None:
-            self._channel = self._connect(self.target)
-        client = stub(
-            chain_pb.ChainServiceStub,
-            self._channel,
-            access_token=self._token(),
-            timeout=self.timeout,
+        client = self.translator.stub(
+            chain_pb.ChainServiceStub, access_token=self._token(), timeout=self.timeout
         )
         try:
             reply = await client.register_humanity(
@@ -105,6 +97,4 @@ class TranslatorRegistrar:
         return Registration(accepted=False, tx_hash=reply.tx_hash)
 
     async def close(self) -> None:
-        if self._channel is not None and self._owns_channel:
-            await self._channel.close()
-        self._channel = None
+        await self.translator.close()

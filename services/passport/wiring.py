@@ -12,8 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from chain.verify import AsyncChainReader
 from services.kit.auth import TokenIssuer
 from services.kit.clock import Clock
@@ -25,7 +23,7 @@ from services.kit.events.dedupe import (
     run_page_consumer,
 )
 from services.kit.events.outbox import OutboxRelay
-from services.kit.grpc.client import ChannelOpener, channel_opener, open_channel, stub
+from services.kit.grpc.client import ChannelOpener, LazyChannel, channel_opener, open_channel
 from services.kit.runtime import BackgroundJob, ServiceRuntime
 from services.passport.credentials.service import CredentialService
 from services.passport.credentials.signing import SERVICE_PRINCIPAL, TranslatorSigning
@@ -56,16 +54,12 @@ class GrpcProofSource:
     opened on first use)."""
 
     def __init__(self, target: str, connect: ChannelOpener = open_channel) -> None:
-        self.target = target
-        self._channel: grpc.aio.Channel | None = None
-        self._connect = connect
+        self.translator = LazyChannel(target, connect)
 
     async def siblings(self, domain: str, record_id: str) -> list[str]:
         from services.api.keiko.chain import v1 as chain_pb
 
-        if self._channel is None:
-            self._channel = self._connect(self.target)
-        client = stub(chain_pb.ChainServiceStub, self._channel)
+        client = self.translator.stub(chain_pb.ChainServiceStub)
         reply = await client.get_inclusion_proof(
             chain_pb.GetInclusionProofRequest(
                 domain=chain_pb.AnchorDomain.from_string(domain.upper()), record_id=record_id
@@ -75,9 +69,7 @@ class GrpcProofSource:
         return list(reply.proof.siblings)
 
     async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
+        await self.translator.close()
 
 
 def build_passport_servicer(

@@ -120,8 +120,8 @@ async def on_chain(
     servicers = [HumanityIdentityServicer(service, humanity), ChainServicer(translator)]
     try:
         async with running_host(servicers, token_verifier=verifier) as host:
-            registrar.target = f"127.0.0.1:{host.port}"
-            async with grpc.aio.insecure_channel(registrar.target) as channel:
+            registrar.translator.target = f"127.0.0.1:{host.port}"
+            async with grpc.aio.insecure_channel(registrar.translator.target) as channel:
                 yield OnChain(
                     Humanity(
                         channel,

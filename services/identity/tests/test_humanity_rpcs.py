@@ -675,7 +675,7 @@ async def test_the_composition_root_wires_humanity_and_its_jobs(
     }
     registrar = servicer.humanity.registrar
     assert isinstance(registrar, TranslatorRegistrar)
-    assert registrar.target == "127.0.0.1:9"
+    assert registrar.translator.target == "127.0.0.1:9"
     # identity calls the translator as a Keiko service (RegisterHumanity is trusted-only)
     caller = verifier.verify(registrar._token())
     assert caller.has_role("service") and not caller.is_admin
@@ -686,7 +686,7 @@ async def test_the_composition_root_wires_humanity_and_its_jobs(
     ):
         # A host without the chain translator (UNIMPLEMENTED, as on today's platform): the
         # enrollment is stored, pending, without a transaction hash, and retried later.
-        registrar.target = f"127.0.0.1:{host.port}"
+        registrar.translator.target = f"127.0.0.1:{host.port}"
         authenticator = SoftwareAuthenticator(origin=ORIGIN, rp_id=RP_ID)
         signed = await register(servicer.service, authenticator, "ana@example.org", "Ana")
         client = stub(Stub, channel, access_token=signed.tokens.access_token, timeout=120)

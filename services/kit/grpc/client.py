@@ -229,6 +229,40 @@ def channel_opener(runtime: object) -> ChannelOpener:
     return opener or open_channel
 
 
+class LazyChannel:
+    """One channel to another service at ``target``, opened with ``connect`` on first use
+    (services.kit's `channel_opener`: in process when that service is co-hosted) and closed
+    by ``close()`` when it opened it; a ``channel`` given here stays the giver's."""
+
+    def __init__(
+        self,
+        target: str,
+        connect: ChannelOpener = open_channel,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        self.target = target
+        self._connect = connect
+        self._channel = channel
+        self._owned = channel is None
+
+    def stub(
+        self,
+        stub_class: type[StubT],
+        *,
+        access_token: str | None = None,
+        timeout: float | None = 30.0,
+    ) -> StubT:
+        if self._channel is None:
+            self._channel = self._connect(self.target)
+        return stub(stub_class, self._channel, access_token=access_token, timeout=timeout)
+
+    async def close(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None and self._owned:
+            await channel.close()
+        self._owned = True  # a channel opened after this is ours
+
+
 def service_of(method: str) -> str:
     """The Keiko service a full method name belongs to: ``learning`` for
     ``/keiko.learning.v1.LearningService/RecordInteraction``; "" for any other."""

@@ -29,7 +29,7 @@ from services.kit.errors import (
     Unavailable,
     ValidationError,
 )
-from services.kit.grpc.client import ChannelOpener, open_channel, stub
+from services.kit.grpc.client import ChannelOpener, LazyChannel, open_channel
 
 SERVICE_PRINCIPAL = Principal("keiko-passport", frozenset({"service"}))
 SIGN_TIMEOUT_S = 60.0
@@ -88,17 +88,13 @@ class TranslatorSigning:
         *,
         connect: ChannelOpener = open_channel,
     ) -> None:
-        self.target = target
+        self.translator = LazyChannel(target, connect, channel)
         self._token = token
-        self._channel = channel
-        self._connect = connect
         self._anchor: AnchorRef | None = None
 
     def _client(self, timeout: float) -> Any:
-        if self._channel is None:
-            self._channel = self._connect(self.target)
-        return stub(
-            chain_pb.ChainServiceStub, self._channel, access_token=self._token(), timeout=timeout
+        return self.translator.stub(
+            chain_pb.ChainServiceStub, access_token=self._token(), timeout=timeout
         )
 
     async def sign(
@@ -139,9 +135,7 @@ class TranslatorSigning:
         return self._anchor
 
     async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
+        await self.translator.close()
 
 
 def _chain_id(text: str) -> int:

@@ -425,7 +425,7 @@ async def test_factory_defaults_from_settings(
         # localhost, the name browsers accept passkeys for (and the default RP id).
         assert service.share_url("t") == "http://localhost:8123/verify/share/t"
         assert isinstance(service.proof_source, GrpcProofSource)
-        assert service.proof_source.target == "127.0.0.1:50999"
+        assert service.proof_source.translator.target == "127.0.0.1:50999"
         assert service.chain_reader is not None
     finally:
         await fanout.close()
