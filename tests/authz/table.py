@@ -337,6 +337,30 @@ LEARNING: list[Rows] = [
         variant="about the participant",
     ),
     rows(
+        "LearningService/RecordInteractions",
+        SIGNED_IN,
+        lambda x: {"interactions": [{"interaction": interaction(x)}]},
+    ),
+    # One item about the participant: the whole call is authorized as that item would be.
+    rows(
+        "LearningService/RecordInteractions",
+        expect(DENIED, anonymous=UNAUTHENTICATED, owner=OK, participant=OK, admin=OK),
+        lambda x: {
+            "interactions": [
+                {"interaction": interaction(x)},
+                {
+                    "interaction": interaction(
+                        x,
+                        learnerId=x.user(PARTICIPANT),
+                        interactionType="INTERACTION_TYPE_FEEDBACK",
+                        context={"tutorialSessionId": x.tutorial_session_id},
+                    )
+                },
+            ]
+        },
+        variant="one about the participant",
+    ),
+    rows(
         "LearningService/GetInteraction",
         STUDENT_RECORD,
         lambda x: {"interactionId": x.session_interaction_id},

@@ -3,13 +3,22 @@ and the check of a device signature. No I/O."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import nacl.exceptions
 import nacl.signing
 
-from services.kit.errors import ValidationError
+from services.kit.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from services.learning.hierarchy import domain as h
 from services.learning.interactions import domain as ix
 from services.learning.statements.domain import (
@@ -21,6 +30,9 @@ from services.learning.statements.domain import (
 from services.learning.xapi import ValidatedStatement, format_duration, vocab
 
 KIND_NAMES: dict[str, h.InteractionKind] = {k.value: k for k in h.InteractionKind}
+# Interactions one RecordInteractions call takes (docs/limits.md): the largest page and
+# the kit's default for a repeated field, as for a batch of statements.
+MAX_INTERACTION_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,36 @@ class InteractionInput:
     completion: bool | None = None
     duration: timedelta | None = None
     occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class InteractionSubmission:
+    """One interaction to record: RecordInteraction's fields but the request id."""
+
+    interaction: InteractionInput
+    statement_id: str = ""
+    device_signature: DeviceSignature | None = None
+
+
+_LOCATABLE = (NotFound, PermissionDenied, FailedPrecondition, AlreadyExists)
+
+
+@contextmanager
+def item_errors(prefix: str, field: str) -> Iterator[None]:
+    """Errors raised within name the batch item (`prefix`, e.g. "interactions[3].") and
+    the field they are about: a ValidationError its own field under the prefix, the other
+    client errors `field`. With no prefix (a single RecordInteraction) they pass as
+    raised, so the single call's messages stay as they were."""
+    try:
+        yield
+    except DomainError as e:
+        if not prefix:
+            raise
+        if isinstance(e, ValidationError):
+            raise ValidationError(prefix + e.field, e.reason) from None
+        if isinstance(e, _LOCATABLE):
+            raise type(e)(f"{prefix}{field}: {e.message}") from None
+        raise
 
 
 @dataclass(frozen=True)

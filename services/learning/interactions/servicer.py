@@ -1,4 +1,4 @@
-"""gRPC: interaction RPCs (Prepare, Record, Get, List, Watch) and their encoders."""
+"""gRPC: interaction RPCs (Prepare, Record one or many, Get, List, Watch) and their encoders."""
 
 from __future__ import annotations
 
@@ -14,7 +14,12 @@ from services.kit.auth import current_principal
 from services.kit.errors import Unavailable, ValidationError
 from services.kit.events import Event
 from services.kit.events.fanout import EventFanout
-from services.learning.interactions.inputs import InteractionInput, ScoreInput
+from services.learning.interactions.inputs import (
+    InteractionInput,
+    InteractionSubmission,
+    ScoreInput,
+    item_errors,
+)
 from services.learning.statements.domain import (
     TOPIC_ANCHOR_FAILED,
     TOPIC_INTERACTION_ANCHORED,
@@ -58,19 +63,32 @@ class InteractionsServicer:
         self, record_interaction_request: pb.RecordInteractionRequest
     ) -> pb.RecordInteractionResponse:
         r = record_interaction_request
-        device = None
-        if betterproto.serialized_on_wire(r.device_signature):
-            device = DeviceSignature(
-                r.device_signature.signature_hex, r.device_signature.public_key_hex
-            )
         row = await self.service.interactions.record_interaction(
             current_principal(),
             interaction_input(r.interaction),
             statement_id=r.statement_id,
-            device_signature=device,
+            device_signature=device_signature(r.device_signature),
             request_id=r.request_id,
         )
         return pb.RecordInteractionResponse(interaction=interaction_to_pb(row))
+
+    async def record_interactions(
+        self, record_interactions_request: pb.RecordInteractionsRequest
+    ) -> pb.RecordInteractionsResponse:
+        r = record_interactions_request
+        items = []
+        for i, item in enumerate(r.interactions):
+            with item_errors(f"interactions[{i}].", "interaction"):
+                inp = interaction_input(item.interaction)
+            items.append(
+                InteractionSubmission(
+                    inp, item.statement_id, device_signature(item.device_signature)
+                )
+            )
+        rows = await self.service.interactions.record_interactions(
+            current_principal(), items, request_id=r.request_id
+        )
+        return pb.RecordInteractionsResponse(interactions=[interaction_to_pb(x) for x in rows])
 
     async def get_interaction(
         self, get_interaction_request: pb.GetInteractionRequest
@@ -186,6 +204,13 @@ def interaction_to_pb(row: StatementRecord) -> pb.Interaction:
     if data is not None and data.duration_seconds is not None:
         message.duration = timedelta(seconds=float(data.duration_seconds))
     return message
+
+
+def device_signature(message: common_pb.DeviceSignature) -> DeviceSignature | None:
+    """The device's signature, None when the message is unset (the translator signs)."""
+    if not betterproto.serialized_on_wire(message):
+        return None
+    return DeviceSignature(message.signature_hex, message.public_key_hex)
 
 
 def interaction_input(message: pb.InteractionInput) -> InteractionInput:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,10 +35,14 @@ class PreparedRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
 
-    async def get(self, statement_id: str) -> PreparedRecord | None:
+    async def get_many(self, statement_ids: Sequence[str]) -> dict[str, PreparedRecord]:
+        """The prepared statements with these ids, by id, in one query (none for no ids)."""
+        if not statement_ids:
+            return {}
         t = prepared_interactions
-        row = (await self.s.execute(select(t).where(t.c.statement_id == statement_id))).first()
-        return PreparedRecord(**mapping(row)) if row is not None else None
+        query = select(t).where(t.c.statement_id.in_(statement_ids))
+        found = [PreparedRecord(**mapping(r)) for r in (await self.s.execute(query)).all()]
+        return {r.statement_id: r for r in found}
 
     async def insert(self, record: PreparedRecord) -> None:
         t = prepared_interactions

@@ -1,5 +1,6 @@
-"""Interaction use cases: record (optionally device-signed after PrepareInteraction), read,
-list and authorize watching a learner's interactions.
+"""Interaction use cases: record one or a batch (optionally device-signed after
+PrepareInteraction), read, list and authorize watching a learner's interactions. A single
+RecordInteraction is a batch of one: the same rules, the same code.
 
 Authorization (issue 9, see `services.learning.sessions.consent`): a learner records
 into their own record; into a tutorial or study session only as a participant, while it
@@ -15,14 +16,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.clock import FixedClock
-from services.kit.errors import FailedPrecondition, NotFound, PermissionDenied, ValidationError
+from services.kit.errors import NotFound, PermissionDenied, ValidationError
 from services.learning.common.storage import RequestKeys
 from services.learning.common.usecases import (
     MAX_STATEMENT_PAGE,
@@ -36,15 +37,18 @@ from services.learning.hierarchy.storage import HierarchyRepository
 from services.learning.interactions import domain as ix
 from services.learning.interactions.inputs import (
     KIND_NAMES,
+    MAX_INTERACTION_BATCH,
     InteractionInput,
+    InteractionSubmission,
     PreparedInteraction,
     domain_interaction,
     interaction_details,
+    item_errors,
     verify_device_signature,
 )
+from services.learning.interactions.placements import Placement, Placements
 from services.learning.interactions.storage import PreparedRecord, PreparedRepository
-from services.learning.sessions.storage import SessionRepository
-from services.learning.sessions.usecases import Sessions, load_class
+from services.learning.sessions.usecases import Sessions
 from services.learning.statements.domain import (
     DeviceSignature,
     StatementRecord,
@@ -53,6 +57,7 @@ from services.learning.statements.domain import (
 )
 from services.learning.statements.storage import StatementFilter, StatementRepository
 from services.learning.statements.usecases import Statements
+from services.learning.statements.writes import Incoming, new_record
 from services.learning.xapi import (
     ValidatedStatement,
     canonical_bytes,
@@ -62,53 +67,19 @@ from services.learning.xapi import (
 )
 
 
-@dataclass(frozen=True)
-class Placement:
-    """Where an interaction is recorded: the domain context and the ids stored with it."""
+@dataclass
+class _Batch:
+    """What recording a batch looks up once for all its items: the containers they name,
+    the interactions they refer to (stored ones, then the batch's earlier items), and the
+    answers of the authorization rules per session, class and course."""
 
-    where: ix.HierarchyContext
-    course_id: str | None
-    class_id: str | None
-    tutorial_session_id: str | None
-    study_session_id: str | None
-
-
-async def _placement(s: AsyncSession, inp: InteractionInput) -> Placement:
-    sessions = SessionRepository(s)
-    tutorial = None
-    study = None
-    session_class: str | None = None
-    if inp.tutorial_session_id:
-        row = await sessions.get_tutorial(inp.tutorial_session_id)
-        if row is None:
-            raise NotFound(f"tutorial session {inp.tutorial_session_id} not found")
-        if row.started_at is None:
-            raise FailedPrecondition("the tutorial session has not started yet")
-        students = (await sessions.participants([row.id]))[row.id]
-        tutorial = replace(row, student_ids=students).domain()
-        session_class = row.class_id
-    if inp.study_session_id:
-        study_row = await sessions.get_study(inp.study_session_id)
-        if study_row is None:
-            raise NotFound(f"study session {inp.study_session_id} not found")
-        study = study_row.domain()
-        session_class = session_class or study_row.class_id
-    klass = await load_class(s, inp.class_id or session_class or "")
-    course: h.Course | None = None
-    course_id = inp.course_id or (klass.course_id if klass is not None else None)
-    if course_id:
-        course_row = await HierarchyRepository(s).get_course(course_id)
-        if course_row is None:
-            raise NotFound(f"course {course_id} not found")
-        course = course_row.domain()
-    where = ix.HierarchyContext(course=course, klass=klass, tutorial=tutorial, study=study)
-    return Placement(
-        where=where,
-        course_id=course.id if course else None,
-        class_id=klass.id if klass else None,
-        tutorial_session_id=tutorial.id if tutorial else None,
-        study_session_id=study.id if study else None,
-    )
+    placements: Placements
+    related: dict[str, StatementRecord]
+    # The ids items relate to: an earlier item with one of them is kept in `related`.
+    referred: set[str] = field(default_factory=set)
+    agreed: dict[str, set[str]] = field(default_factory=dict)
+    takes_part: dict[str, bool] = field(default_factory=dict)
+    course_classes: dict[str, list[str]] = field(default_factory=dict)
 
 
 class Interactions:
@@ -116,6 +87,20 @@ class Interactions:
         self.ctx = ctx
         self.statements = statements
         self.sessions = sessions
+
+    async def _batch(
+        self, s: AsyncSession, inputs: Sequence[InteractionInput], prefixes: Sequence[str]
+    ) -> _Batch:
+        related_ids = {
+            check_statement_id(
+                inp.related_interaction_id, prefix + "interaction.related_interaction_id"
+            )
+            for inp, prefix in zip(inputs, prefixes, strict=True)
+            if inp.related_interaction_id
+        }
+        placements = await Placements.load(s, inputs)
+        related = await StatementRepository(s).get_statements(sorted(related_ids))
+        return _Batch(placements, related, related_ids)
 
     async def _build(
         self,
@@ -127,61 +112,61 @@ class Interactions:
         timestamp: datetime,
         stored: datetime,
         authority_id: str,
+        batch: _Batch,
+        prefix: str = "",
     ) -> tuple[ValidatedStatement, StoreExtras, str]:
-        kind = KIND_NAMES.get(inp.kind)
-        if kind is None:
-            raise ValidationError(
-                "interaction.interaction_type",
-                "must be one of question, answer, exercise, discussion, evaluation, feedback",
-            )
-        learner = inp.learner_id or caller.user_id
-        h.check_id(learner, "interaction.learner_id")
-        placement = await _placement(s, inp)
+        """The statement of one interaction and what is stored with it, after the rules of
+        who may record it where; errors name the item by `prefix` (see `item_errors`)."""
+        with item_errors(prefix, "interaction"):
+            kind = KIND_NAMES.get(inp.kind)
+            if kind is None:
+                raise ValidationError(
+                    "interaction.interaction_type",
+                    "must be one of question, answer, exercise, discussion, evaluation, feedback",
+                )
+            learner = inp.learner_id or caller.user_id
+            h.check_id(learner, "interaction.learner_id")
+        with item_errors(prefix, "interaction.context"):
+            placement = batch.placements.of(inp)
         where = placement.where
         if learner != caller.user_id and not caller.is_admin:
-            tutorial = where.tutorial
-            if tutorial is None or tutorial.tutor_id != caller.user_id:
-                raise PermissionDenied(
-                    "only the tutor of a tutorial session may record for its students"
-                )
-            if learner not in tutorial.student_ids:
-                raise PermissionDenied("the learner is not a student of this tutorial session")
-            planned = await SessionRepository(s).get_tutorial(tutorial.id)
-            creator = planned.created_by if planned is not None else ""
-            if learner not in await self.sessions.agreed_students(s, tutorial.id, creator):
-                raise PermissionDenied(
-                    "the learner has not accepted this tutorial session: "
-                    "nothing is recorded about them until they do"
-                )
+            with item_errors(prefix, "interaction.learner_id"):
+                await self._require_tutor_of(s, caller, learner, placement, batch)
         elif not caller.is_admin and where.tutorial is None:
-            await self._require_taking_part(s, caller, placement)
-        related: StatementRecord | None = None
-        if inp.related_interaction_id:
-            rid = check_statement_id(
-                inp.related_interaction_id, "interaction.related_interaction_id"
-            )
-            related = await StatementRepository(s).get_statement(rid)
-            if related is None or not (
-                caller.is_admin
-                or caller.user_id in (related.learner_id, related.recorded_by)
-                or learner == related.learner_id
-                or (where.tutorial is not None and related.tutorial_session_id == where.tutorial.id)
-            ):
-                raise ValidationError(
-                    "interaction.related_interaction_id", f"no interaction {rid} you may refer to"
-                )
-        domain, external_object = domain_interaction(kind, inp, statement_id, related)
-        statement = ix.build_statement(domain, learner, where, self.ctx.clock)
+            with item_errors(prefix, "interaction.context"):
+                await self._require_taking_part(s, caller, placement, batch)
+        with item_errors(prefix, "interaction"):
+            related: StatementRecord | None = None
+            if inp.related_interaction_id:
+                rid = inp.related_interaction_id.lower()
+                related = batch.related.get(rid)
+                if related is None or not (
+                    caller.is_admin
+                    or caller.user_id in (related.learner_id, related.recorded_by)
+                    or learner == related.learner_id
+                    or (
+                        where.tutorial is not None
+                        and related.tutorial_session_id == where.tutorial.id
+                    )
+                ):
+                    raise ValidationError(
+                        "interaction.related_interaction_id",
+                        f"no interaction {rid} you may refer to",
+                    )
+            domain, external_object = domain_interaction(kind, inp, statement_id, related)
+        with item_errors(prefix, "interaction.context"):
+            statement = ix.build_statement(domain, learner, where, self.ctx.clock)
         statement["id"] = statement_id
         statement["timestamp"] = format_timestamp(timestamp)
         if external_object is not None:
             statement["object"]["id"] = external_object
-        validated = validate_statement(
-            statement,
-            clock=FixedClock(stored),
-            authority=h.keiko_agent(authority_id),
-            path="interaction",
-        )
+        with item_errors(prefix, "interaction"):
+            validated = validate_statement(
+                statement,
+                clock=FixedClock(stored),
+                authority=h.keiko_agent(authority_id),
+                path="interaction",
+            )
         extras = StoreExtras(
             interaction_type=kind.value,
             interaction=interaction_details(inp, validated),
@@ -191,6 +176,35 @@ class Interactions:
             study_session_id=placement.study_session_id,
         )
         return validated, extras, learner
+
+    async def _require_tutor_of(
+        self,
+        s: AsyncSession,
+        caller: Principal,
+        learner: str,
+        placement: Placement,
+        batch: _Batch,
+    ) -> None:
+        """Recording about another learner: the tutor of the tutorial session, for a student
+        of it who agreed to it."""
+        tutorial = placement.where.tutorial
+        if tutorial is None or tutorial.tutor_id != caller.user_id:
+            raise PermissionDenied(
+                "only the tutor of a tutorial session may record for its students"
+            )
+        if learner not in tutorial.student_ids:
+            raise PermissionDenied("the learner is not a student of this tutorial session")
+        agreed = batch.agreed.get(tutorial.id)
+        if agreed is None:
+            agreed = await self.sessions.agreed_students(
+                s, tutorial.id, placement.tutorial_created_by
+            )
+            batch.agreed[tutorial.id] = agreed
+        if learner not in agreed:
+            raise PermissionDenied(
+                "the learner has not accepted this tutorial session: "
+                "nothing is recorded about them until they do"
+            )
 
     async def prepare_interaction(
         self, caller: Principal, inp: InteractionInput
@@ -207,6 +221,7 @@ class Interactions:
                 timestamp=occurred,
                 stored=now,
                 authority_id=caller.user_id,
+                batch=await self._batch(s, [inp], [""]),
             )
             text = json_text(v.statement)
             await PreparedRepository(s).insert(
@@ -229,60 +244,144 @@ class Interactions:
         device_signature: DeviceSignature | None = None,
         request_id: str = "",
     ) -> StatementRecord:
+        """A batch of one (see `record_interactions`). The request id keys only unsigned
+        records: one with a statement id is idempotent by that id."""
         request_id = check_request_id(request_id)
-        if request_id and not statement_id:
-            replay = await self.ctx.replay(caller, "record_interaction", request_id)
-            if replay is not None:
-                return (await self.statements.rows_in_order([replay]))[0]
-        if device_signature is not None and not statement_id:
-            raise ValidationError(
-                "statement_id", "is required with a device signature (from PrepareInteraction)"
-            )
-        sid = (
-            check_statement_id(statement_id, "statement_id") if statement_id else str(uuid.uuid4())
+        item = InteractionSubmission(inp, statement_id, device_signature)
+        [row] = await self._record(
+            caller, [item], request_id="" if statement_id else request_id, single=True
         )
+        return row
+
+    async def record_interactions(
+        self,
+        caller: Principal,
+        items: Sequence[InteractionSubmission],
+        *,
+        request_id: str = "",
+    ) -> list[StatementRecord]:
+        """Record every item as `record_interaction` would, all or nothing, in one
+        transaction whose round trips do not grow with the batch (containers looked up once
+        per distinct id, statements stored by the batch writer). An item sees the batch's
+        earlier items as recorded (an answer may relate to a question before it). Errors
+        name the item: `interactions[i].…`."""
+        if not items:
+            raise ValidationError("interactions", "must not be empty")
+        if len(items) > MAX_INTERACTION_BATCH:
+            raise ValidationError(
+                "interactions", f"must hold at most {MAX_INTERACTION_BATCH} interactions"
+            )
+        return await self._record(
+            caller, items, request_id=check_request_id(request_id), single=False
+        )
+
+    async def _record(
+        self,
+        caller: Principal,
+        items: Sequence[InteractionSubmission],
+        *,
+        request_id: str,
+        single: bool,
+    ) -> list[StatementRecord]:
+        # The single call keeps its operation name and one-id result: keys stored by earlier
+        # versions still replay.
+        operation = "record_interaction" if single else "record_interactions"
+        prefixes = [""] if single else [f"interactions[{i}]." for i in range(len(items))]
+        sids: list[str] = []
+        given: dict[str, int] = {}
+        for i, (item, prefix) in enumerate(zip(items, prefixes, strict=True)):
+            if item.device_signature is not None and not item.statement_id:
+                raise ValidationError(
+                    prefix + "statement_id",
+                    "is required with a device signature (from PrepareInteraction)",
+                )
+            if not item.statement_id:
+                sids.append(str(uuid.uuid4()))
+                continue
+            sid = check_statement_id(item.statement_id, prefix + "statement_id")
+            if sid in given:
+                raise ValidationError(
+                    prefix + "statement_id",
+                    f"repeats the statement id of interactions[{given[sid]}]",
+                )
+            given[sid] = i
+            sids.append(sid)
         now = self.ctx.clock.now()
         async with self.ctx.db.transaction() as s:
-            # A generated id cannot have been prepared (PrepareInteraction issues its own).
-            prep = await PreparedRepository(s).get(sid) if statement_id else None
-            if device_signature is not None and prep is None:
-                raise ValidationError("statement_id", "was not issued by PrepareInteraction")
-            if prep is not None:
-                if prep.prepared_by != caller.user_id and not caller.is_admin:
+            if request_id:
+                replay = await RequestKeys(s).get(caller.user_id, operation, request_id)
+                if replay is not None:
+                    ids = [str(x) for x in replay] if isinstance(replay, list) else [str(replay)]
+                    found = await StatementRepository(s).get_statements(ids)
+                    return [found[x] for x in ids if x in found]
+            # Generated ids cannot have been prepared (PrepareInteraction issues its own).
+            prepared = await PreparedRepository(s).get_many(list(given))
+            batch = await self._batch(s, [item.interaction for item in items], prefixes)
+            incoming: list[Incoming] = []
+            for item, sid, prefix in zip(items, sids, prefixes, strict=True):
+                entry, learner = await self._incoming(
+                    s, caller, item, sid, prepared.get(sid), now, batch, prefix
+                )
+                incoming.append(entry)
+                if sid in batch.referred:
+                    # A later item relates to this one (as it could once this was recorded).
+                    batch.related.setdefault(sid, new_record(caller, entry, learner))
+            rows = await self.statements.writer.store_many(s, caller, incoming)
+            if request_id:
+                result: str | list[str] = rows[0].id if single else [r.id for r in rows]
+                await RequestKeys(s).put(caller.user_id, operation, request_id, result, now)
+        self.ctx.notify()
+        return rows
+
+    async def _incoming(
+        self,
+        s: AsyncSession,
+        caller: Principal,
+        item: InteractionSubmission,
+        sid: str,
+        prep: PreparedRecord | None,
+        now: datetime,
+        batch: _Batch,
+        prefix: str,
+    ) -> tuple[Incoming, str]:
+        """One item built, checked against what PrepareInteraction issued for its id and
+        its device signature: what the writer stores, and its learner."""
+        inp = item.interaction
+        if item.device_signature is not None and prep is None:
+            raise ValidationError(prefix + "statement_id", "was not issued by PrepareInteraction")
+        if prep is not None:
+            if prep.prepared_by != caller.user_id and not caller.is_admin:
+                with item_errors(prefix, "statement_id"):
                     raise PermissionDenied("this statement id was prepared by another user")
-                prepared_statement = json.loads(prep.statement_json)
-                timestamp = inp.occurred_at or parse_timestamp(prepared_statement["timestamp"])
-                stored = parse_timestamp(prepared_statement["stored"])
-                authority_id = prep.prepared_by
-            else:
-                timestamp, stored, authority_id = inp.occurred_at or now, now, caller.user_id
-            v, extras, _ = await self._build(
-                s,
-                caller,
-                inp,
-                sid,
-                timestamp=timestamp,
-                stored=stored,
-                authority_id=authority_id,
-            )
+            prepared_statement = json.loads(prep.statement_json)
+            timestamp = inp.occurred_at or parse_timestamp(prepared_statement["timestamp"])
+            stored = parse_timestamp(prepared_statement["stored"])
+            authority_id = prep.prepared_by
+        else:
+            timestamp, stored, authority_id = inp.occurred_at or now, now, caller.user_id
+        v, extras, learner = await self._build(
+            s,
+            caller,
+            inp,
+            sid,
+            timestamp=timestamp,
+            stored=stored,
+            authority_id=authority_id,
+            batch=batch,
+            prefix=prefix,
+        )
+        with item_errors(prefix, "interaction"):
             if prep is not None:
-                if canonical_bytes(v.statement) != canonical_bytes(json.loads(prep.statement_json)):
+                if canonical_bytes(v.statement) != canonical_bytes(prepared_statement):
                     raise ValidationError(
                         "interaction", "differs from the interaction given to PrepareInteraction"
                     )
                 extras.statement_json = prep.statement_json
-            if device_signature is not None:
-                verify_device_signature(canonical_bytes(v.statement), device_signature)
-                extras.device = device_signature
-            row = await self.statements.store(
-                s, caller, v, extras, path="interaction", fresh_id=not statement_id
-            )
-            if request_id and not statement_id:
-                await RequestKeys(s).put(
-                    caller.user_id, "record_interaction", request_id, row.id, now
-                )
-        self.ctx.notify()
-        return row
+            if item.device_signature is not None:
+                verify_device_signature(canonical_bytes(v.statement), item.device_signature)
+                extras.device = item.device_signature
+        entry = Incoming(v, prefix + "interaction", extras, fresh_id=not item.statement_id)
+        return entry, learner
 
     async def get_interaction(self, caller: Principal, interaction_id: str) -> StatementRecord:
         row = await self.get_statement_for_watch(interaction_id)
@@ -295,20 +394,29 @@ class Interactions:
         return await self.statements.find(statement_id, "interaction_id")
 
     async def _require_taking_part(
-        self, s: AsyncSession, caller: Principal, placement: Placement
+        self, s: AsyncSession, caller: Principal, placement: Placement, batch: _Batch
     ) -> None:
         """A learner references a class (or a course) in their own record only when they
-        take part in it (a class of it, for a course)."""
+        take part in it (a class of it, for a course). Answers are kept for the batch."""
+
+        async def takes_part(class_id: str) -> bool:
+            if class_id not in batch.takes_part:
+                batch.takes_part[class_id] = await self.sessions.takes_part(s, caller, class_id)
+            return batch.takes_part[class_id]
+
         if placement.class_id is not None:
-            if not await self.sessions.takes_part(s, caller, placement.class_id):
+            if not await takes_part(placement.class_id):
                 raise PermissionDenied("you may record in a class only when you take part in it")
         elif placement.course_id is not None:
             course = placement.where.course
             if course is not None and course.instructor_id == caller.user_id:
                 return
-            of_course = await HierarchyRepository(s).class_ids_of_courses([placement.course_id])
-            for class_id in of_course.get(placement.course_id, []):
-                if await self.sessions.takes_part(s, caller, class_id):
+            course_id = placement.course_id
+            if course_id not in batch.course_classes:
+                of_course = await HierarchyRepository(s).class_ids_of_courses([course_id])
+                batch.course_classes[course_id] = of_course.get(course_id, [])
+            for class_id in batch.course_classes[course_id]:
+                if await takes_part(class_id):
                     return
             raise PermissionDenied("you may record in a course only when you take part in it")
 

@@ -141,6 +141,14 @@ class SessionRepository:
         row = (await self.s.execute(select(t).where(t.c.id == session_id))).first()
         return _tutorial(mapping(row)) if row is not None else None
 
+    async def get_tutorials(self, ids: Sequence[str]) -> dict[str, TutorialSessionRecord]:
+        """The tutorial sessions with these ids (missing ones left out), in one query."""
+        if not ids:
+            return {}
+        t = tutorial_sessions
+        rows = (await self.s.execute(select(t).where(t.c.id.in_(ids)))).all()
+        return {r.id: _tutorial(mapping(r)) for r in rows}
+
     async def insert_tutorial(self, record: TutorialSessionRecord, tutor_id: str) -> None:
         await self.s.execute(
             insert(tutorial_sessions).values(**row_values(record, tutorial_sessions))
@@ -252,6 +260,14 @@ class SessionRepository:
         t = study_sessions
         row = (await self.s.execute(select(t).where(t.c.id == session_id))).first()
         return _study(mapping(row)) if row is not None else None
+
+    async def get_studies(self, ids: Sequence[str]) -> dict[str, StudySessionRecord]:
+        """The study sessions with these ids (missing ones left out), in one query."""
+        if not ids:
+            return {}
+        t = study_sessions
+        rows = (await self.s.execute(select(t).where(t.c.id.in_(ids)))).all()
+        return {r.id: _study(mapping(r)) for r in rows}
 
     async def insert_study(self, record: StudySessionRecord) -> None:
         await self.s.execute(insert(study_sessions).values(**row_values(record, study_sessions)))

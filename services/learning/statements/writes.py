@@ -104,7 +104,7 @@ class StatementWriter:
                     new[target_id] = _voided(new[target_id])
                 else:
                     void_stored.append(target_id)
-            row = _record(caller, item, learner_id, lrs_client_id)
+            row = new_record(caller, item, learner_id, lrs_client_id)
             # Only a client-chosen id can have been voided before it arrived: ids the LRS or
             # Keiko generate are fresh UUIDs no earlier statement could name.
             if (
@@ -187,9 +187,10 @@ class StatementWriter:
         ]
 
 
-def _record(
-    caller: Principal, item: Incoming, learner_id: str | None, lrs_client_id: str | None
+def new_record(
+    caller: Principal, item: Incoming, learner_id: str | None, lrs_client_id: str | None = None
 ) -> StatementRecord:
+    """The row `store_many` writes for `item` (before the batch's voiding rules)."""
     v, extras = item.statement, item.extras
     statement_json = extras.statement_json or json_text(v.statement)
     assert v.stored is not None

@@ -520,3 +520,43 @@ async def test_factory_relays_the_event_and_tracks_anchor_state(
         stop.set()
         await asyncio.gather(*tasks)
         await fanout.close()
+
+
+async def test_record_interactions(harness: Harness) -> None:
+    ana = harness.client("ana")
+
+    def item(**fields: Any) -> pb.InteractionSubmission:
+        return pb.InteractionSubmission(interaction=question(), **fields)
+
+    request = pb.RecordInteractionsRequest(interactions=[item(), item()], request_id="r1")
+    recorded = (await ana.record_interactions(request)).interactions
+    assert [x.interaction_type for x in recorded] == [common_pb.InteractionType.QUESTION] * 2
+    assert all(x.anchor.status == common_pb.AnchorStatus.PENDING for x in recorded)
+    again = (await ana.record_interactions(request)).interactions
+    assert [x.id for x in again] == [x.id for x in recorded]
+    # An item's errors name it, from decoding to authorization.
+    unspecified = pb.InteractionSubmission(interaction=pb.InteractionInput(content="?"))
+    error = await rpc_error(
+        ana.record_interactions(pb.RecordInteractionsRequest(interactions=[item(), unspecified]))
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(error)[0][0] == "interactions[1].interaction.interaction_type"
+    about_ben = pb.InteractionSubmission(
+        interaction=pb.InteractionInput(
+            interaction_type=common_pb.InteractionType(common_pb.InteractionType.QUESTION),
+            content="?",
+            learner_id="ben",
+        )
+    )
+    error = await rpc_error(
+        ana.record_interactions(pb.RecordInteractionsRequest(interactions=[item(), about_ben]))
+    )
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error.details().startswith("interactions[1].interaction.learner_id: ")
+    error = await rpc_error(
+        ana.record_interactions(pb.RecordInteractionsRequest(interactions=[item()] * 501))
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(error)[0][0] == "interactions"
+    listed = await ana.list_interactions(pb.ListInteractionsRequest())
+    assert len(listed.interactions) == 2

@@ -5,18 +5,18 @@ either order, activity definitions folded in order - on both engines."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from services.kit.clock import FixedClock
 from services.kit.db import Database
 from services.kit.errors import AlreadyExists, PermissionDenied
 from services.learning.activities.storage import activity_definitions
 from services.learning.service import LearningService
+from services.learning.tests.sql import statements_run
 from services.learning.tests.test_service import ACT, ADMIN, ANA, events, statement, texts
 
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
@@ -113,21 +113,6 @@ async def test_definitions_are_rewritten_only_when_a_merge_changes_them(
     await service.statements.record_statements(ANA, texts(with_name({"es": "Uno"})))
     definition, later = await stored()
     assert definition == '{"name":{"en-US":"One","fr":"Un","es":"Uno"}}' and later != updated
-
-
-@contextmanager
-def statements_run(db: Database) -> Iterator[list[str]]:
-    """The SQL statements executed meanwhile (an executemany counts once)."""
-    seen: list[str] = []
-
-    def remember(conn: object, cursor: object, sql: str, *args: object) -> None:
-        seen.append(sql)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", remember)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", remember)
 
 
 async def test_a_batch_costs_the_same_statements_whatever_its_size(

@@ -1017,6 +1017,44 @@ class RecordInteractionResponse(betterproto.Message):
 
 
 @dataclass(eq=False, repr=False)
+class InteractionSubmission(betterproto.Message):
+    """
+    One interaction of a RecordInteractions call: the fields of a RecordInteractionRequest
+     but the request id, which is the whole call's.
+    """
+
+    interaction: "InteractionInput" = betterproto.message_field(1)
+    statement_id: str = betterproto.string_field(2)
+    """
+    The id returned by PrepareInteraction; required with a device signature, otherwise
+     optional (the service mints one).
+    """
+
+    device_signature: "__common_v1__.DeviceSignature" = betterproto.message_field(3)
+    """
+    Signature over PrepareInteractionResponse.canonical_statement_json. Unset: the
+     translator signs with the learner's key.
+    """
+
+
+@dataclass(eq=False, repr=False)
+class RecordInteractionsRequest(betterproto.Message):
+    interactions: List["InteractionSubmission"] = betterproto.message_field(1)
+    """1 to 500 interactions, stored in this order in one transaction."""
+
+    request_id: str = betterproto.string_field(2)
+    """
+    Client idempotency key of the whole call: a retry returns the first call's records.
+    """
+
+
+@dataclass(eq=False, repr=False)
+class RecordInteractionsResponse(betterproto.Message):
+    interactions: List["Interaction"] = betterproto.message_field(1)
+    """The recorded interactions in request order."""
+
+
+@dataclass(eq=False, repr=False)
 class GetInteractionRequest(betterproto.Message):
     interaction_id: str = betterproto.string_field(1)
 
@@ -1794,6 +1832,23 @@ class LearningServiceStub(betterproto.ServiceStub):
             metadata=metadata,
         )
 
+    async def record_interactions(
+        self,
+        record_interactions_request: "RecordInteractionsRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "RecordInteractionsResponse":
+        return await self._unary_unary(
+            "/keiko.learning.v1.LearningService/RecordInteractions",
+            record_interactions_request,
+            RecordInteractionsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
     async def get_interaction(
         self,
         get_interaction_request: "GetInteractionRequest",
@@ -2190,6 +2245,11 @@ class LearningServiceBase(ServiceBase):
     ) -> "RecordInteractionResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def record_interactions(
+        self, record_interactions_request: "RecordInteractionsRequest"
+    ) -> "RecordInteractionsResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def get_interaction(
         self, get_interaction_request: "GetInteractionRequest"
     ) -> "GetInteractionResponse":
@@ -2516,6 +2576,14 @@ class LearningServiceBase(ServiceBase):
         response = await self.record_interaction(request)
         await stream.send_message(response)
 
+    async def __rpc_record_interactions(
+        self,
+        stream: "grpclib.server.Stream[RecordInteractionsRequest, RecordInteractionsResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.record_interactions(request)
+        await stream.send_message(response)
+
     async def __rpc_get_interaction(
         self,
         stream: "grpclib.server.Stream[GetInteractionRequest, GetInteractionResponse]",
@@ -2831,6 +2899,12 @@ class LearningServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 RecordInteractionRequest,
                 RecordInteractionResponse,
+            ),
+            "/keiko.learning.v1.LearningService/RecordInteractions": grpclib.const.Handler(
+                self.__rpc_record_interactions,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                RecordInteractionsRequest,
+                RecordInteractionsResponse,
             ),
             "/keiko.learning.v1.LearningService/GetInteraction": grpclib.const.Handler(
                 self.__rpc_get_interaction,
