@@ -220,6 +220,9 @@ class Subscription(abc.ABC):
         self.group = group
         self.consumer = consumer
         self.options = options
+        # Events asked for per read (per topic on Redis): a page consumer raises it to its
+        # page size (see services.kit.events.dedupe.run_page_consumer).
+        self.fetch_size = options.batch_size
         self._buffer: deque[Delivery] = deque()
         self._closed = False
         self._ready = False

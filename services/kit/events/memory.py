@@ -216,7 +216,7 @@ class MemorySubscription(Subscription):
                     if due > now:
                         next_due = due if next_due is None else min(next_due, due)
                         continue
-                    if len(out) >= opts.batch_size:
+                    if len(out) >= self.fetch_size:
                         break
                     pend.consumer, pend.deliveries, pend.delivered_at = (
                         self.consumer,
@@ -230,7 +230,7 @@ class MemorySubscription(Subscription):
                         continue
                     out.append(Delivery(self, topic, str(seq), event, pend.deliveries))
                 # 2. New events.
-                room = opts.batch_size - len(out)
+                room = self.fetch_size - len(out)
                 if room > 0:
                     for seq in stream.after(group.cursor, room):
                         group.cursor = seq

@@ -338,7 +338,7 @@ class RedisSubscription(Subscription):
             self.group,
             self.consumer,
             dict.fromkeys(self._keys, ">"),
-            count=self.options.batch_size,
+            count=self.fetch_size,
             block=max(1, int(block_s * 1000)),
         )
         for key, messages in reply or []:
@@ -357,7 +357,7 @@ class RedisSubscription(Subscription):
                 self.consumer,
                 min_idle_time=int(opts.claim_idle_timeout * 1000),
                 start_id=self._cursors[key],
-                count=opts.batch_size,
+                count=self.fetch_size,
             )
             next_cursor, messages = reply[0], reply[1]
             self._cursors[key] = next_cursor

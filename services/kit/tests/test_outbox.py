@@ -473,3 +473,34 @@ async def test_a_page_consumer_applies_fetched_pages_and_isolates_a_bad_event(
     assert [letter.event.payload["amount"] for letter in await event_bus.dead_letters(TOPIC)] == [
         -1
     ]
+
+
+async def test_a_page_consumer_reads_pages_of_its_page_size(
+    db: Database, event_bus: EventBus, clock: FixedClock
+) -> None:
+    """A page consumer asks the bus for a page's worth of events per read, not the bus's
+    default read size (ten): a backlog of 60 goes in pages of 50 and 10."""
+    assert event_bus.options.batch_size < 50
+    dedupe = Deduplicator(processed, group="billing", clock=clock)
+    pages: list[int] = []
+
+    async def on_page(events: list[Event]) -> None:
+        pages.append(len(events))
+        await handle_page_once(db, dedupe, events, add_to_total)
+
+    async def on_event(event: Event) -> None:
+        pages.append(1)
+        await handle_once(db, dedupe, event, add_to_total)
+
+    await event_bus.publish_many([Event(TOPIC, key="o", payload={"amount": 1}) for _ in range(60)])
+    sub = event_bus.subscribe([TOPIC], group="billing", consumer="c")
+    consuming = asyncio.create_task(run_page_consumer(sub, on_page, on_event, page_size=50))
+    async with asyncio.timeout(GUARD_S):
+        while sum(pages) < 60:  # noqa: ASYNC110 (the consumer's progress: polled)
+            await asyncio.sleep(0.02)
+    await sub.close()
+    await asyncio.wait_for(consuming, GUARD_S)
+    assert pages == [50, 10]
+    assert await event_bus.pending_count(TOPIC, "billing") == 0
+    async with db.session() as s:
+        assert (await s.execute(select(totals.c.amount, totals.c.orders))).one() == (60, 60)
