@@ -168,6 +168,9 @@ class Database:
             if backend == "postgresql"
             else self.engine.execution_options(**{_NO_BEGIN: True})
         )
+        self._autocommit_sessions = async_sessionmaker(
+            self._statement_reads, expire_on_commit=False
+        )
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -183,6 +186,15 @@ class Database:
                 # Procure the connection now so the BEGIN it emits is IMMEDIATE.
                 await session.connection(execution_options={_BEGIN_IMMEDIATE: True})
             yield session
+
+    def autocommit_session(self) -> AsyncSession:
+        """A session outside any transaction (as `read(snapshot=False)`): each statement
+        commits on its own and no BEGIN or COMMIT is sent. For work that needs no
+        consistency between its reads and whose only write is a single statement (atomic
+        on its own), such as storing one xAPI statement on PostgreSQL
+        (`services.learning.statements.combined`); anything else belongs in
+        `transaction()`."""
+        return self._autocommit_sessions()
 
     def read(self, *, snapshot: bool = True) -> AsyncConnection:
         """A bare connection for Core reads: `async with db.read() as conn:`; rolled back on

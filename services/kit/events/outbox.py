@@ -24,6 +24,7 @@ import contextlib
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import (
@@ -50,7 +51,7 @@ from services.kit.db import Database
 from services.kit.events.base import BusEpoch, Event, EventBus
 from services.kit.tracing import SpanKind
 
-__all__ = ["OutboxRelay", "enqueue", "outbox_table"]
+__all__ = ["OutboxRelay", "enqueue", "enqueue_many", "outbox_rows", "outbox_table"]
 
 DEFAULT_RETENTION = timedelta(days=7)
 # How far back a relay publishes again when the bus lost its memory (see OutboxRelay):
@@ -107,23 +108,26 @@ async def enqueue_many(
     """Record ``events`` in the outbox with one multi-row INSERT (executemany), inside the
     caller's transaction: a batch of a thousand anchors costs one statement, not a
     thousand round trips."""
-    if not events:
-        return
+    if events:
+        await session.execute(insert(table), outbox_rows(events))
+
+
+def outbox_rows(events: Sequence[Event]) -> list[dict[str, Any]]:
+    """The outbox rows of `events` (for a caller that writes them in a statement of its
+    own, e.g. with the change it records); their trace context is remembered for the
+    relay."""
     for event in events:
         tracing.remember_event(event.id, event.traceparent)
-    await session.execute(
-        insert(table),
-        [
-            {
-                "event_id": event.id,
-                "topic": event.topic,
-                "key": event.key,
-                "payload": event.payload,
-                "occurred_at": event.occurred_at.astimezone(UTC),
-            }
-            for event in events
-        ],
-    )
+    return [
+        {
+            "event_id": event.id,
+            "topic": event.topic,
+            "key": event.key,
+            "payload": event.payload,
+            "occurred_at": event.occurred_at.astimezone(UTC),
+        }
+        for event in events
+    ]
 
 
 class OutboxRelay:

@@ -58,8 +58,13 @@ class ActivityRepository:
         return {r.activity_id: json.loads(r.definition_json) for r in rows}
 
     async def remember(
-        self, owner_id: str, definitions: Sequence[Mapping[str, Mapping[str, Any]]], now: datetime
-    ) -> None:
+        self,
+        owner_id: str,
+        definitions: Sequence[Mapping[str, Mapping[str, Any]]],
+        now: datetime,
+        *,
+        may_write: bool = True,
+    ) -> bool:
         """Merge the definitions of a batch of statements (`definitions[i]`: statement i's,
         by activity id), in order, into the owner's canonical ones. Tools mostly resend the
         same definitions: a plain SELECT tells whether any merge changes something, and
@@ -67,12 +72,17 @@ class ActivityRepository:
         serialized) and read again, new activities inserted with one insert-or-ignore and
         changed ones updated with one executemany. Skipping the lock when nothing changes
         is the order "this batch, then the concurrent writer", so concurrent statements of
-        one learner no longer queue on the same rows."""
+        one learner no longer queue on the same rows.
+
+        False (nothing written) when something changes and not `may_write`: the caller
+        runs outside a transaction and must store the batch in one."""
         wanted = {activity_hash(a): a for d in definitions for a in d}
         if not wanted:
-            return
+            return True
         if not _changes(definitions, await self._stored(owner_id, wanted, lock=False)):
-            return
+            return True
+        if not may_write:
+            return False
         stored = await self._stored(owner_id, wanted, lock=True)
         t = activity_definitions
         fresh = {
@@ -112,6 +122,7 @@ class ActivityRepository:
                 .values(definition_json=bindparam("d"), updated=bindparam("u")),
                 changes,
             )
+        return True
 
     async def _stored(
         self, owner_id: str, wanted: Mapping[str, str], *, lock: bool

@@ -37,10 +37,16 @@ class Activities:
         self.ctx = ctx
 
     async def remember(
-        self, s: AsyncSession, owner_id: str, statements: Sequence[Mapping[str, Any]]
-    ) -> None:
+        self,
+        s: AsyncSession,
+        owner_id: str,
+        statements: Sequence[Mapping[str, Any]],
+        *,
+        may_write: bool = True,
+    ) -> bool:
         """Fold the definitions stored statements carry into the owner's canonical ones, in
-        the statements' order (in their transaction `s`)."""
+        the statements' order (in their transaction `s`). False when that would write and
+        not `may_write` (see `ActivityRepository.remember`)."""
         per_statement = []
         for statement in statements:
             merged: dict[str, dict[str, Any]] = {}
@@ -50,7 +56,9 @@ class Activities:
                 )
             if merged:
                 per_statement.append(merged)
-        await ActivityRepository(s).remember(owner_id, per_statement, self.ctx.clock.now())
+        return await ActivityRepository(s).remember(
+            owner_id, per_statement, self.ctx.clock.now(), may_write=may_write
+        )
 
     async def get_activity(self, caller: Principal, activity_id: str) -> dict[str, Any]:
         iri = validate_iri(activity_id, "activityId")

@@ -124,6 +124,27 @@ def statement_values(record: StatementRecord) -> dict[str, Any]:
     return values
 
 
+def index_rows(
+    batch: Sequence[NewStatement],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of the agent and activity indexes of `batch`."""
+    agents = [
+        {"statement_id": n.record.id, "agent_key": k, "related": r}
+        for n in batch
+        for k, r in n.agents
+    ]
+    activities: list[dict[str, Any]] = []
+    for n in batch:
+        seen: dict[str, bool] = {}
+        for activity_id, related in n.activities:
+            # The object wins over a related mention of the same activity.
+            seen[activity_id] = seen.get(activity_id, True) and related
+        activities.extend(
+            {"statement_id": n.record.id, "activity_id": a, "related": r} for a, r in seen.items()
+        )
+    return agents, activities
+
+
 class _PageShape(NamedTuple):
     """What decides the SQL of a statement page (which filters are set, the order, a
     cursor or not, the columns): the filters' values are bound parameters."""
@@ -399,23 +420,9 @@ class StatementRepository:
         if not batch:
             return
         await self.s.execute(insert(statements), [statement_values(n.record) for n in batch])
-        agents = [
-            {"statement_id": n.record.id, "agent_key": k, "related": r}
-            for n in batch
-            for k, r in n.agents
-        ]
+        agents, activities = index_rows(batch)
         if agents:
             await self.s.execute(insert(statement_agents), agents)
-        activities: list[dict[str, Any]] = []
-        for n in batch:
-            seen: dict[str, bool] = {}
-            for activity_id, related in n.activities:
-                # The object wins over a related mention of the same activity.
-                seen[activity_id] = seen.get(activity_id, True) and related
-            activities.extend(
-                {"statement_id": n.record.id, "activity_id": a, "related": r}
-                for a, r in seen.items()
-            )
         if activities:
             await self.s.execute(insert(statement_activities), activities)
 

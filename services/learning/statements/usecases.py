@@ -60,7 +60,7 @@ from services.learning.statements.storage import (
     TextPage,
     statement_texts,
 )
-from services.learning.statements.writes import Incoming, StatementWriter
+from services.learning.statements.writes import Incoming, StatementWriter, TransactionNeeded
 from services.learning.xapi import (
     ValidatedStatement,
     XAPIVersion,
@@ -128,16 +128,28 @@ class Statements:
             if caller.session_id.startswith(LRS_SESSION_PREFIX)
             else None
         )
+        batch = [
+            Incoming(v, f"statements[{i}]", sent=raw, fresh_id="id" not in raw)
+            for i, (v, raw) in enumerate(validated)
+        ]
+        if len(batch) == 1 and not parts and not request_id and self.ctx.db.dialect == "postgresql":
+            # One statement (xAPI's usual POST): its reads need no common snapshot (the
+            # transaction's READ COMMITTED statements each saw the latest commit anyway)
+            # and its writes are one statement on PostgreSQL, so no BEGIN and COMMIT
+            # round trips; when it needs more (a new or changed activity definition) it
+            # is stored in a transaction below.
+            try:
+                async with self.ctx.db.autocommit_session() as s:
+                    rows = await self.writer.store_many(
+                        s, caller, batch, lrs_client_id=lrs_client_id, one_write=True
+                    )
+            except TransactionNeeded:
+                pass
+            else:
+                self.ctx.notify()
+                return rows
         async with self.ctx.db.transaction() as s:
-            rows = await self.writer.store_many(
-                s,
-                caller,
-                [
-                    Incoming(v, f"statements[{i}]", sent=raw, fresh_id="id" not in raw)
-                    for i, (v, raw) in enumerate(validated)
-                ],
-                lrs_client_id=lrs_client_id,
-            )
+            rows = await self.writer.store_many(s, caller, batch, lrs_client_id=lrs_client_id)
             if parts:
                 await StatementRepository(s).store_attachments(
                     [StoredAttachment(p.sha2, p.content_type, p.content) for p in parts.values()],

@@ -21,11 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kit.auth import Principal
 from services.kit.errors import AlreadyExists, PermissionDenied, ValidationError
 from services.kit.events import Event
-from services.kit.events.outbox import enqueue_many
+from services.kit.events.outbox import enqueue_many, outbox_rows
 from services.learning.activities.usecases import Activities
 from services.learning.common.storage import outbox
 from services.learning.common.usecases import LearningContext
 from services.learning.links.usecases import Links
+from services.learning.statements.combined import write_one
 from services.learning.statements.domain import (
     TOPIC_INTERACTION_RECORDED,
     StatementRecord,
@@ -37,6 +38,11 @@ from services.learning.statements.domain import (
 )
 from services.learning.statements.storage import NewStatement, StatementRepository
 from services.learning.xapi import ValidatedStatement, statement_hash_hex, statements_equivalent
+
+
+class TransactionNeeded(Exception):
+    """Storing the batch takes more than one writing statement (`StatementWriter.store_many`
+    with `one_write`): store it again in a transaction."""
 
 
 @dataclass(frozen=True)
@@ -67,9 +73,13 @@ class StatementWriter:
         batch: Sequence[Incoming],
         *,
         lrs_client_id: str | None = None,
+        one_write: bool = False,
     ) -> list[StatementRecord]:
         """Store each statement (or accept an identical one already stored) with its
-        event, in the caller's transaction `s`; the stored rows in the batch's order."""
+        event, in the caller's transaction `s`; the stored rows in the batch's order.
+        `one_write`: `s` is not a transaction (`Database.autocommit_session`), so the
+        batch may only be stored with one writing statement (`combined.write_one`); when
+        it needs more, nothing is written and `TransactionNeeded` is raised."""
         learners = await self._learners(s, caller, batch)
         repo = StatementRepository(s)
         stored, voiders = await repo.lookup(
@@ -125,28 +135,35 @@ class StatementWriter:
             out.append(row)
         if not new:
             return out
-        await self.activities.remember(
+        # PostgreSQL stores one statement in one round trip (its rows, voids and event).
+        combined = len(new) == 1 and s.get_bind().dialect.name == "postgresql"
+        if one_write and not combined:
+            raise TransactionNeeded
+        if not await self.activities.remember(
             s,
             caller.user_id,
             [item.statement.statement for item in batch if item.statement.id in new],
-        )
-        await repo.insert_statements(list(new.values()))
-        await repo.mark_voided(void_stored)
+            may_write=not one_write,
+        ):
+            raise TransactionNeeded
         now = self.ctx.clock.now()
-        await enqueue_many(
-            s,
-            outbox,
-            [
-                Event(
-                    TOPIC_INTERACTION_RECORDED,
-                    key=n.record.learner_id,
-                    payload=interaction_event_payload(n.record),
-                    occurred_at=now,
-                )
-                for n in new.values()
-                if n.record.learner_id is not None
-            ],
-        )
+        events = [
+            Event(
+                TOPIC_INTERACTION_RECORDED,
+                key=n.record.learner_id,
+                payload=interaction_event_payload(n.record),
+                occurred_at=now,
+            )
+            for n in new.values()
+            if n.record.learner_id is not None
+        ]
+        if combined:
+            [one] = new.values()
+            await write_one(s, one, void_stored, outbox_rows(events))
+        else:
+            await repo.insert_statements(list(new.values()))
+            await repo.mark_voided(void_stored)
+            await enqueue_many(s, outbox, events)
         # A statement voided within the batch is returned as stored.
         return [new[r.id].record if r.id in new else r for r in out]
 

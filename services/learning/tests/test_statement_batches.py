@@ -9,13 +9,15 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.engine import Connection
 
 from services.kit.clock import FixedClock
 from services.kit.db import Database
 from services.kit.errors import AlreadyExists, PermissionDenied
 from services.learning.activities.storage import activity_definitions
 from services.learning.service import LearningService
+from services.learning.statements.tables import statement_activities, statement_agents
 from services.learning.tests.sql import statements_run
 from services.learning.tests.test_service import ACT, ADMIN, ANA, events, statement, texts
 
@@ -131,13 +133,99 @@ async def test_a_batch_costs_the_same_statements_whatever_its_size(
         )
 
     await service.statements.record_statements(ANA, batch(3))  # the definitions exist now
-    with statements_run(migrated_database) as one:
-        await service.statements.record_statements(ANA, batch(1))
+    with statements_run(migrated_database) as two:
+        await service.statements.record_statements(ANA, batch(2))
     with statements_run(migrated_database) as fifty:
         await service.statements.record_statements(ANA, batch(50))
-    assert len(fifty) == len(one)
+    assert len(fifty) == len(two)
     # Statements without an id get a fresh one: nothing is looked up for them.
     fresh = [statement(activity=ACT + "q1") for _ in range(2)]
     with statements_run(migrated_database) as unlooked:
         await service.statements.record_statements(ANA, texts(*fresh))
-    assert len(unlooked) == len(one) - 2  # no lookup; no definitions to merge
+    assert len(unlooked) == len(two) - 2  # no lookup; no definitions to merge
+    # One statement: on PostgreSQL its four writes (row, agent and activity index rows,
+    # outbox event) are one statement (services.learning.statements.combined).
+    with statements_run(migrated_database) as one:
+        await service.statements.record_statements(ANA, batch(1))
+    postgresql = migrated_database.dialect == "postgresql"
+    assert len(one) == (3 if postgresql else len(two))
+
+
+async def test_one_statement_is_stored_as_a_batch_of_it_is(
+    service: LearningService, migrated_database: Database
+) -> None:
+    """One statement a call (on PostgreSQL one writing statement outside a transaction,
+    `services.learning.statements.combined`) stores the same rows, index rows, voids and
+    events as the same statements in one batch."""
+
+    def rich(target: str | None = None) -> list[dict[str, object]]:
+        other = "https://keiko.example/other"
+        first = statement(
+            id=str(uuid.uuid4()),
+            object={"id": ACT + "q1", "definition": {"name": {"en": "Q"}}},
+            context={
+                "instructor": {"mbox": "mailto:teacher@example.com"},
+                "contextActivities": {"parent": [{"id": other}, {"id": ACT + "q1"}]},
+            },
+        )
+        second = voiding(target) if target else statement(id=str(uuid.uuid4()))
+        return [first, second]
+
+    async def index(ids: Sequence[str]) -> list[tuple[object, ...]]:
+        async with migrated_database.session() as s:
+            out: list[tuple[object, ...]] = []
+            for t in (statement_agents, statement_activities):
+                rows = (await s.execute(select(t).where(t.c.statement_id.in_(ids)))).all()
+                out.extend((*tuple(r)[1:], ids.index(r.statement_id)) for r in rows)
+        return sorted(out, key=repr)
+
+    [old_one] = await service.statements.record_statements(ANA, texts(statement()))
+    [old_two] = await service.statements.record_statements(ANA, texts(statement()))
+    singly = rich(old_one.id)
+    rows = [(await service.statements.record_statements(ANA, texts(s)))[0] for s in singly]
+    batched = rich(old_two.id)
+    together = await service.statements.record_statements(ANA, texts(*batched))
+    assert [r.voided for r in rows] == [r.voided for r in together] == [False, False]
+    assert (await service.statements.get_statement(ANA, old_one.id)).voided
+    assert (await service.statements.get_statement(ANA, old_two.id)).voided
+    assert await index([r.id for r in rows]) == await index([r.id for r in together])
+    # One event each, in order.
+    stored = [e["payload"]["statement_id"] for e in await events(migrated_database)]
+    assert [i for i in stored if i in {r.id for r in rows}] == [r.id for r in rows]
+    # A retry of one statement is a no-op; a conflicting one changes nothing.
+    [again] = await service.statements.record_statements(ANA, texts(singly[0]))
+    assert again.statement_json == rows[0].statement_json
+    with pytest.raises(AlreadyExists):
+        await service.statements.record_statements(
+            ANA, texts({**singly[0], "result": {"success": True}})
+        )
+    assert len(await events(migrated_database)) == 6
+
+
+async def test_one_statement_on_postgresql_sends_no_begin(
+    service: LearningService, migrated_database: Database
+) -> None:
+    """Its reads and its one write each run outside a transaction (no BEGIN, no COMMIT
+    round trips); a statement that changes an activity definition (more writes) is
+    stored in a transaction."""
+    if migrated_database.dialect != "postgresql":
+        pytest.skip("SQLite stores every batch in a transaction (no round trips to save)")
+    seen: list[bool] = []
+
+    def in_transaction(conn: Connection, *_args: object) -> None:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        seen.append(driver.is_in_transaction())
+
+    event.listen(migrated_database.engine.sync_engine, "before_cursor_execute", in_transaction)
+    try:
+        await service.statements.record_statements(ANA, texts(statement(id=str(uuid.uuid4()))))
+        assert seen == [False, False]  # the lookup, the write
+        seen.clear()
+        named = statement(object={"id": ACT + "q1", "definition": {"name": {"en": "new"}}})
+        await service.statements.record_statements(ANA, texts(named))
+        assert True in seen
+    finally:
+        event.remove(migrated_database.engine.sync_engine, "before_cursor_execute", in_transaction)
+    definition = (await service.activities.get_activity(ANA, ACT + "q1"))["definition"]
+    assert definition == {"name": {"en": "new"}}
