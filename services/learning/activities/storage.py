@@ -68,29 +68,30 @@ class ActivityRepository:
         """Merge the definitions of a batch of statements (`definitions[i]`: statement i's,
         by activity id), in order, into the owner's canonical ones. Tools mostly resend the
         same definitions: a plain SELECT tells whether any merge changes something, and
-        only then are the rows locked (PostgreSQL SELECT FOR UPDATE; SQLite writers are
-        serialized) and read again, new activities inserted with one insert-or-ignore and
-        changed ones updated with one executemany. Skipping the lock when nothing changes
-        is the order "this batch, then the concurrent writer", so concurrent statements of
-        one learner no longer queue on the same rows.
+        only then are the rows written: the new activities inserted with one
+        insert-or-ignore, every row locked (PostgreSQL SELECT FOR UPDATE; SQLite writers
+        are serialized) and read again, changed ones updated with one executemany. Skipping
+        the lock when nothing changes is the order "this batch, then the concurrent
+        writer", so concurrent statements of one learner no longer queue on the same rows.
+
+        Both the inserts and the locks go in activity hash order, inserts first: every
+        writer then waits only for rows earlier in one order, so concurrent batches naming
+        the same new activities cannot deadlock. (Locking what existed, then inserting, then
+        locking what a concurrent writer had inserted meanwhile did: RecordInteractions
+        batches at 8 clients on PostgreSQL.)
 
         False (nothing written) when something changes and not `may_write`: the caller
         runs outside a transaction and must store the batch in one."""
         wanted = {activity_hash(a): a for d in definitions for a in d}
         if not wanted:
             return True
-        if not _changes(definitions, await self._stored(owner_id, wanted, lock=False)):
+        seen = await self._stored(owner_id, wanted, lock=False)
+        if not _changes(definitions, seen):
             return True
         if not may_write:
             return False
-        stored = await self._stored(owner_id, wanted, lock=True)
         t = activity_definitions
-        fresh = {
-            key: _text(_fold(None, definitions, activity_id))
-            for key, activity_id in wanted.items()
-            if key not in stored
-        }
-        inserted = await insert_ignore_many(
+        await insert_ignore_many(
             self.s,
             t,
             [
@@ -98,17 +99,17 @@ class ActivityRepository:
                     "owner_id": owner_id,
                     "activity_hash": key,
                     "activity_id": wanted[key],
-                    "definition_json": text,
+                    "definition_json": _text(_fold(None, definitions, wanted[key])),
                     "updated": now,
                 }
-                for key, text in fresh.items()
+                for key in sorted(wanted)
+                if key not in seen
             ],
             "activity_hash",
         )
-        if len(inserted) < len(fresh):
-            # A concurrent writer created some first: merge into theirs.
-            late = {k: wanted[k] for k in fresh if k not in inserted}
-            stored.update(await self._stored(owner_id, late, lock=True))
+        # Rows this batch inserted already hold every definition (no change below); those
+        # a concurrent writer inserted or changed meanwhile are merged into.
+        stored = await self._stored(owner_id, wanted, lock=True)
         changes = []
         for key, text in stored.items():
             before = json.loads(text)
@@ -132,7 +133,9 @@ class ActivityRepository:
         query = select(t.c.activity_hash, t.c.definition_json).where(
             t.c.owner_id == owner_id, t.c.activity_hash.in_(list(wanted))
         )
-        rows = (await self.s.execute(query.with_for_update() if lock else query)).all()
+        if lock:  # in hash order (see `remember`)
+            query = query.order_by(t.c.activity_hash).with_for_update()
+        rows = (await self.s.execute(query)).all()
         return {r.activity_hash: r.definition_json for r in rows}
 
 
