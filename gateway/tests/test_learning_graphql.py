@@ -254,6 +254,46 @@ async def test_errors_are_exact(gw: LiveLearning) -> None:
     assert learner_course["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
+RECORD_MANY = """
+mutation RecordMany($items: [InteractionSubmissionInput!]!, $requestId: String) {
+  recordInteractions(interactions: $items, requestId: $requestId) {
+    id interactionType content context { tutorialSessionId } class { title }
+  }
+}
+"""
+
+
+async def test_record_many_in_one_call(gw: LiveLearning) -> None:
+    ids = await setup_session(gw)
+    ana = gw.token("ana")
+    items = [
+        {
+            "input": {
+                "interactionType": "QUESTION",
+                "tutorialSessionId": ids["session"],
+                "content": c,
+            }
+        }
+        for c in ("first", "second")
+    ]
+    recorded = data(await gw.graphql(RECORD_MANY, {"items": items, "requestId": "m1"}, token=ana))[
+        "recordInteractions"
+    ]
+    assert [r["content"] for r in recorded] == ["first", "second"]
+    assert all(r["class"] == {"title": "Class 2"} for r in recorded)
+    again = data(await gw.graphql(RECORD_MANY, {"items": items, "requestId": "m1"}, token=ana))[
+        "recordInteractions"
+    ]
+    assert [r["id"] for r in again] == [r["id"] for r in recorded]
+    bad = {"input": {"interactionType": "EVALUATION", "title": "Quiz", "score": {"scaled": 3}}}
+    [error] = (await gw.graphql(RECORD_MANY, {"items": [items[0], bad]}, token=ana))["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["field"] == "interactions[1].interaction.evaluation.score.scaled"
+    [error] = (await gw.graphql(RECORD_MANY, {"items": items}, token=gw.token("ben")))["errors"]
+    assert error["extensions"] == {"code": "FORBIDDEN"}
+    assert error["message"].startswith("interactions[0].interaction.context: ")
+
+
 async def test_interaction_recorded_subscription(gw: LiveLearning) -> None:
     ana = gw.token("ana")
     async with connect(gw.ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]

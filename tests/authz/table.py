@@ -322,6 +322,11 @@ LEARNING: list[Rows] = [
         lambda x: {"interaction": interaction(x)},
     ),
     rows("Mutation.recordInteraction", SIGNED_IN, lambda x: {"input": gql_interaction(x)}),
+    rows(
+        "Mutation.recordInteractions",
+        SIGNED_IN,
+        lambda x: {"interactions": [{"input": gql_interaction(x)}]},
+    ),
     # Recording about the participant: only in a session the caller runs with them.
     rows(
         "LearningService/RecordInteraction",

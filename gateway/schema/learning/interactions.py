@@ -229,6 +229,31 @@ class InteractionInput:
         return message
 
 
+@strawberry.input(description="One interaction of recordInteractions.")
+class InteractionSubmissionInput:
+    input: InteractionInput
+    statement_id: strawberry.ID | None = strawberry.field(
+        default=None, description="From prepareInteraction; required with deviceSignature."
+    )
+    device_signature: DeviceSignatureInput | None = None
+
+    def to_pb(self) -> pb.InteractionSubmission:
+        return pb.InteractionSubmission(
+            interaction=self.input.to_pb(),
+            statement_id=str(self.statement_id or ""),
+            device_signature=device_signature_pb(self.device_signature),
+        )
+
+
+def device_signature_pb(signature: DeviceSignatureInput | None) -> common_pb.DeviceSignature:
+    """The message, unset (not on the wire) when no signature is given."""
+    if signature is None:
+        return common_pb.DeviceSignature()
+    return common_pb.DeviceSignature(
+        signature_hex=signature.signature_hex, public_key_hex=signature.public_key_hex
+    )
+
+
 @strawberry.type
 class InteractionsQuery:
     @strawberry.field(description="Interactions in chronological order (a learner's own).")
@@ -338,15 +363,29 @@ class InteractionsMutation:
         request = pb.RecordInteractionRequest(
             interaction=input.to_pb(),
             statement_id=str(statement_id or ""),
+            device_signature=device_signature_pb(device_signature),
             request_id=request_id or "",
         )
-        if device_signature is not None:
-            request.device_signature = common_pb.DeviceSignature(
-                signature_hex=device_signature.signature_hex,
-                public_key_hex=device_signature.public_key_hex,
-            )
         reply = await rpc(learning(info).record_interaction(request))
         return Interaction.from_pb(reply.interaction)
+
+    @strawberry.mutation(
+        description="Record up to 500 interactions at once, all or nothing, each as "
+        "recordInteraction would (an error names the item: interactions[i].interaction.title); "
+        "a retry with the same requestId returns the same interactions. In request order."
+    )
+    async def record_interactions(
+        self,
+        info: Info,
+        interactions: list[InteractionSubmissionInput],
+        request_id: str | None = None,
+    ) -> list[Interaction]:
+        info.context.require_token()
+        request = pb.RecordInteractionsRequest(
+            interactions=[item.to_pb() for item in interactions], request_id=request_id or ""
+        )
+        reply = await rpc(learning(info).record_interactions(request))
+        return [Interaction.from_pb(x) for x in reply.interactions]
 
     @strawberry.mutation(description="Build the statement a device signs, without storing it.")
     async def prepare_interaction(self, info: Info, input: InteractionInput) -> PreparedInteraction:
