@@ -340,6 +340,12 @@ class EventBus(Protocol):
         dedupe by event id)."""
         ...
 
+    async def publish_in_epoch(self, events: Sequence[Event], epoch: BusEpoch) -> BusEpoch:
+        """:meth:`publish_many` if the bus is still in ``epoch``, checked with the publish
+        (one round trip on Redis): returns the bus's epoch now; when it is not ``epoch``
+        (the bus lost its memory meanwhile) nothing was published."""
+        ...
+
     def subscribe(
         self,
         topics: Sequence[str],

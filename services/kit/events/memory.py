@@ -128,6 +128,12 @@ class MemoryEventBus:
         for event in events:
             await self.publish(event)
 
+    async def publish_in_epoch(self, events: Sequence[Event], epoch: BusEpoch) -> BusEpoch:
+        current = self._broker.epoch
+        if current.id == epoch.id:
+            await self.publish_many(events)
+        return current
+
     def subscribe(
         self,
         topics: Sequence[str],

@@ -171,57 +171,84 @@ class OutboxRelay:
             self._nudge.set()
 
     async def relay_once(self) -> int:
-        """Publish up to `batch_size` unpublished events (one pipelined round trip on
-        Redis); returns how many were published. If publishing fails, none is marked and
-        the error raised: the next pass publishes them again (consumers dedupe)."""
-        await self._follow_epoch()
+        """Publish up to `batch_size` unpublished events; returns how many were published.
+        If publishing fails, none is marked and the error raised: the next pass publishes
+        them again (consumers dedupe).
+
+        Four round trips a pass: BEGIN; one UPDATE .. RETURNING that takes the rows and
+        marks them published; one publish to the bus that also checks its epoch
+        (`EventBus.publish_in_epoch`); COMMIT. A failed publish rolls the marks back."""
+        if self._epoch is None:
+            await self._follow_epoch(await self.bus.epoch())
+        sent = await self._relay_batch()
+        if sent is None:  # the bus lost its memory: the replayed rows go out first, now
+            sent = await self._relay_batch()
+        return sent or 0
+
+    async def _relay_batch(self) -> int | None:
+        """One batch; None when the bus turned out to be in a new epoch (nothing was
+        published, and what the lost epoch had was marked to go out again)."""
+        assert self._epoch is not None
         # Stamped before publishing: a row is marked with a time before its event reached
         # the bus, so a bus that restarts empty in between starts its epoch after it.
         stamp = self.clock.now()
         t = self.table
-        query = (
-            select(t.c.seq, t.c.event_id, t.c.topic, t.c.key, t.c.payload, t.c.occurred_at)
+        due = (
+            select(t.c.seq)
             .where(t.c.published_at.is_(None))
             .order_by(t.c.seq)
             .limit(self.batch_size)
         )
         if self.db.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        async with self.db.transaction() as session:
-            rows = (await session.execute(query)).all()
-            if not rows:
-                return 0
-            events = [_event(row) for row in rows]
-            with contextlib.ExitStack() as spans:
-                # One span per event, each lasting the batch's round trip (its publish).
-                for event in events:
-                    spans.enter_context(
-                        tracing.event_span(
-                            f"{event.topic} publish",
-                            event.traceparent,
-                            SpanKind.PRODUCER,
-                            event.topic,
-                            "publish",
-                        )
-                    )
-                await self.bus.publish_many(events)
-            await self._mark_published(session, [row.seq for row in rows], stamp)
+            due = due.with_for_update(skip_locked=True)
+        take = (
+            update(t)
+            .where(t.c.seq.in_(due.scalar_subquery()))
+            .values(published_at=stamp)
+            .returning(t.c.seq, t.c.event_id, t.c.topic, t.c.key, t.c.payload, t.c.occurred_at)
+        )
+        try:
+            async with self.db.transaction() as session:
+                rows = sorted((await session.execute(take)).all(), key=lambda row: row.seq)
+                if rows:
+                    await self._publish([_event(row) for row in rows])
+        except _EpochChanged as changed:
+            await self._follow_epoch(changed.epoch)
+            return None
+        if not rows:
+            # Idle: still notice a bus that lost its memory, to publish again what it had.
+            epoch = await self.bus.epoch()
+            if epoch.id != self._epoch.id:
+                await self._follow_epoch(epoch)
+                return None
         return len(rows)
 
-    async def _mark_published(
-        self, session: AsyncSession, seqs: list[int], stamp: datetime
-    ) -> None:
-        await session.execute(
-            update(self.table).where(self.table.c.seq.in_(seqs)).values(published_at=stamp)
-        )
+    async def _publish(self, events: list[Event]) -> None:
+        """Publish in the epoch of the last pass; raises _EpochChanged if the bus is in
+        another one (nothing published)."""
+        assert self._epoch is not None
+        with contextlib.ExitStack() as spans:
+            # One span per event, each lasting the batch's round trip (its publish).
+            for event in events:
+                spans.enter_context(
+                    tracing.event_span(
+                        f"{event.topic} publish",
+                        event.traceparent,
+                        SpanKind.PRODUCER,
+                        event.topic,
+                        "publish",
+                    )
+                )
+            epoch = await self.bus.publish_in_epoch(events, self._epoch)
+        if epoch.id != self._epoch.id:
+            raise _EpochChanged(epoch)
 
-    async def _follow_epoch(self) -> None:
+    async def _follow_epoch(self, epoch: BusEpoch) -> None:
         """When the bus lost its memory since the last pass (a Redis restarted without
         persistence), what was published to it within `replay_window` before the new
         epoch began is marked unpublished again, so it goes out again (same event ids:
         consumers dedupe). Rows published in the new epoch are stamped after it began and
         stay as they are, so relays of several replicas replay each row once."""
-        epoch = await self.bus.epoch()
         previous, self._epoch = self._epoch, epoch
         if previous is None or previous.id == epoch.id:
             return
@@ -304,6 +331,14 @@ class OutboxRelay:
         query = select(func.count()).where(self.table.c.published_at.is_(None))
         async with self.db.session() as session:
             return int((await session.execute(query)).scalar_one())
+
+
+class _EpochChanged(Exception):
+    """The bus is in another epoch than the relay's last pass: the batch is rolled back."""
+
+    def __init__(self, epoch: BusEpoch) -> None:
+        super().__init__(epoch.id)
+        self.epoch = epoch
 
 
 def _event(row: object) -> Event:

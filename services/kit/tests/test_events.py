@@ -20,6 +20,7 @@ from services.kit.events import (
     Subscription,
     event_bus_from_url,
 )
+from services.kit.events.base import BusEpoch
 from services.kit.events.memory import MemoryEventBus, discard_broker
 
 TOPIC = "learning.interaction_recorded"
@@ -525,3 +526,25 @@ async def test_publish_many_delivers_each_event_in_order(event_bus: EventBus) ->
             await delivery.ack()
     for topic in (TOPIC, OTHER):
         assert [e for e in got if e.topic == topic] == [e for e in sent if e.topic == topic]
+
+
+async def test_publish_in_epoch_publishes_only_in_that_epoch(event_bus: EventBus) -> None:
+    """The outbox relay's publish: in the bus's current epoch the events go out (in
+    order); named with another epoch (the bus lost its memory since), none goes out and
+    the current epoch comes back."""
+    current = await event_bus.epoch()
+    sent = [_event(n, TOPIC if n % 2 else OTHER) for n in range(4)]
+    assert await event_bus.publish_in_epoch(sent, current) == current
+    stale = BusEpoch("an-epoch-gone", datetime(2020, 1, 1, tzinfo=UTC))
+    assert await event_bus.publish_in_epoch([_event(9)], stale) == current
+    marker = _event(10)
+    await event_bus.publish(marker)
+    async with event_bus.subscribe([TOPIC, OTHER], group="epoch", consumer="c1") as sub:
+        got = []
+        for _ in range(len(sent) + 1):
+            delivery = await _next(sub)
+            got.append(delivery.event)
+            await delivery.ack()
+    for topic in (TOPIC, OTHER):
+        expected = [e for e in [*sent, marker] if e.topic == topic]
+        assert [e for e in got if e.topic == topic] == expected  # the stale one never went

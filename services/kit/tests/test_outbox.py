@@ -130,11 +130,14 @@ async def test_relay_crash_after_publish_republishes_and_consumer_dedupes(
     relay = OutboxRelay(db, orders_outbox, event_bus, clock=clock)
     event = await place_order(db, "o-1", 25)
 
-    async def crash(*_args: object) -> None:
+    publish = event_bus.publish_in_epoch
+
+    async def crash(events: list[Event], epoch: BusEpoch) -> BusEpoch:
+        await publish(events, epoch)
         raise ConnectionError("relay lost its database after publishing")
 
     with monkeypatch.context() as patch:
-        patch.setattr(relay, "_mark_published", crash)
+        patch.setattr(event_bus, "publish_in_epoch", crash)
         with pytest.raises(ConnectionError):
             await relay.relay_once()
     assert await relay.pending() == 1  # not marked: the next pass publishes it again
@@ -381,6 +384,22 @@ async def test_a_bus_that_lost_its_memory_gets_the_recent_events_again_once(
     assert await relay.pending() == 0
     async with event_bus.subscribe([TOPIC], group="billing", consumer="c") as sub:
         assert await received(sub, event_bus, 4) == [*recent, new]
+
+
+async def test_an_idle_relay_notices_a_bus_that_lost_its_memory(
+    db: Database, event_bus: EventBus, event_bus_url: str
+) -> None:
+    """With nothing new to publish, a pass still checks the bus's epoch: what went to the
+    lost bus shortly before goes out again, in order."""
+    relay = OutboxRelay(db, orders_outbox, event_bus)
+    recent = [await place_order(db, f"o-{i}", i) for i in range(3)]
+    assert await relay.relay_once() == 3
+    assert await relay.relay_once() == 0
+    await _lose_bus_memory(event_bus, event_bus_url)
+    assert await relay.relay_once() == 3
+    assert await relay.relay_once() == 0
+    async with event_bus.subscribe([TOPIC], group="billing", consumer="c") as sub:
+        assert await received(sub, event_bus, 3) == recent
 
 
 async def test_publishing_and_fanning_out_are_spans_of_the_events_trace(
