@@ -64,6 +64,7 @@ class ActivityRepository:
         now: datetime,
         *,
         may_write: bool = True,
+        seen: Mapping[str, str] | None = None,
     ) -> bool:
         """Merge the definitions of a batch of statements (`definitions[i]`: statement i's,
         by activity id), in order, into the owner's canonical ones. Tools mostly resend the
@@ -81,11 +82,13 @@ class ActivityRepository:
         batches at 8 clients on PostgreSQL.)
 
         False (nothing written) when something changes and not `may_write`: the caller
-        runs outside a transaction and must store the batch in one."""
+        runs outside a transaction and must store the batch in one. `seen`: the plain
+        SELECT's answer when the caller read it already (with its own reads)."""
         wanted = {activity_hash(a): a for d in definitions for a in d}
         if not wanted:
             return True
-        seen = await self._stored(owner_id, wanted, lock=False)
+        if seen is None:
+            seen = await self._stored(owner_id, wanted, lock=False)
         if not _changes(definitions, seen):
             return True
         if not may_write:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kit.auth import Principal
 from services.kit.errors import ValidationError
 from services.learning.activities import domain as ad
-from services.learning.activities.storage import ActivityRepository
+from services.learning.activities.storage import ActivityRepository, activity_hash
 from services.learning.common.usecases import LearningContext
 from services.learning.xapi import validate_agent, validate_iri
 
@@ -32,6 +32,26 @@ def check_format(value: str, field_name: str = "format") -> str:
     return fmt
 
 
+def _per_statement(statements: Sequence[Mapping[str, Any]]) -> list[dict[str, dict[str, Any]]]:
+    """Each statement's activity definitions (by activity id), those without any left out."""
+    per_statement = []
+    for statement in statements:
+        merged: dict[str, dict[str, Any]] = {}
+        for activity in ad.activities_with_definitions(statement):
+            merged[activity["id"]] = ad.merge_definition(
+                merged.get(activity["id"]), activity["definition"]
+            )
+        if merged:
+            per_statement.append(merged)
+    return per_statement
+
+
+def definition_hashes(statements: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The activity hashes whose stored definitions `Activities.remember` reads for
+    `statements` (a caller may read them beforehand, with other reads)."""
+    return list({activity_hash(a) for d in _per_statement(statements) for a in d})
+
+
 class Activities:
     def __init__(self, ctx: LearningContext) -> None:
         self.ctx = ctx
@@ -43,21 +63,19 @@ class Activities:
         statements: Sequence[Mapping[str, Any]],
         *,
         may_write: bool = True,
+        stored: Mapping[str, str] | None = None,
     ) -> bool:
         """Fold the definitions stored statements carry into the owner's canonical ones, in
         the statements' order (in their transaction `s`). False when that would write and
-        not `may_write` (see `ActivityRepository.remember`)."""
-        per_statement = []
-        for statement in statements:
-            merged: dict[str, dict[str, Any]] = {}
-            for activity in ad.activities_with_definitions(statement):
-                merged[activity["id"]] = ad.merge_definition(
-                    merged.get(activity["id"]), activity["definition"]
-                )
-            if merged:
-                per_statement.append(merged)
+        not `may_write` (see `ActivityRepository.remember`). `stored`: the owner's stored
+        definition texts already read (by activity hash) for at least the statements'
+        `definition_hashes`."""
         return await ActivityRepository(s).remember(
-            owner_id, per_statement, self.ctx.clock.now(), may_write=may_write
+            owner_id,
+            _per_statement(statements),
+            self.ctx.clock.now(),
+            may_write=may_write,
+            seen=stored,
         )
 
     async def get_activity(self, caller: Principal, activity_id: str) -> dict[str, Any]:

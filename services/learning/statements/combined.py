@@ -1,4 +1,8 @@
-"""The writes of one stored statement as one SQL statement on PostgreSQL.
+"""Storing statements on PostgreSQL in fewer round trips: what a batch depends on in one
+read, and the writes of one statement as one SQL statement.
+
+`lookup_with_definitions` is `StatementRepository.lookup` and the plain read of
+`ActivityRepository.remember` in one SELECT (a round trip less for every batch).
 
 Storing a statement writes its row, its agent and activity index rows, the statement it
 voids and its outbox event: up to five statements, each a round trip to PostgreSQL (on a
@@ -17,13 +21,85 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Boolean, String, Table, any_, bindparam, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.learning.activities.storage import activity_definitions
 from services.learning.common.storage import outbox
-from services.learning.statements.storage import NewStatement, index_rows, statement_values
+from services.learning.statements.domain import StatementRecord
+from services.learning.statements.storage import (
+    NewStatement,
+    index_rows,
+    looked_up,
+    statement_record,
+    statement_values,
+)
 from services.learning.statements.tables import statement_activities, statement_agents, statements
+
+
+def _build_read() -> Any:
+    ad = activity_definitions
+    pairs = func.json_build_array(ad.c.activity_hash, ad.c.definition_json)
+    hashes = bindparam("hashes", type_=ARRAY(String))
+    definitions = (
+        select(func.json_agg(pairs, type_=JSON).label("definitions"))
+        .where(ad.c.owner_id == bindparam("owner_id"), ad.c.activity_hash == any_(hashes))
+        .subquery("d")
+    )
+    t = statements
+    found = or_(
+        t.c.id == any_(bindparam("ids", type_=ARRAY(String))),
+        t.c.voids_statement_id == any_(bindparam("arriving", type_=ARRAY(String))),
+    )
+    # The aggregate is one row: the statements found join it (none: one row of NULLs).
+    return select(*t.columns, definitions.c.definitions).select_from(
+        definitions.outerjoin(t, found)
+    )
+
+
+_READ = _build_read()
+
+
+async def lookup_with_definitions(
+    s: AsyncSession,
+    ids: Sequence[str],
+    targets: Sequence[str],
+    arriving: Sequence[str],
+    owner_id: str,
+    hashes: Sequence[str],
+) -> tuple[dict[str, StatementRecord], dict[str, list[StatementRecord]], dict[str, str]]:
+    """`StatementRepository.lookup(ids, targets, arriving)` and the stored definition texts
+    of `owner_id`'s activities with these `hashes` (by hash), in one SELECT."""
+    if not ids and not targets and not arriving and not hashes:
+        return {}, {}, {}
+    values = {
+        "ids": list(dict.fromkeys([*ids, *targets])),
+        "arriving": list(arriving),
+        "owner_id": owner_id,
+        "hashes": list(hashes),
+    }
+    rows = (await s.execute(_READ, values)).all()
+    pairs = rows[0].definitions or []
+    records = [
+        statement_record({k: v for k, v in row._mapping.items() if k != "definitions"})
+        for row in rows
+        if row.id is not None
+    ]
+    by_id, voiders = looked_up(records, [*ids, *targets])
+    return by_id, voiders, {key: text for key, text in pairs}
 
 
 class _Shape(NamedTuple):

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -108,8 +108,8 @@ class TextPage:
     next_page_token: str = ""
 
 
-def statement_record(row: Row[Any]) -> StatementRecord:
-    m = dict(row._mapping)
+def statement_record(row: Row[Any] | Mapping[str, Any]) -> StatementRecord:
+    m = dict(row._mapping) if isinstance(row, Row) else dict(row)
     m["timestamp"] = utc_required(m["timestamp"])
     m["stored"] = utc_required(m["stored"])
     m["anchored_at"] = utc(m["anchored_at"])
@@ -143,6 +143,19 @@ def index_rows(
             {"statement_id": n.record.id, "activity_id": a, "related": r} for a, r in seen.items()
         )
     return agents, activities
+
+
+def looked_up(
+    rows: Sequence[StatementRecord], wanted: Sequence[str]
+) -> tuple[dict[str, StatementRecord], dict[str, list[StatementRecord]]]:
+    """`StatementRepository.lookup`'s answer from the rows it found."""
+    ids = set(wanted)
+    by_id = {r.id: r for r in rows if r.id in ids}
+    voiders: dict[str, list[StatementRecord]] = {}
+    for r in rows:
+        if r.voids_statement_id is not None:
+            voiders.setdefault(r.voids_statement_id, []).append(r)
+    return by_id, voiders
 
 
 class _PageShape(NamedTuple):
@@ -406,13 +419,7 @@ class StatementRepository:
             statement_record(r)
             for r in (await self.s.execute(select(t).where(or_(*conditions)))).all()
         ]
-        wanted = set(ids) | set(targets)
-        by_id = {r.id: r for r in rows if r.id in wanted}
-        voiders: dict[str, list[StatementRecord]] = {}
-        for r in rows:
-            if r.voids_statement_id is not None:
-                voiders.setdefault(r.voids_statement_id, []).append(r)
-        return by_id, voiders
+        return looked_up(rows, [*ids, *targets])
 
     async def insert_statements(self, batch: Sequence[NewStatement]) -> None:
         """Insert statements with their activity and agent index rows: one executemany

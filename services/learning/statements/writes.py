@@ -22,11 +22,11 @@ from services.kit.auth import Principal
 from services.kit.errors import AlreadyExists, PermissionDenied, ValidationError
 from services.kit.events import Event
 from services.kit.events.outbox import enqueue_many, outbox_rows
-from services.learning.activities.usecases import Activities
+from services.learning.activities.usecases import Activities, definition_hashes
 from services.learning.common.storage import outbox
 from services.learning.common.usecases import LearningContext
 from services.learning.links.usecases import Links
-from services.learning.statements.combined import write_one
+from services.learning.statements.combined import lookup_with_definitions, write_one
 from services.learning.statements.domain import (
     TOPIC_INTERACTION_RECORDED,
     StatementRecord,
@@ -82,7 +82,8 @@ class StatementWriter:
         it needs more, nothing is written and `TransactionNeeded` is raised."""
         learners = await self._learners(s, caller, batch)
         repo = StatementRepository(s)
-        stored, voiders = await repo.lookup(
+        postgresql = s.get_bind().dialect.name == "postgresql"
+        lookup = (
             [item.statement.id for item in batch if not item.fresh_id],
             [t for item in batch if (t := item.statement.voided_statement_id) is not None],
             [
@@ -91,6 +92,14 @@ class StatementWriter:
                 if not item.fresh_id and item.sent is not None and "id" in item.sent
             ],
         )
+        definitions: dict[str, str] | None = None
+        if postgresql:  # one round trip for both reads
+            hashes = definition_hashes([item.statement.statement for item in batch])
+            stored, voiders, definitions = await lookup_with_definitions(
+                s, *lookup, caller.user_id, hashes
+            )
+        else:
+            stored, voiders = await repo.lookup(*lookup)
         # The batch's earlier statements count as stored for the later ones.
         known: dict[str, StatementRecord] = dict(stored)
         new: dict[str, NewStatement] = {}
@@ -136,7 +145,7 @@ class StatementWriter:
         if not new:
             return out
         # PostgreSQL stores one statement in one round trip (its rows, voids and event).
-        combined = len(new) == 1 and s.get_bind().dialect.name == "postgresql"
+        combined = len(new) == 1 and postgresql
         if one_write and not combined:
             raise TransactionNeeded
         if not await self.activities.remember(
@@ -144,6 +153,7 @@ class StatementWriter:
             caller.user_id,
             [item.statement.statement for item in batch if item.statement.id in new],
             may_write=not one_write,
+            stored=definitions,
         ):
             raise TransactionNeeded
         now = self.ctx.clock.now()
