@@ -208,6 +208,20 @@ def domain_interaction(
     )
 
 
+def stable_activity(inp: InteractionInput) -> bool:
+    """Whether the interaction's object is an activity named by the input (activity_id,
+    or the related interaction's question or thread), which is likely stored already;
+    otherwise `domain_interaction` makes one from the statement id, always new. Only a
+    hint (for trying a write without a transaction first), never a rule."""
+    if inp.activity_id:
+        return True
+    kind = KIND_NAMES.get(inp.kind)
+    return bool(inp.related_interaction_id) and kind in (
+        h.InteractionKind.ANSWER,
+        h.InteractionKind.DISCUSSION,
+    )
+
+
 def _score(score: ScoreInput | None) -> ix.Score | None:
     if score is None:
         return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -44,6 +44,7 @@ from services.learning.interactions.inputs import (
     domain_interaction,
     interaction_details,
     item_errors,
+    stable_activity,
     verify_device_signature,
 )
 from services.learning.interactions.placements import Placement, Placements
@@ -57,7 +58,7 @@ from services.learning.statements.domain import (
 )
 from services.learning.statements.storage import StatementFilter, StatementRepository
 from services.learning.statements.usecases import Statements
-from services.learning.statements.writes import Incoming, new_record
+from services.learning.statements.writes import Incoming, TransactionNeeded, new_record
 from services.learning.xapi import (
     ValidatedStatement,
     canonical_bytes,
@@ -307,6 +308,26 @@ class Interactions:
             given[sid] = i
             sids.append(sid)
         now = self.ctx.clock.now()
+        if (
+            single
+            and not request_id
+            and self.ctx.db.dialect == "postgresql"
+            and stable_activity(items[0].interaction)
+        ):
+            # As one xAPI statement (Statements.record_statements): the reads need no
+            # common snapshot and the write is one statement, so no BEGIN and COMMIT; when
+            # it needs more (a new or changed activity definition) nothing was written and
+            # it is recorded in a transaction below.
+            try:
+                async with self.ctx.db.autocommit_session() as s:
+                    rows = await self._store(
+                        s, caller, items, sids, given, prefixes, now, one_write=True
+                    )
+            except TransactionNeeded:
+                pass
+            else:
+                self.ctx.notify()
+                return rows
         async with self.ctx.db.transaction() as s:
             if request_id:
                 replay = await RequestKeys(s).get(caller.user_id, operation, request_id)
@@ -314,24 +335,40 @@ class Interactions:
                     ids = [str(x) for x in replay] if isinstance(replay, list) else [str(replay)]
                     found = await StatementRepository(s).get_statements(ids)
                     return [found[x] for x in ids if x in found]
-            # Generated ids cannot have been prepared (PrepareInteraction issues its own).
-            prepared = await PreparedRepository(s).get_many(list(given))
-            batch = await self._batch(s, [item.interaction for item in items], prefixes)
-            incoming: list[Incoming] = []
-            for item, sid, prefix in zip(items, sids, prefixes, strict=True):
-                entry, learner = await self._incoming(
-                    s, caller, item, sid, prepared.get(sid), now, batch, prefix
-                )
-                incoming.append(entry)
-                if sid in batch.referred:
-                    # A later item relates to this one (as it could once this was recorded).
-                    batch.related.setdefault(sid, new_record(caller, entry, learner))
-            rows = await self.statements.writer.store_many(s, caller, incoming)
+            rows = await self._store(s, caller, items, sids, given, prefixes, now)
             if request_id:
                 result: str | list[str] = rows[0].id if single else [r.id for r in rows]
                 await RequestKeys(s).put(caller.user_id, operation, request_id, result, now)
         self.ctx.notify()
         return rows
+
+    async def _store(
+        self,
+        s: AsyncSession,
+        caller: Principal,
+        items: Sequence[InteractionSubmission],
+        sids: Sequence[str],
+        given: Mapping[str, int],
+        prefixes: Sequence[str],
+        now: datetime,
+        *,
+        one_write: bool = False,
+    ) -> list[StatementRecord]:
+        """Build, authorize and store the items in `s` (`one_write`: see
+        `StatementWriter.store_many`)."""
+        # Generated ids cannot have been prepared (PrepareInteraction issues its own).
+        prepared = await PreparedRepository(s).get_many(list(given))
+        batch = await self._batch(s, [item.interaction for item in items], prefixes)
+        incoming: list[Incoming] = []
+        for item, sid, prefix in zip(items, sids, prefixes, strict=True):
+            entry, learner = await self._incoming(
+                s, caller, item, sid, prepared.get(sid), now, batch, prefix
+            )
+            incoming.append(entry)
+            if sid in batch.referred:
+                # A later item relates to this one (as it could once this was recorded).
+                batch.related.setdefault(sid, new_record(caller, entry, learner))
+        return await self.statements.writer.store_many(s, caller, incoming, one_write=one_write)
 
     async def _incoming(
         self,

@@ -24,7 +24,7 @@ from services.learning.interactions.inputs import (
 )
 from services.learning.service import LearningService
 from services.learning.storage import outbox
-from services.learning.tests.sql import statements_run
+from services.learning.tests.sql import in_transaction, statements_run
 from services.learning.tests.test_service import ANA, BEN, TOM, course_and_class, events
 
 TOPIC = "learning.interaction_recorded"
@@ -243,6 +243,45 @@ async def test_a_batch_costs_the_same_statements_whatever_its_size(
     assert len(single) == len(one)
     selects = [sql for sql in single if sql.lstrip().upper().startswith("SELECT")]
     assert selects and all("FROM learning.activity_definitions" in sql for sql in selects)
+
+
+async def test_one_interaction_on_postgresql_sends_no_begin(
+    service: LearningService, migrated_database: Database
+) -> None:
+    """A single RecordInteraction about an activity already stored, without a request id,
+    reads and writes outside a transaction (its write is one statement); one that makes a
+    new activity, or keys a request id, is recorded in a transaction; nothing is written
+    when it is refused."""
+    if migrated_database.dialect != "postgresql":
+        pytest.skip("SQLite records every interaction in a transaction")
+    known = "https://example.org/questions/q1"
+
+    def answer(**fields: object) -> InteractionInput:
+        inp = InteractionInput(kind="answer", activity_id=known, title="Q1", response="42")
+        return replace(inp, **fields)  # type: ignore[arg-type]
+
+    await service.interactions.record_interaction(ANA, answer())  # the definition exists now
+    sid = "3e9c1f4b-8a5d-4f6e-a0b2-4d5e6f708192"
+    with in_transaction(migrated_database) as seen:
+        row = await service.interactions.record_interaction(ANA, answer(), statement_id=sid)
+    assert seen and not any(seen)  # the reads (prepared, stored, definitions), the write
+    assert row.id == sid and row.learner_id == "ana"
+    with in_transaction(migrated_database) as seen:
+        again = await service.interactions.record_interaction(ANA, answer(), statement_id=sid)
+    assert again.statement_json == row.statement_json and not any(seen)
+    with in_transaction(migrated_database) as seen:
+        await service.interactions.record_interaction(ANA, answer(), request_id="k1")
+        assert True in seen  # (a transaction's first statement sends the BEGIN: False)
+        seen.clear()
+        await service.interactions.record_interaction(ANA, exercise(1).interaction)
+        assert True in seen
+    # A changed definition (another title) falls back to a transaction, stored all the same.
+    with in_transaction(migrated_database) as seen:
+        renamed = await service.interactions.record_interaction(ANA, answer(title="Q one"))
+    assert True in seen and renamed.object_id == known
+    with pytest.raises(PermissionDenied):
+        await service.interactions.record_interaction(ANA, answer(learner_id="ben"))
+    assert len([e for e in await events(migrated_database) if e["topic"] == TOPIC]) == 5
 
 
 async def test_a_batch_is_published_like_single_ones(

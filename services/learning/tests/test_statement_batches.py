@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import select
 
 from services.kit.clock import FixedClock
 from services.kit.db import Database
@@ -18,7 +17,7 @@ from services.kit.errors import AlreadyExists, PermissionDenied
 from services.learning.activities.storage import activity_definitions
 from services.learning.service import LearningService
 from services.learning.statements.tables import statement_activities, statement_agents
-from services.learning.tests.sql import statements_run
+from services.learning.tests.sql import in_transaction, statements_run
 from services.learning.tests.test_service import ACT, ADMIN, ANA, events, statement, texts
 
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
@@ -211,22 +210,12 @@ async def test_one_statement_on_postgresql_sends_no_begin(
     stored in a transaction."""
     if migrated_database.dialect != "postgresql":
         pytest.skip("SQLite stores every batch in a transaction (no round trips to save)")
-    seen: list[bool] = []
-
-    def in_transaction(conn: Connection, *_args: object) -> None:
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        seen.append(driver.is_in_transaction())
-
-    event.listen(migrated_database.engine.sync_engine, "before_cursor_execute", in_transaction)
-    try:
+    with in_transaction(migrated_database) as seen:
         await service.statements.record_statements(ANA, texts(statement(id=str(uuid.uuid4()))))
         assert seen == [False, False]  # the reads (one SELECT), the write
         seen.clear()
         named = statement(object={"id": ACT + "q1", "definition": {"name": {"en": "new"}}})
         await service.statements.record_statements(ANA, texts(named))
         assert True in seen
-    finally:
-        event.remove(migrated_database.engine.sync_engine, "before_cursor_execute", in_transaction)
     definition = (await service.activities.get_activity(ANA, ACT + "q1"))["definition"]
     assert definition == {"name": {"en": "new"}}
