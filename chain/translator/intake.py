@@ -58,6 +58,10 @@ RATING_REVEALED = "reputation.rating_revealed"
 PROPOSAL_FINALIZED = "governance.proposal_finalized"
 CERTIFICATION_ATTESTED = "marketplace.certification_attested"
 TOPICS = (LEARNING_RECORDED, RATING_REVEALED, PROPOSAL_FINALIZED, CERTIFICATION_ATTESTED)
+# Events handled as one page at most (one read, one INSERT, one ack): a burst of statements
+# (xAPI batches) drains in fewer pages, each paying its round trips once (on a busy event
+# loop each round trip also waits for the loop's turn).
+PAGE_SIZE = 256
 
 
 class AnchorIntake:
@@ -135,7 +139,7 @@ class AnchorIntake:
         async def run(stop: asyncio.Event) -> None:
             subscription = bus.subscribe(list(TOPICS), group=GROUP, consumer=consumer)
             consume = asyncio.create_task(
-                run_page_consumer(subscription, self.handle_page, self.handle)
+                run_page_consumer(subscription, self.handle_page, self.handle, page_size=PAGE_SIZE)
             )
             await stop.wait()
             await subscription.close()
