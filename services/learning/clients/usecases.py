@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from services.kit.auth import Principal
 from services.kit.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
+from services.kit.idempotency import Replayed
 from services.kit.paging import Page, page_size
 from services.learning.clients.cache import (
     VerifiedCredentials,
@@ -36,6 +37,12 @@ from services.learning.common.storage import (
 from services.learning.common.usecases import MAX_LIST_PAGE, LearningContext
 
 
+def _already_registered() -> AlreadyExists:
+    return AlreadyExists(
+        "this request_id already registered a client; its secret cannot be shown again"
+    )
+
+
 @dataclass(frozen=True)
 class LrsCredentials:
     client: LrsClientRecord
@@ -54,11 +61,8 @@ class LrsClients:
         if acting_through_credentials(caller):
             raise PermissionDenied("LRS clients cannot register LRS clients")
         label = check_name(name)
-        replay = await self.ctx.replay(caller, "register_lrs_client", request_id)
-        if replay is not None:
-            raise AlreadyExists(
-                "this request_id already registered a client; its secret cannot be shown again"
-            )
+        if await self.ctx.replay(caller, "register_lrs_client", request_id) is not None:
+            raise _already_registered()
         secret = secrets.token_urlsafe(32)
         now = self.ctx.clock.now()
         record = LrsClientRecord(
@@ -70,12 +74,15 @@ class LrsClients:
             created_at=now,
             revoked_at=None,
         )
-        async with self.ctx.db.transaction() as s:
-            await LrsClientRepository(s).insert(record)
-            if request_id:
-                await RequestKeys(s).put(
-                    caller.user_id, "register_lrs_client", request_id, record.id, now
-                )
+        try:
+            async with self.ctx.db.transaction() as s:
+                if request_id:
+                    await RequestKeys(s).claim(
+                        caller.user_id, "register_lrs_client", request_id, record.id, now
+                    )
+                await LrsClientRepository(s).insert(record)
+        except Replayed:  # a concurrent retry committed first: as a later retry
+            raise _already_registered() from None
         return LrsCredentials(record, secret)
 
     async def list_lrs_clients(

@@ -22,12 +22,13 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import JSON as SAJSON
-from sqlalchemy import Column, DateTime, MetaData, String, Table, and_, insert, or_, select, true
+from sqlalchemy import Column, DateTime, MetaData, String, Table, and_, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from services.kit import idempotency
 from services.kit.db import NAMING_CONVENTION
 from services.kit.errors import ValidationError
 from services.kit.events.dedupe import processed_events_table
@@ -224,15 +225,20 @@ class RequestKeys:
         ).first()
         return row[0] if row is not None else None
 
-    async def put(
+    async def claim(
         self, caller_id: str, operation: str, request_id: str, result: Any, now: datetime
     ) -> None:
-        await self.s.execute(
-            insert(request_keys).values(
-                caller_id=caller_id,
-                operation=operation,
-                request_id=request_id,
-                result=result,
-                created_at=now,
-            )
+        """Store the key with the result the call will answer, as the first write of its
+        transaction; raises `services.kit.idempotency.Replayed` with the stored result when
+        a concurrent call with the same key committed first (see that module)."""
+        await idempotency.claim(
+            self.s,
+            request_keys,
+            {
+                "caller_id": caller_id,
+                "operation": operation,
+                "request_id": request_id,
+                "result": result,
+                "created_at": now,
+            },
         )

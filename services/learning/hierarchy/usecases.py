@@ -14,6 +14,7 @@ from typing import Any
 
 from services.kit.auth import Principal, Role
 from services.kit.errors import NotFound, PermissionDenied, ValidationError
+from services.kit.idempotency import Replayed
 from services.kit.paging import Page, page_size
 from services.learning.common.storage import RequestKeys, decode_cursor, encode_cursor, query_scope
 from services.learning.common.usecases import MAX_LIST_PAGE, LearningContext
@@ -53,8 +54,16 @@ class Hierarchy:
         if instructor != caller.user_id and not caller.is_admin:
             raise PermissionDenied("only admins may create a course for another instructor")
         replay = await self.ctx.replay(caller, "create_course", request_id)
-        if replay is not None:
-            return await self.get_course(caller, replay)
+        if replay is None:
+            try:
+                return await self._create_course(caller, title, description, instructor, request_id)
+            except Replayed as first:  # a concurrent retry committed first
+                replay = str(first.result)
+        return await self.get_course(caller, replay)
+
+    async def _create_course(
+        self, caller: Principal, title: str, description: str, instructor: str, request_id: str
+    ) -> CourseRecord:
         course = h.Course.create(
             id=str(uuid.uuid4()),
             title=title,
@@ -72,11 +81,11 @@ class Hierarchy:
             updated_at=now,
         )
         async with self.ctx.db.transaction() as s:
-            await HierarchyRepository(s).insert_course(record)
             if request_id:
-                await RequestKeys(s).put(
+                await RequestKeys(s).claim(
                     caller.user_id, "create_course", request_id, course.id, now
                 )
+            await HierarchyRepository(s).insert_course(record)
         return record
 
     async def get_course(self, caller: Principal, course_id: str) -> CourseRecord:
@@ -146,11 +155,24 @@ class Hierarchy:
         request_id: str = "",
     ) -> ClassRecord:
         replay = await self.ctx.replay(caller, "create_class", request_id)
-        if replay is not None:
-            return await self.get_class(caller, replay)
+        if replay is None:
+            try:
+                return await self._create_class(caller, title, description, course_id, request_id)
+            except Replayed as first:  # a concurrent retry committed first
+                replay = str(first.result)
+        return await self.get_class(caller, replay)
+
+    async def _create_class(
+        self, caller: Principal, title: str, description: str, course_id: str, request_id: str
+    ) -> ClassRecord:
         check_description(description, "description")
         now = self.ctx.clock.now()
+        class_id = str(uuid.uuid4())
         async with self.ctx.db.transaction() as s:
+            if request_id:
+                await RequestKeys(s).claim(
+                    caller.user_id, "create_class", request_id, class_id, now
+                )
             repo = HierarchyRepository(s)
             course: h.Course | None = None
             if course_id:
@@ -162,9 +184,7 @@ class Hierarchy:
                 course = row.domain()
             else:
                 require_tutor(caller, "standalone classes")
-            klass = h.Class.create(
-                id=str(uuid.uuid4()), title=title, clock=self.ctx.clock, course=course
-            )
+            klass = h.Class.create(id=class_id, title=title, clock=self.ctx.clock, course=course)
             record = ClassRecord(
                 id=klass.id,
                 course_id=klass.course_id,
@@ -175,8 +195,6 @@ class Hierarchy:
                 updated_at=now,
             )
             await repo.insert_class(record)
-            if request_id:
-                await RequestKeys(s).put(caller.user_id, "create_class", request_id, klass.id, now)
         return record
 
     async def get_class(self, caller: Principal, class_id: str) -> ClassRecord:

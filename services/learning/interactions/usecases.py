@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kit.auth import Principal
 from services.kit.clock import FixedClock
 from services.kit.errors import NotFound, PermissionDenied, ValidationError
+from services.kit.idempotency import Replayed
 from services.learning.common.storage import RequestKeys
 from services.learning.common.usecases import (
     MAX_STATEMENT_PAGE,
@@ -328,17 +329,18 @@ class Interactions:
             else:
                 self.ctx.notify()
                 return rows
-        async with self.ctx.db.transaction() as s:
-            if request_id:
-                replay = await RequestKeys(s).get(caller.user_id, operation, request_id)
-                if replay is not None:
-                    ids = [str(x) for x in replay] if isinstance(replay, list) else [str(replay)]
-                    found = await StatementRepository(s).get_statements(ids)
-                    return [found[x] for x in ids if x in found]
-            rows = await self._store(s, caller, items, sids, given, prefixes, now)
-            if request_id:
-                result: str | list[str] = rows[0].id if single else [r.id for r in rows]
-                await RequestKeys(s).put(caller.user_id, operation, request_id, result, now)
+        try:
+            async with self.ctx.db.transaction() as s:
+                if request_id:  # first: replays, and a concurrent retry waits here
+                    result: str | list[str] = sids[0] if single else list(sids)
+                    await RequestKeys(s).claim(caller.user_id, operation, request_id, result, now)
+                rows = await self._store(s, caller, items, sids, given, prefixes, now)
+        except Replayed as first:
+            replay = first.result
+            ids = [str(x) for x in replay] if isinstance(replay, list) else [str(replay)]
+            async with self.ctx.db.session() as s:
+                found = await StatementRepository(s).get_statements(ids)
+            return [found[x] for x in ids if x in found]
         self.ctx.notify()
         return rows
 

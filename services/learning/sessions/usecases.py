@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kit.auth import Principal
 from services.kit.errors import FailedPrecondition, NotFound, PermissionDenied, ValidationError
 from services.kit.events.outbox import enqueue
+from services.kit.idempotency import Replayed
 from services.kit.invitations import Invitation, InvitationStatus
 from services.kit.invitations.rpc import list_page
 from services.kit.paging import Page, page_size
@@ -102,42 +103,46 @@ class Sessions:
                 raise PermissionDenied("a tutor plans tutorial sessions for themself")
         topic_text = check_topic(topic)
         now = self.ctx.clock.now()
-        async with self.ctx.db.transaction() as s:
-            klass = await load_class(s, class_id)
-            owner = await class_owner(s, klass.id) if klass is not None else None
-            if klass is not None and not caller.is_admin and owner != caller.user_id:
-                raise PermissionDenied(
-                    "only the class's instructor (or an admin) attaches sessions to it"
+        session_id = str(uuid.uuid4())
+        try:
+            async with self.ctx.db.transaction() as s:
+                if request_id:
+                    await RequestKeys(s).claim(
+                        caller.user_id, "create_tutorial_session", request_id, session_id, now
+                    )
+                klass = await load_class(s, class_id)
+                owner = await class_owner(s, klass.id) if klass is not None else None
+                if klass is not None and not caller.is_admin and owner != caller.user_id:
+                    raise PermissionDenied(
+                        "only the class's instructor (or an admin) attaches sessions to it"
+                    )
+                session = sd.TutorialSession.start(
+                    id=session_id,
+                    tutor_id=tutor,
+                    tutor_kind=tutor_kind,
+                    student_ids=list(student_ids),
+                    clock=self.ctx.clock,
+                    klass=klass,
                 )
-            session = sd.TutorialSession.start(
-                id=str(uuid.uuid4()),
-                tutor_id=tutor,
-                tutor_kind=tutor_kind,
-                student_ids=list(student_ids),
-                clock=self.ctx.clock,
-                klass=klass,
-            )
-            record = TutorialSessionRecord(
-                id=session.id,
-                class_id=session.class_id,
-                tutor_id=session.tutor_id,
-                tutor_kind=session.tutor_kind.value,
-                topic=topic_text,
-                created_by=caller.user_id,
-                scheduled_at=scheduled_at,
-                started_at=None,
-                ended_at=None,
-                created_at=now,
-                student_ids=list(session.student_ids),
-            )
-            await SessionRepository(s).insert_tutorial(record, session.tutor_id)
-            invited = await invite_students(
-                self.invitations, s, caller, session.id, session.student_ids, now
-            )
-            if request_id:
-                await RequestKeys(s).put(
-                    caller.user_id, "create_tutorial_session", request_id, session.id, now
+                record = TutorialSessionRecord(
+                    id=session.id,
+                    class_id=session.class_id,
+                    tutor_id=session.tutor_id,
+                    tutor_kind=session.tutor_kind.value,
+                    topic=topic_text,
+                    created_by=caller.user_id,
+                    scheduled_at=scheduled_at,
+                    started_at=None,
+                    ended_at=None,
+                    created_at=now,
+                    student_ids=list(session.student_ids),
                 )
+                await SessionRepository(s).insert_tutorial(record, session.tutor_id)
+                invited = await invite_students(
+                    self.invitations, s, caller, session.id, session.student_ids, now
+                )
+        except Replayed as first:  # a concurrent retry committed first
+            return await self.get_tutorial_session(caller, str(first.result))
         if invited:
             self.ctx.notify()
         return replace(record, invitations=invited)
@@ -308,30 +313,34 @@ class Sessions:
         if replay is not None:
             return await self.get_study_session(caller, replay)
         now = self.ctx.clock.now()
-        async with self.ctx.db.transaction() as s:
-            klass = await load_class(s, class_id)
-            if klass is not None and not await self.takes_part(s, caller, klass.id):
-                raise PermissionDenied("you may study in a class only when you take part in it")
-            session = sd.StudySession.start(
-                id=str(uuid.uuid4()),
-                learner_id=caller.user_id,
-                topic=topic,
-                clock=self.ctx.clock,
-                klass=klass,
-            )
-            record = StudySessionRecord(
-                id=session.id,
-                learner_id=session.learner_id,
-                class_id=session.class_id,
-                topic=session.topic,
-                started_at=session.started_at,
-                ended_at=None,
-            )
-            await SessionRepository(s).insert_study(record)
-            if request_id:
-                await RequestKeys(s).put(
-                    caller.user_id, "start_study_session", request_id, session.id, now
+        session_id = str(uuid.uuid4())
+        try:
+            async with self.ctx.db.transaction() as s:
+                if request_id:
+                    await RequestKeys(s).claim(
+                        caller.user_id, "start_study_session", request_id, session_id, now
+                    )
+                klass = await load_class(s, class_id)
+                if klass is not None and not await self.takes_part(s, caller, klass.id):
+                    raise PermissionDenied("you may study in a class only when you take part in it")
+                session = sd.StudySession.start(
+                    id=session_id,
+                    learner_id=caller.user_id,
+                    topic=topic,
+                    clock=self.ctx.clock,
+                    klass=klass,
                 )
+                record = StudySessionRecord(
+                    id=session.id,
+                    learner_id=session.learner_id,
+                    class_id=session.class_id,
+                    topic=session.topic,
+                    started_at=session.started_at,
+                    ended_at=None,
+                )
+                await SessionRepository(s).insert_study(record)
+        except Replayed as first:  # a concurrent retry committed first
+            return await self.get_study_session(caller, str(first.result))
         return record
 
     async def _study(

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kit.auth import Principal
 from services.kit.errors import NotFound, PermissionDenied, ValidationError
 from services.kit.events import Event
+from services.kit.idempotency import Replayed
 from services.learning.activities.usecases import Activities
 from services.learning.clients.domain import LRS_SESSION_PREFIX
 from services.learning.common.storage import RequestKeys, decode_cursor, encode_cursor
@@ -148,22 +149,32 @@ class Statements:
             else:
                 self.ctx.notify()
                 return rows
-        async with self.ctx.db.transaction() as s:
-            rows = await self.writer.store_many(s, caller, batch, lrs_client_id=lrs_client_id)
-            if parts:
-                await StatementRepository(s).store_attachments(
-                    [StoredAttachment(p.sha2, p.content_type, p.content) for p in parts.values()],
-                    [
-                        (row.id, sha2)
-                        for row, sha2s in zip(rows, used, strict=True)
-                        for sha2 in sha2s
-                    ],
-                    clock.now(),
-                )
-            if request_id:
-                await RequestKeys(s).put(
-                    writer, "record_statements", request_id, [r.id for r in rows], clock.now()
-                )
+        try:
+            async with self.ctx.db.transaction() as s:
+                if request_id:  # first: a concurrent retry waits here for this one's result
+                    await RequestKeys(s).claim(
+                        writer,
+                        "record_statements",
+                        request_id,
+                        [item.statement.id for item in batch],
+                        clock.now(),
+                    )
+                rows = await self.writer.store_many(s, caller, batch, lrs_client_id=lrs_client_id)
+                if parts:
+                    await StatementRepository(s).store_attachments(
+                        [
+                            StoredAttachment(p.sha2, p.content_type, p.content)
+                            for p in parts.values()
+                        ],
+                        [
+                            (row.id, sha2)
+                            for row, sha2s in zip(rows, used, strict=True)
+                            for sha2 in sha2s
+                        ],
+                        clock.now(),
+                    )
+        except Replayed as first:
+            return await self.rows_in_order(first.result)
         self.ctx.notify()
         return rows
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from services.kit.auth import Principal
 from services.kit.db import is_unique_violation
 from services.kit.errors import NotFound, PermissionDenied, Unauthenticated, ValidationError
+from services.kit.idempotency import Replayed
 from services.kit.paging import Page, page_size
 from services.learning.clients.domain import WEBHOOK_SESSION_PREFIX, check_name
 from services.learning.common.storage import (
@@ -89,10 +90,7 @@ class Webhooks:
             label = common.site_url(label, "name")
         replay = await self.ctx.replay(caller, "register_webhook_source", request_id)
         if replay is not None:
-            async with self.ctx.db.session() as s:
-                found = await WebhookRepository(s).get_source(replay)
-            assert found is not None
-            return WebhookRegistration(found, "")
+            return await self._registered(replay)
         if secret and len(secret) < MIN_SECRET:
             raise ValidationError("secret", f"must be at least {MIN_SECRET} characters")
         if len(secret) > MAX_SECRET:
@@ -111,19 +109,29 @@ class Webhooks:
             created_at=now,
             revoked_at=None,
         )
-        async with self.ctx.db.transaction() as s:
-            if course_id:
-                course = await HierarchyRepository(s).get_course(course_id)
-                if course is None:
-                    raise NotFound(f"course {course_id} not found")
-                if course.instructor_id != caller.user_id and not caller.is_admin:
-                    raise PermissionDenied("only the course's instructor may import into it")
-            await WebhookRepository(s).insert_source(record)
-            if request_id:
-                await RequestKeys(s).put(
-                    caller.user_id, "register_webhook_source", request_id, record.id, now
-                )
+        try:
+            async with self.ctx.db.transaction() as s:
+                if request_id:
+                    await RequestKeys(s).claim(
+                        caller.user_id, "register_webhook_source", request_id, record.id, now
+                    )
+                if course_id:
+                    course = await HierarchyRepository(s).get_course(course_id)
+                    if course is None:
+                        raise NotFound(f"course {course_id} not found")
+                    if course.instructor_id != caller.user_id and not caller.is_admin:
+                        raise PermissionDenied("only the course's instructor may import into it")
+                await WebhookRepository(s).insert_source(record)
+        except Replayed as first:  # a concurrent retry committed first
+            return await self._registered(str(first.result))
         return WebhookRegistration(record, generated)
+
+    async def _registered(self, source_id: str) -> WebhookRegistration:
+        """A replay's answer: the source the first call registered (its secret not again)."""
+        async with self.ctx.db.session() as s:
+            found = await WebhookRepository(s).get_source(source_id)
+        assert found is not None
+        return WebhookRegistration(found, "")
 
     async def list_webhook_sources(
         self, caller: Principal, requested: int = 0, token: str = ""
