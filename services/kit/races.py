@@ -55,22 +55,28 @@ class Twins(Generic[T]):
 
 
 async def twin_calls(
-    db: Database, call: Callable[[], Awaitable[T]], *, timeout: float = 10.0
+    db: Database, call: Callable[[], Awaitable[T]], *, hold: int = 1, timeout: float = 10.0
 ) -> Twins[T]:
     """Run `call` twice concurrently, the first holding its transaction open until the
-    second waits on it (see the module)."""
+    second waits on it (see the module). `hold`: which of the first call's transactions,
+    in the order their work completes, is held (a call whose key is written after other
+    transactions, such as a rate limit's, names that one)."""
     original = db.transaction
     held = asyncio.Event()
     release = asyncio.Event()
+    completed = 0
 
     @asynccontextmanager
     async def transaction() -> AsyncIterator[AsyncSession]:
+        nonlocal completed
         async with original() as session:
             yield session
             # Only after the work succeeded, before the COMMIT the context manager sends.
             if _FIRST.get() and not release.is_set():
-                held.set()
-                await asyncio.wait_for(release.wait(), timeout)
+                completed += 1
+                if completed == hold:
+                    held.set()
+                    await asyncio.wait_for(release.wait(), timeout)
 
     async def first_call() -> T:
         _FIRST.set(True)

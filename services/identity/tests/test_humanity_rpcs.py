@@ -56,6 +56,7 @@ from services.kit.events.outbox import OutboxRelay
 from services.kit.grpc.client import stub
 from services.kit.grpc.errors import field_violations
 from services.kit.grpc.testing import running_host, running_server
+from services.kit.races import twin_calls
 
 Stub = pb.IdentityServiceStub
 SEED = 2026
@@ -623,6 +624,36 @@ async def test_concurrent_enrollments_of_one_human_admit_one(
     refused = [r for r in results if isinstance(r, AlreadyExists)]
     assert len(admitted) == 1 and len(refused) == 1, results
     assert str(refused[0]) == "this human is already enrolled under another account"
+
+
+async def test_a_retry_racing_its_first_enrollment_answers_the_first_enrollment(
+    hum: Humanity, ana_person: syn.SyntheticPerson
+) -> None:
+    """Same request id, both calls at once (`services.kit.races`; on PostgreSQL the retry
+    runs on another instance, as on another replica, and is seen waiting for the first
+    one's commit): the retry answers the first enrollment, which is registered once."""
+    ana_id, _ = await hum.user("ana")
+    ana = Principal(ana_id, frozenset({"learner"}))
+    retry_on = (
+        HumanityService(hum.db, hum.clock, registrar=hum.registrar)
+        if hum.db.dialect == "postgresql"
+        else hum.humanity
+    )
+    capture = hs.BiometricSample(
+        syn.iris_image(ana_person, 0), syn.genome_vcf(ana_person, 0), genome_format="vcf"
+    )
+    calls = iter((hum.humanity, retry_on))
+    # The first call's second transaction is its enrollment (the first spends an attempt).
+    twins = await twin_calls(
+        hum.db, lambda: next(calls).enroll(ana, capture, request_id="enroll-1"), hold=2
+    )
+    if hum.db.dialect == "postgresql":
+        assert twins.second_waited or twins.second_finished_first
+    first, second = twins.results()
+    # The same enrollment (the retry may answer before the first call registered it).
+    same = ("helper_data_id", "humanity_commitment", "ed25519_public_key")
+    assert [getattr(first, f) for f in same] == [getattr(second, f) for f in same]
+    assert len(hum.registrar.calls) == 1
 
 
 # -- composition ------------------------------------------------------------------------------

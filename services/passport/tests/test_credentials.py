@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
+from sqlalchemy import func, select
 
 from chain.credentials.badge_schema import open_badge_errors
 from chain.credentials.integrity import ProofPurpose, add_proof_set
@@ -33,6 +34,7 @@ from chain.verify.credentials import (
 from services.kit.clock import FixedClock
 from services.kit.errors import FailedPrecondition, NotFound, Unavailable, ValidationError
 from services.kit.events import Event
+from services.kit.races import twin_calls
 from services.passport.credentials.domain import (
     AchievementInput,
     CredentialFormat,
@@ -41,6 +43,7 @@ from services.passport.credentials.domain import (
 )
 from services.passport.credentials.service import STATUS_PATH, CredentialService
 from services.passport.credentials.signing import AnchorRef
+from services.passport.credentials.storage import credentials as credentials_table
 from services.passport.domain import Disclosure
 from services.passport.service import PassportService
 from services.passport.tests.conftest import ANA, BEN, consume, user
@@ -386,3 +389,21 @@ async def test_a_narrow_share_shows_only_what_it_discloses(
     assert await credentials.list_visible(access) == []
     with pytest.raises(FailedPrecondition, match="no credential"):
         await credentials.shared_presentation(hidden.token, "n", "d")
+
+
+async def test_a_retry_racing_its_first_issue_answers_the_first_credentials(
+    service: PassportService, credentials: CredentialService, ledger: Any
+) -> None:
+    """Same request id, both calls at once (`services.kit.races`): the retry answers the
+    first call's credentials, which are issued once, and no INTERNAL."""
+    request = IssueRequest(CredentialFormat.LEARNING_RECORD, course_id="course-1", request_id="r1")
+    twins = await twin_calls(service.db, lambda: credentials.issue(ANA, request))
+    if service.db.dialect == "postgresql":
+        assert twins.second_waited or twins.second_finished_first
+    first, second = twins.results()
+    assert [c.id for c in first] == [c.id for c in second]
+    assert [c.id for c in await credentials.issue(ANA, request)] == [c.id for c in first]
+    async with service.db.session() as s:
+        assert (
+            await s.execute(select(func.count()).select_from(credentials_table))
+        ).scalar_one() == 1

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from nacl.signing import SigningKey
+from sqlalchemy import func, select
 
 from chain.translator.authors import subject_of
 from chain.verify import (
@@ -23,8 +24,10 @@ from chain.verify import (
 from services.kit.clock import FixedClock
 from services.kit.errors import FailedPrecondition, NotFound, Unauthenticated, ValidationError
 from services.kit.events import Event
+from services.kit.races import twin_calls
 from services.passport.domain import FULL, Disclosure, Level, PrivacySettings, group_entries
 from services.passport.service import Access, ChainReaderFactory, PassportService, TimelineFilter
+from services.passport.storage import share_links
 from services.passport.tests.conftest import ANA, BEN, consume
 from services.passport.tests.factories import (
     Interaction,
@@ -382,3 +385,19 @@ async def test_anchor_kept_when_the_proof_cannot_be_fetched(
     service.chain_reader = reader_factory(reader_for(anchored))
     [result] = await service.verify_entries([entry])
     assert result.status.value == "unanchored" and result.signature_valid
+
+
+async def test_a_retry_racing_its_first_share_link_answers_the_first_link(
+    service: PassportService,
+) -> None:
+    """Same request id, both calls at once (`services.kit.races`): the retry answers the
+    first call's link (without its token, as any replay), one link is stored, no INTERNAL."""
+    await service.own_passport(ANA)  # not created by the racing calls themselves
+    twins = await twin_calls(service.db, lambda: service.create_link(ANA, "ACME", None, None, "r1"))
+    if service.db.dialect == "postgresql":
+        assert twins.second_waited or twins.second_finished_first
+    first, second = twins.results()
+    assert first.link.id == second.link.id
+    assert (await service.create_link(ANA, "ACME", None, None, "r1")).link.id == first.link.id
+    async with service.db.session() as s:
+        assert (await s.execute(select(func.count()).select_from(share_links))).scalar_one() == 1
