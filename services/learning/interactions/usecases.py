@@ -59,7 +59,12 @@ from services.learning.statements.domain import (
 )
 from services.learning.statements.storage import StatementFilter, StatementRepository
 from services.learning.statements.usecases import Statements
-from services.learning.statements.writes import Incoming, TransactionNeeded, new_record
+from services.learning.statements.writes import (
+    Incoming,
+    TransactionNeeded,
+    new_record,
+    stored_once,
+)
 from services.learning.xapi import (
     ValidatedStatement,
     canonical_bytes,
@@ -309,40 +314,46 @@ class Interactions:
             given[sid] = i
             sids.append(sid)
         now = self.ctx.clock.now()
-        if (
-            single
-            and not request_id
-            and self.ctx.db.dialect == "postgresql"
-            and stable_activity(items[0].interaction)
-        ):
-            # As one xAPI statement (Statements.record_statements): the reads need no
-            # common snapshot and the write is one statement, so no BEGIN and COMMIT; when
-            # it needs more (a new or changed activity definition) nothing was written and
-            # it is recorded in a transaction below.
+
+        async def write() -> list[StatementRecord]:
+            if (
+                single
+                and not request_id
+                and self.ctx.db.dialect == "postgresql"
+                and stable_activity(items[0].interaction)
+            ):
+                # As one xAPI statement (Statements.record_statements): the reads need no
+                # common snapshot and the write is one statement, so no BEGIN and COMMIT;
+                # when it needs more (a new or changed activity definition) nothing was
+                # written and it is recorded in a transaction below.
+                try:
+                    async with self.ctx.db.autocommit_session() as s:
+                        rows = await self._store(
+                            s, caller, items, sids, given, prefixes, now, one_write=True
+                        )
+                except TransactionNeeded:
+                    pass
+                else:
+                    self.ctx.notify()
+                    return rows
             try:
-                async with self.ctx.db.autocommit_session() as s:
-                    rows = await self._store(
-                        s, caller, items, sids, given, prefixes, now, one_write=True
-                    )
-            except TransactionNeeded:
-                pass
-            else:
-                self.ctx.notify()
-                return rows
-        try:
-            async with self.ctx.db.transaction() as s:
-                if request_id:  # first: replays, and a concurrent retry waits here
-                    result: str | list[str] = sids[0] if single else list(sids)
-                    await RequestKeys(s).claim(caller.user_id, operation, request_id, result, now)
-                rows = await self._store(s, caller, items, sids, given, prefixes, now)
-        except Replayed as first:
-            replay = first.result
-            ids = [str(x) for x in replay] if isinstance(replay, list) else [str(replay)]
-            async with self.ctx.db.session() as s:
-                found = await StatementRepository(s).get_statements(ids)
-            return [found[x] for x in ids if x in found]
-        self.ctx.notify()
-        return rows
+                async with self.ctx.db.transaction() as s:
+                    if request_id:  # first: replays, and a concurrent retry waits here
+                        result: str | list[str] = sids[0] if single else list(sids)
+                        keys = RequestKeys(s)
+                        await keys.claim(caller.user_id, operation, request_id, result, now)
+                    rows = await self._store(s, caller, items, sids, given, prefixes, now)
+            except Replayed as first:
+                replay = first.result
+                ids = [str(x) for x in replay] if isinstance(replay, list) else [str(replay)]
+                async with self.ctx.db.session() as s:
+                    found = await StatementRepository(s).get_statements(ids)
+                return [found[x] for x in ids if x in found]
+            self.ctx.notify()
+            return rows
+
+        # A client's retry of the same statement ids may run at the same time.
+        return await stored_once(write)
 
     async def _store(
         self,

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
+from services.kit.clock import FixedClock
 from services.kit.errors import NotFound, PermissionDenied, ValidationError
 from services.kit.events import Event
 from services.kit.idempotency import Replayed
@@ -61,7 +62,12 @@ from services.learning.statements.storage import (
     TextPage,
     statement_texts,
 )
-from services.learning.statements.writes import Incoming, StatementWriter, TransactionNeeded
+from services.learning.statements.writes import (
+    Incoming,
+    StatementWriter,
+    TransactionNeeded,
+    stored_once,
+)
 from services.learning.xapi import (
     ValidatedStatement,
     XAPIVersion,
@@ -133,6 +139,24 @@ class Statements:
             Incoming(v, f"statements[{i}]", sent=raw, fresh_id="id" not in raw)
             for i, (v, raw) in enumerate(validated)
         ]
+        return await stored_once(
+            lambda: self._write(
+                caller, batch, parts, used, request_id, clock, lrs_client_id=lrs_client_id
+            )
+        )
+
+    async def _write(
+        self,
+        caller: Principal,
+        batch: Sequence[Incoming],
+        parts: Mapping[str, AttachmentPart],
+        used: Sequence[Sequence[str]],
+        request_id: str,
+        clock: FixedClock,
+        *,
+        lrs_client_id: str | None,
+    ) -> list[StatementRecord]:
+        """Store the checked batch (see `record_statements`)."""
         if len(batch) == 1 and not parts and not request_id and self.ctx.db.dialect == "postgresql":
             # One statement (xAPI's usual POST): its reads need no common snapshot (the
             # transaction's READ COMMITTED statements each saw the latest commit anyway)
@@ -153,7 +177,7 @@ class Statements:
             async with self.ctx.db.transaction() as s:
                 if request_id:  # first: a concurrent retry waits here for this one's result
                     await RequestKeys(s).claim(
-                        writer,
+                        caller.user_id,
                         "record_statements",
                         request_id,
                         [item.statement.id for item in batch],

@@ -12,13 +12,15 @@ events. Same outcome as storing them one by one in the same transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
+from services.kit.db import violated_constraint
 from services.kit.errors import AlreadyExists, PermissionDenied, ValidationError
 from services.kit.events import Event
 from services.kit.events.outbox import enqueue_many, outbox_rows
@@ -37,7 +39,37 @@ from services.learning.statements.domain import (
     keiko_learner_of,
 )
 from services.learning.statements.storage import NewStatement, StatementRepository
+from services.learning.statements.tables import statement_activities, statement_agents, statements
 from services.learning.xapi import ValidatedStatement, statement_hash_hex, statements_equivalent
+
+T = TypeVar("T")
+
+# The rows keyed by a statement's id: a unique violation of one of them means a concurrent
+# writer stored a statement of the same id after this write's lookup missed it.
+_STATEMENT_KEYED = (statements, statement_agents, statement_activities)
+_RACE_ATTEMPTS = 3
+
+
+def lost_statement_race(exc: IntegrityError) -> bool:
+    name = violated_constraint(exc) or ""
+    return any(  # the constraint's name (PostgreSQL) or its columns (SQLite)
+        name == t.primary_key.name or name.startswith(f"{t.name}.") for t in _STATEMENT_KEYED
+    )
+
+
+async def stored_once(write: Callable[[], Awaitable[T]]) -> T:
+    """Run `write` (a whole write: its transaction, or its autocommit statement) and again
+    when it lost a statement id to a concurrent writer, such as a client's retry of the
+    same statements while the first attempt ran: on PostgreSQL that violation is raised
+    once the other writer committed, so the rerun's lookup finds its statement and accepts
+    it when identical (ALREADY_EXISTS when not), as a later retry would."""
+    for _ in range(_RACE_ATTEMPTS - 1):
+        try:
+            return await write()
+        except IntegrityError as exc:
+            if not lost_statement_race(exc):
+                raise
+    return await write()
 
 
 class TransactionNeeded(Exception):

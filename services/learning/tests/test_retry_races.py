@@ -19,6 +19,7 @@ from services.kit.errors import AlreadyExists
 from services.kit.races import twin_calls
 from services.learning.interactions.inputs import InteractionInput, InteractionSubmission
 from services.learning.service import LearningService
+from services.learning.statements import writes
 from services.learning.storage import (
     classes,
     courses,
@@ -33,6 +34,7 @@ from services.learning.storage import (
 from services.learning.tests.test_service import ACT, ANA, TOM, statement, texts
 
 SID = "7b0e3a52-4f8c-4b43-9a8e-0c6a37e6a001"
+SIDS = [f"7b0e3a52-4f8c-4b43-9a8e-0c6a37e6a0{n:02d}" for n in range(10, 13)]
 
 
 def exercise(n: int) -> InteractionInput:
@@ -50,6 +52,7 @@ class Case:
     call: Callable[[LearningService], Awaitable[Any]]
     table: Table  # where each call's object is stored
     stored: int  # rows a call stores there
+    keys: int = 1  # request keys stored (none: the statement ids are the key)
     # The answer a later retry gets: the same result, or for a secret shown only once, this.
     retry_raises: type[Exception] | None = None
 
@@ -82,6 +85,25 @@ CASES = [
         ),
         statements,
         3,
+    ),
+    # No request id: the statement ids are the key (xAPI's own idempotency).
+    Case(
+        "record_statements by statement ids",
+        lambda s: s.statements.record_statements(
+            ANA, texts(statement(id=SIDS[0]), statement(id=SIDS[1], activity=ACT + "q2"))
+        ),
+        statements,
+        2,
+        keys=0,
+    ),
+    Case(
+        "record_interactions by statement ids",
+        lambda s: s.interactions.record_interactions(
+            ANA, [InteractionSubmission(exercise(i), statement_id=SIDS[i]) for i in range(3)]
+        ),
+        statements,
+        3,
+        keys=0,
     ),
     Case(
         "create_course",
@@ -165,8 +187,41 @@ async def test_a_retry_racing_its_first_call_answers_as_a_later_retry(
         assert ids(first) == ids(second)
         assert ids(await case.call(service)) == ids(first)  # and a later retry agrees
     assert await count(db, case.table) == case.stored
-    assert await count(db, request_keys) == 1
+    assert await count(db, request_keys) == case.keys
     # Only the call that committed enqueued its events (none from the rolled-back twin).
     events = await count(db, outbox) - events_before
     if case.table is statements:
         assert events == case.stored
+
+
+async def test_a_single_statement_stored_by_a_twin_after_the_lookup_is_accepted(
+    service: LearningService, migrated_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One statement on PostgreSQL is stored by one autocommit statement, no transaction
+    to hold: the twin is made to commit its statement right after this call's lookup
+    missed it. The insert then breaks the statement's key; the write runs again and finds
+    the twin's statement: identical, it is the answer; different, ALREADY_EXISTS (what a
+    later call gets either way)."""
+    if migrated_database.dialect != "postgresql":
+        pytest.skip("SQLite serializes the writers: the lookup cannot miss a twin")
+    lookup = writes.lookup_with_definitions
+    twin_sends: list[list[str]] = []
+    twin_got: list[Any] = []
+
+    async def lookup_then_twin(*args: Any) -> Any:
+        found = await lookup(*args)
+        if twin_sends:  # only this call's first lookup (not the twin's, nor the rerun's)
+            twin_got.append(await service.statements.record_statements(ANA, twin_sends.pop()))
+        return found
+
+    monkeypatch.setattr(writes, "lookup_with_definitions", lookup_then_twin)
+    sent = texts(statement(id=SID))
+    twin_sends.append(sent)
+    rows = await service.statements.record_statements(ANA, sent)
+    assert [r.id for r in rows] == [r.id for r in twin_got[0]] == [SID]
+    twin_sends.append(texts(statement(id=SIDS[2])))
+    with pytest.raises(AlreadyExists):
+        await service.statements.record_statements(
+            ANA, texts(statement(id=SIDS[2], activity=ACT + "other"))
+        )
+    assert await count(migrated_database, statements) == 2
