@@ -100,7 +100,8 @@ class ShareLinks(PassportCore):
             if not is_unique_violation(exc) or not request_id:
                 raise
             replay = await self._link_by_request(caller.user_id, request_id)
-            assert replay is not None
+            if replay is None:  # another unique rule, not this request's twin
+                raise
             return CreatedLink(replay, "", "")
         link = await self._link(caller, link_id)
         return CreatedLink(link, token, self.share_url(token))
