@@ -5,7 +5,8 @@ It enforces the contract's rules that matter to the engine (a batch id and a roo
 anchored once, the leaf count is non-zero; a key binds once, to one holder), numbers
 blocks, emits ``BatchAnchored`` events and pages them with continuation tokens. Faults:
 ``down`` (every call raises a connection error) and ``lose_ack`` (the next send is
-applied, then its answer is lost).
+applied, then its answer is lost); ``receipt_events=False`` leaves the ``BatchAnchored``
+event out of receipts, so only the watcher confirms.
 
 Fees as the dev node charges them: an ``anchor_batch`` uses ``BASE_GAS + gas_per_leaf x
 leaves`` L2 gas at ``l2_price``. A send without resource bounds is estimated first (as
@@ -63,6 +64,9 @@ class FakeAnchorChain:
     refused: int = 0  # sends refused for their resource bounds
     gas_per_leaf: int = 0
     l2_price: int = 100_000
+    # False: receipts carry no decoded event (as from a node whose anchor address the
+    # client does not decode), so only the watcher can confirm a batch.
+    receipt_events: bool = True
 
     def _check(self) -> None:
         if self.down:
@@ -153,7 +157,9 @@ class FakeAnchorChain:
         if self.lose_ack:
             self.lose_ack = False
             raise TimeoutError("the receipt never came back (fake lost ack)")
-        return TxResult(tx_hash, self.block, "SUCCEEDED", None, 1, [event])
+        return TxResult(
+            tx_hash, self.block, "SUCCEEDED", None, 1, [event] if self.receipt_events else []
+        )
 
     async def get_batch(self, batch_id: int) -> AnchoredBatch | None:
         self._check()

@@ -121,10 +121,29 @@ async def test_idle_engine_waits_long_busy_engine_short(
     assert abs(await engine._wait_hint() - 0.05) < 1e-6
 
 
+async def test_a_send_is_confirmed_from_its_receipt_and_the_event_changes_nothing(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    """A successful send's receipt holds its BatchAnchored event: the batch and its
+    records are anchored at once, each announced once; the watcher reading the same
+    events later confirms nothing again."""
+    chain = FakeAnchorChain()
+    engine = engine_for(store, chain, clock)
+    await queue(store, 10)
+    await engine.step(force=True)
+    assert chain.sends == 3
+    await assert_each_anchored_once(store, chain, 10)
+    batch = (await store.list_batches())[0]
+    assert batch.confirmed_by == "receipt" and batch.tx_hash == chain.log[0].tx_hash
+    assert batch.block == chain.log[0].block_number
+    assert await ChainWatcher(store, chain).catch_up() == 0
+    assert await outbox_topics(store) == {TOPIC_INTERACTION_ANCHORED: 10, TOPIC_BATCH_ANCHORED: 3}
+
+
 async def test_anchor_then_confirm_from_events_publishes_once(
     store: ChainStore, clock: FixedClock
 ) -> None:
-    chain = FakeAnchorChain()
+    chain = FakeAnchorChain(receipt_events=False)
     engine = engine_for(store, chain, clock)
     watcher = ChainWatcher(store, chain, chunk_size=2)
     await queue(store, 10)
@@ -148,7 +167,7 @@ async def test_anchor_then_confirm_from_events_publishes_once(
 async def test_watcher_resumes_from_persisted_continuation(
     store: ChainStore, clock: FixedClock
 ) -> None:
-    chain = FakeAnchorChain()
+    chain = FakeAnchorChain(receipt_events=False)
     engine = engine_for(store, chain, clock)
     await queue(store, 12)
     await engine.step(force=True)
@@ -202,8 +221,8 @@ async def test_outage_backoff_and_breaker_then_exactly_once(
     await engine.send_due()
     assert engine.breaker.state is BreakerState.CLOSED
     await engine.send_due()
-    assert {b.state for b in await store.list_batches()} == {SUBMITTED}
-    await ChainWatcher(store, chain).catch_up()
+    assert {b.state for b in await store.list_batches()} == {ANCHORED}
+    assert await ChainWatcher(store, chain).catch_up() == 0
     await assert_each_anchored_once(store, chain, 16)
 
 
@@ -282,7 +301,7 @@ async def test_send_landed_but_ack_lost_is_reconciled_not_resent(
 async def test_submitted_batch_unconfirmed_is_rechecked_not_resent(
     store: ChainStore, clock: FixedClock
 ) -> None:
-    chain = FakeAnchorChain()
+    chain = FakeAnchorChain(receipt_events=False)
     engine = engine_for(store, chain, clock)
     await queue(store, 4)
     await engine.step()
@@ -449,10 +468,10 @@ async def test_run_seals_while_sends_are_in_flight_and_anchors_each_once(
     assert chain.sends == 0  # nothing has reached the chain yet: all held at the gate
     chain.gate.set()
 
-    async def all_submitted() -> bool:
-        return {b.state for b in await store.list_batches()} == {SUBMITTED}
+    async def all_anchored() -> bool:
+        return {b.state for b in await store.list_batches()} == {ANCHORED}
 
-    await wait_until(all_submitted)
+    await wait_until(all_anchored)
     stop.set()
     await running
     assert chain.most_in_flight == 2 and chain.sends == 3
@@ -474,7 +493,7 @@ async def test_stopping_waits_for_the_sends_in_flight(store: ChainStore, clock: 
     chain.gate.set()
     await asyncio.wait_for(running, 20)
     [batch] = await store.list_batches()
-    assert batch.state == SUBMITTED and chain.sends == 1
+    assert batch.state == ANCHORED and chain.sends == 1
 
 
 async def test_a_backlog_is_sealed_in_larger_batches(store: ChainStore, clock: FixedClock) -> None:
@@ -517,11 +536,11 @@ async def test_partial_batches_wait_for_the_send_in_flight_then_go_as_one(
     assert len(await store.list_batches()) == 1 and await store.unbatched_count() == 3
     chain.gate.set()
 
-    async def all_submitted() -> bool:
+    async def all_anchored() -> bool:
         found = await store.list_batches()
-        return len(found) == 2 and {b.state for b in found} == {SUBMITTED}
+        return len(found) == 2 and {b.state for b in found} == {ANCHORED}
 
-    await wait_until(all_submitted)
+    await wait_until(all_anchored)
     stop.set()
     await running
     assert sorted(b.leaf_count for b in await store.list_batches()) == [3, 4]
@@ -557,11 +576,11 @@ async def test_records_wait_behind_a_batch_ready_to_send_then_go_as_one(
     assert len(await store.list_batches()) == 2 and await store.unbatched_count() == 8
     chain.gate.set()
 
-    async def all_submitted() -> bool:
+    async def all_anchored() -> bool:
         found = await store.list_batches()
-        return len(found) == 3 and {b.state for b in found} == {SUBMITTED}
+        return len(found) == 3 and {b.state for b in found} == {ANCHORED}
 
-    await wait_until(all_submitted)
+    await wait_until(all_anchored)
     stop.set()
     await running
     assert [b.leaf_count for b in await store.list_batches()] == [4, 4, 8]

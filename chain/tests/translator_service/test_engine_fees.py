@@ -18,7 +18,7 @@ from chain.tests.translator_service.test_engine import (
 from chain.translator.anchor_fees import FeeReusePolicy, band_of
 from chain.translator.anchoring import AnchoringEngine
 from chain.translator.batching import BatchPolicy
-from chain.translator.storage import SUBMITTED, ChainStore
+from chain.translator.storage import ANCHORED, ChainStore
 from chain.translator.watcher import ChainWatcher
 from services.kit.clock import FixedClock
 
@@ -83,8 +83,8 @@ async def test_a_send_refused_for_its_fee_is_re_estimated_and_anchored_once(
     assert chain.applied == 2
     batches = await store.list_batches()
     # Re-sent at once within the same attempt: no failure recorded, no backoff.
-    assert [(b.state, b.last_error) for b in batches] == [(SUBMITTED, None)] * 2
-    assert await ChainWatcher(store, chain).catch_up() == 2
+    assert [(b.state, b.last_error) for b in batches] == [(ANCHORED, None)] * 2
+    assert await ChainWatcher(store, chain).catch_up() == 0  # confirmed from the receipts
     await assert_each_anchored_once(store, chain, 8)
 
 
@@ -100,8 +100,8 @@ async def test_a_send_reverted_out_of_gas_is_re_estimated_and_anchored_once(
     await anchor(engine, store, 4, 4)
     assert chain.estimates == 2
     assert chain.sends == 3 and chain.applied == 2  # the reverted send anchored nothing
-    assert [b.state for b in await store.list_batches()] == [SUBMITTED] * 2
-    assert await ChainWatcher(store, chain).catch_up() == 2
+    assert [b.state for b in await store.list_batches()] == [ANCHORED] * 2
+    assert await ChainWatcher(store, chain).catch_up() == 0  # confirmed from the receipts
     await assert_each_anchored_once(store, chain, 8)
 
 
@@ -124,7 +124,7 @@ async def test_batches_of_very_different_sizes_use_their_own_band(
         known[band_of("learning", 64)].l2_gas.max_amount
         > 3 * known[band_of("learning", 1)].l2_gas.max_amount
     )
-    assert await ChainWatcher(store, chain).catch_up() == 4
+    assert await ChainWatcher(store, chain).catch_up() == 0  # confirmed from the receipts
     await assert_each_anchored_once(store, chain, 130)
 
 

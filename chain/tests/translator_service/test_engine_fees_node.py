@@ -21,7 +21,7 @@ from chain.translator.anchor_fees import FeeReusePolicy, band_of
 from chain.translator.anchoring import AnchoringEngine, EngineSettings
 from chain.translator.batching import BatchPolicy
 from chain.translator.ports import ChainAccount, ChainConnection, ClientAnchorChain
-from chain.translator.storage import SUBMITTED, ChainStore
+from chain.translator.storage import ANCHORED, ChainStore
 from services.kit.clock import FixedClock
 
 
@@ -63,7 +63,9 @@ async def test_the_engine_reuses_estimates_on_the_dev_node(
     await queue(store, 12)
     await engine.step(force=True)
     batches = await store.list_batches()
-    assert [b.state for b in batches] == [SUBMITTED] * 3, [b.last_error for b in batches]
+    assert [b.state for b in batches] == [ANCHORED] * 3, [b.last_error for b in batches]
+    # The dev node's receipts carry the decoded BatchAnchored event: no watcher needed.
+    assert {b.confirmed_by for b in batches} == {"receipt"}
     assert rpc["estimateFee"] == 1 and rpc["addInvokeTransaction"] == 3
 
     # A reused estimate the node no longer accepts (here: bounds far below the gas the
@@ -87,7 +89,7 @@ async def test_the_engine_reuses_estimates_on_the_dev_node(
     assert rpc["estimateFee"] == 2 and rpc["addInvokeTransaction"] == 5
     chain = await connection.get()
     batches = await store.list_batches()
-    assert [b.state for b in batches] == [SUBMITTED] * 4, [b.last_error for b in batches]
+    assert [b.state for b in batches] == [ANCHORED] * 4, [b.last_error for b in batches]
     for batch in batches:
         on_chain = await chain.anchor.get_batch(batch.batch_id)
         assert on_chain is not None and on_chain.root == batch.root
