@@ -3,19 +3,23 @@ callbacks to run after a commit that enqueued events), pages, request ids and re
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from services.kit import paging
 from services.kit.auth import Principal
 from services.kit.clock import Clock, FixedClock
 from services.kit.db import Database
 from services.kit.errors import ValidationError
+from services.kit.idempotency import Replayed
 
 # statements/ and interactions/ import the kit's Page from here
 from services.kit.paging import Page as Page
 from services.learning.common.storage import RequestKeys
 from services.learning.xapi.formats import is_uuid
+
+T = TypeVar("T")
 
 DEFAULT_PAGE = 50
 MAX_STATEMENT_PAGE = 500
@@ -68,3 +72,21 @@ class LearningContext:
                 caller.user_id, operation, check_request_id(request_id)
             )
         return str(found) if found is not None else None
+
+    async def created_once(
+        self,
+        caller: Principal,
+        operation: str,
+        request_id: str,
+        create: Callable[[], Awaitable[T]],
+        read: Callable[[str], Awaitable[T]],
+    ) -> T:
+        """`create` once per (caller, operation, request id): a retry, or a twin racing it
+        whose key committed first (`Replayed`), answers `read` of the first call's id."""
+        replay = await self.replay(caller, operation, request_id)
+        if replay is None:
+            try:
+                return await create()
+            except Replayed as first:  # a concurrent retry committed first
+                replay = str(first.result)
+        return await read(replay)

@@ -14,7 +14,6 @@ from typing import Any
 
 from services.kit.auth import Principal, Role
 from services.kit.errors import NotFound, PermissionDenied, ValidationError
-from services.kit.idempotency import Replayed
 from services.kit.paging import Page, page_size
 from services.learning.common.storage import RequestKeys, decode_cursor, encode_cursor, query_scope
 from services.learning.common.usecases import MAX_LIST_PAGE, LearningContext
@@ -53,13 +52,13 @@ class Hierarchy:
         instructor = instructor_id or caller.user_id
         if instructor != caller.user_id and not caller.is_admin:
             raise PermissionDenied("only admins may create a course for another instructor")
-        replay = await self.ctx.replay(caller, "create_course", request_id)
-        if replay is None:
-            try:
-                return await self._create_course(caller, title, description, instructor, request_id)
-            except Replayed as first:  # a concurrent retry committed first
-                replay = str(first.result)
-        return await self.get_course(caller, replay)
+        return await self.ctx.created_once(
+            caller,
+            "create_course",
+            request_id,
+            lambda: self._create_course(caller, title, description, instructor, request_id),
+            lambda course_id: self.get_course(caller, course_id),
+        )
 
     async def _create_course(
         self, caller: Principal, title: str, description: str, instructor: str, request_id: str
@@ -154,13 +153,13 @@ class Hierarchy:
         course_id: str = "",
         request_id: str = "",
     ) -> ClassRecord:
-        replay = await self.ctx.replay(caller, "create_class", request_id)
-        if replay is None:
-            try:
-                return await self._create_class(caller, title, description, course_id, request_id)
-            except Replayed as first:  # a concurrent retry committed first
-                replay = str(first.result)
-        return await self.get_class(caller, replay)
+        return await self.ctx.created_once(
+            caller,
+            "create_class",
+            request_id,
+            lambda: self._create_class(caller, title, description, course_id, request_id),
+            lambda class_id: self.get_class(caller, class_id),
+        )
 
     async def _create_class(
         self, caller: Principal, title: str, description: str, course_id: str, request_id: str
