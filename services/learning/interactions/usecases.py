@@ -61,8 +61,8 @@ from services.learning.statements.storage import StatementFilter, StatementRepos
 from services.learning.statements.usecases import Statements
 from services.learning.statements.writes import (
     Incoming,
-    TransactionNeeded,
     new_record,
+    stored_in_one_write,
     stored_once,
 )
 from services.learning.xapi import (
@@ -322,20 +322,15 @@ class Interactions:
                 and self.ctx.db.dialect == "postgresql"
                 and stable_activity(items[0].interaction)
             ):
-                # As one xAPI statement (Statements.record_statements): the reads need no
-                # common snapshot and the write is one statement, so no BEGIN and COMMIT;
-                # when it needs more (a new or changed activity definition) nothing was
-                # written and it is recorded in a transaction below.
-                try:
-                    async with self.ctx.db.autocommit_session() as s:
-                        rows = await self._store(
-                            s, caller, items, sids, given, prefixes, now, one_write=True
-                        )
-                except TransactionNeeded:
-                    pass
-                else:
-                    self.ctx.notify()
-                    return rows
+                # As one xAPI statement (Statements.record_statements): no BEGIN/COMMIT.
+                one = await stored_in_one_write(
+                    self.ctx,
+                    lambda s: self._store(
+                        s, caller, items, sids, given, prefixes, now, one_write=True
+                    ),
+                )
+                if one is not None:
+                    return one
             try:
                 async with self.ctx.db.transaction() as s:
                     if request_id:  # first: replays, and a concurrent retry waits here

@@ -65,7 +65,7 @@ from services.learning.statements.storage import (
 from services.learning.statements.writes import (
     Incoming,
     StatementWriter,
-    TransactionNeeded,
+    stored_in_one_write,
     stored_once,
 )
 from services.learning.xapi import (
@@ -158,21 +158,15 @@ class Statements:
     ) -> list[StatementRecord]:
         """Store the checked batch (see `record_statements`)."""
         if len(batch) == 1 and not parts and not request_id and self.ctx.db.dialect == "postgresql":
-            # One statement (xAPI's usual POST): its reads need no common snapshot (the
-            # transaction's READ COMMITTED statements each saw the latest commit anyway)
-            # and its writes are one statement on PostgreSQL, so no BEGIN and COMMIT
-            # round trips; when it needs more (a new or changed activity definition) it
-            # is stored in a transaction below.
-            try:
-                async with self.ctx.db.autocommit_session() as s:
-                    rows = await self.writer.store_many(
-                        s, caller, batch, lrs_client_id=lrs_client_id, one_write=True
-                    )
-            except TransactionNeeded:
-                pass
-            else:
-                self.ctx.notify()
-                return rows
+            # One statement (xAPI's usual POST): one write on PostgreSQL, no BEGIN/COMMIT.
+            one = await stored_in_one_write(
+                self.ctx,
+                lambda s: self.writer.store_many(
+                    s, caller, batch, lrs_client_id=lrs_client_id, one_write=True
+                ),
+            )
+            if one is not None:
+                return one
         try:
             async with self.ctx.db.transaction() as s:
                 if request_id:  # first: a concurrent retry waits here for this one's result

@@ -77,6 +77,23 @@ class TransactionNeeded(Exception):
     with `one_write`): store it again in a transaction."""
 
 
+async def stored_in_one_write(
+    ctx: LearningContext, store: Callable[[AsyncSession], Awaitable[T]]
+) -> T | None:
+    """`store` (a `one_write` store) outside a transaction: its reads need no common
+    snapshot (READ COMMITTED statements each see the latest commit anyway) and its write is
+    one statement, atomic on its own, so no BEGIN and COMMIT round trips. None when it
+    needed more than one write (a new or changed activity definition): nothing was
+    written, and the caller stores it in a transaction."""
+    try:
+        async with ctx.db.autocommit_session() as s:
+            stored = await store(s)
+    except TransactionNeeded:
+        return None
+    ctx.notify()
+    return stored
+
+
 @dataclass(frozen=True)
 class Incoming:
     """One validated statement to store. `sent`: the statement as the client sent it
