@@ -6,7 +6,7 @@ from __future__ import annotations
 from services.governance.storage.common import metadata, outbox, processed_events
 from services.governance.storage.communities import CommunityStore, communities, humans, members
 from services.governance.storage.lifecycle import LifecycleStore
-from services.governance.storage.proposals import ProposalStore, proposals
+from services.governance.storage.proposals import ProposalStore, proposal_requests, proposals
 from services.governance.storage.standards import StandardsStore, standards
 from services.governance.storage.voting import VotingStore, votes
 
@@ -18,6 +18,7 @@ __all__ = [
     "metadata",
     "outbox",
     "processed_events",
+    "proposal_requests",
     "proposals",
     "standards",
     "votes",

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    delete,
     insert,
     or_,
     select,
@@ -28,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from services.governance import domain as d
 from services.governance.storage.common import Store, anchor_from_json, anchor_to_json, metadata, ts
+from services.kit import idempotency
 from services.kit.clock import as_utc
 
 proposals = Table(
@@ -69,6 +71,19 @@ proposals = Table(
     UniqueConstraint("author_id", "request_id"),
     Index(None, "community_id", "created_at"),
     Index(None, "status", "voting_ends_at"),
+)
+
+
+# An ON_CHAIN CreateProposal's request id, claimed (and committed) before the proposal is
+# sent to the contract: a retry racing the first call finds the claim and waits for that
+# call's proposal instead of sending a second one. Released if the send or the insert fails.
+proposal_requests = Table(
+    "proposal_requests",
+    metadata,
+    Column("author_id", String(64), primary_key=True),
+    Column("request_id", String(d.MAX_REQUEST_ID_CHARS), primary_key=True),
+    Column("proposal_id", String(36), nullable=False),
+    ts("claimed_at"),
 )
 
 
@@ -161,6 +176,47 @@ class ProposalStore(Store):
                 )
             )
         ).scalar_one_or_none()
+
+    async def claim_proposal_request(
+        self, author_id: str, request_id: str, proposal_id: str, now: datetime
+    ) -> None:
+        """Claim the request for `proposal_id`, or raise `idempotency.Replayed` with the
+        proposal id of the call holding it."""
+        await idempotency.claim(
+            self.session,
+            proposal_requests,
+            {
+                "author_id": author_id,
+                "request_id": request_id,
+                "proposal_id": proposal_id,
+                "claimed_at": now,
+            },
+            result="proposal_id",
+        )
+
+    async def proposal_claim(self, author_id: str, request_id: str) -> tuple[str, datetime] | None:
+        """The proposal id holding the request and when it was claimed."""
+        row = (
+            await self.session.execute(
+                select(proposal_requests.c.proposal_id, proposal_requests.c.claimed_at).where(
+                    proposal_requests.c.author_id == author_id,
+                    proposal_requests.c.request_id == request_id,
+                )
+            )
+        ).one_or_none()
+        return None if row is None else (row.proposal_id, as_utc(row.claimed_at))
+
+    async def release_proposal_claim(
+        self, author_id: str, request_id: str, proposal_id: str
+    ) -> None:
+        """Drop the claim if `proposal_id` still holds it (never another call's)."""
+        await self.session.execute(
+            delete(proposal_requests).where(
+                proposal_requests.c.author_id == author_id,
+                proposal_requests.c.request_id == request_id,
+                proposal_requests.c.proposal_id == proposal_id,
+            )
+        )
 
     async def get_proposal(self, proposal_id: str, *, lock: bool = False) -> d.Proposal | None:
         query = select(proposals).where(proposals.c.id == proposal_id)

@@ -3,9 +3,11 @@ listing, the tally, and who may watch one."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
-from datetime import datetime
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy.exc import IntegrityError
 
@@ -30,9 +32,36 @@ from services.kit.db import is_unique_violation
 from services.kit.errors import (
     FailedPrecondition,
     PermissionDenied,
+    Unavailable,
     ValidationError,
 )
+from services.kit.idempotency import Replayed
 from services.kit.paging import Page, page_size
+
+# How long a retry racing its first call waits for that call's on-chain proposal before
+# answering UNAVAILABLE (the client retries again and then gets the proposal).
+HOLDER_WAIT_S = 30.0
+# A claim this old whose proposal was never stored belongs to a call that died mid-send:
+# a retry takes the request over (far above any chain call's timeout).
+CLAIM_ABANDONED_AFTER = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class _Valid:
+    """A validated CreateProposal, with the id and time it is created under."""
+
+    new: NewProposal
+    proposal_id: str
+    community_id: str
+    kind: d.ProposalKind
+    title: str
+    body: str
+    options: tuple[d.ProposalOption, ...]
+    yes_no: bool
+    standards_change: d.StandardsChange | None
+    rules_change: d.CommunityRules | None
+    rid: str | None
+    now: datetime
 
 
 class Proposals:
@@ -71,11 +100,44 @@ class Proposals:
             replay = await self._proposal_by_request(principal, rid)
             if replay is not None:
                 return replay
-        now = self.ctx.clock.now()
-        proposal_id = new_id()
-        chain_proposal = await self._create_on_chain(
-            principal, proposal_id, community_id, new, title, body, options, now
+        v = _Valid(
+            new,
+            new_id(),
+            community_id,
+            new.kind,
+            title,
+            body,
+            options,
+            yes_no,
+            standards_change,
+            rules_change,
+            rid,
+            self.ctx.clock.now(),
         )
+        send = await self._on_chain_send(principal, v)
+        if send is None or rid is None:
+            return await self._insert(principal, v, send)
+        holder = await self._claim(principal, rid, v.proposal_id, v.now)
+        if holder is not None:
+            view = await self._holders_proposal(principal, rid, holder)
+            # None: the holder failed and let the request go; do the work as a retry would.
+            return view if view is not None else await self.create_proposal(principal, new)
+        try:
+            return await self._insert(principal, v, send)
+        except BaseException:
+            # Not stored: a retry must be able to claim the request again.
+            await self._release(principal, rid, v.proposal_id)
+            raise
+
+    async def _insert(
+        self,
+        principal: Principal,
+        v: _Valid,
+        send: Callable[[], Awaitable[ChainProposal]] | None,
+    ) -> ProposalView:
+        """Send the proposal to the contract (ON_CHAIN), then store it."""
+        chain_proposal = await send() if send is not None else None
+        community_id, now, new, rid = v.community_id, v.now, v.new, v.rid
         try:
             async with self.ctx.db.transaction() as session:
                 repo = GovernanceRepository(session)
@@ -95,16 +157,16 @@ class Proposals:
                     raise FailedPrecondition("the community switched to on-chain voting: retry")
                 starts_now = window.starts_at <= now
                 proposal = d.Proposal(
-                    id=proposal_id,
+                    id=v.proposal_id,
                     community_id=community_id,
                     author_id=principal.user_id,
-                    title=title,
-                    body=body,
-                    kind=new.kind,
-                    options=options,
-                    yes_no=yes_no,
-                    standards_change=standards_change,
-                    rules_change=rules_change,
+                    title=v.title,
+                    body=v.body,
+                    kind=v.kind,
+                    options=v.options,
+                    yes_no=v.yes_no,
+                    standards_change=v.standards_change,
+                    rules_change=v.rules_change,
                     voting_starts_at=window.starts_at,
                     voting_ends_at=window.ends_at,
                     voting_method=rules.voting_method,
@@ -146,43 +208,89 @@ class Proposals:
         self.ctx.notify()
         return view
 
-    async def _create_on_chain(
-        self,
-        principal: Principal,
-        proposal_id: str,
-        community_id: str,
-        new: NewProposal,
-        title: str,
-        body: str,
-        options: Sequence[d.ProposalOption],
-        now: datetime,
-    ) -> ChainProposal | None:
-        """For an ON_CHAIN community: authorize, then create the proposal in the governance
-        contract (before the database insert, so no row ever lacks its chain twin)."""
+    async def _on_chain_send(
+        self, principal: Principal, v: _Valid
+    ) -> Callable[[], Awaitable[ChainProposal]] | None:
+        """For an ON_CHAIN community: authorize, then the call that creates the proposal in
+        the governance contract (sent before the database insert, so no row ever lacks its
+        chain twin); None for an OFF_CHAIN one."""
         async with self.ctx.db.session() as session:
             repo = GovernanceRepository(session)
-            community = await community_of(repo, community_id)
+            community = await community_of(repo, v.community_id)
             rules = community.rules
             if rules.voting_mode is not d.VotingMode.ON_CHAIN:
                 return None
-            member = await require_member(repo, principal, community_id)
+            member = await require_member(repo, principal, v.community_id)
             if not member.role.at_least(rules.proposer_role):
                 raise PermissionDenied(
                     f"creating proposals needs the {rules.proposer_role.value} role"
                 )
-            eligible = await repo.eligible_voters(community_id)
+            eligible = await repo.eligible_voters(v.community_id)
         self.ctx.require_mode_available(rules.voting_mode, "rules.voting_mode")
-        assert self.ctx.onchain is not None
+        onchain = self.ctx.onchain
+        assert onchain is not None
         window = d.voting_window(
-            now, new.voting_starts_at, new.voting_ends_at, rules.default_voting_period
+            v.now, v.new.voting_starts_at, v.new.voting_ends_at, rules.default_voting_period
         )
-        return await self.ctx.onchain.create_proposal(
-            metadata_hash=metadata_hash(proposal_id, title, body, [o.label for o in options]),
-            options_count=len(options),
+        labels = [o.label for o in v.options]
+        return partial(
+            onchain.create_proposal,
+            metadata_hash=metadata_hash(v.proposal_id, v.title, v.body, labels),
+            options_count=len(v.options),
             starts_at=window.starts_at,
             ends_at=window.ends_at,
             quorum_votes=quorum_votes(rules.quorum_bps, eligible),
         )
+
+    async def _claim(
+        self, principal: Principal, rid: str, proposal_id: str, now: datetime
+    ) -> str | None:
+        """Claim the request for `proposal_id` in a transaction of its own, committed before
+        the send; the proposal id of the call already holding it, if one does (a twin
+        still sending waits here on PostgreSQL, at BEGIN IMMEDIATE on SQLite)."""
+        try:
+            async with self.ctx.db.transaction() as session:
+                await GovernanceRepository(session).claim_proposal_request(
+                    principal.user_id, rid, proposal_id, now
+                )
+        except Replayed as replayed:
+            return str(replayed.result)
+        return None
+
+    async def _release(self, principal: Principal, rid: str, proposal_id: str) -> None:
+        async with self.ctx.db.transaction() as session:
+            await GovernanceRepository(session).release_proposal_claim(
+                principal.user_id, rid, proposal_id
+            )
+
+    async def _holders_proposal(
+        self, principal: Principal, rid: str, holder: str
+    ) -> ProposalView | None:
+        """What the call holding the request stores, once it has: its proposal; None once
+        it let the request go (its send or insert failed, or it was abandoned for
+        CLAIM_ABANDONED_AFTER, so a crash mid-send cannot block the request id forever)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HOLDER_WAIT_S
+        delay = 0.02
+        while True:
+            stored = await self._proposal_by_request(principal, rid)
+            if stored is not None:
+                return stored
+            async with self.ctx.db.session() as session:
+                held = await GovernanceRepository(session).proposal_claim(principal.user_id, rid)
+            if held is None or held[0] != holder:
+                # Let go (failed, or taken over): None unless it stored just before.
+                return await self._proposal_by_request(principal, rid)
+            if self.ctx.clock.now() - held[1] > CLAIM_ABANDONED_AFTER:
+                await self._release(principal, rid, holder)
+                return None
+            if loop.time() >= deadline:
+                raise Unavailable(
+                    "an earlier call with this request_id is still creating the proposal on "
+                    "chain: retry with the same request_id"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     async def _proposal_by_request(self, principal: Principal, rid: str) -> ProposalView | None:
         async with self.ctx.db.session() as session:
