@@ -292,6 +292,11 @@ async def test_record_many_in_one_call(gw: LiveLearning) -> None:
     [error] = (await gw.graphql(RECORD_MANY, {"items": items}, token=gw.token("ben")))["errors"]
     assert error["extensions"] == {"code": "FORBIDDEN"}
     assert error["message"].startswith("interactions[0].interaction.context: ")
+    # Over the documented limit (500 a call): a client error naming the field.
+    too_many = [{"input": {"interactionType": "QUESTION", "content": "q"}}] * 501
+    [error] = (await gw.graphql(RECORD_MANY, {"items": too_many}, token=ana))["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert error["extensions"].get("field") == "interactions", error
 
 
 async def test_interaction_recorded_subscription(gw: LiveLearning) -> None:
