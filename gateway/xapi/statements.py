@@ -214,7 +214,7 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
         response = await call(
             ctx.learning(request, creds).record_statements(
                 pb.RecordStatementsRequest(
-                    statement_jsons=[text], xapi_version=version, attachments=parts
+                    statement_jsons=[text], xapi_version=version, attachments=parts, brief=True
                 )
             )
         )
@@ -253,7 +253,7 @@ def statement_routes(ctx: XapiContext) -> list[BaseRoute]:
         response = await call(
             ctx.learning(request, creds).record_statements(
                 pb.RecordStatementsRequest(
-                    statement_jsons=texts, xapi_version=version, attachments=parts
+                    statement_jsons=texts, xapi_version=version, attachments=parts, brief=True
                 )
             )
         )

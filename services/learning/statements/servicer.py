@@ -54,6 +54,10 @@ class StatementsServicer:
                 for a in request.attachments
             ],
         )
+        if request.brief:
+            return pb.RecordStatementsResponse(
+                statements=[pb.Statement(id=r.id, learner_id=r.learner_id or "") for r in rows]
+            )
         return pb.RecordStatementsResponse(statements=[statement_to_pb(r) for r in rows])
 
     async def get_attachments(

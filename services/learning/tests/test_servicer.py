@@ -560,3 +560,24 @@ async def test_record_interactions(harness: Harness) -> None:
     assert field_violations(error)[0][0] == "interactions"
     listed = await ana.list_interactions(pb.ListInteractionsRequest())
     assert len(listed.interactions) == 2
+
+
+async def test_brief_record_statements_answers_ids_and_learners_only(harness: Harness) -> None:
+    ana = harness.client("ana")
+    first = await ana.record_statements(
+        pb.RecordStatementsRequest(statement_jsons=[json.dumps(statement())], brief=True)
+    )
+    [stored] = first.statements
+    got = await ana.get_statement(pb.GetStatementRequest(statement_id=stored.id))
+    assert got.statement.learner_id == stored.learner_id == "ana"
+    again = await ana.record_statements(
+        pb.RecordStatementsRequest(
+            statement_jsons=[got.statement.statement_json, json.dumps(statement())], brief=True
+        )
+    )
+    # The stored statement again is answered too (idempotent); nothing but ids is set.
+    assert again.statements[0].id == stored.id
+    assert [s.learner_id for s in again.statements] == ["ana", "ana"]
+    assert [(s.statement_json, s.verb_id, s.actor) for s in again.statements] == [
+        ("", "", pb.Actor())
+    ] * 2

@@ -406,6 +406,13 @@ class RecordStatementsRequest(betterproto.Message):
      attachment objects by SHA-2 (JWS signatures of signed statements included).
     """
 
+    brief: bool = betterproto.bool_field(5)
+    """
+    Answer each statement's `id` and `learner_id` only, the rest of the Statement left
+     unset: what the xAPI POST and PUT need. The whole statements cost more to build and
+     decode than to store when a batch is large.
+    """
+
 
 @dataclass(eq=False, repr=False)
 class RecordStatementsResponse(betterproto.Message):
