@@ -30,7 +30,13 @@ def test_documented_operations_are_valid(path: Path) -> None:
 def test_every_operation_has_one_name_across_files() -> None:
     names = operations()
     assert len(FILES) >= 4
-    for needed in ("BeginRegistration", "RecordInteraction", "CreateShareLink", "Users"):
+    for needed in (
+        "BeginRegistration",
+        "RecordInteraction",
+        "RecordInteractions",
+        "CreateShareLink",
+        "Users",
+    ):
         assert needed in names
 
 
