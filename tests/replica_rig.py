@@ -260,10 +260,13 @@ def running_rig(root: Path, database_url: str) -> Iterator[Rig]:
                 root / "logs" / f"{name}.log",
             )
             rig.gateways.append(Gateway(process, port))
-        services = [r.process for group in rig.replicas.values() for r in group]
-        for process in [*services, *(g.process for g in rig.gateways)]:
+        started = [
+            *(r.process for group in rig.replicas.values() for r in group),
+            *(g.process for g in rig.gateways),
+        ]
+        for process in started:
             process.start()
-        wait_ready([*services, *(g.process for g in rig.gateways)])
+        wait_ready(started)
         yield rig
     finally:
         for process in reversed(rig.processes()):
