@@ -1,7 +1,8 @@
 """Measuring one scenario of ``scripts.bench.xapi_ingest``: run its requests at a
 concurrency, wait until their statements are anchored (``chain.records``), take the CPU of
-the server and the node over it; and the report of a run, in the table docs/benchmarks.md
-quotes."""
+every process that worked for them over it (the server, the node, PostgreSQL's backends of
+the database, Redis, this load generator: the whole budget a statement costs on the
+machine); and the report of a run, in the table docs/benchmarks.md quotes."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from datetime import datetime
 from typing import Protocol
 
 import asyncpg
+from redis.asyncio import Redis
 
-from scripts.bench.ingest import pct, process_cpu_seconds
+from scripts.bench.ingest import pct, postgres_backends_cpu, process_cpu_seconds
 from scripts.bench.pg_floor import Floor
 
 
@@ -25,6 +27,7 @@ class Measured(Protocol):
     """The platform under measurement (``xapi_ingest.Platform``)."""
 
     database_url: str  # asyncpg form
+    redis_url: str
 
     def node_pid(self) -> int | None: ...
 
@@ -46,8 +49,7 @@ class Scenario:
     anchor_latencies: list[float]
     stages: list[tuple[float, float, float]]  # request -> queued, -> batched, -> anchored
     batch_sizes: list[int]
-    cpu_server: float
-    cpu_node: float
+    cpu: CpuBudget
     load: tuple[float, float]
     errors: list[str] = field(default_factory=list)
 
@@ -58,6 +60,51 @@ class Scenario:
     @property
     def anchored_rate(self) -> float:
         return 0.0 if self.anchored_seconds is None else self.statements / self.anchored_seconds
+
+
+@dataclass(frozen=True)
+class CpuBudget:
+    """CPU seconds each process spent over a scenario."""
+
+    server: float
+    node: float
+    postgres: float  # the backends of the platform's database (the pool keeps them open)
+    redis: float  # the whole Redis server (nothing else uses it during a run)
+    client: float  # this load generator
+
+    @property
+    def total(self) -> float:
+        return self.server + self.node + self.postgres + self.redis + self.client
+
+    def __sub__(self, before: CpuBudget) -> CpuBudget:
+        return CpuBudget(
+            self.server - before.server,
+            self.node - before.node,
+            self.postgres - before.postgres,
+            self.redis - before.redis,
+            self.client - before.client,
+        )
+
+
+async def cpu_now(target: Measured, node: int | None, postgres: dict[int, float]) -> CpuBudget:
+    """The budget so far; PostgreSQL as the CPU of the backends in ``postgres`` (pid: CPU
+    at the start; a backend opened since counts from 0)."""
+    redis = Redis.from_url(target.redis_url)
+    try:
+        info = await redis.info("cpu")
+    finally:
+        await redis.aclose()
+    database = target.database_url.rsplit("/", 1)[1].split("?")[0]
+    backends = postgres_backends_cpu(database)
+    times = os.times()
+    return CpuBudget(
+        server=target.server_cpu_seconds(node),
+        node=process_cpu_seconds(node) if node else 0.0,
+        postgres=sum(backends.values())
+        + sum(seconds for pid, seconds in postgres.items() if pid not in backends),
+        redis=float(info["used_cpu_sys"]) + float(info["used_cpu_user"]),
+        client=times.user + times.system,
+    )
 
 
 @dataclass(frozen=True)
@@ -154,7 +201,9 @@ async def measure(
 
     node = target.node_pid()
     load0 = os.getloadavg()[0]
-    cpu0 = target.server_cpu_seconds(node), process_cpu_seconds(node) if node else 0.0
+    database = target.database_url.rsplit("/", 1)[1].split("?")[0]
+    backends = postgres_backends_cpu(database)
+    cpu0 = await cpu_now(target, node, backends)
     t0 = time.time()
     seconds, latencies, errors = await run_load(
         [timed(ids, call) for ids, call in work], concurrency
@@ -162,7 +211,7 @@ async def measure(
     all_ids = [i for ids, _ in work for i in ids if i not in failed]
     anchored = await anchored_times(target.database_url, all_ids, timeout)
     done = len(anchored) == len(all_ids)
-    cpu1 = target.server_cpu_seconds(node), process_cpu_seconds(node) if node else 0.0
+    cpu1 = await cpu_now(target, node, backends)
     return Scenario(
         name=name,
         concurrency=concurrency,
@@ -177,8 +226,7 @@ async def measure(
             for i, a in anchored.items()
         ],
         batch_sizes=sorted(Counter(a.batch_id for a in anchored.values()).values()),
-        cpu_server=cpu1[0] - cpu0[0],
-        cpu_node=cpu1[1] - cpu0[1],
+        cpu=cpu1 - cpu0,
         load=(load0, os.getloadavg()[0]),
         errors=sorted(set(errors))[:3]
         + ([f"{len(errors)} requests failed ({len(failed)} statements)"] if errors else [])
@@ -218,7 +266,27 @@ def report(scenarios: list[Scenario], floors: list[Floor], load: tuple[str, str]
             f"{1000 * pct(s.request_latencies, 0.95):.0f} | {anchored} | {anchored_ratio} | "
             f"{pct(s.anchor_latencies, 0.5):.2f} / {pct(s.anchor_latencies, 0.95):.2f} / "
             f"{pct(s.anchor_latencies, 0.99):.2f} | "
-            f"{1000 * s.cpu_server / s.statements:.2f} / {1000 * s.cpu_node / s.statements:.2f} |"
+            f"{1000 * s.cpu.server / s.statements:.2f} / {1000 * s.cpu.node / s.statements:.2f} |"
+        )
+    cores = os.cpu_count() or 1
+    lines += [
+        "",
+        "The whole CPU budget of a statement (ms of CPU a statement, every process that "
+        f"worked for it) and the rate it allows on {cores} cores if nothing else ran:",
+        "",
+        "| path | server | node | PostgreSQL | Redis | load generator | total | "
+        f"ceiling on {cores} cores |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in scenarios:
+        per = [
+            1000 * x / s.statements
+            for x in (s.cpu.server, s.cpu.node, s.cpu.postgres, s.cpu.redis, s.cpu.client)
+        ]
+        total = 1000 * s.cpu.total / s.statements
+        lines.append(
+            f"| {s.name} | " + " | ".join(f"{x:.2f}" for x in per) + f" | {total:.2f} | "
+            f"{1000 * cores / total:,.0f} stmt/s |"
         )
     lines.append("")
     for s in scenarios:

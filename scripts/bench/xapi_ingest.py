@@ -93,6 +93,7 @@ class Platform:
     http_port: int
     grpc_port: int
     database_url: str  # asyncpg form
+    redis_url: str
 
     def node_pid(self) -> int | None:
         """The dev node: the server's child process running ``chain.node`` (the workers of
@@ -127,7 +128,8 @@ def start_platform(
             [*keiko, *serve], env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT
         )
     url = env["KEIKO_DATABASE_URL"].replace("postgresql+asyncpg", "postgresql")
-    return Platform(process, http_port, grpc_port, url)
+    redis_url = env["KEIKO_EVENT_BUS_URL"].split("?")[0]
+    return Platform(process, http_port, grpc_port, url, redis_url)
 
 
 async def wait_ready(platform: Platform, timeout: float = 180.0) -> None:
