@@ -10,6 +10,12 @@ prices. Starknet charges the fee the transaction actually used at the block's pr
 its bounds (the Keikochain dev node does too, :mod:`chain.node.execution`): the margin
 only raises the maximal fee, which the account's balance must cover.
 
+A band with no estimate of its own reuses the smallest fresh estimate of a larger band of
+its domain: a transaction's gas does not fall as its batch grows, so those bounds cover it
+(only its maximal fee is higher; the fee charged is what it used). After a burst of large
+batches the next small ones are not estimated again, nor after a restart when the first
+batch is large.
+
 An estimate is refreshed after ``refresh_sends`` sends or ``refresh_after`` (prices and
 state move), and at once when a send is refused for its resources (bounds below the
 current prices or the validation's gas) or reverted for want of gas: that batch is then
@@ -81,21 +87,25 @@ class AnchorFees:
         return self._locks.setdefault(band, asyncio.Lock())
 
     def bounds(self, band: Band) -> ResourceBoundsMapping | None:
-        """Bounds for one more send of ``band``, or None when it needs a (fresh) estimate."""
+        """Bounds for one more send of ``band`` (its own estimate, else a larger band's of
+        the same domain), or None when it needs a (fresh) estimate."""
         if not self.policy.enabled:
             return None
-        cached = self._bands.get(band)
-        if cached is None:
-            return None
-        stale = (
+        domain, size = band
+        for candidate in sorted(b for b in self._bands if b[0] == domain and b[1] >= size):
+            cached = self._bands[candidate]
+            if self._stale(cached):
+                del self._bands[candidate]
+                continue
+            cached.sends += 1
+            return cached.bounds
+        return None
+
+    def _stale(self, cached: _Cached) -> bool:
+        return (
             cached.sends >= self.policy.refresh_sends
             or self.clock.now() - cached.estimated_at >= self.policy.refresh_after
         )
-        if stale:
-            del self._bands[band]
-            return None
-        cached.sends += 1
-        return cached.bounds
 
     def learn(self, band: Band, estimate: EstimatedFee) -> ResourceBoundsMapping:
         """Keep ``estimate`` for ``band``; the bounds of the send it was made for."""
@@ -105,7 +115,11 @@ class AnchorFees:
         return bounds
 
     def forget(self, band: Band) -> None:
-        self._bands.pop(band, None)
+        """Drop ``band``'s estimate and the larger bands' of its domain (a send of ``band``
+        may have used one of those: none of them is trusted any more)."""
+        domain, size = band
+        for stale in [b for b in self._bands if b[0] == domain and b[1] >= size]:
+            del self._bands[stale]
 
     def known(self) -> dict[Band, ResourceBoundsMapping]:
         return {band: cached.bounds for band, cached in self._bands.items()}

@@ -128,6 +128,27 @@ async def test_batches_of_very_different_sizes_use_their_own_band(
     await assert_each_anchored_once(store, chain, 130)
 
 
+async def test_a_small_batch_reuses_a_larger_bands_estimate(
+    store: ChainStore, clock: FixedClock
+) -> None:
+    """Gas does not fall as a batch grows: after a 64-leaf batch, a 1-leaf batch is sent
+    with its bounds (no estimate of its own); a refusal drops both bands' estimates."""
+    chain = FakeAnchorChain(gas_per_leaf=BASE_GAS // 10)
+    engine = fee_engine(store, chain, clock, max_leaves=64)
+    await anchor(engine, store, 64, 0)
+    await anchor(engine, store, 1, 64)
+    assert chain.estimates == 1 and chain.sends == chain.applied == 2
+    assert set(engine.fees.known()) == {band_of("learning", 64)}
+    chain.l2_price *= 2  # the reused bounds are refused now
+    await anchor(engine, store, 1, 65)
+    assert chain.refused == 1 and chain.estimates == 2 and chain.applied == 3
+    assert set(engine.fees.known()) == {band_of("learning", 1)}
+    await anchor(engine, store, 64, 66)  # the 1-leaf estimate does not cover it: estimated
+    assert chain.estimates == 3 and chain.sends == chain.applied == 4
+    assert await ChainWatcher(store, chain).catch_up() == 0
+    await assert_each_anchored_once(store, chain, 130)
+
+
 class SlowEstimates(FakeAnchorChain):
     """Estimation takes a while: concurrent sends would each estimate if not held."""
 
