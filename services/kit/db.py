@@ -40,6 +40,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from services.kit import aiosqlite_hops
+
 __all__ = [
     "NAMING_CONVENTION",
     "Database",
@@ -72,11 +74,13 @@ _NO_BEGIN = "keiko_sqlite_no_begin"
 
 # A pooled PostgreSQL connection idle longer than this is pinged before it is handed out.
 IDLE_PING_SECONDS = 5.0
-# PostgreSQL connections an engine keeps open. SQLAlchemy's default is 5 kept plus 10
-# "overflow" ones opened for a burst and closed again at check-in: under 16 concurrent
-# requests a connection (TLS negotiation, authentication, server settings) was set up
-# and torn down for most reads (13 % of the server's CPU on GET /xapi/statements). The
-# same 15 at most, all kept: no more connections than before, none set up per request.
+# Connections an engine keeps open (a SQLite file database's too). SQLAlchemy's default
+# is 5 kept plus 10 "overflow" ones opened for a burst and closed again at check-in:
+# under 16 concurrent requests a connection was set up and torn down for most reads on
+# PostgreSQL (TLS negotiation, authentication, server settings: 13 % of the server's
+# CPU on GET /xapi/statements), and 15 a second on SQLite (a worker thread, the ATTACH
+# of every schema file and its pragmas, each statement a hop to that thread). The same
+# 15 at most, all kept: no more connections than before, none set up per request.
 POOL_SIZE = 15
 _IDLE_SINCE = "keiko_idle_since"
 
@@ -132,6 +136,7 @@ def _stop_aiosqlite_worker_without_waiting() -> None:
 
 
 _stop_aiosqlite_worker_without_waiting()
+aiosqlite_hops.install()
 
 
 class Database:
@@ -150,7 +155,8 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if backend == "sqlite":
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-        else:
+        if backend == "postgresql" or not _sqlite_in_memory(self.url):
+            # (An in-memory SQLite database is one connection: SQLAlchemy's StaticPool.)
             kwargs.update(pool_size=POOL_SIZE, max_overflow=0)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if backend == "postgresql":
@@ -239,7 +245,7 @@ class Database:
 
     def _sqlite_schema_files(self) -> dict[str, str]:
         main = self.url.database or ""
-        self._in_memory = main in ("", ":memory:") or main.startswith("file::memory:")
+        self._in_memory = _sqlite_in_memory(self.url)
         if self._in_memory:
             # In-memory main database: attached schemas are in-memory too (one connection).
             return dict.fromkeys(self.schemas, ":memory:")
@@ -280,6 +286,11 @@ class Database:
         return (
             f"Database({self.url.render_as_string(hide_password=True)!r}, schemas={self.schemas})"
         )
+
+
+def _sqlite_in_memory(url: URL) -> bool:
+    main = url.database or ""
+    return main in ("", ":memory:") or main.startswith("file::memory:")
 
 
 def _async_driver(url: URL) -> URL:
