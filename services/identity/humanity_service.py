@@ -61,17 +61,14 @@ an index lookup and one decode per candidate the index returns (docs/humanity.md
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from services.identity import humanity
@@ -100,6 +97,7 @@ from services.kit.errors import (
 )
 from services.kit.events import Event
 from services.kit.events.outbox import enqueue
+from services.kit.locks import advisory_lock
 from services.kit.logging import get_logger
 
 log = get_logger(__name__)
@@ -108,11 +106,8 @@ TOPIC_HUMANITY_VERIFIED = "identity.humanity_verified"
 MAX_IRIS_IMAGE_BYTES = humanity_iris.MAX_IMAGE_BYTES
 MAX_GENOME_BYTES = humanity_genome.MAX_GENOME_BYTES
 MAX_REQUEST_ID_CHARS = 128
-# pg_advisory_xact_lock key of the enrollment critical section (first 8 bytes of
-# SHA-256("keiko.identity.humanity.enroll"), as a signed 64-bit integer).
-ENROLL_LOCK_KEY = int.from_bytes(
-    hashlib.sha256(b"keiko.identity.humanity.enroll").digest()[:8], "big", signed=True
-)
+# The advisory lock of the enrollment critical section across replicas (PostgreSQL).
+ENROLL_LOCK = "keiko.identity.humanity.enroll"
 
 
 _PIPELINE_FIELDS = ("iris_image", "genome", "genome_format")
@@ -283,20 +278,6 @@ class HumanityService:
         if wait > 0:
             raise RateLimited(f"too many proof-of-humanity attempts; retry in {math.ceil(wait)} s")
 
-    @asynccontextmanager
-    async def _cluster_lock(self) -> AsyncIterator[None]:
-        """Serialize enrollments across replicas (PostgreSQL advisory lock, released when
-        this transaction ends; the enrollment itself commits in its own transaction
-        inside it)."""
-        if self.db.dialect != "postgresql":
-            yield
-            return
-        async with self.db.transaction() as session:
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": ENROLL_LOCK_KEY}
-            )
-            yield
-
     async def _enrollment(self, user_id: str) -> EnrollmentRecord | None:
         async with self.db.session() as session:
             return await HumanityRepository(session).get(user_id)
@@ -322,7 +303,7 @@ class HumanityService:
         genome_format = validate_sample(sample)
         await self._require_user(user_id)
         await self._spend_attempt(user_id)
-        async with self._enroll_lock, self._cluster_lock():
+        async with self._enroll_lock, advisory_lock(self.db, ENROLL_LOCK):
             existing = await self._enrollment(user_id)
             if existing is not None:  # a concurrent call of the same user won
                 return await self._replay(existing, rid)

@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from services.kit import aiosqlite_hops
 
@@ -177,6 +177,7 @@ class Database:
         self._autocommit_sessions = async_sessionmaker(
             self._statement_reads, expire_on_commit=False
         )
+        self._lock_engine: AsyncEngine | None = None
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -215,6 +216,15 @@ class Database:
         """
         return (self.engine if snapshot else self._statement_reads).connect()
 
+    def lock_connection(self) -> AsyncConnection:
+        """A connection outside the pool, opened for this use, to hold a lock while the
+        work it guards runs on pooled connections (`services.kit.locks.advisory_lock`):
+        however many tasks hold such a lock, they never wait for the pool their locks
+        would otherwise fill."""
+        if self._lock_engine is None:
+            self._lock_engine = create_async_engine(self.url, poolclass=NullPool)
+        return self._lock_engine.connect()
+
     # -- schema management ----------------------------------------------------------------
 
     async def create_schemas(self) -> None:
@@ -240,6 +250,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._lock_engine is not None:
+            await self._lock_engine.dispose()
 
     # -- SQLite plumbing ------------------------------------------------------------------
 
