@@ -7,6 +7,15 @@ Starknet account of their own, deployed for them with DEPLOY_ACCOUNT on their fi
 registration (:mod:`chain.translator.learner_accounts`; its address is
 ``chain.humanity.account``), so "one human, one account, one key" holds on chain, with no
 pool and no ceiling. The same account casts their on-chain votes.
+
+RegisterHumanity is idempotent per (user, commitment, key), also when a retry overlaps
+its first call: the identity service takes ALREADY_EXISTS as a permanent refusal, so a
+retry answers what the first call did. Finishing a registration (check the chain, send,
+store the outcome) runs one call at a time per commitment, under a process lock and, on
+PostgreSQL, an advisory lock across replicas (:mod:`services.kit.locks`); each call
+re-reads the row under it. A twin whose insert loses the unique race finishes the
+winner's row the same way, and a refusal of a commitment the registry already holds
+under this row's account is that registration's success.
 """
 
 from __future__ import annotations
@@ -32,6 +41,12 @@ from services.kit.errors import (
     Unavailable,
     ValidationError,
 )
+from services.kit.locks import KeyedLocks, advisory_lock
+
+
+def _same(row: HumanityRow, user_id: str, public_key: bytes) -> bool:
+    """Whether ``row`` is this registration (same user and key; the commitment is its key)."""
+    return row.user_id == user_id and row.public_key == public_key.hex()
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,7 @@ class HumanityRegistrar:
         self.keys = keys
         self.accounts = accounts
         self.connection = connection
+        self._finishing = KeyedLocks()  # per commitment
 
     async def register(
         self,
@@ -79,7 +95,7 @@ class HumanityRegistrar:
             await self.store.delete_humanity(existing.commitment)  # a new attempt
             existing = None
         if existing is not None:
-            if existing.user_id == user_id and existing.public_key == public_key.hex():
+            if _same(existing, user_id, public_key):
                 # A retry (same user, commitment and key): resume or return the outcome.
                 return await self._finish_registration(existing)
             raise AlreadyExists("the commitment is already registered")
@@ -97,64 +113,104 @@ class HumanityRegistrar:
                 commitment, user_id, public_key, account.address, request_id or None
             )
         except IntegrityError as exc:
-            if is_unique_violation(exc):
+            if not is_unique_violation(exc):
+                raise
+            # A twin of this call (a retry overlapping it) inserted first: its outcome.
+            twin = await self.store.humanity_by_commitment(commitment)
+            if twin is None or not _same(twin, user_id, public_key):
                 raise AlreadyExists(
                     "a concurrent registration took this commitment or user"
                 ) from None
-            raise
+            row = twin
         return await self._finish_registration(row)
 
     async def _finish_registration(self, row: HumanityRow) -> HumanityRow:
+        """Send ``row``'s registration, or answer its outcome. One call at a time per
+        commitment (the tasks of this process, and the replicas on PostgreSQL), each
+        re-reading the row under the lock: a retry overlapping its first call waits for
+        that call's outcome, and neither sends twice nor records the loser's revert."""
         if row.state in (ANCHORED, FAILED):
             return row
+        async with (
+            self._finishing.hold(row.commitment),
+            advisory_lock(self.store.db, f"keiko.chain.humanity.{row.commitment:#x}"),
+        ):
+            current = await self.store.humanity_by_commitment(row.commitment)
+            if current is None or not _same(current, row.user_id, bytes.fromhex(row.public_key)):
+                # Its FAILED row was replaced by a newer attempt meanwhile.
+                raise Unavailable("the registration changed concurrently: retry")
+            if current.state in (ANCHORED, FAILED):
+                return current
+            chain = await self._connect(current.user_id)
+            try:
+                await self._send(chain, current)
+            except TransactionRejected as exc:
+                raise Unavailable(f"the chain refused the transaction: {exc.message}") from None
+            except (OSError, TimeoutError) as exc:
+                raise Unavailable(f"chain unreachable: {describe_error(exc)}") from None
+            finally:
+                await chain.close()
+            done = await self.store.humanity_by_commitment(row.commitment)
+            assert done is not None
+            if done.state == ANCHORED:
+                await self.store.set_registered_key(
+                    done.user_id, bytes.fromhex(done.public_key), "humanity_registry"
+                )
+                if self.keys.on_key_queued is not None:
+                    self.keys.on_key_queued()  # the device key joins the key directory too
+            return done
+
+    async def _connect(self, user_id: str) -> KeikoChain:
         assert self.accounts is not None
         try:
-            chain = await self.accounts.connect(row.user_id)
+            return await self.accounts.connect(user_id)
         except (FailedPrecondition, Unavailable):
             raise
         except Exception as exc:
             raise Unavailable(f"chain unreachable: {describe_error(exc)}") from None
+
+    async def _send(self, chain: KeikoChain, row: HumanityRow) -> None:
+        """Register ``row`` from its account unless it is registered, and store the
+        outcome."""
+        if await self._record_if_registered(chain, row):
+            return  # an earlier attempt landed (its answer was lost): do not send again
+        sent = True  # False: refused when estimated (ExecutionFailed), not sent
         try:
-            registry = chain.registry
-            if await registry.account_by_commitment(row.commitment) == row.account:
-                # An earlier attempt landed (its answer was lost): do not send again.
-                tx_hash, block = await self._registration_tx(chain, row)
-                await self.store.finish_humanity(
-                    row.commitment, state=ANCHORED, tx_hash=tx_hash, block=block
-                )
-            else:
-                result = await registry.register(row.commitment, bytes.fromhex(row.public_key))
-                if result.succeeded:
-                    await self.store.finish_humanity(
-                        row.commitment,
-                        state=ANCHORED,
-                        tx_hash=result.tx_hash,
-                        block=result.block_number,
-                    )
-                else:
-                    await self.store.finish_humanity(
-                        row.commitment, state=FAILED, reason=str(result.revert_reason)
-                    )
+            result = await chain.registry.register(row.commitment, bytes.fromhex(row.public_key))
         except ExecutionFailed as exc:
-            await self.store.finish_humanity(row.commitment, state=FAILED, reason=exc.reason)
-            if "commitment already used" in exc.reason or "key already used" in exc.reason:
-                raise AlreadyExists(exc.reason) from None
-            raise FailedPrecondition(f"the registry refused: {exc.reason}") from None
-        except TransactionRejected as exc:
-            raise Unavailable(f"the chain refused the transaction: {exc.message}") from None
-        except (OSError, TimeoutError) as exc:
-            raise Unavailable(f"chain unreachable: {describe_error(exc)}") from None
-        finally:
-            await chain.close()
-        done = await self.store.humanity_by_commitment(row.commitment)
-        assert done is not None
-        if done.state == ANCHORED:
-            await self.store.set_registered_key(
-                done.user_id, bytes.fromhex(done.public_key), "humanity_registry"
-            )
-            if self.keys.on_key_queued is not None:
-                self.keys.on_key_queued()  # the device key joins the key directory too
-        return done
+            sent, reason = False, exc.reason
+        else:
+            if result.succeeded:
+                await self.store.finish_humanity(
+                    row.commitment,
+                    state=ANCHORED,
+                    tx_hash=result.tx_hash,
+                    block=result.block_number,
+                )
+                return
+            reason = str(result.revert_reason)
+        # Refused; but if this very account holds the commitment ("account already
+        # registered", "commitment already used": an earlier send landed after the check
+        # above, e.g. seen late by a lagging node), it is registered.
+        if await self._record_if_registered(chain, row):
+            return
+        await self.store.finish_humanity(row.commitment, state=FAILED, reason=reason)
+        if sent:
+            return  # sent and reverted: the FAILED row is the answer
+        if "commitment already used" in reason or "key already used" in reason:
+            raise AlreadyExists(reason)
+        raise FailedPrecondition(f"the registry refused: {reason}")
+
+    async def _record_if_registered(self, chain: KeikoChain, row: HumanityRow) -> bool:
+        """Whether the registry holds ``row.commitment`` under ``row.account``; if so it is
+        stored as ANCHORED, from the Registered event."""
+        if await chain.registry.account_by_commitment(row.commitment) != row.account:
+            return False
+        tx_hash, block = await self._registration_tx(chain, row)
+        await self.store.finish_humanity(
+            row.commitment, state=ANCHORED, tx_hash=tx_hash, block=block
+        )
+        return True
 
     @staticmethod
     async def _registration_tx(chain: KeikoChain, row: HumanityRow) -> tuple[int | None, int]:

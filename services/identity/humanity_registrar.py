@@ -54,7 +54,8 @@ class TranslatorRegistrar:
     """:class:`HumanityRegistrar` over the chain translator's RegisterHumanity RPC.
 
     The translator dedicates one registrant account to each user (the registry allows
-    one registration per calling account) and is idempotent per user and commitment.
+    one registration per calling account) and is idempotent per user and commitment,
+    also when a retry overlaps its first call (chain/translator/humanity.py).
     It accepts trusted callers only: ``token`` returns an access token with the
     ``service`` role (the identity service mints its own with its TokenIssuer)."""
 
