@@ -7,9 +7,9 @@
   "signature": "<128 hex>", "public_key": "<64 hex>"}`` (:func:`anchor_leaf_data` builds
   it). The translator checks that the bytes are canonical, that the Ed25519 signature is
   valid over the statement's canonical bytes, and that the public key is the author's
-  (their custodial key or their registered key); the leaf is ``keiko.leaf.v1`` of (sha256
-  of the statement, signature, public key) (:mod:`chain.translator.leaves`), the same
-  leaf the passport verifier recomputes. Only the statement's hash is stored here.
+  (their custodial key or their registered key); the leaf is ``keiko.leaf.v2`` of (sha256
+  of the statement, signature, public key) (:data:`chain.translator.leaves.LEAF_ENCODING`),
+  the same leaf the passport verifier recomputes; the record stores that encoding. Only the statement's hash is stored here.
 * *unsigned record* (reputation, marketplace, governance; trusted callers only): any
   bytes, typically the canonical JSON of the record; the leaf is ``keiko.record.v1``
   (:func:`record_leaf`): ``poseidon_hash_many([short string 'keiko.record.v1',
@@ -28,7 +28,7 @@ from typing import Any
 from chain.translator.access import required_text
 from chain.translator.authors import statement_author
 from chain.translator.felts import bytes_to_felts, encode_short_string
-from chain.translator.leaves import leaf_from_hash, statement_hash
+from chain.translator.leaves import LEAF_ENCODING, leaf_from_hash, statement_hash
 from chain.translator.poseidon import hash_many
 from chain.translator.signing import (
     PUBLIC_KEY_BYTES,
@@ -85,6 +85,7 @@ class ParsedLeafData:
     signature: bytes
     public_key: bytes
     leaf: int
+    leaf_encoding: str = LEAF_ENCODING
 
 
 def parse_leaf_data(leaf_data: bytes) -> ParsedLeafData:
@@ -113,5 +114,6 @@ def parse_leaf_data(leaf_data: bytes) -> ParsedLeafData:
         digest,
         signature,
         public_key,
-        leaf_from_hash(digest, signature, public_key),
+        leaf_from_hash(digest, signature, public_key, LEAF_ENCODING),
+        LEAF_ENCODING,
     )

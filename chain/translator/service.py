@@ -55,7 +55,12 @@ from chain.translator.leaf_data import (
     record_leaf,
 )
 from chain.translator.learner_accounts import LearnerAccounts
-from chain.translator.leaves import leaf_from_hash, statement_hash
+from chain.translator.leaves import (
+    LEAF_ENCODING,
+    LEAF_ENCODINGS,
+    leaf_from_hash,
+    statement_hash,
+)
 from chain.translator.merkle import MAX_DEPTH, verify_inclusion
 from chain.translator.ports import BATCH_ANCHORED, AnchorChain, ChainConnection
 from chain.translator.signers import AuthorKeys, KeyLookup
@@ -101,11 +106,23 @@ class StatementToQueue:
     traceparent: str = ""
 
 
+def _same_leaf(new: NewRecord, existing: RecordRow) -> bool:
+    """Does ``new`` commit to the stored leaf? A statement queued in ``keiko.leaf.v1``
+    and delivered again once new leaves are v2 is compared in its stored encoding."""
+    if existing.leaf_encoding == new.leaf_encoding:
+        return existing.leaf == new.leaf
+    if existing.leaf_encoding not in LEAF_ENCODINGS or not new.signature:
+        return False
+    return existing.leaf == leaf_from_hash(
+        new.statement_sha256, new.signature, new.public_key, existing.leaf_encoding
+    )
+
+
 def _same_record(new: NewRecord, existing: RecordRow) -> RecordRow:
     """A record queued again: the stored row when it is the same leaf by the same
     learner and author, else the key was taken by other data (``AlreadyExists``)."""
     if (
-        existing.leaf != new.leaf
+        not _same_leaf(new, existing)
         or existing.learner_id != new.learner_id
         or existing.author_id != new.author_id
     ):
@@ -121,6 +138,7 @@ class SignedInteraction:
     public_key: bytes
     leaf: int
     device_signed: bool
+    leaf_encoding: str = LEAF_ENCODING
 
 
 @dataclass(frozen=True)
@@ -206,8 +224,11 @@ class ChainTranslator:
         signed = await self.keys.sign(author_id, canonical, device)
         if signed.failure is not None:
             raise ValidationError("device_signature", signed.failure.split(": ", 1)[-1])
-        leaf = leaf_from_hash(statement_hash(canonical), signed.signature, signed.public_key)
-        return SignedInteraction(signed.signature, signed.public_key, leaf, signed.device_signed)
+        digest = statement_hash(canonical)
+        leaf = leaf_from_hash(digest, signed.signature, signed.public_key, LEAF_ENCODING)
+        return SignedInteraction(
+            signed.signature, signed.public_key, leaf, signed.device_signed, LEAF_ENCODING
+        )
 
     # -- anchoring ------------------------------------------------------------------------
 
@@ -239,6 +260,7 @@ class ChainTranslator:
                 signature=parsed.signature,
                 public_key=parsed.public_key,
                 leaf=parsed.leaf,
+                leaf_encoding=parsed.leaf_encoding,
                 author_id=parsed.author_id,
             )
         )
@@ -270,6 +292,7 @@ class ChainTranslator:
                 signature=b"",
                 public_key=b"",
                 leaf=record_leaf(data),
+                leaf_encoding=RECORD_LEAF_ENCODING,
             )
         )
 
@@ -346,11 +369,10 @@ class ChainTranslator:
             statement_sha256=digest,
             signature=signed.signature,
             public_key=signed.public_key,
-            # Poseidon (ctypes, releases the GIL) in a worker thread: the event loop
-            # serves other requests meanwhile.
-            leaf=await asyncio.to_thread(
-                leaf_from_hash, digest, signed.signature, signed.public_key
-            ),
+            # keiko.leaf.v2: one sha256 of 141 bytes (about a microsecond), no longer worth
+            # a worker thread as v1's five Poseidon permutations were.
+            leaf=leaf_from_hash(digest, signed.signature, signed.public_key, LEAF_ENCODING),
+            leaf_encoding=LEAF_ENCODING,
             author_id=author_id,
         )
         return new, signed.failure

@@ -216,6 +216,7 @@ class ChainServicer(pb.ChainServiceBase):
             public_key_hex=signed.public_key.hex(),
             leaf=felt_to_hex(signed.leaf),
             device_signed=signed.device_signed,
+            leaf_encoding=signed.leaf_encoding,
         )
 
     async def submit_for_anchoring(
@@ -228,7 +229,9 @@ class ChainServicer(pb.ChainServiceBase):
             request.record_id,
             request.leaf_data,
         )
-        return pb.SubmitForAnchoringResponse(anchor=anchor_state(row), leaf=felt_to_hex(row.leaf))
+        return pb.SubmitForAnchoringResponse(
+            anchor=anchor_state(row), leaf=felt_to_hex(row.leaf), leaf_encoding=row.leaf_encoding
+        )
 
     async def get_anchor_status(
         self, get_anchor_status_request: pb.GetAnchorStatusRequest
@@ -253,6 +256,7 @@ class ChainServicer(pb.ChainServiceBase):
             siblings=[felt_to_hex(s) for s in row.proof],
             merkle_root=felt_to_hex(batch.root),
             batch_id=felt_to_hex(row.batch_id),
+            leaf_encoding=row.leaf_encoding,
         )
         anchored = batch.state == ANCHORED
         return pb.GetInclusionProofResponse(

@@ -52,6 +52,8 @@ records = Table(
     Column("signature", String(128), nullable=False),
     Column("public_key", String(64), nullable=False),
     Column("leaf", String(66), nullable=False),
+    # How the leaf was computed (chain.translator.leaves, leaf_data.RECORD_LEAF_ENCODING).
+    Column("leaf_encoding", String(32), nullable=False, server_default="keiko.leaf.v1"),
     Column("status", String(16), nullable=False),
     Column("batch_id", String(66), nullable=True),
     Column("leaf_index", Integer, nullable=True),
@@ -205,6 +207,8 @@ class NewRecord:
     signature: bytes
     public_key: bytes
     leaf: int
+    # keiko.leaf.v1 / keiko.leaf.v2 (signed statements), keiko.record.v1 (unsigned)
+    leaf_encoding: str
     author_id: str = ""
 
 
@@ -219,6 +223,7 @@ class RecordRow:
     signature: str
     public_key: str
     leaf: int
+    leaf_encoding: str
     status: str
     batch_id: int | None
     leaf_index: int | None
@@ -245,6 +250,7 @@ class RecordRow:
             signature=m["signature"],
             public_key=m["public_key"],
             leaf=int(m["leaf"], 16),
+            leaf_encoding=m["leaf_encoding"],
             status=m["status"],
             batch_id=None if m["batch_id"] is None else int(m["batch_id"], 16),
             leaf_index=m["leaf_index"],

@@ -8,7 +8,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from chain.translator.batching import Domain
-from chain.translator.leaves import leaf_from_hash, statement_hash
+from chain.translator.leaves import LEAF_ENCODING, leaf_from_hash, statement_hash
 from chain.translator.signing import canonical_bytes
 from chain.translator.storage import MIGRATIONS_DIR, ChainStore, NewRecord
 from services.kit.clock import FixedClock
@@ -58,4 +58,5 @@ def new_record(i: int, learner: str = "ana", domain: Domain = Domain.LEARNING) -
         signature=signature,
         public_key=public_key,
         leaf=leaf_from_hash(digest, signature, public_key),
+        leaf_encoding=LEAF_ENCODING,
     )

@@ -23,6 +23,7 @@ from services.kit.db import Database
 from services.kit.migrations import current_revision, downgrade, upgrade
 
 BEFORE_AUTHORSHIP = "2abc67d37efe"
+BEFORE_LEAF_ENCODINGS = "7c1e9a4b2d10"
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
 
@@ -63,7 +64,7 @@ def _record(seq: int, learner: str, signature: str, domain: str = "learning") ->
 
 async def test_existing_records_and_keys_are_migrated(database: Database) -> None:
     await upgrade(database, "chain", MIGRATIONS_DIR, BEFORE_AUTHORSHIP)
-    old_records = set(records.c.keys()) - {"author_id"}
+    old_records = set(records.c.keys()) - {"author_id", "leaf_encoding"}
     async with database.transaction() as s:
         await s.execute(
             insert(records),
@@ -110,3 +111,24 @@ async def test_existing_records_and_keys_are_migrated(database: Database) -> Non
     await downgrade(database, "chain", MIGRATIONS_DIR, BEFORE_AUTHORSHIP)
     await upgrade(database, "chain", MIGRATIONS_DIR)
     assert await current_revision(database, "chain") == head
+
+
+async def test_existing_records_keep_their_leaf_encodings(database: Database) -> None:
+    """Signed records queued before leaf encodings were stored are keiko.leaf.v1, unsigned
+    ones keiko.record.v1."""
+    await upgrade(database, "chain", MIGRATIONS_DIR, BEFORE_LEAF_ENCODINGS)
+    old_records = set(records.c.keys()) - {"leaf_encoding"}
+    async with database.transaction() as s:
+        await s.execute(
+            insert(records),
+            [
+                {k: v for k, v in row.items() if k in old_records}
+                for row in (_record(1, "ana", "aa" * 64), _record(2, "", "", "reputation"))
+            ],
+        )
+    await upgrade(database, "chain", MIGRATIONS_DIR)
+    async with database.session() as s:
+        found = dict((await s.execute(select(records.c.record_id, records.c.leaf_encoding))).all())
+    assert found == {"r1": "keiko.leaf.v1", "r2": "keiko.record.v1"}
+    await downgrade(database, "chain", MIGRATIONS_DIR, BEFORE_LEAF_ENCODINGS)
+    await upgrade(database, "chain", MIGRATIONS_DIR)

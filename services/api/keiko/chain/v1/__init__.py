@@ -169,6 +169,12 @@ class SignInteractionResponse(betterproto.Message):
     device_signed: bool = betterproto.bool_field(4)
     """True when the signature came from the device."""
 
+    leaf_encoding: str = betterproto.string_field(5)
+    """
+    How `leaf` was computed: "keiko.leaf.v2" (sha256 of the statement hash, signature
+     and key; see chain/translator/leaves.py).
+    """
+
 
 @dataclass(eq=False, repr=False)
 class SubmitForAnchoringRequest(betterproto.Message):
@@ -187,6 +193,12 @@ class SubmitForAnchoringResponse(betterproto.Message):
     anchor: "__common_v1__.AnchorState" = betterproto.message_field(1)
     leaf: str = betterproto.string_field(2)
     """Hex felt leaf hash."""
+
+    leaf_encoding: str = betterproto.string_field(3)
+    """
+    How `leaf` was computed: "keiko.leaf.v1" or "keiko.leaf.v2" (signed statements),
+     "keiko.record.v1" (unsigned records).
+    """
 
 
 @dataclass(eq=False, repr=False)

@@ -117,6 +117,11 @@ class InclusionProof(betterproto.Message):
 
     merkle_root: str = betterproto.string_field(4)
     batch_id: str = betterproto.string_field(5)
+    leaf_encoding: str = betterproto.string_field(6)
+    """
+    How `leaf` was computed: "keiko.leaf.v1" or "keiko.leaf.v2" (signed statements),
+     "keiko.record.v1" (unsigned records); empty when not stated.
+    """
 
 
 @dataclass(eq=False, repr=False)

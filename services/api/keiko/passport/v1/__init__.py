@@ -351,6 +351,12 @@ class PassportEntry(betterproto.Message):
     Who wrote it: the learner ("self") or an attesting user or Keiko service.
     """
 
+    leaf_encoding: str = betterproto.string_field(13)
+    """
+    How `proof_leaf` is computed from the statement hash, signature and key:
+     "keiko.leaf.v1" or "keiko.leaf.v2" (chain/translator/leaves.py).
+    """
+
 
 @dataclass(eq=False, repr=False)
 class TimelineGroup(betterproto.Message):
