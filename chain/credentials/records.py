@@ -13,7 +13,7 @@ name). Its id is ``urn:uuid:<statement id>``::
                 "authorId": "<user id>", "name": "Ana"}}
 
 A **Keikochain anchor** (``KeikochainAnchor``, an item of the credential's ``evidence``)
-says where the record's leaf (``keiko.leaf.v1``) sits on chain: the chain id and the
+says where the record's leaf sits on chain: the chain id and the
 ``interaction_anchor`` contract, the batch (id, domain, Merkle root, block, transaction),
 the leaf, its index and the inclusion proof (``keiko.merkle.v1`` siblings, leaf level
 first, an ordered ``@list``)::
@@ -22,7 +22,11 @@ first, an ordered ``@list``)::
      "contract": "0x...", "batchId": "0x...", "batchDomain": "learning",
      "transaction": "0x...", "block": 12, "merkleRoot": "0x...", "leaf": "0x...",
      "leafIndex": 3, "inclusionProof": ["0x...", ...],
-     "leafEncoding": "keiko.leaf.v1", "treeEncoding": "keiko.merkle.v1"}
+     "leafEncoding": "keiko.leaf.v2", "treeEncoding": "keiko.merkle.v1"}
+
+``leafEncoding`` names how that record's leaf was computed (:mod:`chain.translator.leaves`):
+``keiko.leaf.v1`` for records anchored before ``keiko.leaf.v2``, ``keiko.leaf.v2`` since;
+the verifier recomputes the leaf in that encoding (one it does not know fails the record).
 
 (In an Open Badge the evidence type is ``["Evidence", "KeikochainAnchor"]``, as the Open
 Badges schema requires.) Felts are ``0x`` hex strings. The verifier recomputes the leaf
@@ -40,7 +44,7 @@ from chain.credentials.multikey import did_key, public_key_from_did
 from chain.translator.authors import AuthorKind
 from chain.translator.batching import Domain
 from chain.translator.felts import felt_to_hex, parse_felt
-from chain.translator.leaves import LEAF_ENCODING
+from chain.translator.leaves import MAX_ENCODING_CHARS
 from chain.translator.merkle import MAX_DEPTH, TREE_ENCODING
 from chain.translator.signing import SIGNATURE_BYTES, decode_hex
 from services.kit.errors import ValidationError
@@ -124,6 +128,7 @@ class AnchorEvidence:
     leaf: int
     leaf_index: int
     proof: tuple[int, ...]
+    leaf_encoding: str
 
     def to_json(self, statement_id: str, *, open_badge: bool = False) -> dict[str, Any]:
         return {
@@ -140,15 +145,18 @@ class AnchorEvidence:
             "leaf": felt_to_hex(self.leaf),
             "leafIndex": self.leaf_index,
             "inclusionProof": [felt_to_hex(s) for s in self.proof],
-            "leafEncoding": LEAF_ENCODING,
+            "leafEncoding": self.leaf_encoding,
             "treeEncoding": TREE_ENCODING,
         }
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], field: str) -> AnchorEvidence:
-        for key, expected in (("leafEncoding", LEAF_ENCODING), ("treeEncoding", TREE_ENCODING)):
-            if raw.get(key) != expected:
-                raise ValidationError(f"{field}.{key}", f"must be {expected!r}")
+        if raw.get("treeEncoding") != TREE_ENCODING:
+            raise ValidationError(f"{field}.treeEncoding", f"must be {TREE_ENCODING!r}")
+        # Any name here: the verifier recomputes the leaf in it, or fails an unknown one.
+        encoding = raw.get("leafEncoding")
+        if not isinstance(encoding, str) or not 0 < len(encoding) <= MAX_ENCODING_CHARS:
+            raise ValidationError(f"{field}.leafEncoding", "must be a leaf encoding's name")
         proof = raw.get("inclusionProof")
         if not isinstance(proof, list):
             raise ValidationError(f"{field}.inclusionProof", "must be a list of felts")
@@ -165,6 +173,7 @@ class AnchorEvidence:
             leaf=parse_felt(raw.get("leaf"), f"{field}.leaf"),
             leaf_index=_non_negative(raw, "leafIndex", field),
             proof=tuple(parse_felt(s, f"{field}.inclusionProof[{i}]") for i, s in enumerate(proof)),
+            leaf_encoding=encoding,
         )
 
 

@@ -233,6 +233,7 @@ class CredentialSigner:
             leaf=row.leaf,
             leaf_index=row.leaf_index or 0,
             proof=row.proof or (),
+            leaf_encoding=row.leaf_encoding,
         )
 
     # -- STATUS_LIST ----------------------------------------------------------------------

@@ -14,7 +14,7 @@ topic                                  domain       record id and leaf
                                                     custodial key, or the
                                                     ``device_signature`` checked against
                                                     the author's registered key
-                                                    (``keiko.leaf.v1``). Statements about
+                                                    (``keiko.leaf.v2``). Statements about
                                                     non-Keiko actors (no ``learner_id``)
                                                     are not anchored.
 ``reputation.rating_revealed``         reputation   ``record_id``; ``leaf_data`` (UTF-8)

@@ -9,7 +9,8 @@
   valid over the statement's canonical bytes, and that the public key is the author's
   (their custodial key or their registered key); the leaf is ``keiko.leaf.v2`` of (sha256
   of the statement, signature, public key) (:data:`chain.translator.leaves.LEAF_ENCODING`),
-  the same leaf the passport verifier recomputes; the record stores that encoding. Only the statement's hash is stored here.
+  the same leaf the passport verifier recomputes; the record stores that encoding. Only
+  the statement's hash is stored here.
 * *unsigned record* (reputation, marketplace, governance; trusted callers only): any
   bytes, typically the canonical JSON of the record; the leaf is ``keiko.record.v1``
   (:func:`record_leaf`): ``poseidon_hash_many([short string 'keiko.record.v1',

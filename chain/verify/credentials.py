@@ -11,11 +11,10 @@ trusting nothing in the document and nothing on Keiko's servers:
 3. checks the Bitstring Status List entry: fetches the issuer's status list credential
    (through a :class:`StatusListSource`), verifies *its* proofs and issuer, and reads the
    bit (set = revoked);
-4. checks each learning record as the passport verifier checks an export entry: the
-   author's Ed25519 signature over the RFC 8785 statement, the ``keiko.leaf.v1`` leaf,
-   and its inclusion proof against the batch root **read from the chain**, with the
-   anchor transaction's receipt (:mod:`chain.verify.verifier`); and that the evidence
-   names the expected chain and anchor contract when the caller knows them;
+4. checks each learning record as an export entry (:mod:`chain.verify.verifier`): the
+   author's Ed25519 signature over the RFC 8785 statement, the leaf (``leafEncoding``),
+   its inclusion proof against the batch root **read from the chain**, the anchor
+   transaction's receipt; that the evidence names the chain and contract the caller expects;
 5. checks authorship: a record of kind ``self`` is signed by the subject's own key (or a
    key the chain's key directory binds to the same holder, like a learner's device key),
    an attested one by another key, and the issuer is either the subject (the learner's
@@ -51,7 +50,7 @@ from chain.credentials.multikey import public_key_from_did
 from chain.credentials.presentations import is_presentation, parse_presentation
 from chain.credentials.records import AnchoredRecord, AuthorKind
 from chain.credentials.status_list import StatusEntry, parse_status_list_credential
-from chain.translator.leaves import statement_hash
+from chain.translator.leaves import LEAF_ENCODING, statement_hash
 from chain.translator.signing import canonical_bytes
 from chain.verify.export import AnchorProof, ExportEntry, MalformedEntry, PassportExport
 from chain.verify.reader import AsyncChainReader, KeyInfo
@@ -322,6 +321,7 @@ def _export_entry(record: AnchoredRecord) -> ExportEntry | MalformedEntry:
             block=anchor.block,
         ),
         leaf=None if anchor is None else anchor.leaf,
+        leaf_encoding=LEAF_ENCODING if anchor is None else anchor.leaf_encoding,
     )
 
 

@@ -5,11 +5,11 @@ the CLI verifier and the public page (:func:`parse_export`). Everything in it is
 nothing in it is trusted: the verifier recomputes every hash and reads every root from
 the chain.
 
-Format ``keiko.passport.export`` version 2 (JSON, UTF-8)::
+Format ``keiko.passport.export`` version 3 (JSON, UTF-8)::
 
     {
       "format": "keiko.passport.export",
-      "version": 2,
+      "version": 3,
       "passport_id": "<string>",
       "learner_id": "<string>",                 # optional
       "generated_at": "<RFC 3339 UTC timestamp>",
@@ -19,7 +19,6 @@ Format ``keiko.passport.export`` version 2 (JSON, UTF-8)::
         "anchor_contract": "0x<hex felt>",      # the interaction_anchor contract
         "rpc_url": "<JSON-RPC URL>"             # a default node to read it from
       },
-      "leaf_encoding": "keiko.leaf.v1",         # chain.translator.leaves
       "tree_encoding": "keiko.merkle.v1",       # chain.translator.merkle
       "entries": [
         {
@@ -35,6 +34,7 @@ Format ``keiko.passport.export`` version 2 (JSON, UTF-8)::
             "public_key": "<64 hex>"            # the author's key: the entry's key
           },
           "legacy": true,                       # optional, see below
+          "leaf_encoding": "keiko.leaf.v2",     # how the leaf is computed
           "leaf": "0x<hex felt>",               # optional, recomputed by verifiers
           "anchor": null | {                    # null while not yet anchored
             "batch_id": "0x<hex felt>",
@@ -48,6 +48,15 @@ Format ``keiko.passport.export`` version 2 (JSON, UTF-8)::
         }
       ]
     }
+
+``leaf_encoding`` (new in version 3; :mod:`chain.translator.leaves`): each entry names how
+its leaf is computed from its statement hash, signature and key: ``keiko.leaf.v1`` for
+the statements anchored before ``keiko.leaf.v2``, ``keiko.leaf.v2`` since. Verifiers
+recompute each leaf with its entry's encoding; an encoding they do not know is that
+entry's failure. Versions 1 and 2 had one document-level ``"leaf_encoding":
+"keiko.leaf.v1"``: every entry of those versions is v1 (an entry member is ignored there).
+A reader of version 2 rejects a version 3 document as a whole (its version), rather than
+recomputing v2 leaves as v1 and reporting false mismatches.
 
 ``author`` (new in version 2; :mod:`chain.translator.authors`): ``self`` for what the
 learner submitted, else ``user`` (a tutor's feedback: "attested by" that user) or
@@ -81,7 +90,13 @@ from typing import Any
 from chain.translator.authors import Author, AuthorKind
 from chain.translator.batching import Domain
 from chain.translator.felts import decode_short_string, felt_to_hex, parse_felt
-from chain.translator.leaves import LEAF_ENCODING, compute_leaf, statement_hash
+from chain.translator.leaves import (
+    LEAF_ENCODING,
+    LEAF_ENCODING_V1,
+    MAX_ENCODING_CHARS,
+    compute_leaf,
+    statement_hash,
+)
 from chain.translator.merkle import MAX_DEPTH, TREE_ENCODING, InclusionProof
 from chain.translator.signing import (
     PUBLIC_KEY_BYTES,
@@ -93,8 +108,8 @@ from chain.translator.signing import (
 from services.kit.errors import ValidationError
 
 EXPORT_FORMAT = "keiko.passport.export"
-EXPORT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+EXPORT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MAX_NAME_CHARS = 200
 MAX_EXPORT_BYTES = 64 * 1024 * 1024
 MAX_URL_CHARS = 2000
@@ -169,6 +184,9 @@ class ExportEntry:
     leaf: int | None = None
     author: Author | None = None  # None: not stated (a version 1 document)
     legacy: bool = False
+    # How its leaf is computed (chain.translator.leaves); checked by the verifier, so a
+    # parsed entry may name one it does not know.
+    leaf_encoding: str = LEAF_ENCODING
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -182,6 +200,7 @@ class ExportEntry:
             out["author"] = author_to_json(self.author)
         if self.legacy:
             out["legacy"] = True
+        out["leaf_encoding"] = self.leaf_encoding
         if self.leaf is not None:
             out["leaf"] = felt_to_hex(self.leaf)
         out["anchor"] = None if self.anchor is None else self.anchor.to_json()
@@ -210,7 +229,8 @@ class PassportExport:
 
     @property
     def version(self) -> int:
-        """2 when every entry states its author, else 1 (the format without authors)."""
+        """3 when every entry states its author, else 1 (the format without authors, whose
+        entries are all ``keiko.leaf.v1``)."""
         stated = all(isinstance(e, ExportEntry) and e.author is not None for e in self.entries)
         return EXPORT_VERSION if stated else 1
 
@@ -225,15 +245,19 @@ class PassportExport:
         out["generated_at"] = _format_time(self.generated_at)
         if self.chain is not None:
             out["chain"] = self.chain.to_json()
-        out |= {
-            "leaf_encoding": LEAF_ENCODING,
-            "tree_encoding": TREE_ENCODING,
-            "entries": [],
-        }
+        version = self.version
+        if version == 1:
+            out["leaf_encoding"] = LEAF_ENCODING_V1
+        out |= {"tree_encoding": TREE_ENCODING, "entries": []}
         for entry in self.entries:
             if isinstance(entry, MalformedEntry):
                 raise ValidationError("entries", "cannot export a malformed entry")
-            out["entries"].append(entry.to_json())
+            if version == 1 and entry.leaf_encoding != LEAF_ENCODING_V1:
+                raise ValidationError("entries", "version 1 holds keiko.leaf.v1 entries only")
+            item = entry.to_json()
+            if version == 1:
+                del item["leaf_encoding"]
+            out["entries"].append(item)
         return out
 
     def dumps(self, *, indent: int | None = 2) -> str:
@@ -257,8 +281,10 @@ def build_entry(
     author: Author | None = None,
     *,
     legacy: bool = False,
+    leaf_encoding: str = LEAF_ENCODING,
 ) -> ExportEntry:
-    """Build an export entry (the passport service's side); computes hash and leaf."""
+    """Build an export entry (the passport service's side); computes hash and leaf, in
+    the encoding the record was anchored with."""
     if not isinstance(entry_id, str) or not entry_id:
         raise ValidationError("entry_id", "must be a non-empty string")
     canonical = canonical_bytes(statement)
@@ -270,9 +296,10 @@ def build_entry(
         signature=bytes(signature),
         public_key=bytes(public_key),
         anchor=anchor,
-        leaf=compute_leaf(canonical, signature, public_key),
+        leaf=compute_leaf(canonical, signature, public_key, leaf_encoding),
         author=author,
         legacy=legacy,
+        leaf_encoding=leaf_encoding,
     )
 
 
@@ -371,6 +398,20 @@ def _parse_author(raw: object, field: str) -> Author | None:
     )
 
 
+def _entry_encoding(raw: Mapping[str, Any], prefix: str, version: int) -> str:
+    """The entry's leaf encoding: named by the entry since version 3, else v1. Any name
+    is read: the verifier recomputes the leaf in it, or fails an unknown one."""
+    if version < 3:
+        return LEAF_ENCODING_V1  # every entry of versions 1 and 2
+    encoding = raw.get("leaf_encoding")
+    if not isinstance(encoding, str) or not 0 < len(encoding) <= MAX_ENCODING_CHARS:
+        raise ValidationError(
+            f"{prefix}.leaf_encoding",
+            f"must be a non-empty string of at most {MAX_ENCODING_CHARS} chars",
+        )
+    return encoding
+
+
 def _parse_entry(raw: object, position: int, version: int) -> ParsedEntry:
     prefix = f"entries[{position}]"
     entry_id: str | None = None
@@ -400,6 +441,7 @@ def _parse_entry(raw: object, position: int, version: int) -> ParsedEntry:
             leaf=None if leaf_raw is None else parse_felt(leaf_raw, f"{prefix}.leaf"),
             author=author,
             legacy=legacy,
+            leaf_encoding=_entry_encoding(raw, prefix, version),
         )
     except ValidationError as exc:
         return MalformedEntry(entry_id=entry_id, field=exc.field, reason=exc.reason)
@@ -424,7 +466,10 @@ def parse_export(document: str | bytes | Mapping[str, Any]) -> PassportExport:
     version = data.get("version")
     if type(version) is not int or version not in READABLE_VERSIONS:
         raise ValidationError("version", f"unsupported version {version!r}")
-    for key, expected in (("leaf_encoding", LEAF_ENCODING), ("tree_encoding", TREE_ENCODING)):
+    checked = {"tree_encoding": TREE_ENCODING}
+    if version < 3:  # one encoding for the whole document; version 3 names it per entry
+        checked["leaf_encoding"] = LEAF_ENCODING_V1
+    for key, expected in checked.items():
         if data.get(key, expected) != expected:
             raise ValidationError(key, f"unsupported encoding {data.get(key)!r}")
     entries = data.get("entries")

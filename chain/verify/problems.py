@@ -15,6 +15,7 @@ class Failure(StrEnum):
     STATEMENT_HASH_MISMATCH = "statement hash does not match statement"
     KEY_NOT_LEARNERS = "public key is not the learner's"
     LEAF_MISMATCH = "leaf does not match entry data"
+    UNKNOWN_LEAF_ENCODING = "unknown leaf encoding"
     NOT_ANCHORED = "entry not anchored"
     CHAIN_READ_FAILED = "chain read failed"
     BATCH_ROOT_MISMATCH = "batch root mismatch"

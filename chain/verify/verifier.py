@@ -5,7 +5,8 @@ For every entry the verifier, trusting nothing in the document:
 1. recomputes the RFC 8785 canonical bytes of the statement and their sha256;
 2. verifies the Ed25519 signature over those bytes with the entry's public key
    (and, if the caller knows the learner's keys, that the key is one of them);
-3. recomputes the leaf (``keiko.leaf.v1``) from the statement hash, signature and key;
+3. recomputes the leaf from the statement hash, signature and key, in the encoding the
+   entry names (``keiko.leaf.v1`` or ``keiko.leaf.v2``; an unknown one fails the entry);
 4. reads the batch from the chain (``get_batch(batch_id)``: root, leaf count, domain,
    block) and checks the inclusion proof (``keiko.merkle.v1``) against **the root read
    from the chain**, pinned to the chain's leaf count; the export's own root is only
@@ -78,6 +79,7 @@ class EntryReport:
     block: int | None = None
     tx_hash: int | None = None
     author: AuthorReport | None = None
+    leaf_encoding: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -106,6 +108,7 @@ class EntryReport:
             "batch_id": hx(self.batch_id),
             "leaf_index": self.leaf_index,
             "leaf": hx(self.leaf),
+            "leaf_encoding": self.leaf_encoding,
             "chain_root": hx(self.chain_root),
             "block": self.block,
             "tx_hash": hx(self.tx_hash),
@@ -394,8 +397,12 @@ def _check_entry(
             Problem(Failure.KEY_NOT_LEARNERS, f"key {entry.public_key.hex()} is not registered")
         )
 
-    leaf = leaf_from_hash(digest, entry.signature, entry.public_key)
-    if entry.leaf is not None and entry.leaf != leaf:
+    leaf: int | None = None
+    try:
+        leaf = leaf_from_hash(digest, entry.signature, entry.public_key, entry.leaf_encoding)
+    except ValidationError as exc:
+        problems.append(Problem(Failure.UNKNOWN_LEAF_ENCODING, exc.reason))
+    if leaf is not None and entry.leaf is not None and entry.leaf != leaf:
         problems.append(
             Problem(Failure.LEAF_MISMATCH, f"recorded {hex(entry.leaf)}, recomputed {hex(leaf)}")
         )
@@ -412,7 +419,13 @@ def _check_entry(
             problems.append(Problem(Failure.NOT_ANCHORED, "the entry has no anchor yet"))
         status = EntryStatus.FAILED if problems else EntryStatus.UNANCHORED
         return EntryReport(
-            position, entry.entry_id, status, tuple(problems), leaf=leaf, author=author
+            position,
+            entry.entry_id,
+            status,
+            tuple(problems),
+            leaf=leaf,
+            author=author,
+            leaf_encoding=entry.leaf_encoding,
         )
 
     chain_root: int | None = None
@@ -490,7 +503,7 @@ def _check_entry(
                     f"leaves needs {depth}",
                 )
             )
-        elif not verify_inclusion(
+        elif leaf is not None and not verify_inclusion(
             leaf, anchor.leaf_index, anchor.proof, batch.root, leaf_count=batch.leaf_count
         ):
             problems.append(
@@ -512,6 +525,7 @@ def _check_entry(
         block=anchor.block,
         tx_hash=anchor.tx_hash,
         author=author,
+        leaf_encoding=entry.leaf_encoding,
     )
 
 

@@ -259,6 +259,7 @@ def export_of(page: Page, generated_at: datetime, chain: ChainRef | None = None)
                 anchor,
                 _author(e),
                 legacy=e.author.legacy,
+                leaf_encoding=e.leaf_encoding,
             )
         )
     return PassportExport(

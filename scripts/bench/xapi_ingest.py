@@ -8,7 +8,7 @@ Redis event bus under a key prefix of its own (deleted afterwards). One learner 
 through the real WebAuthn ceremony (GraphQL) and records statements about themselves,
 so every statement enters their passport: the learning service stores it, the outbox
 relay publishes ``learning.interaction_recorded``, the translator signs it with the
-learner's custodial Ed25519 key, queues its ``keiko.leaf.v1`` leaf, the anchoring engine
+learner's custodial Ed25519 key, queues its ``keiko.leaf.v2`` leaf, the anchoring engine
 seals batches and sends ``anchor_batch`` to the node, and the watcher confirms them.
 
 Scenarios (each on its own statements, one after the other, in one platform):

@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from chain.translator.authors import Author, AuthorKind, author_label, display_name_of_service
+from chain.translator.leaves import LEAF_ENCODING
 from services.kit.clock import as_utc
 from services.kit.errors import ValidationError
 
@@ -242,6 +243,8 @@ class Anchor:
     root: str = ""
     leaf: str = ""
     leaf_index: int = 0
+    # How `leaf` is computed; a statement not anchored yet gets the translator's current.
+    leaf_encoding: str = LEAF_ENCODING
     proof: tuple[str, ...] | None = None
     block: int = 0
     tx_hash: str = ""

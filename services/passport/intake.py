@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chain.translator.authors import author_kind, keiko_account
+from chain.translator.leaves import LEAF_ENCODING_V1
 from services.kit.clock import as_utc
 from services.kit.events import Event
 from services.kit.logging import get_logger
@@ -47,6 +48,12 @@ log = get_logger(__name__)
 def _text(payload: Mapping[str, Any], key: str) -> str:
     value = payload.get(key)
     return value if isinstance(value, str) else ""
+
+
+def _leaf_encoding(payload: Mapping[str, Any]) -> str:
+    """The record's leaf encoding; the translator's events before it stored encodings do
+    not say, and every leaf was then ``keiko.leaf.v1``."""
+    return (_text(payload, "leaf_encoding") or LEAF_ENCODING_V1)[:32]
 
 
 def _author_of(statement_json: str, recorded_by: str, learner: str) -> str:
@@ -265,6 +272,7 @@ class TimelineIntake(PassportCore):
             "batch_id": _text(p, "batch_id"),
             "root": _text(p, "root"),
             "leaf": _text(p, "leaf"),
+            "leaf_encoding": _leaf_encoding(p),
             "leaf_index": int(p.get("leaf_index") or 0),
             "proof": [str(x) for x in proof] if isinstance(proof, list) else None,
             "block": int(p.get("block") or 0),
@@ -296,6 +304,7 @@ class TimelineIntake(PassportCore):
             "batch_id": _text(p, "batch_id"),
             "root": "",
             "leaf": _text(p, "leaf"),
+            "leaf_encoding": _leaf_encoding(p),
             "leaf_index": 0,
             "proof": None,
             "block": 0,

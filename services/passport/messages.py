@@ -237,6 +237,7 @@ def entry_to_pb(
         anchor=anchor_to_pb(entry),
         proof_leaf=entry.anchor.leaf,
         proof=list(entry.anchor.proof or ()),
+        leaf_encoding=entry.anchor.leaf_encoding,
         author=author_to_pb(entry, disclosure),
     )
     score = entry.score_scaled(statement) if disclosure.show_scores else None

@@ -103,6 +103,8 @@ anchors = Table(
     Column("batch_id", String(66), nullable=False),
     Column("root", String(66), nullable=False),
     Column("leaf", String(66), nullable=False),
+    # How the leaf is computed (chain.translator.leaves), as the translator announced it.
+    Column("leaf_encoding", String(32), nullable=False, server_default="keiko.leaf.v1"),
     Column("leaf_index", Integer, nullable=False),
     Column("proof", JSON, nullable=True),
     Column("block", BigInteger, nullable=False),

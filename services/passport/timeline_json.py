@@ -63,6 +63,7 @@ def entry_json(entry: Entry, disclosure: Disclosure, statements: Statements) -> 
         "anchor": _anchor(entry),
         "proof_leaf": entry.anchor.leaf,
         "proof": list(entry.anchor.proof or ()),
+        "leaf_encoding": entry.anchor.leaf_encoding,
         "author": {
             "kind": author.kind.name,
             "id": author.id,

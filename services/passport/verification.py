@@ -71,6 +71,7 @@ _SIGNATURE_FAILURES = {
 _INCLUSION_FAILURES = {
     Failure.MALFORMED,
     Failure.LEAF_MISMATCH,
+    Failure.UNKNOWN_LEAF_ENCODING,
     Failure.INDEX_OUT_OF_RANGE,
     Failure.PROOF_FAILED,
     Failure.NOT_ANCHORED,
@@ -130,6 +131,7 @@ def export_entry(entry: Entry, show_identity: bool = True) -> ExportEntry | None
         anchor,
         entry.author(show_identity),
         legacy=entry.legacy,
+        leaf_encoding=entry.anchor.leaf_encoding,
     )
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from chain.verify.export import ExportEntry
     from services.passport.verification import Verification
 
-VerificationKey = tuple[str, bytes, bytes, bytes, str, str, bool, int, int, int, int]
+VerificationKey = tuple[str, bytes, bytes, bytes, str, str, bool, str, int, int, int, int]
 REGISTERED = "registered on chain"  # chain.verify.authorship.Registration.REGISTERED
 DEFAULT_CAPACITY = 100_000
 
@@ -40,6 +40,7 @@ def verification_key(entry: ExportEntry) -> VerificationKey | None:
         "" if author is None else author.kind.value,
         "" if author is None else author.id,
         entry.legacy,
+        entry.leaf_encoding,
         anchor.batch_id,
         anchor.leaf_index,
         anchor.root,

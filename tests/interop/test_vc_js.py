@@ -11,9 +11,6 @@ Changing a claim, the proof, the evidence or the status fails there too.
 from __future__ import annotations
 
 import copy
-import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +30,9 @@ from chain.tests.credentials.factory import (
     signed_presentation,
     statement,
 )
+from tests.interop.node_tool import NODE, run_node
 
 VC_JS = Path(__file__).parent / "vc-js"
-NODE = shutil.which("node")
 
 pytestmark = pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
 
@@ -45,10 +42,8 @@ def js_verify(
 ) -> list[dict[str, Any]]:
     """Run the independent verifier once on ``(kind, document, challenge, domain)``
     checks (one Node.js process: loading the libraries is most of the cost)."""
-    if not (VC_JS / "node_modules" / "@digitalbazaar" / "vc").is_dir():
-        pytest.fail("tests/interop/vc-js is not installed: run `make interop` (make test does)")
     context = bundled_context(KEIKO_CREDENTIALS_V1)
-    assert context is not None and NODE is not None
+    assert context is not None
     request = {
         "keikoContext": context.document,
         "statusLists": lists.documents,
@@ -58,16 +53,9 @@ def js_verify(
             for kind, doc, challenge, domain in checks
         ],
     }
-    done = subprocess.run(
-        [NODE, str(VC_JS / "verify.mjs")],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    results: list[dict[str, Any]] = run_node(
+        VC_JS, "verify.mjs", "@digitalbazaar/vc", request, timeout=300
     )
-    assert done.returncode == 0, done.stderr
-    results: list[dict[str, Any]] = json.loads(done.stdout)
     assert len(results) == len(checks)
     return results
 

@@ -29,7 +29,7 @@ from chain.credentials.presentations import presentation
 from chain.credentials.records import AnchoredRecord, AnchorEvidence, AuthorKind, RecordAuthor
 from chain.credentials.status_list import Bitstring, StatusEntry, status_list_credential
 from chain.translator.batching import Domain, make_batch_id
-from chain.translator.leaves import compute_leaf
+from chain.translator.leaves import LEAF_ENCODING, compute_leaf
 from chain.translator.merkle import MerkleTree
 from chain.translator.signing import canonical_bytes
 from chain.verify.reader import AnchorTransaction, BatchInfo, InMemoryChainReader, KeyInfo
@@ -124,7 +124,9 @@ class Ledger:
     sequence: int = 0
 
     def anchor(
-        self, items: Sequence[tuple[Mapping[str, Any], Person, AuthorKind]]
+        self,
+        items: Sequence[tuple[Mapping[str, Any], Person, AuthorKind]],
+        encoding: str = LEAF_ENCODING,
     ) -> list[AnchoredRecord]:
         self.sequence += 1
         signed = []
@@ -132,7 +134,7 @@ class Ledger:
             canonical = canonical_bytes(stmt)
             signature = author.sign(canonical)
             signed.append((canonical, signature, author.public_key))
-        leaves = [compute_leaf(c, s, k) for c, s, k in signed]
+        leaves = [compute_leaf(c, s, k, encoding) for c, s, k in signed]
         tree = MerkleTree(leaves)
         batch_id = make_batch_id(Domain.LEARNING, self.sequence)
         tx_hash = TX_HASH + self.sequence
@@ -161,6 +163,7 @@ class Ledger:
                         leaf=leaves[index],
                         leaf_index=index,
                         proof=proof.siblings,
+                        leaf_encoding=encoding,
                     ),
                 )
             )

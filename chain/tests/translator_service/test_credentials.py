@@ -120,6 +120,7 @@ async def records(translator: ChainTranslator, store: ChainStore) -> dict[str, A
                 row.leaf,
                 row.leaf_index or 0,
                 row.proof or (),
+                row.leaf_encoding,
             )
         out[name] = AnchoredRecord(
             statement_id=row.record_id,

@@ -165,7 +165,17 @@ async def passport_export(s: Stack, signed: list[tuple[bytes, bytes]]) -> Passpo
             tx_hash=int(proof.tx_hash, 16),
             block=proof.block_number,
         )
-        entries.append(build_entry(f"st-{i}", statement(i), signature, public_key, anchor))
+        assert proof.proof.leaf_encoding == "keiko.leaf.v2"
+        entries.append(
+            build_entry(
+                f"st-{i}",
+                statement(i),
+                signature,
+                public_key,
+                anchor,
+                leaf_encoding=proof.proof.leaf_encoding,
+            )
+        )
     return PassportExport("passport-ana", datetime.now(UTC), tuple(entries), "ana")
 
 

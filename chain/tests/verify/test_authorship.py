@@ -16,6 +16,7 @@ from nacl.signing import SigningKey
 from chain.client import TransactionRejected
 from chain.translator.authors import KEIKO_HOME_PAGE, Author, AuthorKind, subject_of
 from chain.translator.batching import Domain
+from chain.translator.leaves import LEAF_ENCODING
 from chain.translator.merkle import MerkleTree
 from chain.translator.signing import public_key_of, sign
 from chain.verify import (
@@ -33,6 +34,7 @@ from chain.verify import (
     verify_passport,
 )
 from chain.verify.reader import AnchorContractReader, NoKeyDirectory
+from services.kit.errors import ValidationError
 
 ANA = SigningKey(bytes(range(32)))
 TOM = SigningKey(bytes(range(1, 33)))
@@ -99,12 +101,16 @@ def bound_reader() -> InMemoryChainReader:
     return reader
 
 
-def make_passport(reader: InMemoryChainReader | None = None) -> tuple[dict[str, Any], Any]:
+def make_passport(
+    reader: InMemoryChainReader | None = None, encoding: str = LEAF_ENCODING
+) -> tuple[dict[str, Any], Any]:
     reader = reader or bound_reader()
     items = plan()
     signatures = [sign(st, key) for _, st, key, _, _ in items]
     entries = [
-        build_entry(eid, st, sig, public_key_of(key), None, author, legacy=legacy)
+        build_entry(
+            eid, st, sig, public_key_of(key), None, author, legacy=legacy, leaf_encoding=encoding
+        )
         for (eid, st, key, author, legacy), sig in zip(items, signatures, strict=True)
     ]
     tree = MerkleTree([e.leaf for e in entries if e.leaf is not None])
@@ -118,6 +124,7 @@ def make_passport(reader: InMemoryChainReader | None = None) -> tuple[dict[str, 
             AnchorProof.from_inclusion(BATCH, Domain.LEARNING, tree.proof(i), TX, BLOCK),
             e.author,
             legacy=e.legacy,
+            leaf_encoding=encoding,
         )
         for i, e in enumerate(entries)
     ]
@@ -144,7 +151,7 @@ def only_failure(report: Any) -> Any:
 
 def test_authors_are_stated_checked_and_looked_up_on_chain() -> None:
     document, reader = make_passport()
-    assert document["version"] == 2
+    assert document["version"] == 3
     assert entry(document, "feedback")["author"] == {
         "kind": "user",
         "id": "tutor-tom",
@@ -277,7 +284,7 @@ def test_an_unreadable_key_directory_fails_only_the_entries_of_that_key() -> Non
 
 
 def test_version_1_documents_still_verify_without_authors() -> None:
-    document, reader = make_passport()
+    document, reader = make_passport(encoding="keiko.leaf.v1")  # as they were then
     document["version"] = 1
     for e in document["entries"]:
         e.pop("author")
@@ -320,3 +327,20 @@ def test_the_contract_adapter_tells_a_missing_directory_from_an_outage() -> None
     contract.error = TransactionRejected(63, "unexpected error")
     with pytest.raises(TransactionRejected):
         asyncio.run(reader.key_binding(bytes(32)))
+
+
+def test_version_2_documents_still_verify_their_entries_as_v1() -> None:
+    """A version 2 export (authors, one document-level keiko.leaf.v1) reads as before: an
+    entry member naming another encoding is not part of that format and changes nothing."""
+    document, reader = make_passport(encoding="keiko.leaf.v1")
+    document["version"] = 2
+    document["leaf_encoding"] = "keiko.leaf.v1"
+    for e in document["entries"]:
+        e.pop("leaf_encoding")
+    report = verify_passport(document, reader)
+    assert report.ok and {e.leaf_encoding for e in report.entries} == {"keiko.leaf.v1"}
+    document["entries"][0]["leaf_encoding"] = "keiko.leaf.v2"
+    assert verify_passport(document, reader).ok
+    document["leaf_encoding"] = "keiko.leaf.v2"  # version 2 knew one encoding only
+    with pytest.raises(ValidationError):
+        verify_passport(document, reader)

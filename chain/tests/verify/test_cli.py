@@ -2,8 +2,11 @@
 
 One small batch of real signed interactions is anchored with the chain client (leaves
 and Merkle tree from the translator core); the export is written to a file (and served
-over HTTP for the gateway path). The good passport passes; tampering with a statement,
-a signature, a proof sibling or a root makes verification fail and name the entry.
+over HTTP for the gateway path). The batch mixes an entry anchored before
+``keiko.leaf.v2`` (a ``keiko.leaf.v1`` leaf, announced without its encoding as the
+translator then did) with new ``keiko.leaf.v2`` ones: the good passport passes;
+tampering with a statement, a signature, a key, a proof sibling, a root or an entry's
+leaf encoding makes verification fail and name the entry.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import io
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,11 +31,14 @@ from chain.client import KeikoChain
 from chain.node.process import NodeProcess
 from chain.tests.node.conftest import devchain, node  # noqa: F401  (fixtures)
 from chain.tests.node.harness import DevChain
+from chain.translator.authors import Author, AuthorKind
 from chain.translator.batching import Domain
+from chain.translator.leaves import LEAF_ENCODING_V1
 from chain.verify import AnchorProof, PassportExport, build_entry
 from chain.verify.cli import CliError, export_url, main
 from services.kit.clock import FixedClock
 from services.kit.db import Database
+from services.kit.errors import ValidationError
 from services.passport.tests.factories import Batch, batch, interaction
 
 
@@ -51,6 +57,7 @@ def anchored(node: NodeProcess, devchain: DevChain) -> Anchored:  # noqa: F811
     key = SigningKey.generate()
     start = datetime(2026, 3, 1, 9, tzinfo=UTC)
     items = [interaction(key, "ana", start + timedelta(minutes=i)) for i in range(3)]
+    items[0] = replace(items[0], leaf_encoding="")  # an old record: v1, announced as such
     built = batch(items)
 
     async def anchor() -> tuple[int, int]:
@@ -84,6 +91,8 @@ def anchored(node: NodeProcess, devchain: DevChain) -> Anchored:  # noqa: F811
                 AnchorProof.from_inclusion(
                     built.batch_id, Domain.LEARNING, built.tree.proof(i), tx_hash, block
                 ),
+                Author(AuthorKind.SELF, "ana", "", item.public_key),
+                leaf_encoding=item.leaf_encoding or LEAF_ENCODING_V1,
             )
             for i, item in enumerate(items)
         ),
@@ -108,6 +117,14 @@ def write(tmp_path: Path, document: dict[str, Any], name: str = "export.json") -
     path = tmp_path / name
     path.write_text(json.dumps(document))
     return path
+
+
+def verify_file(anchored: Anchored, tmp_path: Path, doc: dict[str, Any]) -> tuple[int, str]:
+    """The CLI on ``doc`` written to a file, against the dev node."""
+    deployment = str(anchored.deployment)
+    return run_cli(
+        [str(write(tmp_path, doc)), "--rpc", anchored.rpc_url, "--deployment", deployment]
+    )
 
 
 def test_good_passport_passes(anchored: Anchored, tmp_path: Path) -> None:
@@ -151,9 +168,35 @@ def _tamper_root(doc: dict[str, Any]) -> None:
     doc["entries"][1]["anchor"]["root"] = hex(int(doc["entries"][1]["anchor"]["root"], 16) ^ 1)
 
 
+def test_the_export_names_each_entrys_leaf_encoding(anchored: Anchored) -> None:
+    document = anchored.document
+    assert document["version"] == 3 and "leaf_encoding" not in document
+    assert [e["leaf_encoding"] for e in document["entries"]] == [
+        "keiko.leaf.v1",
+        "keiko.leaf.v2",
+        "keiko.leaf.v2",
+    ]
+
+
+def _tamper_key(doc: dict[str, Any]) -> None:
+    key = doc["entries"][1]["public_key"]
+    doc["entries"][1]["public_key"] = ("0" if key[0] != "0" else "1") + key[1:]
+
+
+def _relabel_v2_as_v1(doc: dict[str, Any]) -> None:
+    doc["entries"][1]["leaf_encoding"] = "keiko.leaf.v1"
+
+
+def _unknown_encoding(doc: dict[str, Any]) -> None:
+    doc["entries"][1]["leaf_encoding"] = "keiko.leaf.v9"
+
+
 @pytest.mark.parametrize(
     ("tamper", "reason"),
     [
+        (_tamper_key, "signature invalid"),
+        (_relabel_v2_as_v1, "leaf does not match entry data"),
+        (_unknown_encoding, "unknown leaf encoding"),
         (_tamper_statement, "statement does not match signature"),
         (_tamper_signature, "signature invalid"),
         (_tamper_proof, "proof does not reach root"),
@@ -165,10 +208,7 @@ def test_tampering_fails_naming_the_entry(
 ) -> None:
     doc = copy.deepcopy(anchored.document)
     tamper(doc)
-    path = write(tmp_path, doc)
-    code, out = run_cli(
-        [str(path), "--rpc", anchored.rpc_url, "--deployment", str(anchored.deployment)]
-    )
+    code, out = verify_file(anchored, tmp_path, doc)
     assert code == 1, out
     bad = anchored.entry_ids[1]
     fail_lines = [line for line in out.splitlines() if "[FAIL]" in line]
@@ -177,20 +217,43 @@ def test_tampering_fails_naming_the_entry(
     assert "2 verified" in out
 
 
+@pytest.mark.parametrize("drop_leaf", [False, True])
+def test_a_v1_entry_relabelled_v2_fails(
+    anchored: Anchored, tmp_path: Path, drop_leaf: bool
+) -> None:
+    """The old entry claimed as keiko.leaf.v2: its v2 leaf is not the one in the tree
+    (with the recorded leaf dropped, the proof is what fails)."""
+    doc = copy.deepcopy(anchored.document)
+    doc["entries"][0]["leaf_encoding"] = "keiko.leaf.v2"
+    if drop_leaf:
+        del doc["entries"][0]["leaf"]
+    code, out = verify_file(anchored, tmp_path, doc)
+    assert code == 1, out
+    fail_lines = [line for line in out.splitlines() if "[FAIL]" in line]
+    assert len(fail_lines) == 1 and anchored.entry_ids[0] in fail_lines[0], out
+    assert "proof does not reach root" in out and "2 verified" in out
+    assert ("leaf does not match entry data" in out) is not drop_leaf
+
+
+def test_a_version_2_reader_rejects_the_document_as_a_whole(
+    anchored: Anchored, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a verifier of version 2 does with a version 3 document: it refuses the version,
+    never recomputing v2 leaves as v1 (the check it runs, with version 3 unknown)."""
+    from chain.verify import export as export_format
+
+    monkeypatch.setattr(export_format, "READABLE_VERSIONS", (1, 2))
+    with pytest.raises(ValidationError) as err:
+        export_format.parse_export(copy.deepcopy(anchored.document))
+    assert err.value.field == "version" and "unsupported version 3" in err.value.reason
+
+
 def test_unknown_batch_on_chain_fails(anchored: Anchored, tmp_path: Path) -> None:
     doc = copy.deepcopy(anchored.document)
     doc["entries"][0]["anchor"]["batch_id"] = hex(
         int(doc["entries"][0]["anchor"]["batch_id"], 16) + 1
     )
-    code, out = run_cli(
-        [
-            str(write(tmp_path, doc)),
-            "--rpc",
-            anchored.rpc_url,
-            "--deployment",
-            str(anchored.deployment),
-        ]
-    )
+    code, out = verify_file(anchored, tmp_path, doc)
     assert code == 1 and "root not anchored on chain" in out and anchored.entry_ids[0] in out
 
 

@@ -32,7 +32,7 @@ from chain.tests.credentials.factory import (
 from chain.tests.node.conftest import devchain, node  # noqa: F401  (fixtures)
 from chain.tests.node.harness import DevChain
 from chain.translator.batching import Domain, make_batch_id
-from chain.translator.leaves import compute_leaf
+from chain.translator.leaves import LEAF_ENCODING, compute_leaf
 from chain.translator.merkle import MerkleTree
 from chain.translator.signing import canonical_bytes
 from chain.verify.cli import main
@@ -112,6 +112,7 @@ def issued(
                 leaves[i],
                 i,
                 tree.proof(i).siblings,
+                LEAF_ENCODING,
             ),
         )
         for i, (st, sig) in enumerate(zip(items, signatures, strict=True))

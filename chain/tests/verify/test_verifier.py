@@ -15,6 +15,7 @@ from chain.client.core import TxResult
 from chain.client.events import ChainEvent
 from chain.translator.batching import Batcher, BatchPolicy, Domain, SealedBatch
 from chain.translator.felts import FELT_PRIME
+from chain.translator.leaves import LEAF_ENCODING_V1 as V1
 from chain.translator.leaves import compute_leaf
 from chain.translator.signing import public_key_of, sign
 from chain.verify import (
@@ -54,7 +55,8 @@ def statement(i: int) -> dict[str, Any]:
 def make_passport(
     count: int = 10, batch_size: int = 4
 ) -> tuple[dict[str, Any], InMemoryChainReader]:
-    """Sign ``count`` statements, batch and anchor them on a fake chain, export."""
+    """Sign ``count`` statements, batch and anchor them on a fake chain, export (a
+    version 1 document, without authors: its entries are keiko.leaf.v1)."""
     clock = FixedClock()
     batcher: Batcher[int] = Batcher(Domain.LEARNING, BatchPolicy.of(batch_size, 500), clock)
     batches = []
@@ -69,7 +71,7 @@ def make_passport(
     reader = InMemoryChainReader()
     entries = []
     for block, batch in enumerate(batches, start=100):
-        leaves = [compute_leaf(signed[i][0], signed[i][1], pk) for i in batch.items]
+        leaves = [compute_leaf(signed[i][0], signed[i][1], pk, V1) for i in batch.items]
         sealed = SealedBatch.build(batch.batch_id, batch.domain, leaves)
         tx_hash = 0x7000 + block
         reader.add_batch(
@@ -79,7 +81,9 @@ def make_passport(
         )
         for i, proof in zip(batch.items, sealed.proofs, strict=True):
             anchor = AnchorProof.from_inclusion(batch.batch_id, batch.domain, proof, tx_hash, block)
-            entries.append(build_entry(f"stmt-{i}", signed[i][0], signed[i][1], pk, anchor))
+            entries.append(
+                build_entry(f"stmt-{i}", signed[i][0], signed[i][1], pk, anchor, leaf_encoding=V1)
+            )
     export = PassportExport("passport-ana", GENERATED_AT, tuple(entries), learner_id="ana")
     return json.loads(export.dumps()), reader
 
@@ -175,7 +179,7 @@ def test_root_forged_consistently_is_not_anchored() -> None:
     forged = statement(99)
     forged_sig = sign(forged, SigningKey(b"\x09" * 32))
     forged_pk = public_key_of(SigningKey(b"\x09" * 32))
-    leaves = [compute_leaf(forged, forged_sig, forged_pk), 777]
+    leaves = [compute_leaf(forged, forged_sig, forged_pk, V1), 777]
     sealed = SealedBatch.build(
         int(document["entries"][0]["anchor"]["batch_id"], 16), Domain.LEARNING, leaves
     )
@@ -185,6 +189,7 @@ def test_root_forged_consistently_is_not_anchored() -> None:
         forged_sig,
         forged_pk,
         AnchorProof.from_inclusion(sealed.batch_id, Domain.LEARNING, sealed.proofs[0], 0x7064, 100),
+        leaf_encoding=V1,
     )
     document["entries"][0] = entry.to_json()
     failed = only_failure(verify_passport(document, reader))
@@ -358,7 +363,7 @@ def test_reader_returning_garbage_is_a_chain_failure() -> None:
     ("mutate", "field"),
     [
         (lambda d: d.update(format="other"), "format"),
-        (lambda d: d.update(version=3), "version"),
+        (lambda d: d.update(version=4), "version"),
         (lambda d: d.update(leaf_encoding="keiko.leaf.v2"), "leaf_encoding"),
         (lambda d: d.update(entries="x"), "entries"),
         (lambda d: d.update(generated_at="yesterday"), "generated_at"),

@@ -95,6 +95,9 @@ class PassportEntry:
     anchor: InteractionAnchor
     proof_leaf: str
     proof: list[str]
+    leaf_encoding: str = strawberry.field(
+        description='How proofLeaf is computed: "keiko.leaf.v1" or "keiko.leaf.v2".'
+    )
     author: EntryAuthor = strawberry.field(
         description='Who wrote it: the learner ("self") or an attesting user or Keiko service.'
     )
@@ -118,6 +121,7 @@ class PassportEntry:
             anchor=InteractionAnchor.from_pb(e.anchor),
             proof_leaf=e.proof_leaf,
             proof=list(e.proof),
+            leaf_encoding=e.leaf_encoding,
             author=EntryAuthor.from_pb(e.author),
             scope=scope,
         )
@@ -149,6 +153,7 @@ class PassportEntry:
             ),
             proof_leaf=e["proof_leaf"],
             proof=e["proof"],
+            leaf_encoding=e["leaf_encoding"],
             author=EntryAuthor(
                 kind=_AUTHOR_KINDS.get(author["kind"], AuthorKind.UNSPECIFIED),
                 id=author["id"],

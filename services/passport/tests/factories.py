@@ -21,7 +21,7 @@ from nacl.signing import SigningKey
 from chain.translator.authors import KEIKO_HOME_PAGE
 from chain.translator.batching import Domain, make_batch_id
 from chain.translator.felts import felt_to_hex
-from chain.translator.leaves import compute_leaf
+from chain.translator.leaves import LEAF_ENCODING, compute_leaf
 from chain.translator.merkle import MerkleTree
 from chain.translator.signing import public_key_of, sign
 from chain.verify import BatchInfo, InMemoryChainReader
@@ -44,10 +44,13 @@ class Interaction:
     timestamp: datetime
     author_id: str = ""  # the authority the statement names; "" = the learner
     signer_id: str = ""  # whose key signed it, as the translator reports; "" = not said
+    # its leaf's encoding; "" = not said (the translator before keiko.leaf.v2: v1)
+    leaf_encoding: str = LEAF_ENCODING
 
     @property
     def leaf(self) -> int:
-        return compute_leaf(self.statement, self.signature, self.public_key)
+        encoding = self.leaf_encoding or "keiko.leaf.v1"
+        return compute_leaf(self.statement, self.signature, self.public_key, encoding)
 
 
 def interaction(
@@ -176,6 +179,7 @@ class Batch:
                 "root": felt_to_hex(self.tree.root),
                 "leaf": felt_to_hex(item.leaf),
                 "leaf_index": index,
+                **({"leaf_encoding": item.leaf_encoding} if item.leaf_encoding else {}),
                 "block": self.block,
                 "tx_hash": felt_to_hex(self.tx_hash),
                 "status": "anchored",

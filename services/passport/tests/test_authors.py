@@ -66,7 +66,8 @@ async def test_entries_show_their_authors_and_export_them(
 
     document = json.loads((await service.export(access)).dumps())
     authors = {e["entry_id"]: e["author"] for e in document["entries"]}
-    assert document["version"] == 2
+    assert document["version"] == 3
+    assert {e["leaf_encoding"] for e in document["entries"]} == {"keiko.leaf.v2"}
     assert authors[feedback.statement_id] == {
         "kind": "user",
         "id": "tutor-tom",

@@ -39,9 +39,7 @@ def upgrade() -> None:
         schema="chain",
     )
     op.get_bind().execute(
-        sa.update(records)
-        .where(records.c.signature == "")
-        .values(leaf_encoding="keiko.record.v1")
+        sa.update(records).where(records.c.signature == "").values(leaf_encoding="keiko.record.v1")
     )
 
 

@@ -253,6 +253,7 @@ def _record(entry: Entry, anchor_ref: AnchorRef, learner_name: str) -> AnchoredR
             leaf=parse_felt(a.leaf, "leaf"),
             leaf_index=a.leaf_index,
             proof=tuple(parse_felt(x, "proof") for x in a.proof),
+            leaf_encoding=a.leaf_encoding,
         ),
     )
 
