@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -81,6 +82,33 @@ async def test_learning_record_credential_verifies_against_the_chain(
     ledger.reader.reads = 0
     await check(credential, ledger, lists)
     assert ledger.reader.reads > 0  # roots come from the chain on every verification
+
+
+async def test_records_anchored_in_either_leaf_encoding_verify(ledger: Ledger) -> None:
+    """A credential of a record anchored before keiko.leaf.v2 and one anchored since: each
+    evidence names its record's encoding and each verifies in it. Evidence naming the
+    other encoding, or one the verifier does not know, fails that record alone (here
+    issued and signed so: the proofs are valid, the leaf is not)."""
+    [old] = ledger.anchor([(statement(ANA, 1), ANA, AuthorKind.SELF)], "keiko.leaf.v1")
+    [new] = ledger.anchor([(statement(ANA, 2), ANA, AuthorKind.SELF)], "keiko.leaf.v2")
+    credential = record_credential(ANA, ANA, [old, new])
+    assert [e["leafEncoding"] for e in credential["evidence"]] == [
+        "keiko.leaf.v1",
+        "keiko.leaf.v2",
+    ]
+    report = await check(credential, ledger)
+    assert report.ok, report.problems
+    assert [r.leaf_encoding for r in report.records] == ["keiko.leaf.v1", "keiko.leaf.v2"]
+    for encoding, reason in (
+        ("keiko.leaf.v2", "leaf does not match entry data"),
+        ("keiko.leaf.v7", "unknown leaf encoding"),
+    ):
+        assert old.anchor is not None
+        relabelled = replace(old, anchor=replace(old.anchor, leaf_encoding=encoding))
+        report = await check(record_credential(ANA, ANA, [relabelled, new]), ledger)
+        assert report.reasons == [CredentialFailure.RECORD_FAILED], report.problems
+        assert [r.status.value for r in report.records] == ["failed", "verified"]
+        assert report.records[0].reason == reason
 
 
 async def test_attested_record_issued_by_its_author(ledger: Ledger) -> None:

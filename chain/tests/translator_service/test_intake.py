@@ -11,7 +11,7 @@ import time
 
 import pytest
 from nacl.signing import SigningKey
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from chain.tests.translator_service.conftest import statement
 from chain.tests.translator_service.fakes import FakeAnchorChain
@@ -36,6 +36,7 @@ from chain.translator.storage import (
     TOPIC_INTERACTION_ANCHORED,
     ChainStore,
     outbox,
+    records,
 )
 from chain.translator.watcher import ChainWatcher
 from services.kit.auth import Principal
@@ -216,3 +217,36 @@ async def test_a_page_of_events_is_queued_together_and_a_bad_one_only_fails_itse
     await anchor(translator)
     anchored = await outbox_payloads(store, TOPIC_INTERACTION_ANCHORED)
     assert len(anchored) == 5 and len({p["record_id"] for p in anchored}) == 5
+
+
+async def test_a_statement_queued_as_keiko_leaf_v1_is_the_same_record_when_redelivered(
+    translator: ChainTranslator, store: ChainStore
+) -> None:
+    """New statements get keiko.leaf.v2 leaves; one queued before (a v1 leaf, as the
+    migration leaves it) and delivered again is recognised in its stored encoding, not
+    rejected as other leaf data; a v1 leaf of other data still is."""
+    intake = AnchorIntake(translator)
+    assert await intake.handle(recorded(1)) == "queued"
+    row = await store.get_record(Domain.LEARNING, str(statement(1)["id"]))
+    assert row is not None and row.leaf_encoding == "keiko.leaf.v2"
+    assert row.leaf == compute_leaf(
+        statement(1), bytes.fromhex(row.signature), bytes.fromhex(row.public_key)
+    )
+    v1 = compute_leaf(
+        statement(1), bytes.fromhex(row.signature), bytes.fromhex(row.public_key), "keiko.leaf.v1"
+    )
+    async with store.db.transaction() as s:
+        await s.execute(
+            update(records)
+            .where(records.c.record_id == row.record_id)
+            .values(leaf=hex(v1), leaf_encoding="keiko.leaf.v1")
+        )
+    assert await intake.handle(recorded(1)) == "queued"
+    await intake.handle_page([recorded(1)])
+    again = await store.get_record(Domain.LEARNING, row.record_id)
+    assert again is not None and (again.leaf, again.leaf_encoding) == (v1, "keiko.leaf.v1")
+    async with store.db.transaction() as s:
+        await s.execute(
+            update(records).where(records.c.record_id == row.record_id).values(leaf=hex(v1 ^ 1))
+        )
+    assert await intake.handle(recorded(1)) == "rejected"
