@@ -17,6 +17,7 @@ from chain.client.deployment import ANCHOR
 from chain.translator.authors import Author, AuthorKind
 from chain.translator.batching import Domain
 from chain.translator.felts import encode_short_string, parse_felt
+from chain.translator.leaves import LEAF_ENCODING_V1
 from chain.verify import AnchorProof, ExportEntry, PassportExport, build_entry
 from chain.verify.export import ChainRef
 from services.api.keiko.chain import v1 as chain_pb
@@ -259,7 +260,8 @@ def export_of(page: Page, generated_at: datetime, chain: ChainRef | None = None)
                 anchor,
                 _author(e),
                 legacy=e.author.legacy,
-                leaf_encoding=e.leaf_encoding,
+                # A passport service from before keiko.leaf.v2 does not say: all were v1.
+                leaf_encoding=e.leaf_encoding or LEAF_ENCODING_V1,
             )
         )
     return PassportExport(

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import strawberry
 
+from chain.translator.leaves import LEAF_ENCODING_V1
 from gateway.context import Info
 from gateway.errors import rpc
 from gateway.schema.learning.common import AnchorStatus, InteractionAnchor, InteractionType
@@ -121,7 +122,7 @@ class PassportEntry:
             anchor=InteractionAnchor.from_pb(e.anchor),
             proof_leaf=e.proof_leaf,
             proof=list(e.proof),
-            leaf_encoding=e.leaf_encoding,
+            leaf_encoding=e.leaf_encoding or LEAF_ENCODING_V1,
             author=EntryAuthor.from_pb(e.author),
             scope=scope,
         )
@@ -153,7 +154,7 @@ class PassportEntry:
             ),
             proof_leaf=e["proof_leaf"],
             proof=e["proof"],
-            leaf_encoding=e["leaf_encoding"],
+            leaf_encoding=e.get("leaf_encoding") or LEAF_ENCODING_V1,
             author=EntryAuthor(
                 kind=_AUTHOR_KINDS.get(author["kind"], AuthorKind.UNSPECIFIED),
                 id=author["id"],
