@@ -23,7 +23,6 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
-    Boolean,
     String,
     Table,
     any_,
@@ -123,12 +122,7 @@ def _index_rows(table: Table, prefix: str) -> Any:
     """INSERT ... SELECT FROM unnest(arrays): the rows of an index table, any number."""
     names = [c.name for c in table.columns]
     rows = (
-        func.unnest(
-            *(
-                bindparam(f"{prefix}{n}", type_=ARRAY(Boolean if n == "related" else String))
-                for n in names
-            )
-        )
+        func.unnest(*(bindparam(f"{prefix}{n}", type_=ARRAY(table.c[n].type)) for n in names))
         .table_valued(*names)
         .render_derived()
     )

@@ -23,7 +23,7 @@ from services.learning.statements.domain import (
     TOPIC_INTERACTION_ANCHORED,
     StatementRecord,
 )
-from services.learning.statements.storage import TextPage
+from services.learning.statements.pages import TextPage
 
 if TYPE_CHECKING:
     from services.learning.service import LearningService

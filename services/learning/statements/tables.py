@@ -5,6 +5,9 @@
   actor resolves to (NULL for external actors); `recorded_by` is the user whose
   credentials stored it (the authority). Interactions are statements with
   `interaction_type` set and their input kept in `interaction` (JSON).
+* `statement_agents`: agent index (actor/object agents, and those flagged `related`) for
+  the xAPI `agent` / `related_agents` filters, with the statement's `stored` so that a
+  page by agent reads only its newest rows.
 * `statement_activities`: activity index (object activity, and context/substatement
   activities flagged `related`) for the xAPI `activity` / `related_activities` filters.
 """
@@ -81,6 +84,8 @@ statements = Table(
     Index(None, "tutorial_session_id"),
     Index(None, "study_session_id"),
     Index(None, "object_id"),
+    # The StatementRef rule of the page queries: statements targeting others, by time.
+    Index(None, "object_type", "stored", "id"),
 )
 
 statement_activities = Table(
@@ -111,7 +116,9 @@ statement_agents = Table(
     # False: the actor or an Agent/Group object (or a member of such a Group); True: the
     # authority, instructor, team, context agents/groups, anything in a SubStatement.
     Column("related", Boolean, nullable=False),
-    Index(None, "agent_key"),
+    # The statement's `stored`: a page by agent is a range of this index, newest first.
+    ts_column("stored"),
+    Index(None, "agent_key", "stored", "statement_id"),
 )
 
 

@@ -55,13 +55,8 @@ from services.learning.statements.domain import (
     StoreExtras,
     may_read,
 )
-from services.learning.statements.storage import (
-    StatementFilter,
-    StatementRepository,
-    StoredAttachment,
-    TextPage,
-    statement_texts,
-)
+from services.learning.statements.pages import StatementFilter, TextPage, statement_texts
+from services.learning.statements.storage import StatementRepository, StoredAttachment
 from services.learning.statements.writes import (
     Incoming,
     StatementWriter,
