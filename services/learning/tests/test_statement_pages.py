@@ -10,18 +10,33 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import Column, MetaData, Table, event, insert
 
 from services.kit.db import Database
 from services.learning.common.storage import Cursor
 from services.learning.statements.pages import StatementFilter, page_query
-from services.learning.statements.storage import NewStatement, StatementRepository
+from services.learning.statements.storage import (
+    NewStatement,
+    StatementRepository,
+    statement_values,
+)
+from services.learning.statements.tables import statement_agents, statements
 from services.learning.tests.test_storage import row
 
 AGENT = "mailto:ana@example.org"
 OTHER = "mailto:bo@example.org"
 START = datetime(2026, 1, 1, tzinfo=UTC)
 PAGE_INDEX = "ix_statement_agents_agent_key_stored_statement_id"
+
+# The two tables as revision 047f2f6139b0 left them (before `stored` in the agent index).
+_BEFORE = {c.name for c in statements.columns}
+_old = MetaData(schema="learning")
+_statements_before = Table("statements", _old, *(Column(c.name, c.type) for c in statements.c))
+_agents_before = Table(
+    "statement_agents",
+    _old,
+    *(Column(c.name, c.type) for c in statement_agents.c if c.name != "stored"),
+)
 
 
 @pytest.fixture
@@ -133,3 +148,23 @@ async def test_a_page_reads_the_newest_rows_of_the_agent_index(
             f"SEARCH learning.statement_agents USING INDEX {PAGE_INDEX} (agent_key=?)"
         ], details
         assert not any(d.startswith("SCAN") and "statement_agents" in d for d in details)
+
+
+async def test_the_migration_backfills_stored_into_the_agent_index(database: Database) -> None:
+    from services.kit.migrations import service_migration_dirs, upgrade
+
+    migrations = service_migration_dirs()["learning"]
+    await upgrade(database, "learning", migrations, "047f2f6139b0")
+    record = row(sid(1), START + timedelta(seconds=7))
+    values = {k: v for k, v in statement_values(record).items() if k in _BEFORE}
+    async with database.transaction() as s:
+        await s.execute(insert(_statements_before), [values])
+        await s.execute(
+            insert(_agents_before), [{"statement_id": sid(1), "agent_key": AGENT, "related": False}]
+        )
+    await upgrade(database, "learning", migrations)
+    async with database.session() as s:
+        rows, _ = await StatementRepository(s).query_statements(
+            StatementFilter(agent_key=AGENT, follow_statement_refs=True), 10, None
+        )
+    assert [(r.id, r.stored) for r in rows] == [(sid(1), record.stored)]
