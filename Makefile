@@ -23,23 +23,15 @@ browser:
 
 # The independent verifiers (Node.js, npm registry) the interoperability tests run, each
 # pinned by its package-lock.json: Verifiable Credentials (vc-js) and passport exports'
-# leaves and Merkle proofs (leaf-js).
-VC_JS := tests/interop/vc-js
-VC_JS_STAMP := $(VC_JS)/node_modules/.installed
-LEAF_JS := tests/interop/leaf-js
-LEAF_JS_STAMP := $(LEAF_JS)/node_modules/.installed
+# leaves and Merkle proofs (leaf-js). Without npm, their tests skip with the reason.
+NODE_TOOLS := tests/interop/vc-js tests/interop/leaf-js
 
-$(VC_JS_STAMP): $(VC_JS)/package.json $(VC_JS)/package-lock.json
+tests/interop/%/node_modules/.installed: tests/interop/%/package.json tests/interop/%/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
-		cd $(VC_JS) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
-	else echo "npm not found: the independent credential verifier test will skip"; fi
+		cd tests/interop/$* && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm not found: the independent verifier test of tests/interop/$* will skip"; fi
 
-$(LEAF_JS_STAMP): $(LEAF_JS)/package.json $(LEAF_JS)/package-lock.json
-	@if command -v npm >/dev/null 2>&1; then \
-		cd $(LEAF_JS) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
-	else echo "npm not found: the independent passport export verifier test will skip"; fi
-
-interop: $(VC_JS_STAMP) $(LEAF_JS_STAMP)
+interop: $(NODE_TOOLS:%=%/node_modules/.installed)
 
 run: install
 	$(VENV)/bin/keiko serve
@@ -80,4 +72,4 @@ bench: install
 	$(PY) scripts/bench/grpc_unary.py
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache $(VC_JS)/node_modules $(LEAF_JS)/node_modules
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache $(NODE_TOOLS:%=%/node_modules)
